@@ -1,0 +1,36 @@
+# pullgate: make build | run | test | e2e | bench
+GO       ?= go
+BIN      := bin
+CACHEBIN := $(CURDIR)/.cache/bin
+# A distribution registry for tests: Debian's docker-registry when present,
+# otherwise distribution v3 built once into .cache/bin.
+REGISTRY_VERSION := v3.1.2
+
+.PHONY: build run test e2e bench tools vet clean
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/pullgate-hub ./hub/cmd/pullgate-hub
+
+run: build
+	$(BIN)/pullgate-hub serve
+
+tools:
+	@if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x $(CACHEBIN)/registry ]; then \
+		echo "building distribution registry $(REGISTRY_VERSION) into .cache/bin (once)"; \
+		GOBIN=$(CACHEBIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION); \
+	fi
+
+test: tools
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+e2e: tools build
+	$(GO) test -count=1 -timeout 40m -tags e2e ./e2e/...
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./hub/token/
+	$(GO) run ./e2e/bench
+
+clean:
+	rm -rf $(BIN)

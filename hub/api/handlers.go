@@ -1,0 +1,575 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/pullgate/pullgate/hub/credential"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
+	"github.com/pullgate/pullgate/hub/upstream"
+	"github.com/pullgate/pullgate/pkg/imageref"
+)
+
+// Token TTL bounds.
+const (
+	DefaultTokenTTL = 10 * time.Minute
+	MinTokenTTL     = time.Minute
+	MaxTokenTTL     = 24 * time.Hour
+)
+
+const nameRule = "must be 1 to 64 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+
+func checkName(field, v string) error {
+	if v == "" {
+		return badRequest("%s: required", field)
+	}
+	if !store.ValidName(v) {
+		return badRequest("%s %q: %s", field, v, nameRule)
+	}
+	return nil
+}
+
+var (
+	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+func checkUsername(u string) error {
+	if len(u) > 256 {
+		return badRequest("username: longer than 256 bytes")
+	}
+	if strings.IndexFunc(u, unicode.IsControl) >= 0 {
+		return badRequest("username: contains control characters")
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Workspaces
+
+func (s *server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
+	var req CreateWorkspaceRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name); err != nil {
+		return err
+	}
+	ws, err := s.d.Store.CreateWorkspace(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, workspaceView(ws))
+	return nil
+}
+
+func (s *server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
+	wss, err := s.d.Store.ListWorkspaces(r.Context())
+	if err != nil {
+		return err
+	}
+	out := WorkspaceList{Workspaces: make([]Workspace, 0, len(wss))}
+	for _, ws := range wss {
+		out.Workspaces = append(out.Workspaces, workspaceView(ws))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getWorkspace(w http.ResponseWriter, r *http.Request) error {
+	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, workspaceView(ws))
+	return nil
+}
+
+func (s *server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.Store.DeleteWorkspace(r.Context(), r.PathValue("ws")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Registry credentials
+
+func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
+	var req CreateRegistryRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Host) == "" {
+		return badRequest("host: required (e.g. ghcr.io or ghcr.io/org)")
+	}
+	if strings.Contains(req.Host, "@") {
+		// Not echoed: it may be user:password@host.
+		return badRequest("host: must not contain user info; give username and password separately")
+	}
+	prefix, err := imageref.ParsePrefix(req.Host)
+	if err != nil {
+		return badRequest("host: %v", err)
+	}
+	endpoint, err := parseEndpoint(req.Endpoint)
+	if err != nil {
+		return err
+	}
+	if req.Kind == "" {
+		req.Kind = credential.KindBasic
+	}
+	if err := checkUsername(req.Username); err != nil {
+		return err
+	}
+	secret := credential.Secret{Password: string(req.Password)}
+	if err := credential.Validate(req.Kind, req.Username, secret); err != nil {
+		return badRequest("%v", err)
+	}
+	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	c := store.Credential{
+		WorkspaceID: ws.ID,
+		Name:        req.Name,
+		Host:        prefix.String(),
+		Endpoint:    endpoint,
+		Kind:        req.Kind,
+		Username:    req.Username,
+		Insecure:    req.Insecure,
+		Enabled:     true,
+	}
+	sealed, err := credential.Seal(s.d.Sealer, c, secret)
+	if err != nil {
+		return err
+	}
+	c, err = s.d.Store.CreateCredential(r.Context(), ws.Name, c, sealed)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, registryView(c))
+	return nil
+}
+
+// parseEndpoint validates an optional credential endpoint and returns its
+// normal form ("" stays "").
+func parseEndpoint(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if strings.Contains(s, "@") {
+		// Not echoed: it may be user:password@host.
+		return "", badRequest("endpoint: must not contain user info; give username and password separately")
+	}
+	u, err := upstream.ParseEndpoint(s)
+	if err != nil {
+		return "", badRequest("%v", err)
+	}
+	return u.String(), nil
+}
+
+func (s *server) listRegistries(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.d.Store.ListCredentials(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	out := RegistryList{Registries: make([]Registry, 0, len(cs))}
+	for _, c := range cs {
+		out.Registries = append(out.Registries, registryView(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getRegistry(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.d.Store.GetCredential(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, registryView(c))
+	return nil
+}
+
+func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
+	var req UpdateRegistryRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil {
+		return badRequest("nothing to update: give username, password, endpoint or insecure")
+	}
+	u := store.CredentialUpdate{Username: req.Username, Insecure: req.Insecure}
+	if req.Endpoint != nil {
+		ep, err := parseEndpoint(*req.Endpoint)
+		if err != nil {
+			return err
+		}
+		u.Endpoint = &ep
+	}
+	wsName, name := r.PathValue("ws"), r.PathValue("name")
+	c, err := s.d.Store.GetCredential(r.Context(), wsName, name)
+	if err != nil {
+		return err
+	}
+	username := c.Username
+	if req.Username != nil {
+		if err := checkUsername(*req.Username); err != nil {
+			return err
+		}
+		username = *req.Username
+		if c.Kind == credential.KindBasic && username == "" {
+			return badRequest("username: kind basic needs a username")
+		}
+	}
+	if req.Password != nil {
+		secret := credential.Secret{Password: string(*req.Password)}
+		if err := credential.Validate(c.Kind, username, secret); err != nil {
+			return badRequest("%v", err)
+		}
+		if u.Secret, err = credential.Seal(s.d.Sealer, c, secret); err != nil {
+			return err
+		}
+	}
+	c, err = s.d.Store.UpdateCredential(r.Context(), wsName, name, u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, registryView(c))
+	return nil
+}
+
+func (s *server) setRegistryEnabled(w http.ResponseWriter, r *http.Request, enabled bool) error {
+	c, err := s.d.Store.UpdateCredential(r.Context(), r.PathValue("ws"), r.PathValue("name"), store.CredentialUpdate{Enabled: &enabled})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, registryView(c))
+	return nil
+}
+
+func (s *server) enableRegistry(w http.ResponseWriter, r *http.Request) error {
+	return s.setRegistryEnabled(w, r, true)
+}
+
+func (s *server) disableRegistry(w http.ResponseWriter, r *http.Request) error {
+	return s.setRegistryEnabled(w, r, false)
+}
+
+func (s *server) deleteRegistry(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.Store.DeleteCredential(r.Context(), r.PathValue("ws"), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) testRegistry(w http.ResponseWriter, r *http.Request) error {
+	var req TestRegistryRequest
+	if err := decode(w, r, &req, true); err != nil {
+		return err
+	}
+	if s.d.Check == nil {
+		return errorf(http.StatusNotImplemented, "registry test is not available on this hub")
+	}
+	c, err := s.d.Store.GetCredential(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	repo := ""
+	if req.Repository != "" {
+		p, err := imageref.ParsePrefix(c.Host)
+		if err != nil {
+			return fmt.Errorf("stored host of credential %q: %w", c.Name, err)
+		}
+		path := strings.TrimPrefix(req.Repository, p.Host+"/")
+		rr, err := imageref.ParseRepo(p.Host, path)
+		if err != nil {
+			return badRequest("repository: %v", err)
+		}
+		repo = rr.Path
+	}
+	sealed, err := s.d.Store.CredentialSecret(r.Context(), c.ID, c.Version)
+	if err != nil {
+		return fmt.Errorf("secret of credential %q: %w", c.Name, errInternal(err))
+	}
+	secret, err := credential.Open(s.d.Sealer, c, sealed)
+	if err != nil {
+		return err
+	}
+	res := s.d.Check(r.Context(), c, secret, repo)
+	// Defence in depth: whatever the upstream echoed, the secret does not
+	// go back out.
+	if secret.Password != "" {
+		res.Error = strings.ReplaceAll(res.Error, secret.Password, "REDACTED")
+		res.Upstream = strings.ReplaceAll(res.Upstream, secret.Password, "REDACTED")
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// errInternal strips the store sentinels from err so that a missing secret
+// version reads as the internal inconsistency it is, not as a 404.
+func errInternal(err error) error { return fmt.Errorf("%s", err.Error()) }
+
+// ---------------------------------------------------------------------------
+// Installs
+
+// parseRepos validates allow-list patterns and returns their canonical
+// forms, without duplicates, in the given order.
+func parseRepos(repos []string) ([]string, error) {
+	out := make([]string, 0, len(repos))
+	seen := map[string]bool{}
+	for i, s := range repos {
+		p, err := imageref.ParsePattern(s)
+		if err != nil {
+			return nil, badRequest("repos[%d]: %v", i, err)
+		}
+		if k := p.String(); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
+	var req CreateInstallRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name); err != nil {
+		return err
+	}
+	repos, err := parseRepos(req.Repos)
+	if err != nil {
+		return err
+	}
+	if req.Cluster != "" && !store.ValidName(req.Cluster) {
+		return badRequest("cluster %q: %s", req.Cluster, nameRule)
+	}
+	if req.Namespace != "" && !dnsLabel.MatchString(req.Namespace) {
+		return badRequest("namespace %q: not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)", req.Namespace)
+	}
+	if req.ServiceAccount != "" {
+		if len(req.ServiceAccount) > 253 || !dnsSubdomain.MatchString(req.ServiceAccount) {
+			return badRequest("service_account %q: not a Kubernetes service account name", req.ServiceAccount)
+		}
+		if req.Namespace == "" {
+			return badRequest("service_account: needs a namespace")
+		}
+	}
+	in, err := s.d.Store.CreateInstall(r.Context(), r.PathValue("ws"), store.Install{
+		Name:           req.Name,
+		Cluster:        req.Cluster,
+		Namespace:      req.Namespace,
+		ServiceAccount: req.ServiceAccount,
+		Repos:          repos,
+		Enabled:        true,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, installView(in))
+	return nil
+}
+
+func (s *server) listInstalls(w http.ResponseWriter, r *http.Request) error {
+	ins, err := s.d.Store.ListInstalls(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	out := InstallList{Installs: make([]Install, 0, len(ins))}
+	for _, in := range ins {
+		out.Installs = append(out.Installs, installView(in))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getInstall(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.d.Store.GetInstall(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, installView(in))
+	return nil
+}
+
+func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
+	var req UpdateInstallRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Repos == nil {
+		return badRequest("nothing to update: give repos (an empty list allows everything)")
+	}
+	repos, err := parseRepos(*req.Repos)
+	if err != nil {
+		return err
+	}
+	in, err := s.d.Store.UpdateInstall(r.Context(), r.PathValue("ws"), r.PathValue("name"), store.InstallUpdate{Repos: &repos})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, installView(in))
+	return nil
+}
+
+func (s *server) setInstallEnabled(w http.ResponseWriter, r *http.Request, enabled bool) error {
+	in, err := s.d.Store.UpdateInstall(r.Context(), r.PathValue("ws"), r.PathValue("name"), store.InstallUpdate{Enabled: &enabled})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, installView(in))
+	return nil
+}
+
+func (s *server) enableInstall(w http.ResponseWriter, r *http.Request) error {
+	return s.setInstallEnabled(w, r, true)
+}
+
+func (s *server) disableInstall(w http.ResponseWriter, r *http.Request) error {
+	return s.setInstallEnabled(w, r, false)
+}
+
+func (s *server) deleteInstall(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.Store.DeleteInstall(r.Context(), r.PathValue("ws"), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// parseTTL reads a token lifetime; empty means DefaultTokenTTL.
+func parseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultTokenTTL, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, badRequest("ttl %q: not a duration (e.g. 10m, 1h)", s)
+	}
+	if d < MinTokenTTL || d > MaxTokenTTL {
+		return 0, badRequest("ttl %q: must be between %v and %v", s, MinTokenTTL, MaxTokenTTL)
+	}
+	return d, nil
+}
+
+func (s *server) mintToken(w http.ResponseWriter, r *http.Request) error {
+	var req MintTokenRequest
+	if err := decode(w, r, &req, true); err != nil {
+		return err
+	}
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return err
+	}
+	if s.d.Keyring == nil {
+		return errorf(http.StatusNotImplemented, "install tokens are not available on this hub")
+	}
+	wsName := r.PathValue("ws")
+	in, err := s.d.Store.GetInstall(r.Context(), wsName, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if !in.Enabled {
+		return errorf(http.StatusConflict, "install %q in workspace %q is disabled: enable it before minting tokens", in.Name, wsName)
+	}
+	tok, claims, err := s.d.Keyring.Mint(token.Claims{
+		Install:    in.ID,
+		Workspace:  in.WorkspaceID,
+		Cluster:    in.Cluster,
+		Repos:      in.Repos,
+		Generation: in.Generation,
+	}, ttl)
+	if err != nil {
+		return err
+	}
+	if s.d.OnTokenMinted != nil {
+		s.d.OnTokenMinted()
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "install token minted",
+		slog.String("workspace", wsName), slog.String("install", in.Name),
+		slog.Int64("generation", in.Generation), slog.String("jti", claims.ID),
+		slog.Time("expires_at", claims.ExpiresAt()))
+	writeJSON(w, http.StatusCreated, Token{
+		Token:     tok,
+		ExpiresAt: claims.ExpiresAt().UTC(),
+		Install:   in.Name,
+		Workspace: wsName,
+	})
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Audit
+
+func (s *server) queryAudit(w http.ResponseWriter, r *http.Request) error {
+	q := store.AuditQuery{}
+	vals := r.URL.Query()
+	for k, v := range vals {
+		switch k {
+		case "workspace", "install", "since", "after", "limit":
+			if len(v) > 1 {
+				return badRequest("query parameter %q given %d times", k, len(v))
+			}
+		default:
+			return badRequest("unknown query parameter %q (want workspace, install, since, after, limit)", k)
+		}
+	}
+	q.Workspace = vals.Get("workspace")
+	q.Install = vals.Get("install")
+	if v := vals.Get("since"); v != "" {
+		t, err := parseSince(v, s.now())
+		if err != nil {
+			return err
+		}
+		q.Since = t
+	}
+	if v := vals.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("after %q: want an event id (a non-negative integer)", v)
+		}
+		q.AfterID = n
+	}
+	if v := vals.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxAuditLimit {
+			return badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
+		}
+		q.Limit = n
+	}
+	evs, err := s.d.Store.QueryAudit(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	out := AuditEvents{Events: make([]AuditEvent, 0, len(evs))}
+	for _, e := range evs {
+		out.Events = append(out.Events, auditView(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// parseSince accepts an RFC 3339 time or a positive duration back from now.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, badRequest("since %q: want an RFC 3339 time (2006-01-02T15:04:05Z) or a positive duration (1h, 30m)", v)
+}

@@ -1,0 +1,217 @@
+package api
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/store"
+)
+
+// This file holds every JSON type the API reads or writes. The CLI uses the
+// same types, so the wire format has one definition.
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Password is an upstream secret in a request body. It marshals as a plain
+// JSON string but never prints: %v, %s, %#v and slog all show REDACTED.
+type Password string
+
+// String hides the password.
+func (Password) String() string { return "REDACTED" }
+
+// GoString hides the password from %#v.
+func (Password) GoString() string { return "REDACTED" }
+
+// LogValue hides the password from slog.
+func (Password) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// CreateWorkspaceRequest is the body of POST /api/v1/workspaces.
+type CreateWorkspaceRequest struct {
+	Name string `json:"name"`
+}
+
+// Workspace is a workspace as the API shows it.
+type Workspace struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// WorkspaceList is the body of GET /api/v1/workspaces.
+type WorkspaceList struct {
+	Workspaces []Workspace `json:"workspaces"`
+}
+
+// CreateRegistryRequest is the body of POST .../registries.
+type CreateRegistryRequest struct {
+	Name     string   `json:"name"`
+	Host     string   `json:"host"`
+	Endpoint string   `json:"endpoint,omitempty"`
+	Kind     string   `json:"kind,omitempty"`
+	Username string   `json:"username,omitempty"`
+	Password Password `json:"password"`
+	Insecure bool     `json:"insecure,omitempty"`
+}
+
+// UpdateRegistryRequest is the body of PATCH .../registries/{name}. Absent
+// fields are left as they are; a password stores a new secret version.
+type UpdateRegistryRequest struct {
+	Username *string   `json:"username,omitempty"`
+	Endpoint *string   `json:"endpoint,omitempty"` // "" clears it
+	Password *Password `json:"password,omitempty"`
+	Insecure *bool     `json:"insecure,omitempty"`
+}
+
+// TestRegistryRequest is the (optional) body of POST .../registries/{name}/test.
+type TestRegistryRequest struct {
+	Repository string `json:"repository,omitempty"`
+}
+
+// Registry is a registry credential's metadata. It has no field for secret
+// material on purpose.
+type Registry struct {
+	Name      string    `json:"name"`
+	Host      string    `json:"host"`
+	Endpoint  string    `json:"endpoint"`
+	Kind      string    `json:"kind"`
+	Username  string    `json:"username"`
+	Insecure  bool      `json:"insecure"`
+	Enabled   bool      `json:"enabled"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RegistryList is the body of GET .../registries.
+type RegistryList struct {
+	Registries []Registry `json:"registries"`
+}
+
+// CreateInstallRequest is the body of POST .../installs.
+type CreateInstallRequest struct {
+	Name           string   `json:"name"`
+	Repos          []string `json:"repos,omitempty"`
+	Cluster        string   `json:"cluster,omitempty"`
+	Namespace      string   `json:"namespace,omitempty"`
+	ServiceAccount string   `json:"service_account,omitempty"`
+}
+
+// UpdateInstallRequest is the body of PATCH .../installs/{name}.
+type UpdateInstallRequest struct {
+	Repos *[]string `json:"repos,omitempty"`
+}
+
+// Install is an install as the API shows it.
+type Install struct {
+	Name           string    `json:"name"`
+	Cluster        string    `json:"cluster"`
+	Namespace      string    `json:"namespace"`
+	ServiceAccount string    `json:"service_account"`
+	Repos          []string  `json:"repos"` // empty: everything the workspace's registries reach
+	Enabled        bool      `json:"enabled"`
+	Generation     int64     `json:"generation"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// InstallList is the body of GET .../installs.
+type InstallList struct {
+	Installs []Install `json:"installs"`
+}
+
+// MintTokenRequest is the (optional) body of POST .../installs/{name}/tokens.
+type MintTokenRequest struct {
+	TTL string `json:"ttl,omitempty"` // Go duration, default 10m, 1m..24h
+}
+
+// Token is a freshly minted install token. It is valid against the hub
+// only, never against an upstream registry.
+type Token struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Install   string    `json:"install"`
+	Workspace string    `json:"workspace"`
+}
+
+// AuditEvent is one proxied request.
+type AuditEvent struct {
+	ID         int64     `json:"id"`
+	Time       time.Time `json:"time"`
+	Workspace  string    `json:"workspace"`
+	Install    string    `json:"install"`
+	Cluster    string    `json:"cluster"`
+	Node       string    `json:"node"`
+	ClientAddr string    `json:"client_addr"`
+	Upstream   string    `json:"upstream"`
+	Repository string    `json:"repository"`
+	Reference  string    `json:"reference"`
+	Kind       string    `json:"kind"`
+	Method     string    `json:"method"`
+	Bytes      int64     `json:"bytes"`
+	Status     int       `json:"status"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// AuditEvents is the body of GET /api/v1/audit.
+type AuditEvents struct {
+	Events []AuditEvent `json:"events"`
+}
+
+func workspaceView(w store.Workspace) Workspace {
+	return Workspace{Name: w.Name, CreatedAt: w.CreatedAt.UTC()}
+}
+
+func registryView(c store.Credential) Registry {
+	return Registry{
+		Name:      c.Name,
+		Host:      c.Host,
+		Endpoint:  c.Endpoint,
+		Kind:      c.Kind,
+		Username:  c.Username,
+		Insecure:  c.Insecure,
+		Enabled:   c.Enabled,
+		Version:   c.Version,
+		CreatedAt: c.CreatedAt.UTC(),
+		UpdatedAt: c.UpdatedAt.UTC(),
+	}
+}
+
+func installView(in store.Install) Install {
+	repos := in.Repos
+	if repos == nil {
+		repos = []string{}
+	}
+	return Install{
+		Name:           in.Name,
+		Cluster:        in.Cluster,
+		Namespace:      in.Namespace,
+		ServiceAccount: in.ServiceAccount,
+		Repos:          repos,
+		Enabled:        in.Enabled,
+		Generation:     in.Generation,
+		CreatedAt:      in.CreatedAt.UTC(),
+		UpdatedAt:      in.UpdatedAt.UTC(),
+	}
+}
+
+func auditView(e store.AuditEvent) AuditEvent {
+	return AuditEvent{
+		ID:         e.ID,
+		Time:       e.Time.UTC(),
+		Workspace:  e.Workspace,
+		Install:    e.Install,
+		Cluster:    e.Cluster,
+		Node:       e.Node,
+		ClientAddr: e.ClientAddr,
+		Upstream:   e.Upstream,
+		Repository: e.Repository,
+		Reference:  e.Reference,
+		Kind:       e.Kind,
+		Method:     e.Method,
+		Bytes:      e.Bytes,
+		Status:     e.Status,
+		DurationMS: e.Duration.Milliseconds(),
+	}
+}

@@ -1,0 +1,90 @@
+// Package audit writes the proxy's audit events to the store in batches, off
+// the request path: a pull waits for a channel send, not for a database
+// write. Close flushes everything still queued.
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/store"
+)
+
+// Writer batches audit events into the store.
+type Writer struct {
+	store    store.Store
+	log      *slog.Logger
+	onError  func()
+	events   chan store.AuditEvent
+	interval time.Duration
+	maxBatch int
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Option configures a Writer.
+type Option func(*Writer)
+
+// WithInterval sets how long events may wait before a batch is written.
+func WithInterval(d time.Duration) Option { return func(w *Writer) { w.interval = d } }
+
+// WithErrorHook is called once per batch that could not be written.
+func WithErrorHook(f func()) Option { return func(w *Writer) { w.onError = f } }
+
+// NewWriter starts a writer. Call Close to flush and stop it.
+func NewWriter(s store.Store, log *slog.Logger, opts ...Option) *Writer {
+	w := &Writer{store: s, log: log, onError: func() {}, events: make(chan store.AuditEvent, 8192),
+		interval: 100 * time.Millisecond, maxBatch: 512, done: make(chan struct{})}
+	for _, o := range opts {
+		o(w)
+	}
+	go w.run()
+	return w
+}
+
+// Record queues an event. When the queue is full it waits (backpressure)
+// rather than drop an event.
+func (w *Writer) Record(e store.AuditEvent) { w.events <- e }
+
+// Close writes what is queued and stops the writer. Record must not be
+// called after Close.
+func (w *Writer) Close() {
+	w.once.Do(func() { close(w.events) })
+	<-w.done
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.interval)
+	defer tick.Stop()
+	batch := make([]store.AuditEvent, 0, w.maxBatch)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.store.AppendAudit(ctx, batch); err != nil {
+			w.onError()
+			w.log.Error("write audit events", "events", len(batch), "err", err)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case e, ok := <-w.events:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, e)
+			if len(batch) >= w.maxBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}

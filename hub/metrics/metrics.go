@@ -1,0 +1,89 @@
+// Package metrics holds the hub's Prometheus collectors on a registry of
+// their own (no global state), and the HTTP middleware that counts requests.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Hub is every metric the hub exports.
+type Hub struct {
+	Registry       *prometheus.Registry
+	Requests       *prometheus.CounterVec   // route, method, code
+	Latency        *prometheus.HistogramVec // route, method
+	BytesProxied   *prometheus.CounterVec   // upstream, kind
+	UpstreamErrors *prometheus.CounterVec   // upstream, reason
+	TokensMinted   prometheus.Counter
+	TokensRefused  *prometheus.CounterVec // reason
+	AuditDropped   prometheus.Counter
+}
+
+// New registers the hub's collectors, plus Go runtime and process ones.
+func New() *Hub {
+	h := &Hub{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pullgate_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pullgate_http_request_duration_seconds", Help: "Time to the end of the response, by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"route", "method"}),
+		BytesProxied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pullgate_proxy_bytes_total", Help: "Response body bytes sent to clients by the pull proxy.",
+		}, []string{"upstream", "kind"}),
+		UpstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pullgate_upstream_errors_total", Help: "Failed or refused upstream requests, by upstream and reason.",
+		}, []string{"upstream", "reason"}),
+		TokensMinted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pullgate_tokens_minted_total", Help: "Install tokens minted.",
+		}),
+		TokensRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pullgate_tokens_refused_total", Help: "Install tokens refused by the proxy, by reason.",
+		}, []string{"reason"}),
+		AuditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pullgate_audit_write_errors_total", Help: "Audit batches that could not be written.",
+		}),
+	}
+	h.Registry.MustRegister(h.Requests, h.Latency, h.BytesProxied, h.UpstreamErrors, h.TokensMinted, h.TokensRefused, h.AuditDropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return h
+}
+
+// Handler serves /metrics.
+func (h *Hub) Handler() http.Handler {
+	return promhttp.HandlerFor(h.Registry, promhttp.HandlerOpts{Registry: h.Registry})
+}
+
+// Instrument counts requests of a route and observes their latency.
+func (h *Hub) Instrument(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		h.Requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+		h.Latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

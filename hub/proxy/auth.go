@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
+)
+
+// tokenPath is the hub's registry token endpoint (Docker token auth): the
+// realm of the Bearer challenge the proxy sends.
+const tokenPath = "/auth/token"
+
+// maxTokenForm bounds an OAuth2 POST to the token endpoint.
+const maxTokenForm = 16 << 10
+
+// credentials extracts the install token from Basic (password = install
+// token, any username) or Bearer authorization.
+func credentials(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(tok), true
+	}
+	if b, ok := strings.CutPrefix(h, "Basic "); ok {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b))
+		if err != nil {
+			return "", false
+		}
+		_, pass, ok := strings.Cut(string(raw), ":")
+		return pass, ok
+	}
+	return "", false
+}
+
+// authorize checks an install token completely: signature, expiry, and the
+// live state of its install. The live state is read from the store on every
+// request, so a revoke is effective for the very next request on every hub
+// replica sharing the store.
+func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.Install, *apiError) {
+	if tok == "" {
+		return token.Claims{}, store.Install{}, errUnauthorized("", "authentication required: use an install token as the password (Basic) or fetch a Bearer token from "+tokenPath)
+	}
+	claims, err := p.keys.Verify(tok)
+	if err != nil {
+		reason := "malformed"
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			reason = "expired"
+		case errors.Is(err, token.ErrUnknownKey):
+			reason = "unknown_key"
+		case errors.Is(err, token.ErrSignature):
+			reason = "signature"
+		}
+		return token.Claims{}, store.Install{}, errUnauthorized(reason, err.Error())
+	}
+	inst, err := p.store.InstallByID(ctx, claims.Install)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return claims, inst, errUnauthorized("revoked", "install token revoked: the install was deleted")
+	case err != nil:
+		p.log.Error("read install state", "install", claims.Install, "err", err)
+		return claims, inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "install state unavailable")
+	case inst.WorkspaceID != claims.Workspace:
+		return claims, inst, errUnauthorized("revoked", "install token does not match its install")
+	case !inst.Enabled:
+		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" is disabled")
+	case inst.Generation != claims.Generation:
+		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued")
+	}
+	return claims, inst, nil
+}
+
+// tokenResponse is the Docker token auth response. The token handed out is
+// the install token itself: it already is short-lived, signed and checked
+// against live state on every request.
+type tokenResponse struct {
+	Token       string `json:"token"`
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+	IssuedAt    string `json:"issued_at"`
+}
+
+// serveToken answers GET with Basic auth (docker, containers-image, crane)
+// and the OAuth2 password grant POST (containerd).
+func (p *Proxy) serveToken(w http.ResponseWriter, r *http.Request) {
+	var tok string
+	switch r.Method {
+	case http.MethodGet:
+		tok, _ = credentials(r)
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
+		if err := r.ParseForm(); err != nil {
+			writeError(w, r, errCode(http.StatusBadRequest, "UNSUPPORTED", "token request: form: "+err.Error()))
+			return
+		}
+		switch gt := r.PostForm.Get("grant_type"); gt {
+		case "password":
+			tok = r.PostForm.Get("password")
+		default:
+			writeError(w, r, errCode(http.StatusBadRequest, "UNSUPPORTED", fmt.Sprintf("token request: grant_type %q not supported: use password with the install token", gt)))
+			return
+		}
+	default:
+		writeError(w, r, errCode(http.StatusMethodNotAllowed, "UNSUPPORTED", "token endpoint takes GET or POST"))
+		return
+	}
+	claims, _, aerr := p.authorize(r.Context(), tok)
+	if aerr != nil {
+		p.refused(aerr)
+		p.challenge(w, r, "")
+		writeError(w, r, aerr)
+		return
+	}
+	now := p.now()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(tokenResponse{
+		Token: tok, AccessToken: tok,
+		ExpiresIn: int64(claims.ExpiresAt().Sub(now) / time.Second),
+		IssuedAt:  now.UTC().Format(time.RFC3339),
+	})
+}
+
+// challenge sets the Bearer challenge pointing at the hub's token endpoint.
+func (p *Proxy) challenge(w http.ResponseWriter, r *http.Request, scope string) {
+	c := fmt.Sprintf(`Bearer realm="%s%s",service="%s"`, p.baseURL(r), tokenPath, p.service)
+	if scope != "" {
+		c += fmt.Sprintf(`,scope="%s"`, scope)
+	}
+	w.Header().Set("WWW-Authenticate", c)
+}
+
+// baseURL is the hub's URL as clients reach it.
+func (p *Proxy) baseURL(r *http.Request) string {
+	if p.publicURL != "" {
+		return p.publicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (p *Proxy) refused(e *apiError) {
+	if e.reason != "" && p.metrics != nil {
+		p.metrics.TokensRefused.WithLabelValues(e.reason).Inc()
+	}
+}

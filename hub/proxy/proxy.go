@@ -1,0 +1,595 @@
+// Package proxy is the hub's authenticating pull proxy: the pull side of the
+// OCI distribution API, in path-prefix and containerd-mirror form. Clients
+// present install tokens; the proxy checks them against live state, picks
+// the workspace's credential for the upstream, and streams the upstream's
+// answer back without ever letting upstream credentials, challenges or
+// redirects reach the client.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/pullgate/pullgate/hub/credential"
+	"github.com/pullgate/pullgate/hub/metrics"
+	"github.com/pullgate/pullgate/hub/secrets"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
+	"github.com/pullgate/pullgate/hub/upstream"
+	"github.com/pullgate/pullgate/pkg/imageref"
+)
+
+// maxRedirects bounds the upstream redirects followed for one request.
+const maxRedirects = 5
+
+// copyBufSize is the streaming buffer: large enough for loopback-speed
+// blob copies, pooled so 100 concurrent pulls cost 100 buffers at most.
+const copyBufSize = 256 << 10
+
+// Recorder receives one audit event per proxied request.
+type Recorder interface{ Record(store.AuditEvent) }
+
+// Proxy serves the pull API. Create it with New.
+type Proxy struct {
+	store     store.Store
+	sealer    *secrets.Sealer
+	keys      *token.Keyring
+	pool      *upstream.Pool
+	audit     Recorder
+	metrics   *metrics.Hub
+	log       *slog.Logger
+	publicURL string
+	service   string
+	now       func() time.Time
+
+	cdnPublic *http.Client // redirect targets of public upstreams: public addresses only
+	cdnAny    *http.Client // redirect targets of loopback/private upstreams
+	bufs      sync.Pool
+
+	wsMu    sync.RWMutex
+	wsNames map[string]string
+}
+
+// Option configures a Proxy.
+type Option func(*Proxy)
+
+// WithPublicURL sets the hub URL advertised in auth challenges (default:
+// derived from each request's Host).
+func WithPublicURL(u string) Option {
+	return func(p *Proxy) { p.publicURL = strings.TrimSuffix(u, "/") }
+}
+
+// WithMetrics records request, byte, upstream and token metrics.
+func WithMetrics(m *metrics.Hub) Option { return func(p *Proxy) { p.metrics = m } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(p *Proxy) { p.log = l } }
+
+// WithPool sets the upstream connection pool.
+func WithPool(pool *upstream.Pool) Option { return func(p *Proxy) { p.pool = pool } }
+
+// WithClock replaces time.Now.
+func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
+
+// New returns a proxy over the hub's store, secrets and signing keys.
+func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, opts ...Option) *Proxy {
+	p := &Proxy{store: s, sealer: sealer, keys: keys, audit: audit, service: "pullgate",
+		log: slog.Default(), now: time.Now, wsNames: map[string]string{}}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.pool == nil {
+		p.pool = upstream.NewPool()
+	}
+	p.cdnPublic = cdnClient(true)
+	p.cdnAny = cdnClient(false)
+	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	return p
+}
+
+// Owns reports whether a request is for the proxy: /v2/... or the token
+// endpoint. Servers route on this rather than through http.ServeMux, which
+// would answer "/v2/a/../b" with a redirect to a cleaned path instead of
+// letting the proxy refuse it.
+func Owns(r *http.Request) bool {
+	return r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == tokenPath
+}
+
+// Handler serves every request Owns.
+func (p *Proxy) Handler() http.Handler {
+	token := http.HandlerFunc(p.serveToken)
+	var tokenH http.Handler = token
+	if p.metrics != nil {
+		tokenH = p.metrics.Instrument("token", token)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == tokenPath:
+			tokenH.ServeHTTP(w, r)
+		case r.URL.Path == "/v2":
+			http.Redirect(w, r, "/v2/", http.StatusMovedPermanently)
+		default:
+			p.ServeHTTP(w, r)
+		}
+	})
+}
+
+// ServeHTTP serves one pull-API request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	rt, aerr := parseRoute(r)
+	label := "proxy_" + rt.kind
+	if aerr != nil {
+		label = "proxy_invalid"
+	}
+	defer func() {
+		if p.metrics != nil {
+			p.metrics.Requests.WithLabelValues(label, r.Method, fmt.Sprint(cw.status)).Inc()
+			p.metrics.Latency.WithLabelValues(label, r.Method).Observe(p.now().Sub(start).Seconds())
+		}
+	}()
+	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(cw, r, errCode(http.StatusMethodNotAllowed, "UNSUPPORTED", "pullgate is a pull-only proxy: "+r.Method+" not allowed"))
+		return
+	}
+	if aerr != nil {
+		writeError(cw, r, aerr)
+		return
+	}
+	tok, _ := credentials(r)
+	claims, inst, aerr := p.authorize(r.Context(), tok)
+	if aerr != nil {
+		p.refused(aerr)
+		if aerr.challenge {
+			scope := ""
+			if rt.kind != kindBase {
+				scope = "repository:" + rt.name + ":pull"
+			}
+			p.challenge(cw, r, scope)
+		}
+		writeError(cw, r, aerr)
+		return
+	}
+	if rt.kind == kindBase {
+		cw.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(cw, "{}")
+		return
+	}
+
+	ev := store.AuditEvent{
+		Time: start.UTC(), Workspace: p.workspaceName(r.Context(), inst.WorkspaceID), Install: inst.Name,
+		Cluster: claims.Cluster, Node: claims.Node, ClientAddr: clientAddr(r), Upstream: rt.repo.Host,
+		Repository: rt.repo.Path, Reference: rt.ref, Kind: rt.auditKind(), Method: r.Method,
+	}
+	if aerr := p.serve(cw, r, rt, inst); aerr != nil {
+		if p.metrics != nil && aerr.reason != "" {
+			p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
+		}
+		writeError(cw, r, aerr)
+	}
+	ev.Status, ev.Bytes, ev.Duration = cw.status, cw.bytes, p.now().Sub(start)
+	if p.metrics != nil && cw.bytes > 0 {
+		p.metrics.BytesProxied.WithLabelValues(rt.repo.Host, ev.Kind).Add(float64(cw.bytes))
+	}
+	if p.audit != nil {
+		p.audit.Record(ev)
+	}
+}
+
+// serve authorises the repository for the install, then forwards. It
+// returns an error only when nothing has been written yet.
+func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.Install) *apiError {
+	if !allowed(inst.Repos, rt.repo) {
+		return errDenied("repository " + rt.repo.String() + " is not in the allow-list of install " + inst.Name)
+	}
+	cred, aerr := p.pickCredential(r.Context(), inst.WorkspaceID, rt.repo)
+	if aerr != nil {
+		return aerr
+	}
+	target := upstream.Target{Credential: cred, Repo: rt.repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
+		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := credential.Open(p.sealer, cred, sealed)
+		if err != nil {
+			return nil, err
+		}
+		return credential.Authenticator(cred, sec), nil
+	}}
+	conn, err := p.pool.Conn(r.Context(), target)
+	if err != nil {
+		return p.dialError(rt, cred, err)
+	}
+	resp, err := p.fetch(r, rt, conn)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
+		}
+		p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", err)
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed: " + shortErr(err), reason: "transport"}
+	}
+	defer resp.Body.Close()
+	if aerr := upstreamStatus(resp, rt, cred); aerr != nil {
+		if resp.StatusCode == http.StatusUnauthorized {
+			p.pool.Forget(target)
+		}
+		return aerr
+	}
+	p.copyResponse(w, r, rt, resp)
+	return nil
+}
+
+// allowed applies an install's allow-list; an empty list allows everything
+// the workspace's credentials reach.
+func allowed(patterns []string, repo imageref.Repo) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, s := range patterns {
+		if pat, err := imageref.ParsePattern(s); err == nil && pat.Match(repo) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickCredential chooses the workspace credential with the longest prefix
+// matching repo. If that one is disabled, the request is refused: a shorter
+// prefix is not a fallback the operator asked for.
+func (p *Proxy) pickCredential(ctx context.Context, workspaceID string, repo imageref.Repo) (store.Credential, *apiError) {
+	creds, err := p.store.CredentialsByWorkspaceID(ctx, workspaceID)
+	if err != nil {
+		p.log.Error("read credentials", "workspace", workspaceID, "err", err)
+		return store.Credential{}, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "credential state unavailable")
+	}
+	best, bestLen, found := store.Credential{}, -1, false
+	for _, c := range creds {
+		prefix, err := imageref.ParsePrefix(c.Host)
+		if err != nil {
+			continue
+		}
+		n, ok := prefix.Match(repo)
+		if !ok || n < bestLen || (n == bestLen && (best.Enabled || !c.Enabled)) {
+			continue
+		}
+		best, bestLen, found = c, n, true
+	}
+	if !found {
+		return best, errDenied("no registry credential in this workspace covers " + repo.String())
+	}
+	if !best.Enabled {
+		return best, errDenied("registry credential " + best.Name + " for " + repo.String() + " is disabled")
+	}
+	return best, nil
+}
+
+func (p *Proxy) dialError(rt route, cred store.Credential, err error) *apiError {
+	var terr *transport.Error
+	switch {
+	case errors.Is(err, upstream.ErrForeignRealm):
+		p.log.Warn("refused upstream realm", "upstream", rt.repo.Host, "credential", cred.Name, "err", err)
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "foreign_realm",
+			message: "upstream " + rt.repo.Host + " asked for credentials at a realm outside its own domain; refused"}
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
+		return &apiError{status: http.StatusForbidden, code: "DENIED", reason: "credential_refused",
+			message: fmt.Sprintf("upstream %s refused registry credential %s (%d) for %s", rt.repo.Host, cred.Name, terr.StatusCode, rt.repo.Path)}
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusTooManyRequests:
+		return &apiError{status: http.StatusTooManyRequests, code: "TOOMANYREQUESTS", reason: "rate_limited",
+			message: "upstream " + rt.repo.Host + " rate-limited the token exchange"}
+	}
+	p.log.Warn("connect upstream", "upstream", rt.repo.Host, "credential", cred.Name, "err", err)
+	return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "connect",
+		message: "upstream " + rt.repo.Host + " unreachable: " + shortErr(err)}
+}
+
+// forwardHeaders are the request headers passed to the upstream.
+var forwardHeaders = []string{"Accept", "Range", "If-Range", "If-None-Match", "If-Modified-Since"}
+
+// fetch sends the request upstream and follows redirects itself: to the
+// upstream host with the upstream transport, anywhere else (a blob CDN)
+// with a client that carries no credentials.
+func (p *Proxy) fetch(r *http.Request, rt route, conn *upstream.Conn) (*http.Response, error) {
+	u := conn.Base + rt.upstreamPath()
+	if q := upstreamQuery(r.URL.Query(), rt.kind); q != "" {
+		u += "?" + q
+	}
+	client := &http.Client{Transport: conn.Transport, CheckRedirect: noRedirect}
+	for hop := 0; ; hop++ {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range forwardHeaders {
+			// All values: clients send one Accept header per media type, and
+			// an upstream that sees only the first may down-convert.
+			for _, v := range r.Header.Values(h) {
+				req.Header.Add(h, v)
+			}
+		}
+		req.Header.Set("User-Agent", "pullgate")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if !isRedirect(resp.StatusCode) {
+			return resp, nil
+		}
+		loc := resp.Header.Get("Location")
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if hop == maxRedirects || loc == "" {
+			return nil, fmt.Errorf("upstream redirected more than %d times or without a location", maxRedirects)
+		}
+		next, err := req.URL.Parse(loc)
+		if err != nil {
+			return nil, fmt.Errorf("upstream redirect: bad location")
+		}
+		if next.Scheme != "https" && !(next.Scheme == "http" && strings.HasPrefix(conn.Base, "http:")) {
+			return nil, fmt.Errorf("upstream redirect to a %q URL refused", next.Scheme)
+		}
+		u = next.String()
+		if !strings.EqualFold(next.Host, conn.Addr) {
+			client = p.cdnPublic
+			if privateHost(conn.Addr) {
+				client = p.cdnAny
+			}
+		}
+	}
+}
+
+func upstreamQuery(q url.Values, kind string) string {
+	out := url.Values{}
+	keys := map[string][]string{kindTags: {"n", "last"}, kindReferrers: {"artifactType"}}[kind]
+	for _, k := range keys {
+		if v := q.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	return out.Encode()
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// upstreamStatus maps an upstream failure to the client's error. Upstream
+// error texts are not passed on: an upstream may echo what it was sent.
+func upstreamStatus(resp *http.Response, rt route, cred store.Credential) *apiError {
+	switch code := resp.StatusCode; {
+	case code == http.StatusOK || code == http.StatusPartialContent || code == http.StatusNotModified:
+		return nil
+	case code == http.StatusNotFound:
+		what := map[string]string{kindManifests: "MANIFEST_UNKNOWN", kindBlobs: "BLOB_UNKNOWN"}[rt.kind]
+		if what == "" {
+			what = "NAME_UNKNOWN"
+		}
+		return errCode(http.StatusNotFound, what, fmt.Sprintf("upstream %s has no %s %s", rt.repo.Host, rt.auditKind(), describe(rt)))
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return &apiError{status: http.StatusForbidden, code: "DENIED", reason: "credential_refused",
+			message: fmt.Sprintf("upstream %s denied registry credential %s access to %s (%d): the repository may not exist or the credential lacks pull access", rt.repo.Host, cred.Name, rt.repo.Path, code)}
+	case code == http.StatusTooManyRequests:
+		e := &apiError{status: http.StatusTooManyRequests, code: "TOOMANYREQUESTS", reason: "rate_limited",
+			message: "upstream " + rt.repo.Host + " rate limit reached"}
+		if ra := resp.Header.Get("Retry-After"); ra != "" && len(ra) < 64 && !strings.ContainsAny(ra, "\r\n") {
+			e.retryAfter = ra
+		}
+		return e
+	case code == http.StatusRequestedRangeNotSatisfiable:
+		return errCode(code, "RANGE_INVALID", "requested range not satisfiable")
+	case code >= 500:
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_5xx",
+			message: fmt.Sprintf("upstream %s failed with %d", rt.repo.Host, code)}
+	default:
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
+			message: fmt.Sprintf("upstream %s answered %d", rt.repo.Host, code)}
+	}
+}
+
+func describe(rt route) string {
+	if rt.kind == kindTags {
+		return "list for " + rt.repo.Path
+	}
+	return rt.repo.Path + "@" + rt.ref
+}
+
+// responseHeaders are passed from upstream to client. Never Location,
+// WWW-Authenticate or Set-Cookie.
+var responseHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges",
+	"Docker-Content-Digest", "Etag", "Last-Modified", "Oci-Filters-Applied"}
+
+func (p *Proxy) copyResponse(w *countingWriter, r *http.Request, rt route, resp *http.Response) {
+	h := w.Header()
+	for _, k := range responseHeaders {
+		if v := resp.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	if rt.kind == kindBlobs && h.Get("Docker-Content-Digest") == "" {
+		h.Set("Docker-Content-Digest", rt.ref)
+	}
+	if link := resp.Header.Get("Link"); link != "" {
+		if l, ok := rewriteLink(link, rt); ok {
+			h.Set("Link", l)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return
+	}
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	if _, err := io.CopyBuffer(onlyWriter{w}, resp.Body, *bp); err != nil && r.Context().Err() == nil {
+		p.log.Warn("stream from upstream interrupted", "upstream", rt.repo.Host, "repository", rt.repo.Path, "ref", rt.ref, "err", err)
+	}
+}
+
+// rewriteLink turns an upstream pagination Link into the same form the
+// client used, so the next page comes through the hub too.
+func rewriteLink(link string, rt route) (string, bool) {
+	start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
+	if start < 0 || end < start {
+		return "", false
+	}
+	u, err := url.Parse(link[start+1 : end])
+	if err != nil {
+		return "", false
+	}
+	q := upstreamQuery(u.Query(), rt.kind)
+	var path string
+	suffix := "/tags/list"
+	if rt.kind == kindReferrers {
+		suffix = "/referrers/" + rt.ref
+	}
+	if rt.mirror {
+		path = "/v2/" + rt.repo.Path + suffix
+		qs := u.Query()
+		out := url.Values{}
+		for k := range qs {
+			if k == "n" || k == "last" || k == "artifactType" {
+				out.Set(k, qs.Get(k))
+			}
+		}
+		out.Set("ns", rt.repo.Host)
+		q = out.Encode()
+	} else {
+		path = "/v2/" + rt.repo.Host + "/" + rt.repo.Path + suffix
+	}
+	if q != "" {
+		path += "?" + q
+	}
+	return "<" + path + ">" + link[end+1:], true
+}
+
+// workspaceName resolves a workspace id for the audit trail. Names never
+// change, so they are cached.
+func (p *Proxy) workspaceName(ctx context.Context, id string) string {
+	p.wsMu.RLock()
+	n, ok := p.wsNames[id]
+	p.wsMu.RUnlock()
+	if ok {
+		return n
+	}
+	wss, err := p.store.ListWorkspaces(ctx)
+	if err != nil {
+		return id
+	}
+	p.wsMu.Lock()
+	defer p.wsMu.Unlock()
+	for _, ws := range wss {
+		p.wsNames[ws.ID] = ws.Name
+	}
+	if n, ok := p.wsNames[id]; ok {
+		return n
+	}
+	return id
+}
+
+func clientAddr(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
+}
+
+// shortErr keeps the last part of a transport error: enough to tell
+// "connection refused" from "certificate" without echoing URLs with query
+// strings (CDN signatures) back to clients.
+func shortErr(err error) string {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+func privateHost(addr string) bool {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && !publicIP(ip)
+}
+
+func publicIP(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast())
+}
+
+// cdnClient follows blob redirects without credentials. For public
+// upstreams it refuses to dial anything but public addresses, so an
+// upstream cannot redirect the hub into its own network.
+func cdnClient(publicOnly bool) *http.Client {
+	t := upstream.NewTransport()
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	if publicOnly {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || !publicIP(ip) {
+				return fmt.Errorf("redirect target %s is not a public address", host)
+			}
+			return nil
+		}
+	}
+	t.DialContext = d.DialContext
+	return &http.Client{Transport: t, CheckRedirect: noRedirect}
+}
+
+// countingWriter records status and body bytes for audit and metrics.
+type countingWriter struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// onlyWriter hides ReadFrom so io.CopyBuffer uses the pooled buffer.
+type onlyWriter struct{ io.Writer }

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Command is `pullgate-hub serve`.
+func Command() *cobra.Command {
+	var cfg Config
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub: pull proxy, REST API, token service and embedded NATS",
+		Long: `Run the hub with embedded defaults: a SQLite store, a master key and an admin
+token created in the data dir on first start, an embedded NATS server with
+JetStream, and HTTP on 127.0.0.1:5080.
+
+Environment: PULLGATE_MASTER_KEY (hex, instead of <data>/master.key),
+PULLGATE_DATABASE (postgres://... instead of SQLite).`,
+		Example: `  pullgate-hub serve
+  pullgate-hub serve --data /var/lib/pullgate --listen 0.0.0.0:443 --tls-cert hub.crt --tls-key hub.key --public-url https://hub.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			if cfg.MasterKey == "" {
+				cfg.MasterKey = os.Getenv("PULLGATE_MASTER_KEY")
+			}
+			if cfg.Database == "" {
+				cfg.Database = os.Getenv("PULLGATE_DATABASE")
+			}
+			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
+				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS store")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:5080", "HTTP(S) listen address")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the hub at, for auth challenges (default: from each request)")
+	f.StringVar(&cfg.Database, "database", "", "SQLite file path or postgres:// URL (default: <data>/pullgate.db)")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", `embedded NATS listen address ("" to disable)`)
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

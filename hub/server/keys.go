@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/secrets"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
+)
+
+func signingKeyAAD(kid string) []byte { return []byte("pullgate signing key\x00" + kid) }
+
+// loadKeyring loads every signing key from the store into a keyring, the
+// newest signing, and creates the first key on a fresh hub.
+func loadKeyring(ctx context.Context, s store.Store, sealer *secrets.Sealer) (*token.Keyring, error) {
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	if len(keys) == 0 {
+		k, err := token.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := sealer.Seal(k.Private, signingKeyAAD(k.KID))
+		if err != nil {
+			return nil, fmt.Errorf("seal signing key: %w", err)
+		}
+		sk := store.SigningKey{KID: k.KID, Public: k.Private.Public().(ed25519.PublicKey), Private: sealed, CreatedAt: time.Now().UTC()}
+		if err := s.AddSigningKey(ctx, sk); err != nil {
+			return nil, fmt.Errorf("store signing key: %w", err)
+		}
+		keys = []store.SigningKey{sk}
+	}
+	ring := token.NewKeyring()
+	for i, sk := range keys {
+		priv, err := sealer.Open(sk.Private, signingKeyAAD(sk.KID))
+		if err != nil {
+			return nil, fmt.Errorf("open signing key %s (is this the master key the hub was set up with?): %w", sk.KID, err)
+		}
+		ring.Add(token.Key{KID: sk.KID, Private: ed25519.PrivateKey(priv)}, i == len(keys)-1)
+	}
+	return ring, nil
+}
+
+// loadOrCreateAdminToken reads the admin token file, creating one (0600) on
+// the first start.
+func loadOrCreateAdminToken(path string) (string, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return "", false, err
+		}
+		tok := "pga_" + hex.EncodeToString(raw)
+		if err := secrets.WriteFileExclusive(path, []byte(tok+"\n")); err != nil {
+			return "", false, fmt.Errorf("write admin token: %w", err)
+		}
+		return tok, true, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read admin token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", false, fmt.Errorf("admin token %s: shorter than 16 characters", path)
+	}
+	return tok, false, nil
+}

@@ -1,0 +1,207 @@
+// Package server runs the hub: store, secrets, signing keys, the REST API,
+// the pull proxy, the audit writer and the embedded NATS control plane, in
+// one process with embedded defaults.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/pullgate/pullgate/hub/api"
+	"github.com/pullgate/pullgate/hub/audit"
+	"github.com/pullgate/pullgate/hub/credential"
+	"github.com/pullgate/pullgate/hub/metrics"
+	"github.com/pullgate/pullgate/hub/proxy"
+	"github.com/pullgate/pullgate/hub/secrets"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/upstream"
+)
+
+// Config is everything `pullgate-hub serve` takes.
+type Config struct {
+	DataDir    string
+	Listen     string
+	TLSCert    string
+	TLSKey     string
+	PublicURL  string
+	Database   string // "" = SQLite in DataDir; postgres://... for PostgreSQL
+	MasterKey  string // hex; "" = <data>/master.key
+	NATSListen string // "" disables the embedded NATS server
+	Logger     *slog.Logger
+	// Ready, when set, receives the bound HTTP address once serving.
+	Ready func(addr string)
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: in-flight
+// pulls get up to 30 seconds, queued audit events are written.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	sealer, err := openSealer(cfg, log)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := loadKeyring(ctx, st, sealer)
+	if err != nil {
+		return err
+	}
+	tokenPath := filepath.Join(cfg.DataDir, "admin.token")
+	adminToken, created, err := loadOrCreateAdminToken(tokenPath)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created admin token", "file", tokenPath)
+	}
+
+	var ns *natsserver.Server
+	if cfg.NATSListen != "" {
+		if ns, err = startNATS(cfg.NATSListen, filepath.Join(cfg.DataDir, "nats")); err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		log.Info("embedded NATS ready", "url", ns.ClientURL())
+	}
+
+	m := metrics.New()
+	aw := audit.NewWriter(st, log, audit.WithErrorHook(m.AuditDropped.Inc))
+	defer aw.Close()
+	pool := upstream.NewPool()
+	px := proxy.New(st, sealer, keys, aw, proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL))
+	apiHandler := api.New(api.Deps{
+		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
+		OnTokenMinted: m.TokensMinted.Inc,
+		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
+			return pool.Check(ctx, c, credential.Authenticator(c, s), repo)
+		},
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/", m.Instrument("api", apiHandler))
+	mux.Handle("GET /metrics", m.Instrument("metrics", m.Handler()))
+	mux.Handle("GET /healthz", m.Instrument("healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})))
+	mux.Handle("GET /readyz", m.Instrument("readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context(), st, ns); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	proxyHandler := px.Handler()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if proxy.Owns(r) {
+				proxyHandler.ServeHTTP(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			ln.Close()
+			return errors.New("--tls-cert and --tls-key go together")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("hub serving", "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown: in-flight requests cut off", "err", err)
+	}
+	return nil
+}
+
+func openSealer(cfg Config, log *slog.Logger) (*secrets.Sealer, error) {
+	if cfg.MasterKey != "" {
+		key, err := secrets.ParseKey(cfg.MasterKey)
+		if err != nil {
+			return nil, fmt.Errorf("master key from environment: %w", err)
+		}
+		return secrets.New(key)
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	key, created, err := secrets.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("generated master key; back it up, secrets cannot be read without it", "file", path)
+	}
+	return secrets.New(key)
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if strings.HasPrefix(cfg.Database, "postgres://") || strings.HasPrefix(cfg.Database, "postgresql://") {
+		return store.OpenPostgres(ctx, cfg.Database)
+	}
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "pullgate.db")
+	}
+	return store.OpenSQLite(ctx, path)
+}
+
+func ready(ctx context.Context, st store.Store, ns *natsserver.Server) error {
+	if _, err := st.ListWorkspaces(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if ns != nil && !ns.ReadyForConnections(0) {
+		return errors.New("nats not ready")
+	}
+	return nil
+}
+

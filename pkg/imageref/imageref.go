@@ -1,0 +1,267 @@
+// Package imageref normalises upstream registry hosts and repository names
+// the way pullgate stores and matches them. Parsing is go-containerregistry's
+// (pkg/name); this package adds the stricter rules a proxy needs (no ".."
+// path tricks, Docker Hub aliases folded into one canonical host) and the
+// matching of credential prefixes and install allow-list patterns.
+package imageref
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// DockerHub is the canonical host of Docker Hub.
+const DockerHub = "docker.io"
+
+// dockerHubUpstream is where Docker Hub's registry API answers.
+const dockerHubUpstream = "registry-1.docker.io"
+
+var dockerHubAliases = map[string]bool{
+	"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true, "registry.hub.docker.com": true,
+}
+
+// component is one path component of a repository (distribution's grammar).
+var component = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
+// CanonicalHost normalises a registry host as a user may write it
+// ("https://index.docker.io/v1/", "GHCR.io", "127.0.0.1:5000") to the form
+// pullgate stores ("docker.io", "ghcr.io", "127.0.0.1:5000").
+func CanonicalHost(h string) (string, error) {
+	orig := h
+	h = strings.ToLower(strings.TrimSpace(h))
+	h = strings.TrimPrefix(h, "https://")
+	h = strings.TrimPrefix(h, "http://")
+	if i := strings.IndexByte(h, '/'); i >= 0 {
+		// Only the Docker Hub v1 form may carry a path.
+		if rest := h[i:]; rest != "/" && rest != "/v1/" && rest != "/v1" && rest != "/v2/" && rest != "/v2" {
+			return "", fmt.Errorf("registry host %q: unexpected path %q", orig, rest)
+		}
+		h = h[:i]
+	}
+	if h == "" {
+		return "", fmt.Errorf("registry host %q: empty", orig)
+	}
+	if dockerHubAliases[h] {
+		return DockerHub, nil
+	}
+	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
+		return "", fmt.Errorf("registry host %q: %w", orig, err)
+	}
+	hostname := h
+	if hh, port, err := net.SplitHostPort(h); err == nil {
+		if port == "" {
+			return "", fmt.Errorf("registry host %q: empty port", orig)
+		}
+		hostname = hh
+	}
+	if strings.ContainsAny(hostname, "@?#%[] ") || strings.HasPrefix(hostname, ".") || strings.HasSuffix(hostname, ".") {
+		return "", fmt.Errorf("registry host %q: not a host name", orig)
+	}
+	return h, nil
+}
+
+// UpstreamAddr is the address the registry API of a canonical host answers at.
+func UpstreamAddr(canonical string) string {
+	if canonical == DockerHub {
+		return dockerHubUpstream
+	}
+	return canonical
+}
+
+// Repo is a repository on an upstream registry.
+type Repo struct {
+	Host string // canonical host
+	Path string // repository path: "library/nginx", "org/app"
+}
+
+// String is "host/path", the form allow-list patterns and prefixes match.
+func (r Repo) String() string { return r.Host + "/" + r.Path }
+
+// Scope is the registry token scope for pulling the repository.
+func (r Repo) Scope() string { return "repository:" + r.Path + ":pull" }
+
+// ParseRepo validates a repository path on host. On Docker Hub a single
+// component means an official image ("nginx" → "library/nginx").
+func ParseRepo(host, path string) (Repo, error) {
+	h, err := CanonicalHost(host)
+	if err != nil {
+		return Repo{}, err
+	}
+	if err := checkPath(path); err != nil {
+		return Repo{}, fmt.Errorf("repository %q: %w", path, err)
+	}
+	if h == DockerHub && !strings.Contains(path, "/") {
+		path = "library/" + path
+	}
+	return Repo{Host: h, Path: path}, nil
+}
+
+// ParseImage splits a full image reference "host/path[:tag|@digest]" into
+// its repository and reference (tag or digest, "latest" when absent). The
+// host must be explicit unless it is Docker Hub ("nginx", "org/app").
+func ParseImage(s string) (Repo, string, error) {
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return Repo{}, "", fmt.Errorf("image %q: %w", s, err)
+	}
+	ctx := ref.Context()
+	r, err := ParseRepo(ctx.RegistryStr(), ctx.RepositoryStr())
+	if err != nil {
+		return Repo{}, "", fmt.Errorf("image %q: %w", s, err)
+	}
+	return r, ref.Identifier(), nil
+}
+
+func checkPath(p string) error {
+	if p == "" {
+		return fmt.Errorf("empty")
+	}
+	if len(p) > 255 {
+		return fmt.Errorf("longer than 255 characters")
+	}
+	for _, c := range strings.Split(p, "/") {
+		if !component.MatchString(c) {
+			return fmt.Errorf("path component %q: must be lowercase letters and digits separated by '.', '_', '__' or '-'", c)
+		}
+	}
+	return nil
+}
+
+// Prefix is a credential scope: a host and an optional repository prefix
+// ("ghcr.io/org-a"). The longest matching prefix picks the credential.
+type Prefix struct {
+	Host string
+	Path string // may be empty: the whole host
+}
+
+func (p Prefix) String() string {
+	if p.Path == "" {
+		return p.Host
+	}
+	return p.Host + "/" + p.Path
+}
+
+// ParsePrefix parses "host[/path-prefix]".
+func ParsePrefix(s string) (Prefix, error) {
+	s = strings.TrimSpace(s)
+	rest := ""
+	hostPart := s
+	for _, scheme := range []string{"https://", "http://"} {
+		if strings.HasPrefix(strings.ToLower(hostPart), scheme) {
+			hostPart = hostPart[len(scheme):]
+		}
+	}
+	if i := strings.IndexByte(hostPart, '/'); i >= 0 {
+		hostPart, rest = hostPart[:i], strings.Trim(hostPart[i:], "/")
+	}
+	if dockerHubAliases[strings.ToLower(hostPart)] && (rest == "v1" || rest == "v2") {
+		rest = ""
+	}
+	h, err := CanonicalHost(hostPart)
+	if err != nil {
+		return Prefix{}, err
+	}
+	if rest == "" {
+		return Prefix{Host: h}, nil
+	}
+	if err := checkPath(rest); err != nil {
+		return Prefix{}, fmt.Errorf("registry %q: repository prefix: %w", s, err)
+	}
+	return Prefix{Host: h, Path: rest}, nil
+}
+
+// Match reports whether r lies under p, and how specific the match is (the
+// prefix length) so that callers can pick the longest.
+func (p Prefix) Match(r Repo) (int, bool) {
+	if p.Host != r.Host {
+		return 0, false
+	}
+	if p.Path == "" {
+		return 0, true
+	}
+	if r.Path == p.Path || strings.HasPrefix(r.Path, p.Path+"/") {
+		return len(p.Path), true
+	}
+	return 0, false
+}
+
+// Pattern is an install allow-list entry over "host/path": '*' matches
+// within one path component, "**" matches any number of components
+// ("ghcr.io/org/*", "ghcr.io/org/**", "docker.io/library/nginx").
+type Pattern struct {
+	Host  string
+	parts []string
+}
+
+// ParsePattern validates an allow-list pattern.
+func ParsePattern(s string) (Pattern, error) {
+	i := strings.IndexByte(s, '/')
+	if i <= 0 || i == len(s)-1 {
+		return Pattern{}, fmt.Errorf("repository pattern %q: want host/repository, e.g. ghcr.io/org/*", s)
+	}
+	h, err := CanonicalHost(s[:i])
+	if err != nil {
+		return Pattern{}, fmt.Errorf("repository pattern %q: %w", s, err)
+	}
+	parts := strings.Split(s[i+1:], "/")
+	for _, c := range parts {
+		if c == "**" {
+			continue
+		}
+		if !component.MatchString(strings.ReplaceAll(c, "*", "a")) {
+			return Pattern{}, fmt.Errorf("repository pattern %q: component %q is not a repository name or glob", s, c)
+		}
+	}
+	if h == DockerHub && len(parts) == 1 && !strings.Contains(parts[0], "*") {
+		parts = []string{"library", parts[0]}
+	}
+	return Pattern{Host: h, parts: parts}, nil
+}
+
+func (p Pattern) String() string { return p.Host + "/" + strings.Join(p.parts, "/") }
+
+// Match reports whether r is allowed by the pattern.
+func (p Pattern) Match(r Repo) bool {
+	return p.Host == r.Host && matchParts(p.parts, strings.Split(r.Path, "/"))
+}
+
+func matchParts(pat, comps []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(comps); i++ {
+				if matchParts(pat[1:], comps[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(comps) == 0 || !globComponent(pat[0], comps[0]) {
+			return false
+		}
+		pat, comps = pat[1:], comps[1:]
+	}
+	return len(comps) == 0
+}
+
+// globComponent matches one component where '*' is any run of characters.
+func globComponent(pat, s string) bool {
+	star := strings.IndexByte(pat, '*')
+	if star < 0 {
+		return pat == s
+	}
+	if !strings.HasPrefix(s, pat[:star]) {
+		return false
+	}
+	s = s[star:]
+	pat = pat[star+1:]
+	for i := 0; i <= len(s); i++ {
+		if globComponent(pat, s[i:]) {
+			return true
+		}
+	}
+	return false
+}
