@@ -199,7 +199,7 @@ func ready(ctx context.Context, st store.Store, ns *natsserver.Server) error {
 	if _, err := st.ListWorkspaces(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	if ns != nil && !ns.ReadyForConnections(0) {
+	if ns != nil && !ns.ReadyForConnections(time.Second) {
 		return errors.New("nats not ready")
 	}
 	return nil

@@ -301,11 +301,17 @@ func CheckRealm(realm, registryAddr string, insecure bool) (*url.URL, error) {
 	if net.ParseIP(regHost) == nil && net.ParseIP(realmHost) == nil {
 		a, errA := publicsuffix.EffectiveTLDPlusOne(strings.ToLower(regHost))
 		b, errB := publicsuffix.EffectiveTLDPlusOne(strings.ToLower(realmHost))
-		if errA == nil && errB == nil && a == b {
+		if errA == nil && errB == nil && a == b && !sharedDomains[a] {
 			return u, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: upstream %s sent realm host %s", ErrForeignRealm, registryAddr, u.Host)
+}
+
+// sharedDomains hand out subdomains to different customers but are missing
+// from the public suffix list: there the realm must be the exact host.
+var sharedDomains = map[string]bool{
+	"azurecr.io": true, "azurecr.cn": true, "azurecr.us": true, "amazonaws.com": true, "amazonaws.com.cn": true,
 }
 
 func hostname(addr string) string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +24,10 @@ const dockerHubUpstream = "registry-1.docker.io"
 var dockerHubAliases = map[string]bool{
 	"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true, "registry.hub.docker.com": true,
 }
+
+// hostnameRE is a DNS name: dot-separated labels of letters, digits and
+// inner hyphens.
+var hostnameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 // component is one path component of a repository (distribution's grammar).
 var component = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
@@ -53,12 +58,12 @@ func CanonicalHost(h string) (string, error) {
 	}
 	hostname := h
 	if hh, port, err := net.SplitHostPort(h); err == nil {
-		if port == "" {
-			return "", fmt.Errorf("registry host %q: empty port", orig)
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("registry host %q: port must be 1-65535", orig)
 		}
 		hostname = hh
 	}
-	if strings.ContainsAny(hostname, "@?#%[] ") || strings.HasPrefix(hostname, ".") || strings.HasSuffix(hostname, ".") {
+	if net.ParseIP(strings.Trim(hostname, "[]")) == nil && !hostnameRE.MatchString(hostname) {
 		return "", fmt.Errorf("registry host %q: not a host name", orig)
 	}
 	return h, nil

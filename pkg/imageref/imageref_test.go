@@ -11,6 +11,7 @@ func TestCanonicalHost(t *testing.T) {
 		{"GHCR.io", "ghcr.io"},
 		{"127.0.0.1:5000", "127.0.0.1:5000"},
 		{"localhost:5000", "localhost:5000"},
+		{"[::1]:5000", "[::1]:5000"},
 		{"123456789012.dkr.ecr.us-east-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
 	}
 	for _, tc := range tests {
@@ -19,7 +20,7 @@ func TestCanonicalHost(t *testing.T) {
 			t.Errorf("CanonicalHost(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "ghcr.io/org", "user@ghcr.io", "ghcr.io:", "a b", "ghcr.io?x=1", "http://"} {
+	for _, bad := range []string{"", "ghcr.io/org", "user@ghcr.io", "ghcr.io:", "a b", "ghcr.io?x=1", "http://", "not_a_host!", "a..b", "-x.io", "ghcr.io:0", "ghcr.io:99999", "ghcr.io:http"} {
 		if got, err := CanonicalHost(bad); err == nil {
 			t.Errorf("CanonicalHost(%q) = %q, want error", bad, got)
 		}

@@ -1,0 +1,202 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/internal/testupstream"
+	"github.com/pullgate/pullgate/pkg/imageref"
+)
+
+func TestCheckRealm(t *testing.T) {
+	tests := []struct {
+		realm, registry string
+		insecure, ok    bool
+	}{
+		{"https://auth.docker.io/token", "registry-1.docker.io", false, true},
+		{"https://ghcr.io/token", "ghcr.io", false, true},
+		{"https://gitlab.com/jwt/auth", "registry.gitlab.com", false, true},
+		{"https://us-docker.pkg.dev/v2/token", "us-docker.pkg.dev", false, true},
+		{"https://myreg.azurecr.io/oauth2/token", "myreg.azurecr.io", false, true},
+		{"http://127.0.0.1:5001/token", "127.0.0.1:5000", true, true},
+		{"https://evil.example/token", "ghcr.io", false, false},
+		{"https://ghcr.io.evil.example/token", "ghcr.io", false, false},
+		{"https://other.azurecr.io/token", "myreg.azurecr.io", false, false}, // azurecr.io is a public suffix
+		{"http://auth.docker.io/token", "registry-1.docker.io", false, false},
+		{"https://169.254.169.254/token", "ghcr.io", false, false},
+		{"http://localhost:5001/token", "127.0.0.1:5000", true, false},
+		{"https://user:pw@ghcr.io/token", "ghcr.io", false, false},
+		{"ftp://ghcr.io/token", "ghcr.io", false, false},
+		{"/token", "ghcr.io", false, false},
+		{"", "ghcr.io", false, false},
+	}
+	for _, tc := range tests {
+		_, err := CheckRealm(tc.realm, tc.registry, tc.insecure)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckRealm(%q, %q) = %v, want ok=%v", tc.realm, tc.registry, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrForeignRealm) {
+			t.Errorf("error %v does not wrap ErrForeignRealm", err)
+		}
+	}
+}
+
+func TestGuardRefusesOtherHosts(t *testing.T) {
+	var n atomic.Int64
+	inner := roundTripFunc(func(*http.Request) (*http.Response, error) { n.Add(1); return &http.Response{StatusCode: 200, Body: http.NoBody}, nil })
+	g := guard(inner, "ghcr.io", "auth.ghcr.io")
+	for _, u := range []string{"https://ghcr.io/v2/", "https://ghcr.io:443/v2/", "https://auth.ghcr.io/token"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if _, err := g.RoundTrip(req); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	for _, u := range []string{"https://evil.example/", "http://169.254.169.254/", "https://ghcr.io:8443/v2/", "https://ghcr.io.evil/"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if _, err := g.RoundTrip(req); !errors.Is(err, ErrHostNotAllowed) {
+			t.Errorf("%s: err = %v, want ErrHostNotAllowed", u, err)
+		}
+	}
+	if n.Load() != 3 {
+		t.Fatalf("inner saw %d requests, want 3", n.Load())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func target(up *testupstream.Registry, repo string, pass string) Target {
+	c := store.Credential{ID: "cred_1", Version: 1, Name: "reg", Host: "registry.test", Endpoint: up.URL, Kind: "basic", Username: up.User}
+	return Target{Credential: c, Repo: imageref.Repo{Host: "registry.test", Path: repo},
+		Auth: func(context.Context) (authn.Authenticator, error) {
+			return authn.FromConfig(authn.AuthConfig{Username: up.User, Password: pass}), nil
+		}}
+}
+
+func TestPoolCachesUpstreamTokens(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithTokenAuth("alice", "pool-SECRET"), testupstream.WithTokenTTL(120*time.Second))
+	up.PushRandomImage(t, "org/app", "v1", 1, 64)
+	up.ResetLog()
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	pool := NewPool(WithClock(clock))
+	tg := target(up, "org/app", up.Password)
+
+	// Concurrent first requests share one handshake.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := pool.Conn(context.Background(), tg); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := up.TokenRequests(); n != 1 {
+		t.Fatalf("%d token requests for 20 concurrent first uses, want 1", n)
+	}
+	conn, _ := pool.Conn(context.Background(), tg)
+	req, _ := http.NewRequest(http.MethodHead, conn.Base+"/v2/org/app/manifests/v1", nil)
+	resp, err := (&http.Client{Transport: conn.Transport}).Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD with pooled conn: %v %v", resp, err)
+	}
+	if up.TokenRequests() != 1 {
+		t.Fatal("cached token not reused")
+	}
+	// Renewed ahead of expiry: 120s token, reused at 80s, renewed by 100s.
+	mu.Lock()
+	now = now.Add(80 * time.Second)
+	mu.Unlock()
+	pool.Conn(context.Background(), tg)
+	if up.TokenRequests() != 1 {
+		t.Fatal("token renewed too early")
+	}
+	mu.Lock()
+	now = now.Add(20 * time.Second)
+	mu.Unlock()
+	pool.Conn(context.Background(), tg)
+	if up.TokenRequests() != 2 {
+		t.Fatalf("token not renewed before expiry: %d token requests", up.TokenRequests())
+	}
+	// A new secret version is a new connection.
+	tg.Credential.Version = 2
+	pool.Conn(context.Background(), tg)
+	if up.TokenRequests() != 3 {
+		t.Fatal("new credential version reused the old token")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	basic := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "check-SECRET"))
+	bearer := testupstream.StartInProcess(t, testupstream.WithTokenAuth("alice", "check-SECRET"))
+	for _, up := range []*testupstream.Registry{basic, bearer} {
+		up.PushRandomImage(t, "org/app", "v1", 1, 64)
+	}
+	pool := NewPool()
+	for _, tc := range []struct {
+		name     string
+		up       *testupstream.Registry
+		pass     string
+		repo     string
+		authOK   bool
+		pullOK   bool
+		errMatch string
+	}{
+		{"basic ok", basic, "check-SECRET", "org/app", true, true, ""},
+		{"basic wrong password", basic, "nope-nope", "org/app", false, false, "401"},
+		{"bearer ok", bearer, "check-SECRET", "org/app", true, true, ""},
+		{"bearer no repo", bearer, "check-SECRET", "", true, false, ""},
+		{"bearer wrong password", bearer, "nope-nope", "org/app", false, false, "authenticate"},
+		{"bearer missing repo", bearer, "check-SECRET", "org/missing", true, false, "list tags"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := target(tc.up, "", tc.pass)
+			res := pool.Check(context.Background(), tg.Credential, authn.FromConfig(authn.AuthConfig{Username: "alice", Password: tc.pass}), tc.repo)
+			if !res.Reachable || res.Authenticated != tc.authOK || res.CanPull != tc.pullOK || !strings.Contains(res.Error, tc.errMatch) {
+				t.Fatalf("%+v", res)
+			}
+			if strings.Contains(res.Error, tc.pass) {
+				t.Fatal("secret in check result")
+			}
+		})
+	}
+	res := pool.Check(context.Background(), store.Credential{Host: "registry.test", Endpoint: "http://127.0.0.1:1"}, authn.Anonymous, "")
+	if res.Reachable || res.Error == "" {
+		t.Fatalf("unreachable upstream: %+v", res)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	cfg := &authn.AuthConfig{Username: "u", Password: "hunter2-secret"}
+	s := Redact("token server said: bad password hunter2-secret (dTpodW50ZXIyLXNlY3JldA==)", cfg)
+	if strings.Contains(s, "hunter2") || strings.Contains(s, "dTpodW50ZXIyLXNlY3JldA==") {
+		t.Fatal(s)
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:5000", "https://registry.corp:8443/", "https://r.example"} {
+		if _, err := ParseEndpoint(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:5000", "ftp://x", "https://u:p@x", "https://x/path", "https://x?q=1", "https://", "http://a b"} {
+		if _, err := ParseEndpoint(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
