@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -300,6 +302,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"registry patch missing", "PATCH", regs + "/nope", `{"password":"` + pw + `"}`, 404, "not found"},
 
 		{"install bad pattern", "POST", ins, `{"name":"new","repos":["ghcr.io/org/*","ghcr.io"]}`, 400, `repos[1]: repository pattern \"ghcr.io\"`},
+		{"install too many repos", "POST", ins, jsonBody(t, CreateInstallRequest{Name: "new", Repos: slices.Repeat([]string{"ghcr.io/x"}, MaxRepos+1)}), 400, "at most 256"},
+		{"install pattern too long", "POST", ins, `{"name":"new","repos":["ghcr.io/` + strings.Repeat("a/", 300) + `a"]}`, 400, "repos[0]: longer than"},
 		{"install bad pattern chars", "POST", ins, `{"name":"new","repos":["ghcr.io/Org/App"]}`, 400, "repos[0]"},
 		{"install bad name", "POST", ins, `{"name":"-x"}`, 400, `name \"-x\"`},
 		{"install bad cluster", "POST", ins, `{"name":"new","cluster":"Prod Cluster"}`, 400, "cluster"},
@@ -550,5 +554,27 @@ func TestThroughHTTPServer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("no auth: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestPasswordNeverFormats(t *testing.T) {
+	pw := distinctiveSecret()
+	p := Password(pw)
+	req := CreateRegistryRequest{Name: "gh", Host: "ghcr.io", Username: "bot", Password: p}
+	upd := UpdateRegistryRequest{Password: &p}
+	var buf lockedBuffer
+	l := slog.New(slog.NewJSONHandler(&buf, nil))
+	l.Info("x", "req", req, "pw", p, "upd", upd)
+	for _, s := range []string{
+		fmt.Sprint(req), fmt.Sprintf("%v %+v %#v %s", req, req, req, p), fmt.Sprintf("%+v", upd),
+		fmt.Sprintf("%v %#v", p, p), buf.String(),
+	} {
+		if strings.Contains(s, pw) {
+			t.Errorf("formatted output contains the password: %s", s)
+		}
+	}
+	// It still travels as a plain JSON string.
+	if b := jsonBody(t, req); !strings.Contains(b, `"password":"`+pw+`"`) {
+		t.Errorf("marshalled request %s", b)
 	}
 }

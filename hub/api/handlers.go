@@ -17,6 +17,13 @@ import (
 	"github.com/pullgate/pullgate/pkg/imageref"
 )
 
+// MaxRepos bounds an install's allow-list; maxPatternLen one pattern (a
+// host plus a 255-character repository path).
+const (
+	MaxRepos      = 256
+	maxPatternLen = 512
+)
+
 // Token TTL bounds.
 const (
 	DefaultTokenTTL = 10 * time.Minute
@@ -328,9 +335,15 @@ func errInternal(err error) error { return fmt.Errorf("%s", err.Error()) }
 // parseRepos validates allow-list patterns and returns their canonical
 // forms, without duplicates, in the given order.
 func parseRepos(repos []string) ([]string, error) {
+	if len(repos) > MaxRepos {
+		return nil, badRequest("repos: %d patterns, at most %d allowed", len(repos), MaxRepos)
+	}
 	out := make([]string, 0, len(repos))
 	seen := map[string]bool{}
 	for i, s := range repos {
+		if len(s) > maxPatternLen {
+			return nil, badRequest("repos[%d]: longer than %d bytes", i, maxPatternLen)
+		}
 		p, err := imageref.ParsePattern(s)
 		if err != nil {
 			return nil, badRequest("repos[%d]: %v", i, err)

@@ -55,6 +55,14 @@ type CreateRegistryRequest struct {
 	Insecure bool     `json:"insecure,omitempty"`
 }
 
+// LogValue shows the request to slog without its password (a JSON
+// handler would otherwise marshal the struct, password included).
+func (r CreateRegistryRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", r.Name), slog.String("host", r.Host), slog.String("endpoint", r.Endpoint),
+		slog.String("kind", r.Kind), slog.String("username", r.Username), slog.Any("password", r.Password),
+		slog.Bool("insecure", r.Insecure))
+}
+
 // UpdateRegistryRequest is the body of PATCH .../registries/{name}. Absent
 // fields are left as they are; a password stores a new secret version.
 type UpdateRegistryRequest struct {
@@ -62,6 +70,24 @@ type UpdateRegistryRequest struct {
 	Endpoint *string   `json:"endpoint,omitempty"` // "" clears it
 	Password *Password `json:"password,omitempty"`
 	Insecure *bool     `json:"insecure,omitempty"`
+}
+
+// LogValue shows the request to slog without its password.
+func (r UpdateRegistryRequest) LogValue() slog.Value {
+	var attrs []slog.Attr
+	if r.Username != nil {
+		attrs = append(attrs, slog.String("username", *r.Username))
+	}
+	if r.Endpoint != nil {
+		attrs = append(attrs, slog.String("endpoint", *r.Endpoint))
+	}
+	if r.Password != nil {
+		attrs = append(attrs, slog.Any("password", *r.Password))
+	}
+	if r.Insecure != nil {
+		attrs = append(attrs, slog.Bool("insecure", *r.Insecure))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // TestRegistryRequest is the (optional) body of POST .../registries/{name}/test.

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pullgate/pullgate/hub/api"
+)
+
+// auditPage is the page size of audit queries.
+const auditPage = 1000
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var (
+		ws, install, since string
+		follow             bool
+		limit              int
+		interval           time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "audit [--workspace W] [--install I] [--since 1h] [--follow]",
+		Short: "Show the audit trail of proxied pulls",
+		Long: `Show the audit trail: one event per proxied manifest or blob request, oldest
+first, with workspace, install, node, client, upstream, repository,
+reference, status, bytes and duration.
+
+--since takes a duration back from now (30m, 24h) or an RFC 3339 time;
+"all" shows everything. --follow keeps polling (every second) and prints
+new events as they arrive, until interrupted. In -o json mode a plain
+query prints one JSON array; --follow prints one JSON object per line.`,
+		Example: `  pullgate-hub audit -w acme --since 1h
+  pullgate-hub audit -w acme --install web --follow
+  pullgate-hub audit --since 2026-01-02T15:00:00Z -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if since == "all" || since == "0" {
+				since = ""
+			}
+			if limit < 0 {
+				return usageErrorf("--limit %d: must not be negative", limit)
+			}
+			if interval <= 0 {
+				return usageErrorf("--poll-interval %v: must be positive", interval)
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			a := &auditPrinter{s: s, follow: follow}
+			q := AuditQuery{Workspace: ws, Install: install, Since: since}
+			ctx := cmd.Context()
+			if !follow {
+				evs, err := fetchAudit(ctx, s.c, q, limit)
+				if err != nil {
+					return err
+				}
+				return a.print(evs)
+			}
+			return followAudit(ctx, s, a, q, interval)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	f := c.Flags()
+	f.StringVar(&install, "install", "", "only events of this install")
+	f.StringVar(&since, "since", "1h", `only events since a duration ago or an RFC 3339 time ("all": no limit)`)
+	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
+	f.IntVar(&limit, "limit", 10000, "at most this many events (without --follow; 0: no limit)")
+	f.DurationVar(&interval, "poll-interval", time.Second, "how often --follow polls")
+	_ = f.MarkHidden("poll-interval")
+	return c
+}
+
+// fetchAudit pages through the events matching q, up to limit (0: all).
+func fetchAudit(ctx context.Context, c *Client, q AuditQuery, limit int) ([]api.AuditEvent, error) {
+	var out []api.AuditEvent
+	for {
+		q.Limit = auditPage
+		if limit > 0 {
+			q.Limit = min(auditPage, limit-len(out))
+		}
+		evs, err := c.Audit(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+		if len(evs) < q.Limit || (limit > 0 && len(out) >= limit) {
+			return out, nil
+		}
+		q.After = evs[len(evs)-1].ID
+	}
+}
+
+// followAudit prints what matches q, then polls for newer events until ctx
+// ends. Transient failures (hub restarting) are reported and retried;
+// refusals (4xx) end the command.
+func followAudit(ctx context.Context, s *session, a *auditPrinter, q AuditQuery, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var warned bool
+	for {
+		evs, err := fetchAudit(ctx, s.c, q, 0)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			var ae *APIError
+			if errors.As(err, &ae) && ae.StatusCode >= 400 && ae.StatusCode < 500 {
+				return err
+			}
+			if !warned {
+				fmt.Fprintf(s.err, "warning: %v (retrying)\n", err)
+				warned = true
+			}
+		default:
+			warned = false
+			if err := a.print(evs); err != nil {
+				return err
+			}
+			if len(evs) > 0 {
+				q.After = evs[len(evs)-1].ID
+				// Later polls ask by id only: since would cut events that
+				// arrive with an older timestamp.
+				q.Since = ""
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type auditPrinter struct {
+	s       *session
+	follow  bool
+	printed bool // header printed
+}
+
+func (a *auditPrinter) print(evs []api.AuditEvent) error {
+	s := a.s
+	if s.json {
+		if !a.follow {
+			if evs == nil {
+				evs = []api.AuditEvent{}
+			}
+			return s.printJSON(evs)
+		}
+		enc := json.NewEncoder(s.out)
+		for _, e := range evs {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(evs) == 0 && (a.printed || a.follow) {
+		return nil
+	}
+	t := newTable(s.out)
+	if !a.printed {
+		t.row("TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION")
+		a.printed = true
+	}
+	for _, e := range evs {
+		t.row(e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Workspace, dash(e.Install), dash(e.Node), dash(e.ClientAddr),
+			e.Upstream, e.Repository, dash(e.Reference), e.Kind, strconv.Itoa(e.Status)+" "+http.StatusText(e.Status),
+			strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String())
+	}
+	return t.flush()
+}

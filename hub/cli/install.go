@@ -1,0 +1,301 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pullgate/pullgate/hub/api"
+)
+
+func newInstallCmd(g *globals) *cobra.Command {
+	return group("install", "Manage installs and mint install tokens",
+		`An install is one deployment's right to pull: bound to a workspace, a
+cluster and a namespace (+ service account), with an allow-list of
+repository patterns. Disabling or deleting it revokes its tokens at once.`,
+		`  pullgate-hub install create -w acme --name web --repo 'ghcr.io/acme/*' --cluster prod --namespace shop
+  pullgate-hub install list -w acme
+  pullgate-hub install token acme/web --ttl 1h`,
+		newInstallCreateCmd(g), newInstallListCmd(g), newInstallGetCmd(g), newInstallUpdateCmd(g),
+		newInstallSetEnabledCmd(g, true), newInstallSetEnabledCmd(g, false),
+		newInstallDeleteCmd(g), newInstallTokenCmd(g))
+}
+
+func newInstallCreateCmd(g *globals) *cobra.Command {
+	var (
+		ws, name, cluster, namespace, sa string
+		repos                            []string
+	)
+	c := &cobra.Command{
+		Use:   "create --workspace W --name N [--repo PATTERN ...] [--cluster C --namespace NS --service-account SA]",
+		Short: "Create an install",
+		Long: `Create an install. Each --repo is an allow-list pattern over host/repository:
+'*' matches within one path component, '**' any number of components
+(ghcr.io/acme/*, ghcr.io/acme/**, docker.io/library/nginx). Without --repo
+the install may pull everything the workspace's registries reach.`,
+		Example: `  pullgate-hub install create -w acme --name web --repo 'ghcr.io/acme/*' --repo docker.io/nginx
+  pullgate-hub install create -w acme --name api --cluster prod --namespace shop --service-account puller`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace", "name"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			in, err := s.c.CreateInstall(cmd.Context(), ws, api.CreateInstallRequest{
+				Name: name, Repos: repos, Cluster: cluster, Namespace: namespace, ServiceAccount: sa,
+			})
+			if err != nil {
+				return err
+			}
+			return s.say(in, "install %q created in workspace %q (repos: %s)", in.Name, ws, reposText(in.Repos))
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	f := c.Flags()
+	f.StringVar(&name, "name", "", "install name (required)")
+	f.StringArrayVar(&repos, "repo", nil, "allowed repository pattern (repeatable); none: everything")
+	f.StringVar(&cluster, "cluster", "", "cluster the install is bound to")
+	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace of the deployment")
+	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs --namespace)")
+	return c
+}
+
+func reposText(repos []string) string {
+	if len(repos) == 0 {
+		return "all"
+	}
+	return strings.Join(repos, ",")
+}
+
+func newInstallListCmd(g *globals) *cobra.Command {
+	var ws string
+	c := &cobra.Command{
+		Use:     "list --workspace W",
+		Aliases: []string{"ls"},
+		Short:   "List a workspace's installs",
+		Example: "  pullgate-hub install list -w acme\n  pullgate-hub install list -w acme -o json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			ins, err := s.c.ListInstalls(cmd.Context(), ws)
+			if err != nil {
+				return err
+			}
+			if s.json {
+				return s.printJSON(ins)
+			}
+			t := newTable(s.out, "NAME", "CLUSTER", "NAMESPACE", "SERVICE-ACCOUNT", "REPOS", "ENABLED", "GENERATION", "UPDATED")
+			for _, in := range ins {
+				t.row(in.Name, dash(in.Cluster), dash(in.Namespace), dash(in.ServiceAccount), reposText(in.Repos),
+					yesNo(in.Enabled), strconv.FormatInt(in.Generation, 10), fmtTime(in.UpdatedAt))
+			}
+			return t.flush()
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func newInstallGetCmd(g *globals) *cobra.Command {
+	var ws string
+	c := &cobra.Command{
+		Use:     "get --workspace W NAME",
+		Short:   "Show an install",
+		Example: "  pullgate-hub install get -w acme web",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			in, err := s.c.GetInstall(cmd.Context(), ws, args[0])
+			if err != nil {
+				return err
+			}
+			if s.json {
+				return s.printJSON(in)
+			}
+			t := newTable(s.out, "NAME", in.Name)
+			t.row("CLUSTER", dash(in.Cluster))
+			t.row("NAMESPACE", dash(in.Namespace))
+			t.row("SERVICE-ACCOUNT", dash(in.ServiceAccount))
+			t.row("REPOS", reposText(in.Repos))
+			t.row("ENABLED", yesNo(in.Enabled))
+			t.row("GENERATION", strconv.FormatInt(in.Generation, 10))
+			t.row("CREATED", fmtTime(in.CreatedAt))
+			t.row("UPDATED", fmtTime(in.UpdatedAt))
+			return t.flush()
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func newInstallUpdateCmd(g *globals) *cobra.Command {
+	var (
+		ws       string
+		repos    []string
+		allRepos bool
+	)
+	c := &cobra.Command{
+		Use:   "update --workspace W NAME (--repo PATTERN ... | --all-repos)",
+		Short: "Replace an install's repository allow-list",
+		Long: `Replace an install's repository allow-list. A changed list bumps the
+install's generation: tokens minted before stop working; mint new ones.`,
+		Example: "  pullgate-hub install update -w acme web --repo 'ghcr.io/acme/web' --repo 'ghcr.io/acme/base'\n  pullgate-hub install update -w acme web --all-repos",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			if len(repos) == 0 && !allRepos {
+				return usageErrorf("%s needs --repo patterns or --all-repos", cmd.CommandPath())
+			}
+			if len(repos) > 0 && allRepos {
+				return usageErrorf("%s: --repo and --all-repos exclude each other", cmd.CommandPath())
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			in, err := s.c.UpdateInstall(cmd.Context(), ws, args[0], repos)
+			if err != nil {
+				return err
+			}
+			return s.say(in, "install %q updated (repos: %s, generation %d)", in.Name, reposText(in.Repos), in.Generation)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	c.Flags().StringArrayVar(&repos, "repo", nil, "allowed repository pattern (repeatable)")
+	c.Flags().BoolVar(&allRepos, "all-repos", false, "allow everything the workspace's registries reach")
+	return c
+}
+
+func newInstallSetEnabledCmd(g *globals, enabled bool) *cobra.Command {
+	var ws string
+	verb, short := "enable", "Enable an install (earlier tokens stay revoked; mint new ones)"
+	if !enabled {
+		verb, short = "disable", "Disable an install (revokes its tokens at once)"
+	}
+	c := &cobra.Command{
+		Use:     verb + " --workspace W NAME",
+		Short:   short,
+		Example: "  pullgate-hub install " + verb + " -w acme web",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			in, err := s.c.SetInstallEnabled(cmd.Context(), ws, args[0], enabled)
+			if err != nil {
+				return err
+			}
+			return s.say(in, "install %q %sd (generation %d)", in.Name, verb, in.Generation)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func newInstallDeleteCmd(g *globals) *cobra.Command {
+	var ws string
+	c := &cobra.Command{
+		Use:     "delete --workspace W NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete an install (revokes its tokens at once)",
+		Example: "  pullgate-hub install delete -w acme web",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.c.DeleteInstall(cmd.Context(), ws, args[0]); err != nil {
+				return err
+			}
+			return s.say(nil, "install %q deleted", args[0])
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func newInstallTokenCmd(g *globals) *cobra.Command {
+	var (
+		ws  string
+		ttl time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "token WORKSPACE/INSTALL [--ttl 10m]",
+		Short: "Mint an install token",
+		Long: `Mint a short-lived install token. It is valid against this hub only (never
+against an upstream registry) and only while the install stays enabled at
+its current generation.
+
+In table mode only the token is printed on stdout (so it can be captured
+with $(...)); its expiry goes to stderr. -o json prints token, expires_at,
+install and workspace.`,
+		Example: `  pullgate-hub install token acme/web
+  TOKEN=$(pullgate-hub install token acme/web --ttl 1h)
+  pullgate-hub install token -w acme web -o json`,
+		Args: exactArgs("WORKSPACE/INSTALL"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w, name, ok := strings.Cut(args[0], "/")
+			switch {
+			case ok && ws != "" && ws != w:
+				return usageErrorf("%s: workspace %q in the argument and --workspace %q differ", cmd.CommandPath(), w, ws)
+			case ok:
+			case ws != "":
+				w, name = ws, args[0]
+			default:
+				return usageErrorf("%s wants WORKSPACE/INSTALL (or --workspace W INSTALL), got %q", cmd.CommandPath(), args[0])
+			}
+			if w == "" || name == "" || strings.Contains(name, "/") {
+				return usageErrorf("%s wants WORKSPACE/INSTALL, got %q", cmd.CommandPath(), args[0])
+			}
+			if ttl < 0 {
+				return usageErrorf("--ttl %v: must be positive", ttl)
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			tok, err := s.c.MintToken(cmd.Context(), w, name, ttl)
+			if err != nil {
+				return err
+			}
+			if s.json {
+				return s.printJSON(tok)
+			}
+			fmt.Fprintln(s.out, tok.Token)
+			fmt.Fprintf(s.err, "install token for %s/%s expires at %s (in %s)\n", tok.Workspace, tok.Install,
+				fmtTime(tok.ExpiresAt), time.Until(tok.ExpiresAt).Round(time.Second))
+			return nil
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	c.Flags().DurationVar(&ttl, "ttl", 10*time.Minute, "token lifetime, 1m to 24h")
+	return c
+}

@@ -1,0 +1,366 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pullgate/pullgate/hub/api"
+	"github.com/pullgate/pullgate/hub/upstream"
+)
+
+func newRegistryCmd(g *globals) *cobra.Command {
+	return group("registry", "Manage upstream registry credentials",
+		`A registry credential lets the hub pull from an upstream registry on a
+workspace's behalf. Its password or token is read from stdin only, sealed
+(AES-256-GCM) at the hub and never shown again: list, get and update print
+metadata only.`,
+		`  printf '%s' "$GHCR_PAT" | pullgate-hub registry add -w acme --name gh --host ghcr.io/acme --kind token --password-stdin
+  pullgate-hub registry list -w acme
+  pullgate-hub registry test -w acme gh --repo acme/app`,
+		newRegistryAddCmd(g), newRegistryListCmd(g), newRegistryGetCmd(g), newRegistryUpdateCmd(g),
+		newRegistrySetEnabledCmd(g, true), newRegistrySetEnabledCmd(g, false),
+		newRegistryDeleteCmd(g), newRegistryTestCmd(g))
+}
+
+func newRegistryAddCmd(g *globals) *cobra.Command {
+	var (
+		ws, name, host, endpoint, kind, username string
+		passwordStdin, insecure                  bool
+	)
+	c := &cobra.Command{
+		Use:   "add --workspace W --name N --host H --password-stdin",
+		Short: "Add a registry credential (password from stdin)",
+		Long: `Add a registry credential to a workspace.
+
+The password (or access token) is read from stdin only, so it never shows
+up in shell history or the process list; one trailing newline is removed.
+On a terminal you are prompted for it without echo.
+
+--host is the upstream host as images name it, optionally with a repository
+prefix that scopes the credential (ghcr.io/org-a): the longest matching
+prefix picks the credential for a pull. --endpoint is where the registry API
+answers when that is not https://<host>.
+
+Kinds: basic (username and password) and token (an access token such as a
+GitHub PAT or Docker Hub access token; the username is optional).`,
+		Example: `  printf '%s' "$GHCR_PAT" | pullgate-hub registry add -w acme --name gh --host ghcr.io/acme --kind token --password-stdin
+  pullgate-hub registry add -w acme --name hub --host docker.io --username acmebot --password-stdin < dockerhub.pat
+  pullgate-hub registry add -w acme --name corp --host registry.corp --endpoint http://10.0.0.5:5000 --username ci --password-stdin < pw.txt`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace", "name", "host"); err != nil {
+				return err
+			}
+			if !passwordStdin {
+				return usageErrorf("%s needs --password-stdin: the password is read from stdin only", cmd.CommandPath())
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword(cmd.Context(), cmd.InOrStdin(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			reg, err := s.c.AddRegistry(cmd.Context(), ws, api.CreateRegistryRequest{
+				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
+				Password: api.Password(pw), Insecure: insecure,
+			})
+			if err != nil {
+				return err
+			}
+			return s.say(reg, "registry %q added to workspace %q (host %s, kind %s, secret version %d)", reg.Name, ws, reg.Host, reg.Kind, reg.Version)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	f := c.Flags()
+	f.StringVar(&name, "name", "", "credential name (required)")
+	f.StringVar(&host, "host", "", "upstream host, optionally with a repository prefix: ghcr.io, ghcr.io/org, docker.io (required)")
+	f.StringVar(&endpoint, "endpoint", "", "registry API address when not https://<host>: http(s)://host[:port]")
+	f.StringVar(&kind, "kind", "basic", "credential kind: basic or token")
+	f.StringVar(&username, "username", "", "username (required for kind basic)")
+	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from stdin (required)")
+	f.BoolVar(&insecure, "insecure", false, "plain HTTP to a non-loopback upstream")
+	return c
+}
+
+func newRegistryListCmd(g *globals) *cobra.Command {
+	var ws string
+	c := &cobra.Command{
+		Use:     "list --workspace W",
+		Aliases: []string{"ls"},
+		Short:   "List a workspace's registry credentials (metadata only)",
+		Example: "  pullgate-hub registry list -w acme\n  pullgate-hub registry list -w acme -o json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			regs, err := s.c.ListRegistries(cmd.Context(), ws)
+			if err != nil {
+				return err
+			}
+			if s.json {
+				return s.printJSON(regs)
+			}
+			t := newTable(s.out, "NAME", "HOST", "ENDPOINT", "KIND", "USERNAME", "ENABLED", "INSECURE", "VERSION", "UPDATED")
+			for _, r := range regs {
+				t.row(r.Name, r.Host, dash(r.Endpoint), r.Kind, dash(r.Username), yesNo(r.Enabled), yesNo(r.Insecure),
+					strconv.Itoa(r.Version), fmtTime(r.UpdatedAt))
+			}
+			return t.flush()
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func printRegistry(s *session, r api.Registry) error {
+	if s.json {
+		return s.printJSON(r)
+	}
+	t := newTable(s.out, "NAME", r.Name)
+	t.row("HOST", r.Host)
+	t.row("ENDPOINT", dash(r.Endpoint))
+	t.row("KIND", r.Kind)
+	t.row("USERNAME", dash(r.Username))
+	t.row("ENABLED", yesNo(r.Enabled))
+	t.row("INSECURE", yesNo(r.Insecure))
+	t.row("VERSION", strconv.Itoa(r.Version))
+	t.row("CREATED", fmtTime(r.CreatedAt))
+	t.row("UPDATED", fmtTime(r.UpdatedAt))
+	return t.flush()
+}
+
+func newRegistryGetCmd(g *globals) *cobra.Command {
+	var ws string
+	c := &cobra.Command{
+		Use:     "get --workspace W NAME",
+		Short:   "Show a registry credential (metadata only)",
+		Example: "  pullgate-hub registry get -w acme gh",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			r, err := s.c.GetRegistry(cmd.Context(), ws, args[0])
+			if err != nil {
+				return err
+			}
+			return printRegistry(s, r)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func newRegistryUpdateCmd(g *globals) *cobra.Command {
+	var (
+		ws, username, endpoint  string
+		passwordStdin, insecure bool
+	)
+	c := &cobra.Command{
+		Use:   "update --workspace W NAME [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false]",
+		Short: "Update a registry credential",
+		Long: `Update a registry credential. Only the flags given change.
+
+A new password (read from stdin with --password-stdin) is stored as a new
+secret version; the proxy uses it for the next pull. --endpoint "" clears
+the endpoint.`,
+		Example: `  printf '%s' "$NEW_PAT" | pullgate-hub registry update -w acme gh --password-stdin
+  pullgate-hub registry update -w acme gh --username newbot
+  pullgate-hub registry update -w acme corp --insecure=false`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			var req api.UpdateRegistryRequest
+			if f.Changed("username") {
+				req.Username = &username
+			}
+			if f.Changed("endpoint") {
+				req.Endpoint = &endpoint
+			}
+			if f.Changed("insecure") {
+				req.Insecure = &insecure
+			}
+			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil {
+				return usageErrorf("%s: nothing to update: give --username, --endpoint, --password-stdin or --insecure", cmd.CommandPath())
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			if passwordStdin {
+				pw, err := readPassword(cmd.Context(), cmd.InOrStdin(), cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				p := api.Password(pw)
+				req.Password = &p
+			}
+			r, err := s.c.UpdateRegistry(cmd.Context(), ws, args[0], req)
+			if err != nil {
+				return err
+			}
+			return s.say(r, "registry %q updated (secret version %d)", r.Name, r.Version)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	f := c.Flags()
+	f.StringVar(&username, "username", "", "new username")
+	f.StringVar(&endpoint, "endpoint", "", `new endpoint, http(s)://host[:port] ("" clears it)`)
+	f.BoolVar(&passwordStdin, "password-stdin", false, "read a new password or token from stdin")
+	f.BoolVar(&insecure, "insecure", false, "plain HTTP to a non-loopback upstream (--insecure=false turns it off)")
+	return c
+}
+
+func newRegistrySetEnabledCmd(g *globals, enabled bool) *cobra.Command {
+	var ws string
+	verb, short := "enable", "Enable a registry credential"
+	if !enabled {
+		verb, short = "disable", "Disable a registry credential (the proxy stops using it at once)"
+	}
+	c := &cobra.Command{
+		Use:     verb + " --workspace W NAME",
+		Short:   short,
+		Example: "  pullgate-hub registry " + verb + " -w acme gh",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			r, err := s.c.SetRegistryEnabled(cmd.Context(), ws, args[0], enabled)
+			if err != nil {
+				return err
+			}
+			return s.say(r, "registry %q %sd", r.Name, verb)
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+func newRegistryDeleteCmd(g *globals) *cobra.Command {
+	var ws string
+	c := &cobra.Command{
+		Use:     "delete --workspace W NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a registry credential and all its secret versions",
+		Example: "  pullgate-hub registry delete -w acme gh",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.c.DeleteRegistry(cmd.Context(), ws, args[0]); err != nil {
+				return err
+			}
+			return s.say(nil, "registry %q deleted", args[0])
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	return c
+}
+
+// checkFailed reports whether a registry test did not get as far as it
+// should have.
+func checkFailed(r upstream.CheckResult) bool {
+	return r.Error != "" || !r.Reachable || !r.Authenticated || (r.Repository != "" && !r.CanPull)
+}
+
+func newRegistryTestCmd(g *globals) *cobra.Command {
+	var ws, repo string
+	c := &cobra.Command{
+		Use:   "test --workspace W NAME [--repo R]",
+		Short: "Test a registry credential against its upstream",
+		Long: `Run a real handshake with the credential's upstream, through the hub: reach
+/v2/, authenticate with the stored secret and, with --repo, list the
+repository's tags. Each step is printed; the command fails (exit 1) when
+the handshake does not go through.`,
+		Example: "  pullgate-hub registry test -w acme gh\n  pullgate-hub registry test -w acme gh --repo acme/app",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "workspace"); err != nil {
+				return err
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := s.c.TestRegistry(cmd.Context(), ws, args[0], repo)
+			if err != nil {
+				return err
+			}
+			if s.json {
+				if err := s.printJSON(res); err != nil {
+					return err
+				}
+			} else {
+				printCheck(s, res)
+			}
+			if checkFailed(res) {
+				msg := res.Error
+				if msg == "" {
+					msg = "the handshake did not complete"
+				}
+				return fmt.Errorf("registry %q: test failed: %s", args[0], msg)
+			}
+			return nil
+		},
+	}
+	addWorkspaceFlag(c, &ws)
+	c.Flags().StringVar(&repo, "repo", "", "repository to list tags of (org/app or host/org/app)")
+	return c
+}
+
+// printCheck prints each step of a registry test: ok, FAILED, or skipped
+// when an earlier step failed.
+func printCheck(s *session, r upstream.CheckResult) {
+	t := newTable(s.out, "STEP", "RESULT", "DETAIL")
+	failed := false
+	step := func(name string, ok bool, detail string) {
+		switch {
+		case failed:
+			t.row(name, "skipped", "")
+		case ok:
+			t.row(name, "ok", detail)
+		default:
+			failed = true
+			t.row(name, "FAILED", "")
+		}
+	}
+	step("reach "+dash(r.Upstream), r.Reachable, "/v2/ answered")
+	scheme := r.AuthScheme
+	if scheme == "" {
+		scheme = "none"
+	}
+	step("authenticate", r.Authenticated, "scheme "+scheme)
+	if r.Repository != "" {
+		step("list tags of "+r.Repository, r.CanPull, "pull access")
+	}
+	_ = t.flush()
+	if r.Error != "" {
+		fmt.Fprintf(s.out, "upstream error: %s\n", r.Error)
+	}
+}
