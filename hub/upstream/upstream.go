@@ -139,6 +139,9 @@ func Registry(c store.Credential) (name.Registry, error) {
 // ParseEndpoint validates a credential endpoint: an http(s) URL with a host
 // and nothing else (no path, query or user info).
 func ParseEndpoint(s string) (*url.URL, error) {
+	if strings.Contains(s, "@") {
+		return nil, fmt.Errorf("endpoint must not contain user info ('@')")
+	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {

@@ -36,6 +36,10 @@ var component = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 // ("https://index.docker.io/v1/", "GHCR.io", "127.0.0.1:5000") to the form
 // pullgate stores ("docker.io", "ghcr.io", "127.0.0.1:5000").
 func CanonicalHost(h string) (string, error) {
+	if strings.Contains(h, "@") {
+		// Never echo it: user info may hold a password.
+		return "", fmt.Errorf("registry host must not contain user info ('@')")
+	}
 	orig := h
 	h = strings.ToLower(strings.TrimSpace(h))
 	h = strings.TrimPrefix(h, "https://")
@@ -155,10 +159,11 @@ func ParsePrefix(s string) (Prefix, error) {
 	s = strings.TrimSpace(s)
 	rest := ""
 	hostPart := s
-	for _, scheme := range []string{"https://", "http://"} {
-		if strings.HasPrefix(strings.ToLower(hostPart), scheme) {
-			hostPart = hostPart[len(scheme):]
-		}
+	if strings.HasPrefix(strings.ToLower(hostPart), "http://") {
+		return Prefix{}, fmt.Errorf("registry %q: a host has no scheme; for a plain-HTTP registry give its address as the endpoint (http://...)", s)
+	}
+	if strings.HasPrefix(strings.ToLower(hostPart), "https://") {
+		hostPart = hostPart[len("https://"):]
 	}
 	if i := strings.IndexByte(hostPart, '/'); i >= 0 {
 		hostPart, rest = hostPart[:i], strings.Trim(hostPart[i:], "/")
@@ -234,39 +239,46 @@ func (p Pattern) Match(r Repo) bool {
 	return p.Host == r.Host && matchParts(p.parts, strings.Split(r.Path, "/"))
 }
 
+// matchParts matches components against pattern parts where "**" stands
+// for any number of components. Like globComponent it is the classic
+// two-pointer wildcard match: it backtracks only to the latest "**", so it
+// runs in O(len(pat)·len(comps)) whatever the pattern.
 func matchParts(pat, comps []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for i := 0; i <= len(comps); i++ {
-				if matchParts(pat[1:], comps[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(comps) == 0 || !globComponent(pat[0], comps[0]) {
-			return false
-		}
-		pat, comps = pat[1:], comps[1:]
-	}
-	return len(comps) == 0
+	return wildcard(len(pat), len(comps),
+		func(i int) bool { return pat[i] == "**" },
+		func(i, j int) bool { return globComponent(pat[i], comps[j]) })
 }
 
 // globComponent matches one component where '*' is any run of characters.
 func globComponent(pat, s string) bool {
-	star := strings.IndexByte(pat, '*')
-	if star < 0 {
-		return pat == s
-	}
-	if !strings.HasPrefix(s, pat[:star]) {
-		return false
-	}
-	s = s[star:]
-	pat = pat[star+1:]
-	for i := 0; i <= len(s); i++ {
-		if globComponent(pat, s[i:]) {
-			return true
+	return wildcard(len(pat), len(s),
+		func(i int) bool { return pat[i] == '*' },
+		func(i, j int) bool { return pat[i] == s[j] })
+}
+
+// wildcard matches a pattern of n items against m items: star(i) says
+// pattern item i matches any run of items, eq(i, j) whether pattern item i
+// matches item j.
+func wildcard(n, m int, star func(int) bool, eq func(int, int) bool) bool {
+	i, j := 0, 0
+	lastStar, lastJ := -1, 0
+	for j < m {
+		switch {
+		case i < n && star(i):
+			lastStar, lastJ = i, j
+			i++
+		case i < n && eq(i, j):
+			i++
+			j++
+		case lastStar >= 0:
+			lastJ++
+			i, j = lastStar+1, lastJ
+		default:
+			return false
 		}
 	}
-	return false
+	for i < n && star(i) {
+		i++
+	}
+	return i == n
 }

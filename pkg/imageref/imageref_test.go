@@ -1,6 +1,9 @@
 package imageref
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCanonicalHost(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -132,5 +135,35 @@ func TestPattern(t *testing.T) {
 		if _, err := ParsePattern(bad); err == nil {
 			t.Errorf("ParsePattern(%q) accepted", bad)
 		}
+	}
+}
+
+func TestPatternMatchIsNotExponential(t *testing.T) {
+	// A backtracking matcher takes ages on this; the two-pointer one does not.
+	pat, err := ParsePattern("ghcr.io/" + strings.Repeat("**/", 20) + "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := Repo{Host: "ghcr.io", Path: strings.TrimSuffix(strings.Repeat("a/", 60), "/")}
+	if pat.Match(repo) {
+		t.Fatal("matched")
+	}
+	if globComponent(strings.Repeat("*a", 30)+"b", strings.Repeat("a", 200)) {
+		t.Fatal("glob matched")
+	}
+}
+
+func TestHostErrorsDoNotEchoUserInfo(t *testing.T) {
+	for _, in := range []string{"user:hunter2@ghcr.io", "https://user:hunter2@ghcr.io/org"} {
+		_, err1 := CanonicalHost(in)
+		_, err2 := ParsePrefix(in)
+		for _, err := range []error{err1, err2} {
+			if err == nil || strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("%q: %v", in, err)
+			}
+		}
+	}
+	if _, err := ParsePrefix("http://registry.corp"); err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Fatalf("http:// host: %v", err)
 	}
 }
