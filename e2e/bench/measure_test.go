@@ -136,6 +136,15 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
+// fmtRates formats MB/s figures for a log line.
+func fmtRates(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
 // procMem reads VmRSS and VmHWM (peak RSS) of a process, in bytes.
 func procMem(pid int) (rss, hwm int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -163,6 +172,58 @@ func procMem(pid int) (rss, hwm int64, err error) {
 		return 0, 0, fmt.Errorf("/proc/%d/status has no VmRSS/VmHWM", pid)
 	}
 	return rss, hwm, nil
+}
+
+// procCPU is the user+system CPU time a process has used so far, threads
+// that have exited included (from /proc/<pid>/stat, 10 ms resolution).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	const userHZ = 100 // USER_HZ is 100 on every Linux architecture Go supports
+	return time.Duration(ticks) * (time.Second / userHZ), nil
+}
+
+// cpuMeter measures a child hub's CPU time over an interval; it measures
+// nothing for an in-process hub (pid 0), whose CPU is mixed with the
+// client's.
+type cpuMeter struct {
+	pid   int
+	total time.Duration
+	start time.Duration
+}
+
+func (m *cpuMeter) Start() {
+	if m.pid != 0 {
+		m.start, _ = procCPU(m.pid)
+	}
+}
+
+func (m *cpuMeter) Stop() {
+	if m.pid != 0 {
+		end, _ := procCPU(m.pid)
+		m.total += end - m.start
+	}
 }
 
 // rssSampler polls a process's VmRSS at a fixed interval and remembers the
