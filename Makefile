@@ -29,8 +29,8 @@ e2e: tools build
 	$(GO) test -count=1 -timeout 40m -tags e2e ./e2e/...
 
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./hub/token/
-	$(GO) run ./e2e/bench
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./hub/token/ ./hub/proxy/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/bench/
 
 clean:
 	rm -rf $(BIN)

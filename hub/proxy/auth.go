@@ -47,7 +47,15 @@ func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.
 	if tok == "" {
 		return token.Claims{}, store.Install{}, errUnauthorized("", "authentication required: use an install token as the password (Basic) or fetch a Bearer token from "+tokenPath)
 	}
-	claims, err := p.keys.Verify(tok)
+	now := p.now()
+	claims, ok := p.verified.get(tok, now)
+	var err error
+	if !ok {
+		claims, err = p.keys.Verify(tok)
+		if err == nil {
+			p.verified.put(tok, claims, now)
+		}
+	}
 	if err != nil {
 		reason := "malformed"
 		switch {

@@ -29,7 +29,7 @@ import (
 
 // fixture is a hub proxy over a real SQLite store, served on loopback.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	store  *store.SQL
 	sealer *secrets.Sealer
 	keys   *token.Keyring
@@ -42,7 +42,7 @@ type fixture struct {
 	clock  atomic.Int64 // unix nanos; 0 means time.Now
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, logs: &syncBuffer{}, audit: &memRecorder{}}
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "hub.db"))

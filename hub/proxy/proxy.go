@@ -55,6 +55,7 @@ type Proxy struct {
 	service   string
 	now       func() time.Time
 
+	verified  *verifiedCache
 	cdnPublic *http.Client // redirect targets of public upstreams: public addresses only
 	cdnAny    *http.Client // redirect targets of loopback/private upstreams
 	bufs      sync.Pool
@@ -94,6 +95,7 @@ func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recor
 	if p.pool == nil {
 		p.pool = upstream.NewPool()
 	}
+	p.verified = newVerifiedCache(10000)
 	p.cdnPublic = cdnClient(true)
 	p.cdnAny = cdnClient(false)
 	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }

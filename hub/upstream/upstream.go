@@ -109,6 +109,9 @@ func NewTransport() *http.Transport {
 	t.WriteBufferSize = 64 << 10
 	t.ResponseHeaderTimeout = 60 * time.Second
 	t.Proxy = nil // the hub talks to upstreams directly; an env proxy would see credentials
+	// Bodies pass through byte for byte: no transparent gzip, which would
+	// change lengths and cost CPU on the streaming path.
+	t.DisableCompression = true
 	return t
 }
 
