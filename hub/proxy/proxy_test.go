@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/internal/testupstream"
@@ -575,4 +574,3 @@ func TestSkopeoPullsThroughHub(t *testing.T) {
 		t.Fatal("upstream password in logs")
 	}
 }
-

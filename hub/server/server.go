@@ -214,4 +214,3 @@ func ready(ctx context.Context, st store.Store, ns *natsserver.Server) error {
 	}
 	return nil
 }
-

@@ -52,7 +52,10 @@ func TestCheckRealm(t *testing.T) {
 
 func TestGuardRefusesOtherHosts(t *testing.T) {
 	var n atomic.Int64
-	inner := roundTripFunc(func(*http.Request) (*http.Response, error) { n.Add(1); return &http.Response{StatusCode: 200, Body: http.NoBody}, nil })
+	inner := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		n.Add(1)
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
 	g := guard(inner, "ghcr.io", "auth.ghcr.io")
 	for _, u := range []string{"https://ghcr.io/v2/", "https://ghcr.io:443/v2/", "https://auth.ghcr.io/token"} {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
