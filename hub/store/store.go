@@ -120,6 +120,32 @@ type AuditQuery struct {
 	Limit     int   // 0 means a default of 1000
 }
 
+// Cluster is a set of nodes that pull through the hub.
+type Cluster struct {
+	ID   string
+	Name string
+	// WorkspaceID is set for a single-workspace cluster; empty for a shared
+	// one (many workspaces, installs chosen by service-account token).
+	WorkspaceID string
+	// Service-account token verification (KEP-4412): the issuer's JWKS
+	// (set by the operator or pinned on first use), the expected issuer
+	// (optional) and audience.
+	SAJWKS     []byte
+	SAIssuer   string
+	SAAudience string
+	CreatedAt  time.Time
+}
+
+// Node is one enrolled node agent's identity. Its secret is stored hashed.
+type Node struct {
+	ID        string
+	ClusterID string
+	Name      string
+	Revoked   bool
+	CreatedAt time.Time
+	RevokedAt time.Time
+}
+
 // Store is the hub's persistent state. All names are scoped: credentials
 // and installs by workspace name.
 type Store interface {
@@ -148,6 +174,30 @@ type Store interface {
 	// CredentialsByWorkspaceID is the proxy's per-request lookup of the
 	// workspace's credentials (metadata only).
 	CredentialsByWorkspaceID(ctx context.Context, workspaceID string) ([]Credential, error)
+
+	// Clusters. Cluster names are global; the join token is stored as a
+	// hash and replaced by RotateJoinToken.
+	CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cluster, error)
+	GetCluster(ctx context.Context, name string) (Cluster, error)
+	ClusterByID(ctx context.Context, id string) (Cluster, error)
+	ListClusters(ctx context.Context) ([]Cluster, error)
+	DeleteCluster(ctx context.Context, name string) error
+	ClusterJoinHash(ctx context.Context, id string) ([]byte, error)
+	RotateJoinToken(ctx context.Context, name string, joinHash []byte) error
+	// PinClusterJWKS sets the service-account JWKS only if none is set yet
+	// (trust on first use) and reports whether it did.
+	PinClusterJWKS(ctx context.Context, id string, jwks []byte) (bool, error)
+	// InstallsByCluster lists the installs bound to a cluster (by name).
+	InstallsByCluster(ctx context.Context, cluster string) ([]Install, error)
+
+	// Nodes.
+	CreateNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error)
+	// NodeByID returns the node and its secret hash.
+	NodeByID(ctx context.Context, id string) (Node, []byte, error)
+	ListNodes(ctx context.Context, cluster string) ([]Node, error)
+	// RevokeNode revokes a node of the cluster, named by id or by name
+	// (a name must be unambiguous).
+	RevokeNode(ctx context.Context, cluster, node string) (Node, error)
 
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)

@@ -175,9 +175,11 @@ type SyncReply struct {
 }
 
 // Revocation is pushed on RevokeSubject. An agent drops every cached token
-// it matches. Seq grows per hub process; a gap or a reset makes the agent
-// resync.
+// it matches. Seq grows by one per message of a Source (one hub process);
+// a gap within a source, or a source the agent has not seen, makes the
+// agent resync.
 type Revocation struct {
+	Source     string    `json:"source"`
 	Seq        uint64    `json:"seq"`
 	Installs   []string  `json:"installs,omitempty"`   // install ids
 	Workspaces []string  `json:"workspaces,omitempty"` // workspace ids: all their installs
