@@ -5,6 +5,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -164,12 +165,17 @@ type InstallState struct {
 // SyncRequest asks for the live state of the node's cluster.
 type SyncRequest struct {
 	Seq uint64 `json:"seq"` // last revocation seen
+	// JWKS, when set, is the cluster's service-account issuer key set as
+	// the agent found it; the hub pins it if the cluster has none yet
+	// (trust on first use).
+	JWKS json.RawMessage `json:"jwks,omitempty"`
 }
 
 // SyncReply lists every live install of the cluster. Anything a node holds
 // for an install not listed, or listed with another state, is revoked.
 type SyncReply struct {
 	ErrorReply
+	Source   string                  `json:"source"` // the answering hub process, as in Revocation
 	Seq      uint64                  `json:"seq"`
 	Installs map[string]InstallState `json:"installs"`
 }

@@ -1,0 +1,89 @@
+package tokensvc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/pkg/wire"
+)
+
+// The hub calls these after a change is stored and before its API call
+// returns, so agents purge while the operator's command completes. A push
+// can be lost (an agent is disconnected, NATS restarts); agents resync on
+// reconnect and periodically, and the proxy refuses revoked tokens on its
+// own, so a lost push never makes a revoked token work.
+
+// InstallChanged revokes tokens of an install (disabled, deleted, allow-list
+// changed).
+func (s *Service) InstallChanged(ctx context.Context, in store.Install) error {
+	if in.Cluster == "" {
+		return nil
+	}
+	c, err := s.store.GetCluster(ctx, in.Cluster)
+	if err != nil {
+		return nil // no such cluster: nothing holds its tokens
+	}
+	return s.publish(c.ID, wire.Revocation{Installs: []string{in.ID}})
+}
+
+// CredentialsChanged revokes cached tokens of a workspace's installs (a
+// credential was disabled, deleted or enabled).
+func (s *Service) CredentialsChanged(ctx context.Context, workspaceID string) error {
+	clusters, err := s.store.ListClusters(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke workspace tokens: %w", err)
+	}
+	for _, c := range clusters {
+		affected := c.WorkspaceID == workspaceID
+		if !affected {
+			installs, err := s.store.InstallsByCluster(ctx, c.Name)
+			if err != nil {
+				return fmt.Errorf("revoke workspace tokens: %w", err)
+			}
+			for _, in := range installs {
+				affected = affected || in.WorkspaceID == workspaceID
+			}
+		}
+		if affected {
+			if err := s.publish(c.ID, wire.Revocation{Workspaces: []string{workspaceID}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// NodeRevoked tells a cluster that one of its nodes is revoked. A
+// well-behaved agent drops everything; a compromised one is cut off by
+// NATS and refused by the token service and the proxy anyway.
+func (s *Service) NodeRevoked(ctx context.Context, c store.Cluster, n store.Node) error {
+	return s.publish(c.ID, wire.Revocation{Nodes: []string{n.ID}})
+}
+
+// ClusterDeleted tells the cluster's agents to drop everything.
+func (s *Service) ClusterDeleted(ctx context.Context, c store.Cluster) error {
+	return s.publish(c.ID, wire.Revocation{Cluster: true})
+}
+
+func (s *Service) publish(clusterID string, r wire.Revocation) error {
+	if s.nc == nil {
+		return nil
+	}
+	r.Source, r.Seq, r.Time = s.source, s.seq.Add(1), s.now().UTC()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := s.nc.Publish(wire.RevokeSubject(clusterID), b); err != nil {
+		return fmt.Errorf("publish revocation: %w", err)
+	}
+	// Return once the server has it: the API call that caused it then
+	// returns after the push is on its way to every agent.
+	if err := s.nc.FlushTimeout(2 * time.Second); err != nil {
+		return fmt.Errorf("publish revocation: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+package tokensvc
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pullgate/pullgate/hub/credential"
+	"github.com/pullgate/pullgate/hub/natsauth"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
+	"github.com/pullgate/pullgate/internal/testsa"
+	"github.com/pullgate/pullgate/pkg/wire"
+)
+
+type env struct {
+	t     *testing.T
+	url   string
+	store *store.SQL
+	keys  *token.Keyring
+	svc   *Service
+	hub   *nats.Conn
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "hub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	creds, _ := natsauth.LoadOrCreate(dir)
+	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
+	creds.Configure(opts)
+	ns, _ := natsserver.NewServer(opts)
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	ns.ReadyForConnections(5 * time.Second)
+	hub, err := nats.Connect(ns.ClientURL(), nats.UserInfo(natsauth.HubUser, creds.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Close)
+	natsauth.New(st, creds.Issuer).Subscribe(hub)
+	keys := token.NewKeyring()
+	k, _ := token.NewKey()
+	keys.Add(k, true)
+	svc := New(st, keys, WithHubHosts("hub.example.com"))
+	if err := svc.Start(hub); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, url: ns.ClientURL(), store: st, keys: keys, svc: svc, hub: hub}
+}
+
+func (e *env) workspace(name string, hosts ...string) store.Workspace {
+	ws, err := e.store.CreateWorkspace(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for i, h := range hosts {
+		c := store.Credential{WorkspaceID: ws.ID, Name: "reg" + string(rune('a'+i)), Host: h, Kind: "basic", Username: "u", Enabled: true}
+		sealed := store.Sealed("x") // the token service never opens secrets
+		if _, err := e.store.CreateCredential(context.Background(), name, c, sealed); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return ws
+}
+
+func (e *env) install(ws, name, cluster, ns, sa string, repos ...string) store.Install {
+	in, err := e.store.CreateInstall(context.Background(), ws, store.Install{Name: name, Cluster: cluster, Namespace: ns, ServiceAccount: sa, Repos: repos, Enabled: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return in
+}
+
+// enrol does what an agent does with a join token, and returns a node
+// connection.
+func (e *env) enrol(clusterName string, workspaceID string, jwks []byte) (*nats.Conn, wire.EnrolReply) {
+	e.t.Helper()
+	c, err := e.store.CreateCluster(context.Background(), store.Cluster{Name: clusterName, WorkspaceID: workspaceID, SAJWKS: jwks}, []byte("x"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	join, hash := natsauth.NewJoinToken(c.ID)
+	e.store.RotateJoinToken(context.Background(), clusterName, hash)
+	enrolID := strings.Repeat("0f", 16)
+	nc, err := nats.Connect(e.url, nats.UserInfo(wire.EnrolUser(enrolID), join), nats.CustomInboxPrefix(wire.EnrolInboxPrefix(enrolID)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var rep wire.EnrolReply
+	e.request(nc, wire.EnrolSubject(c.ID), wire.EnrolRequest{NodeName: "Worker-1"}, &rep)
+	nc.Close()
+	if rep.Error != "" || rep.NodeID == "" || rep.ClusterID != c.ID {
+		e.t.Fatalf("enrol: %+v", rep)
+	}
+	node, err := nats.Connect(e.url, nats.UserInfo(rep.NodeID, rep.NodeSecret), nats.CustomInboxPrefix(wire.InboxPrefix(rep.NodeID)))
+	if err != nil {
+		e.t.Fatalf("connect as enrolled node: %v", err)
+	}
+	e.t.Cleanup(node.Close)
+	return node, rep
+}
+
+func (e *env) request(nc *nats.Conn, subj string, req, rep any) {
+	e.t.Helper()
+	b, _ := json.Marshal(req)
+	m, err := nc.Request(subj, b, 5*time.Second)
+	if err != nil {
+		e.t.Fatalf("request %s: %v", subj, err)
+	}
+	if err := json.Unmarshal(m.Data, rep); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) token(nc *nats.Conn, node wire.EnrolReply, req wire.TokenRequest) wire.TokenReply {
+	var rep wire.TokenReply
+	e.request(nc, wire.TokenSubject(node.ClusterID, node.NodeID), req, &rep)
+	return rep
+}
+
+func TestSingleWorkspaceCluster(t *testing.T) {
+	e := newEnv(t)
+	ws := e.workspace("acme", "ghcr.io/acme", "docker.io")
+	web := e.install("acme", "web", "edge", "default", "", "ghcr.io/acme/web*")
+	e.install("acme", "jobs", "edge", "jobs", "", "ghcr.io/acme/jobs", "docker.io/library/*")
+	nc, node := e.enrol("edge", ws.ID, nil)
+	if node.Shared {
+		t.Fatal("single-workspace cluster reported as shared")
+	}
+	rep := e.token(nc, node, wire.TokenRequest{Image: "ghcr.io/acme/web-api:1.2"})
+	if rep.Error != "" || rep.InstallID != web.ID || rep.Registry != "ghcr.io" || rep.Epoch == "" {
+		t.Fatalf("token: %+v", rep)
+	}
+	claims, err := e.keys.Verify(rep.Token)
+	if err != nil || claims.Install != web.ID || claims.Node != node.NodeID || claims.Cluster != node.ClusterID || claims.Generation != web.Generation {
+		t.Fatalf("claims %+v %v", claims, err)
+	}
+	if !rep.ExpiresAt.After(time.Now().Add(9 * time.Minute)) {
+		t.Fatalf("expires %v", rep.ExpiresAt)
+	}
+	// Path-prefix form through the hub: auth key is the hub's host.
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "hub.example.com/docker.io/nginx:1"}); rep.Error != "" || rep.Registry != "hub.example.com" || rep.Install != "jobs" {
+		t.Fatalf("path-prefix: %+v", rep)
+	}
+	for _, tc := range []struct{ image, code, msg string }{
+		{"ghcr.io/acme/other:1", wire.CodeNotFound, "no enabled install"},
+		{"quay.io/acme/web-x:1", wire.CodeNotFound, "no enabled install"},
+		{"ghcr.io/Acme/Web:1", wire.CodeInvalid, "image"},
+		{"", wire.CodeInvalid, "image"},
+	} {
+		rep := e.token(nc, node, wire.TokenRequest{Image: tc.image})
+		if rep.Code != tc.code || !strings.Contains(rep.Error, tc.msg) || rep.Token != "" {
+			t.Fatalf("%q: %+v", tc.image, rep)
+		}
+	}
+	// Two installs allowing the same image: refused, naming both.
+	e.install("acme", "web2", "edge", "other", "", "ghcr.io/acme/*")
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "ghcr.io/acme/web-api:1"}); rep.Code != wire.CodeAmbiguous || !strings.Contains(rep.Error, "web2") {
+		t.Fatalf("ambiguous: %+v", rep)
+	}
+	// Allowed by the install but no credential covers it.
+	e.install("acme", "q", "edge", "q", "", "quay.io/x/y")
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "quay.io/x/y"}); rep.Code != wire.CodeNotFound || !strings.Contains(rep.Error, "no enabled registry credential") {
+		t.Fatalf("uncovered: %+v", rep)
+	}
+	// Malformed request.
+	m, _ := nc.Request(wire.TokenSubject(node.ClusterID, node.NodeID), []byte(`{"image":"x","extra":1}`), 5*time.Second)
+	if !strings.Contains(string(m.Data), "unknown field") {
+		t.Fatalf("unknown field: %s", m.Data)
+	}
+}
+
+func TestSharedClusterSelectsByServiceAccount(t *testing.T) {
+	e := newEnv(t)
+	iss := testsa.New(t)
+	a := e.workspace("tenant-a", "ghcr.io")
+	b := e.workspace("tenant-b", "ghcr.io")
+	ia := e.install("tenant-a", "app", "akash", "ns-a", "")
+	ib := e.install("tenant-b", "app", "akash", "ns-b", "")
+	_, _ = a, b
+	nc, node := e.enrol("akash", "", iss.JWKS())
+	if !node.Shared {
+		t.Fatal("shared cluster not reported as shared")
+	}
+	img := "ghcr.io/org/app:1"
+	if rep := e.token(nc, node, wire.TokenRequest{Image: img, ServiceAccountToken: iss.Token(t, "ns-a", "default", testsa.Opts{})}); rep.InstallID != ia.ID {
+		t.Fatalf("ns-a: %+v", rep)
+	}
+	if rep := e.token(nc, node, wire.TokenRequest{Image: img, ServiceAccountToken: iss.Token(t, "ns-b", "default", testsa.Opts{})}); rep.InstallID != ib.ID {
+		t.Fatalf("ns-b: %+v", rep)
+	}
+	other := testsa.New(t)
+	for name, req := range map[string]wire.TokenRequest{
+		"no token":          {Image: img},
+		"forged":            {Image: img, ServiceAccountToken: other.Token(t, "ns-a", "default", testsa.Opts{})},
+		"expired":           {Image: img, ServiceAccountToken: iss.Token(t, "ns-a", "default", testsa.Opts{TTL: -time.Hour})},
+		"wrong audience":    {Image: img, ServiceAccountToken: iss.Token(t, "ns-a", "default", testsa.Opts{Audience: "vault"})},
+		"tampered":          {Image: img, ServiceAccountToken: tamper(iss.Token(t, "ns-a", "default", testsa.Opts{}))},
+		"unknown namespace": {Image: img, ServiceAccountToken: iss.Token(t, "ns-c", "default", testsa.Opts{})},
+	} {
+		rep := e.token(nc, node, req)
+		if rep.Token != "" || rep.Error == "" {
+			t.Fatalf("%s: got a token: %+v", name, rep)
+		}
+		if strings.Contains(rep.Error, req.ServiceAccountToken) && req.ServiceAccountToken != "" {
+			t.Fatalf("%s: error echoes the token", name)
+		}
+	}
+}
+
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	b := []byte(parts[1])
+	b[10] ^= 1
+	return parts[0] + "." + string(b) + "." + parts[2]
+}
+
+func TestSyncAndRevocations(t *testing.T) {
+	e := newEnv(t)
+	ws := e.workspace("acme", "ghcr.io")
+	web := e.install("acme", "web", "edge", "default", "")
+	jobs := e.install("acme", "jobs", "edge", "jobs", "", "ghcr.io/acme/jobs")
+	nc, node := e.enrol("edge", ws.ID, nil)
+	rev, err := nc.SubscribeSync(wire.RevokeSubject(node.ClusterID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+
+	var sync wire.SyncReply
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{}, &sync)
+	if len(sync.Installs) != 2 || sync.Installs[web.ID].Generation != web.Generation || sync.Source == "" {
+		t.Fatalf("sync: %+v", sync)
+	}
+
+	ctx := context.Background()
+	off := false
+	web, _ = e.store.UpdateInstall(ctx, "acme", "web", store.InstallUpdate{Enabled: &off})
+	if err := e.svc.InstallChanged(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rev.NextMsg(2 * time.Second)
+	if err != nil {
+		t.Fatal("no revocation pushed")
+	}
+	var r wire.Revocation
+	json.Unmarshal(m.Data, &r)
+	if len(r.Installs) != 1 || r.Installs[0] != web.ID || r.Seq != sync.Seq+1 || r.Source != sync.Source {
+		t.Fatalf("revocation %+v after sync seq %d", r, sync.Seq)
+	}
+	sync = wire.SyncReply{}
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{}, &sync)
+	if _, ok := sync.Installs[web.ID]; ok || len(sync.Installs) != 1 || sync.Seq != r.Seq {
+		t.Fatalf("sync after disable: %+v", sync)
+	}
+	epoch := sync.Installs[jobs.ID].Epoch
+	if _, err := e.store.UpdateCredential(ctx, "acme", "rega", store.CredentialUpdate{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.CredentialsChanged(ctx, ws.ID)
+	m, _ = rev.NextMsg(2 * time.Second)
+	json.Unmarshal(m.Data, &r)
+	if len(r.Workspaces) != 1 || r.Workspaces[0] != ws.ID {
+		t.Fatalf("credential revocation %+v", r)
+	}
+	sync = wire.SyncReply{}
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{}, &sync)
+	if sync.Installs[jobs.ID].Epoch == epoch {
+		t.Fatal("epoch unchanged after a credential was disabled")
+	}
+
+	// A revoked node gets nothing more from the token service, even on a
+	// connection that is still open.
+	c, _ := e.store.GetCluster(ctx, "edge")
+	n, _ := e.store.RevokeNode(ctx, "edge", node.NodeID)
+	e.svc.NodeRevoked(ctx, c, n)
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "ghcr.io/acme/jobs"}); rep.Code != wire.CodeForbidden {
+		t.Fatalf("revoked node got: %+v", rep)
+	}
+}
+
+func TestTOFUJWKS(t *testing.T) {
+	e := newEnv(t)
+	iss := testsa.New(t)
+	nc, node := e.enrol("shared", "", nil)
+	var sync wire.SyncReply
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{JWKS: []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)}, &sync)
+	if sync.Code != wire.CodeInvalid {
+		t.Fatalf("symmetric JWKS accepted: %+v", sync)
+	}
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{JWKS: iss.JWKS()}, &sync)
+	c, _ := e.store.GetCluster(context.Background(), "shared")
+	if string(c.SAJWKS) != string(iss.JWKS()) {
+		t.Fatal("JWKS not pinned on first use")
+	}
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{JWKS: testsa.New(t).JWKS()}, &sync)
+	if c, _ := e.store.GetCluster(context.Background(), "shared"); string(c.SAJWKS) != string(iss.JWKS()) {
+		t.Fatal("pinned JWKS replaced")
+	}
+	_ = credential.KindBasic
+}
