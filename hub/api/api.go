@@ -46,6 +46,8 @@ type Deps struct {
 	// OnTokenMinted is called after every minted install token (metrics);
 	// optional.
 	OnTokenMinted func()
+	// Revoker, when set, pushes revocations to node agents after changes.
+	Revoker Revoker
 }
 
 // route is one entry of the route table. The table is the single source of
@@ -64,6 +66,8 @@ const (
 	pRegistry   = pRegistries + "/{name}"
 	pInstalls   = pWorkspace + "/installs"
 	pInstall    = pInstalls + "/{name}"
+	pClusters   = "/api/v1/clusters"
+	pCluster    = pClusters + "/{cluster}"
 )
 
 var routes = []route{
@@ -89,6 +93,14 @@ var routes = []route{
 	{"POST", pInstall + "/enable", (*server).enableInstall},
 	{"POST", pInstall + "/disable", (*server).disableInstall},
 	{"POST", pInstall + "/tokens", (*server).mintToken},
+
+	{"POST", pClusters, (*server).createCluster},
+	{"GET", pClusters, (*server).listClusters},
+	{"GET", pCluster, (*server).getCluster},
+	{"DELETE", pCluster, (*server).deleteCluster},
+	{"POST", pCluster + "/join-token", (*server).rotateJoinToken},
+	{"GET", pCluster + "/nodes", (*server).listNodes},
+	{"POST", pCluster + "/nodes/{node}/revoke", (*server).revokeNode},
 
 	{"GET", "/api/v1/audit", (*server).queryAudit},
 }

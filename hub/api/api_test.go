@@ -358,6 +358,7 @@ func TestInstallsAndTokens(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.must("POST", "/api/v1/workspaces", `{"name":"acme"}`, 201, nil)
+	e.must("POST", "/api/v1/clusters", `{"name":"prod"}`, 201, nil)
 
 	var in Install
 	e.must("POST", "/api/v1/workspaces/acme/installs", jsonBody(t, CreateInstallRequest{
@@ -576,5 +577,53 @@ func TestPasswordNeverFormats(t *testing.T) {
 	// It still travels as a plain JSON string.
 	if b := jsonBody(t, req); !strings.Contains(b, `"password":"`+pw+`"`) {
 		t.Errorf("marshalled request %s", b)
+	}
+}
+
+func TestClusters(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"acme"}`, 201, nil)
+	e.must("POST", "/api/v1/workspaces", `{"name":"other"}`, 201, nil)
+	var jt JoinToken
+	e.must("POST", "/api/v1/clusters", `{"name":"edge","workspace":"acme"}`, 201, &jt)
+	if !strings.HasPrefix(jt.JoinToken, "pgj1.") || jt.Cluster.Workspace != "acme" || jt.Cluster.Shared {
+		t.Fatalf("create: %+v", jt)
+	}
+	var again JoinToken
+	e.must("POST", "/api/v1/clusters/edge/join-token", "", 200, &again)
+	if again.JoinToken == jt.JoinToken || !strings.HasPrefix(again.JoinToken, "pgj1.") {
+		t.Fatal("rotate returned the same token")
+	}
+	var list ClusterList
+	e.must("GET", "/api/v1/clusters", "", 200, &list)
+	if len(list.Clusters) != 1 || strings.Contains(fmt.Sprint(list), "pgj1.") {
+		t.Fatalf("list: %+v", list)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"name":"edge"}`, "already exists"},
+		{`{"name":"x","workspace":"nope"}`, "not found"},
+		{`{"name":"x","sa_jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}}`, "sa_jwks"},
+		{`{"name":"x","sa_issuer":"http://k8s"}`, "sa_issuer"},
+		{`{"name":"Bad"}`, "name"},
+	} {
+		code, body := e.do("POST", "/api/v1/clusters", tc.body)
+		if code < 400 || code >= 500 || !strings.Contains(body, tc.want) {
+			t.Fatalf("%s: %d %s", tc.body, code, body)
+		}
+	}
+	// A single-workspace cluster takes installs of its workspace only.
+	code, body := e.do("POST", "/api/v1/workspaces/other/installs", `{"name":"web","cluster":"edge"}`)
+	if code != 400 || !strings.Contains(body, "belongs to workspace") {
+		t.Fatalf("foreign install: %d %s", code, body)
+	}
+	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"web","cluster":"edge"}`, 201, nil)
+	var nodes NodeList
+	e.must("GET", "/api/v1/clusters/edge/nodes", "", 200, &nodes)
+	if code, _ := e.do("POST", "/api/v1/clusters/edge/nodes/node_x/revoke", ""); code != 404 {
+		t.Fatalf("revoke unknown node: %d", code)
+	}
+	e.must("DELETE", "/api/v1/clusters/edge", "", 204, nil)
+	if code, _ := e.do("GET", "/api/v1/clusters/edge", ""); code != 404 {
+		t.Fatal("cluster still there")
 	}
 }

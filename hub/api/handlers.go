@@ -100,8 +100,15 @@ func (s *server) getWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
+	ins, err := s.d.Store.ListInstalls(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
 	if err := s.d.Store.DeleteWorkspace(r.Context(), r.PathValue("ws")); err != nil {
 		return err
+	}
+	for _, in := range ins {
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -261,6 +268,7 @@ func (s *server) setRegistryEnabled(w http.ResponseWriter, r *http.Request, enab
 	if err != nil {
 		return err
 	}
+	s.revoke("registry "+c.Name, func(rv Revoker) error { return rv.CredentialsChanged(r.Context(), c.WorkspaceID) })
 	writeJSON(w, http.StatusOK, registryView(c))
 	return nil
 }
@@ -274,9 +282,14 @@ func (s *server) disableRegistry(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deleteRegistry(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.d.Store.GetCredential(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
 	if err := s.d.Store.DeleteCredential(r.Context(), r.PathValue("ws"), r.PathValue("name")); err != nil {
 		return err
 	}
+	s.revoke("registry "+c.Name, func(rv Revoker) error { return rv.CredentialsChanged(r.Context(), c.WorkspaceID) })
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -382,6 +395,9 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("service_account: needs a namespace")
 		}
 	}
+	if err := s.checkInstallCluster(r.Context(), r.PathValue("ws"), req.Cluster, req.Namespace); err != nil {
+		return err
+	}
 	in, err := s.d.Store.CreateInstall(r.Context(), r.PathValue("ws"), store.Install{
 		Name:           req.Name,
 		Cluster:        req.Cluster,
@@ -435,6 +451,7 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	writeJSON(w, http.StatusOK, installView(in))
 	return nil
 }
@@ -443,6 +460,9 @@ func (s *server) setInstallEnabled(w http.ResponseWriter, r *http.Request, enabl
 	in, err := s.d.Store.UpdateInstall(r.Context(), r.PathValue("ws"), r.PathValue("name"), store.InstallUpdate{Enabled: &enabled})
 	if err != nil {
 		return err
+	}
+	if !enabled {
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	}
 	writeJSON(w, http.StatusOK, installView(in))
 	return nil
@@ -457,9 +477,14 @@ func (s *server) disableInstall(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deleteInstall(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.d.Store.GetInstall(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
 	if err := s.d.Store.DeleteInstall(r.Context(), r.PathValue("ws"), r.PathValue("name")); err != nil {
 		return err
 	}
+	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -223,6 +223,24 @@ func TestWorkflow(t *testing.T) {
 		t.Errorf("failed registry test: exit %d\n%s\n%s", code, out, errOut)
 	}
 
+	// Clusters: a join token on stdout, shown once.
+	join := strings.TrimSpace(h.ok("", "cluster", "create", "prod"))
+	if !strings.HasPrefix(join, "pgj1.") {
+		t.Errorf("cluster create printed %q, want a join token", join)
+	}
+	if out := h.ok("", "cluster", "list"); !strings.Contains(out, "prod") || !strings.Contains(out, "(shared)") || strings.Contains(out, join) {
+		t.Errorf("cluster list:\n%s", out)
+	}
+	if code, _, errOut := h.run("", "install", "create", "-w", "acme", "--name", "x", "--cluster", "prod"); code != 1 || !strings.Contains(errOut, "needs --namespace") {
+		t.Errorf("install on a shared cluster without namespace: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := h.run("", "install", "create", "-w", "acme", "--name", "x", "--cluster", "nope", "--namespace", "a"); code != 1 || !strings.Contains(errOut, `cluster "nope" does not exist`) {
+		t.Errorf("install on a missing cluster: exit %d %s", code, errOut)
+	}
+	if out := h.ok("", "cluster", "node", "list", "prod"); !strings.Contains(out, "ID") {
+		t.Errorf("node list:\n%s", out)
+	}
+
 	// Installs and tokens.
 	out = h.ok("", "install", "create", "-w", "acme", "--name", "web", "--repo", "ghcr.io/acme/*", "--repo", "docker.io/nginx",
 		"--cluster", "prod", "--namespace", "shop", "--service-account", "puller")

@@ -114,7 +114,7 @@ admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout of each request to the hub (0: none)")
 
-	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g))
+	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
 	root.AddCommand(extra...)
 	return root
 }

@@ -82,6 +82,18 @@ func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.
 	case inst.Generation != claims.Generation:
 		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued")
 	}
+	if claims.Node != "" {
+		// Issued to a node agent: the node must still be enrolled (revoking
+		// a node or deleting its cluster removes it).
+		n, _, err := p.store.NodeByID(ctx, claims.Node)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || (err == nil && (n.Revoked || n.ClusterID != claims.Cluster)):
+			return claims, inst, errUnauthorized("revoked", "install token revoked: its node is revoked or its cluster deleted")
+		case err != nil:
+			p.log.Error("read node state", "node", claims.Node, "err", err)
+			return claims, inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "node state unavailable")
+		}
+	}
 	return claims, inst, nil
 }
 

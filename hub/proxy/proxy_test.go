@@ -574,3 +574,40 @@ func TestSkopeoPullsThroughHub(t *testing.T) {
 		t.Fatal("upstream password in logs")
 	}
 }
+
+// A token issued to a node stops working when the node is revoked or its
+// cluster deleted.
+func TestNodeTokensRevoked(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "node-SECRET"))
+	up.PushRandomImage(t, "org/app", "v1", 1, 64)
+	manifest := "/v2/" + upstreamHost + "/org/app/manifests/v1"
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		revoke func(f *fixture)
+	}{
+		{"node revoked", func(f *fixture) { f.must(f.store.RevokeNode(ctx, "edge", "n1")) }},
+		{"cluster deleted", func(f *fixture) { f.mustErr(f.store.DeleteCluster(ctx, "edge")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ws := f.workspace("acme")
+			f.credential(ws, "reg", upstreamHost, up, up.Password)
+			c, err := f.store.CreateCluster(ctx, store.Cluster{Name: "edge", WorkspaceID: ws.ID}, []byte("h"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := f.store.CreateNode(ctx, c.ID, "n1", []byte("h"))
+			in, _ := f.store.CreateInstall(ctx, ws.Name, store.Install{Name: "web", Cluster: "edge", Enabled: true})
+			tok, _, _ := f.keys.Mint(token.Claims{Install: in.ID, Workspace: ws.ID, Cluster: c.ID, Node: n.ID, Generation: in.Generation}, time.Minute)
+			if resp := f.get(http.MethodHead, manifest, tok); resp.StatusCode != http.StatusOK {
+				t.Fatalf("before: %d", resp.StatusCode)
+			}
+			tc.revoke(f)
+			resp := f.get(http.MethodGet, manifest, tok)
+			if body := readBody(t, resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "node") {
+				t.Fatalf("after: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}

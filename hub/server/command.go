@@ -7,8 +7,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pullgate/pullgate/hub/natsauth"
 )
 
 // Command is `pullgate-hub serve`.
@@ -39,6 +42,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if cfg.Database == "" {
 				cfg.Database = os.Getenv("PULLGATE_DATABASE")
 			}
+			if cfg.TokenTTL < time.Minute || cfg.TokenTTL > 24*time.Hour {
+				return fmt.Errorf("--token-ttl %v: want 1m to 24h", cfg.TokenTTL)
+			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
 			}
@@ -55,6 +61,8 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the hub at, for auth challenges (default: from each request)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file path or postgres:// URL (default: <data>/pullgate.db)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", `embedded NATS listen address ("" to disable)`)
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one (configure it with `pullgate-hub nats-config`)")
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", 10*time.Minute, "lifetime of install tokens issued to node agents")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
@@ -73,4 +81,31 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// NATSConfigCommand is `pullgate-hub nats-config`: the configuration block
+// an external nats-server needs for the hub's auth callout.
+func NATSConfigCommand() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "nats-config",
+		Short: "Print the nats-server configuration block for an external NATS server",
+		Long: `Print the authorization block to put in an external nats-server's
+configuration so that it asks the hub about every agent connection (auth
+callout). Then start the hub with --nats-url pointing at that server. The
+keys it names are created in the data dir if missing; every hub replica
+sharing the server needs the same nats-issuer.nk and nats-hub.password.`,
+		Example: "  pullgate-hub nats-config --data /var/lib/pullgate >> /etc/nats/nats-server.conf",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			creds, err := natsauth.LoadOrCreate(dataDir)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), creds.ConfigBlock())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "./pullgate-data", "data directory holding the hub's NATS keys")
+	return cmd
 }

@@ -1,17 +1,26 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pullgate/pullgate/hub/natsauth"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/tokensvc"
 )
 
-// startNATS runs the embedded NATS server with JetStream on disk. It is the
-// control plane node agents connect to.
-func startNATS(listen, storeDir string) (*natsserver.Server, error) {
+// startNATS runs the embedded NATS server with JetStream on disk and the
+// hub's auth callout. It is the control plane node agents connect to.
+func startNATS(listen, storeDir string, creds natsauth.Credentials) (*natsserver.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
@@ -20,7 +29,7 @@ func startNATS(listen, storeDir string) (*natsserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats listen address %q: bad port", listen)
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{
+	opts := &natsserver.Options{
 		ServerName: "pullgate-hub",
 		Host:       host,
 		Port:       port,
@@ -29,7 +38,9 @@ func startNATS(listen, storeDir string) (*natsserver.Server, error) {
 		NoSigs:     true, // the hub handles signals
 		NoLog:      true,
 		MaxPayload: 1 << 20,
-	})
+	}
+	creds.Configure(opts)
+	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
@@ -39,4 +50,84 @@ func startNATS(listen, storeDir string) (*natsserver.Server, error) {
 		return nil, fmt.Errorf("nats: not ready on %s after 15s", listen)
 	}
 	return ns, nil
+}
+
+// connectNATS connects the hub to its NATS server as the callout's auth
+// user. Publishes are not buffered while disconnected: a revocation that
+// cannot be delivered now is recovered by the agents' resync, never
+// replayed late.
+func connectNATS(url string, ns *natsserver.Server, creds natsauth.Credentials, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("pullgate-hub"),
+		nats.UserInfo(natsauth.HubUser, creds.Password),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if ns != nil {
+		opts = append(opts, nats.InProcessServer(ns))
+		url = ns.ClientURL()
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "REDACTED" + u[i:]
+		}
+	}
+	return u
+}
+
+// nodeRevoker pushes revocations through the token service and, on the
+// embedded server, also disconnects connections of node identities that
+// are no longer valid (an external server drops them when their
+// authorization expires, and the token service refuses them meanwhile).
+type nodeRevoker struct {
+	*tokensvc.Service
+	ns    *natsserver.Server
+	store store.Store
+	log   *slog.Logger
+}
+
+func (r nodeRevoker) NodeRevoked(ctx context.Context, c store.Cluster, n store.Node) error {
+	err := r.Service.NodeRevoked(ctx, c, n)
+	r.sweep(ctx)
+	return err
+}
+
+func (r nodeRevoker) ClusterDeleted(ctx context.Context, c store.Cluster) error {
+	err := r.Service.ClusterDeleted(ctx, c)
+	r.sweep(ctx)
+	return err
+}
+
+// sweep disconnects every node connection whose identity is revoked or gone.
+func (r nodeRevoker) sweep(ctx context.Context) {
+	if r.ns == nil {
+		return
+	}
+	conns, err := r.ns.Connz(&natsserver.ConnzOptions{Username: true, Limit: 1 << 20})
+	if err != nil {
+		r.log.Warn("list NATS connections", "err", err)
+		return
+	}
+	for _, ci := range conns.Conns {
+		if !strings.HasPrefix(ci.AuthorizedUser, "node_") {
+			continue
+		}
+		n, _, err := r.store.NodeByID(ctx, ci.AuthorizedUser)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && n.Revoked) {
+			if err := r.ns.DisconnectClientByID(ci.Cid); err == nil {
+				r.log.Info("disconnected revoked node", "node", ci.AuthorizedUser)
+			}
+		}
+	}
 }

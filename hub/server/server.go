@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +23,11 @@ import (
 	"github.com/pullgate/pullgate/hub/audit"
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/metrics"
+	"github.com/pullgate/pullgate/hub/natsauth"
 	"github.com/pullgate/pullgate/hub/proxy"
 	"github.com/pullgate/pullgate/hub/secrets"
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/tokensvc"
 	"github.com/pullgate/pullgate/hub/upstream"
 )
 
@@ -38,6 +41,8 @@ type Config struct {
 	Database   string // "" = SQLite in DataDir; postgres://... for PostgreSQL
 	MasterKey  string // hex; "" = <data>/master.key
 	NATSListen string // "" disables the embedded NATS server
+	NATSURL    string // external NATS server instead of the embedded one
+	TokenTTL   time.Duration
 	Logger     *slog.Logger
 	// Ready, when set, receives the bound HTTP address once serving.
 	Ready func(addr string)
@@ -80,23 +85,45 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("created admin token", "file", tokenPath)
 	}
 
+	m := metrics.New()
 	var ns *natsserver.Server
-	if cfg.NATSListen != "" {
-		if ns, err = startNATS(cfg.NATSListen, filepath.Join(cfg.DataDir, "nats")); err != nil {
+	var revoker api.Revoker
+	if cfg.NATSURL != "" || cfg.NATSListen != "" {
+		creds, err := natsauth.LoadOrCreate(cfg.DataDir)
+		if err != nil {
 			return err
 		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		log.Info("embedded NATS ready", "url", ns.ClientURL())
+		if cfg.NATSURL == "" {
+			if ns, err = startNATS(cfg.NATSListen, filepath.Join(cfg.DataDir, "nats"), creds); err != nil {
+				return err
+			}
+			defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+			log.Info("embedded NATS ready", "url", ns.ClientURL())
+		}
+		nc, err := connectNATS(cfg.NATSURL, ns, creds, log)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if _, err := natsauth.New(st, creds.Issuer, natsauth.WithLogger(log)).Subscribe(nc); err != nil {
+			return err
+		}
+		svc := tokensvc.New(st, keys, tokensvc.WithTTL(cfg.TokenTTL), tokensvc.WithLogger(log),
+			tokensvc.WithMintHook(m.TokensMinted.Inc), tokensvc.WithHubHosts(hubHosts(cfg)...))
+		if err := svc.Start(nc); err != nil {
+			return err
+		}
+		defer svc.Stop()
+		revoker = nodeRevoker{Service: svc, ns: ns, store: st, log: log}
 	}
 
-	m := metrics.New()
 	aw := audit.NewWriter(st, log, audit.WithErrorHook(m.AuditDropped.Inc))
 	defer aw.Close()
 	pool := upstream.NewPool()
 	px := proxy.New(st, sealer, keys, aw, proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL))
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
-		OnTokenMinted: m.TokensMinted.Inc,
+		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return pool.Check(ctx, c, credential.Authenticator(c, s), repo)
 		},
@@ -159,6 +186,15 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("shutdown: in-flight requests cut off", "err", err)
 	}
 	return nil
+}
+
+// hubHosts are the names images use for the hub in path-prefix form.
+func hubHosts(cfg Config) []string {
+	var hosts []string
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		hosts = append(hosts, u.Host)
+	}
+	return append(hosts, cfg.Listen)
 }
 
 func loadTLS(certFile, keyFile string) (*tls.Config, error) {

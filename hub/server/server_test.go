@@ -121,7 +121,7 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"master.key", "admin.token", "pullgate.db"} {
+	for _, f := range []string{"master.key", "admin.token", "pullgate.db", "nats-issuer.nk", "nats-hub.password"} {
 		fi, err := os.Stat(filepath.Join(data, f))
 		if err != nil {
 			t.Fatal(err)
@@ -139,8 +139,17 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 		}
 	}
 
-	// The embedded NATS server is up, with JetStream.
-	nc, err := nats.Connect(h.nats, nats.Timeout(5*time.Second))
+	// The embedded NATS server is up, with JetStream, and takes only the
+	// hub itself and identities the hub's auth callout admits.
+	if nc, err := nats.Connect(h.nats, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("anonymous NATS connection accepted")
+	}
+	pw, err := os.ReadFile(filepath.Join(data, "nats-hub.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(h.nats, nats.Timeout(5*time.Second), nats.UserInfo("pullgate-hub", string(pw)))
 	if err != nil {
 		t.Fatalf("connect embedded NATS: %v", err)
 	}

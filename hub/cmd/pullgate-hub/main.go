@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Execute(context.Background(), cli.NewRoot(server.Command())))
+	os.Exit(cli.Execute(context.Background(), cli.NewRoot(server.Command(), server.NATSConfigCommand())))
 }

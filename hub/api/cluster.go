@@ -1,0 +1,257 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/natsauth"
+	"github.com/pullgate/pullgate/hub/satoken"
+	"github.com/pullgate/pullgate/hub/store"
+)
+
+// Revoker pushes revocations to node agents after a change is stored. The
+// proxy refuses revoked tokens on its own; this makes agents drop them at
+// once too.
+type Revoker interface {
+	InstallChanged(ctx context.Context, in store.Install) error
+	CredentialsChanged(ctx context.Context, workspaceID string) error
+	NodeRevoked(ctx context.Context, c store.Cluster, n store.Node) error
+	ClusterDeleted(ctx context.Context, c store.Cluster) error
+}
+
+// revoke runs a push; a failed push is logged, not returned: the change is
+// stored and enforced by the proxy, and agents catch up when they resync.
+func (s *server) revoke(what string, f func(Revoker) error) {
+	if s.d.Revoker == nil {
+		return
+	}
+	if err := f(s.d.Revoker); err != nil {
+		s.log.Warn("push revocation to agents", "what", what, "err", err)
+	}
+}
+
+// Cluster is a cluster as the API shows it.
+type Cluster struct {
+	Name       string    `json:"name"`
+	Workspace  string    `json:"workspace,omitempty"` // single-workspace cluster; empty when shared
+	Shared     bool      `json:"shared"`
+	SAKeys     bool      `json:"sa_keys"` // service-account issuer keys registered
+	SAIssuer   string    `json:"sa_issuer,omitempty"`
+	SAAudience string    `json:"sa_audience"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// ClusterList is the GET /clusters response.
+type ClusterList struct {
+	Clusters []Cluster `json:"clusters"`
+}
+
+// CreateClusterRequest is the POST /clusters body.
+type CreateClusterRequest struct {
+	Name       string          `json:"name"`
+	Workspace  string          `json:"workspace,omitempty"` // empty: shared cluster
+	SAJWKS     json.RawMessage `json:"sa_jwks,omitempty"`
+	SAIssuer   string          `json:"sa_issuer,omitempty"`
+	SAAudience string          `json:"sa_audience,omitempty"`
+}
+
+// JoinToken carries a cluster's join token: shown once, stored hashed.
+type JoinToken struct {
+	Cluster   Cluster `json:"cluster"`
+	JoinToken string  `json:"join_token"`
+}
+
+// Node is an enrolled node.
+type Node struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Revoked   bool       `json:"revoked"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// NodeList is the GET /clusters/{cluster}/nodes response.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
+}
+
+func nodeView(n store.Node) Node {
+	v := Node{ID: n.ID, Name: n.Name, Revoked: n.Revoked, CreatedAt: n.CreatedAt}
+	if !n.RevokedAt.IsZero() {
+		t := n.RevokedAt
+		v.RevokedAt = &t
+	}
+	return v
+}
+
+func (s *server) clusterView(ctx context.Context, c store.Cluster) Cluster {
+	v := Cluster{Name: c.Name, Shared: c.WorkspaceID == "", SAKeys: len(c.SAJWKS) > 0, SAIssuer: c.SAIssuer,
+		SAAudience: c.SAAudience, CreatedAt: c.CreatedAt}
+	if c.WorkspaceID != "" {
+		v.Workspace = s.workspaceName(ctx, c.WorkspaceID)
+	}
+	return v
+}
+
+func (s *server) workspaceName(ctx context.Context, id string) string {
+	wss, err := s.d.Store.ListWorkspaces(ctx)
+	if err == nil {
+		for _, ws := range wss {
+			if ws.ID == id {
+				return ws.Name
+			}
+		}
+	}
+	return id
+}
+
+func (s *server) createCluster(w http.ResponseWriter, r *http.Request) error {
+	var req CreateClusterRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name); err != nil {
+		return err
+	}
+	c := store.Cluster{Name: req.Name, SAIssuer: req.SAIssuer, SAAudience: req.SAAudience}
+	if req.Workspace != "" {
+		ws, err := s.d.Store.GetWorkspace(r.Context(), req.Workspace)
+		if err != nil {
+			return err
+		}
+		c.WorkspaceID = ws.ID
+	}
+	if len(req.SAJWKS) > 0 && string(req.SAJWKS) != "null" {
+		if err := satoken.ValidateJWKS(req.SAJWKS); err != nil {
+			return badRequest("sa_jwks: %v", err)
+		}
+		c.SAJWKS = req.SAJWKS
+	}
+	if req.SAIssuer != "" && !strings.HasPrefix(req.SAIssuer, "https://") {
+		return badRequest("sa_issuer %q: want the https:// issuer URL of the cluster's service-account tokens", req.SAIssuer)
+	}
+	if len(req.SAAudience) > 253 || strings.ContainsAny(req.SAAudience, " \t\r\n") {
+		return badRequest("sa_audience: at most 253 characters, no spaces")
+	}
+	// The join token names the cluster id, which the store assigns: create
+	// with a placeholder hash, then set the real one.
+	c, err := s.d.Store.CreateCluster(r.Context(), c, natsauth.Hash("placeholder-never-matches"))
+	if err != nil {
+		return err
+	}
+	tok, hash := natsauth.NewJoinToken(c.ID)
+	if err := s.d.Store.RotateJoinToken(r.Context(), c.Name, hash); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, JoinToken{Cluster: s.clusterView(r.Context(), c), JoinToken: tok})
+	return nil
+}
+
+func (s *server) listClusters(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.d.Store.ListClusters(r.Context())
+	if err != nil {
+		return err
+	}
+	out := ClusterList{Clusters: make([]Cluster, 0, len(cs))}
+	for _, c := range cs {
+		out.Clusters = append(out.Clusters, s.clusterView(r.Context(), c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getCluster(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.clusterView(r.Context(), c))
+	return nil
+}
+
+func (s *server) deleteCluster(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	if err := s.d.Store.DeleteCluster(r.Context(), c.Name); err != nil {
+		return err
+	}
+	s.revoke("cluster "+c.Name, func(rv Revoker) error { return rv.ClusterDeleted(r.Context(), c) })
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) rotateJoinToken(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	tok, hash := natsauth.NewJoinToken(c.ID)
+	if err := s.d.Store.RotateJoinToken(r.Context(), c.Name, hash); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, JoinToken{Cluster: s.clusterView(r.Context(), c), JoinToken: tok})
+	return nil
+}
+
+func (s *server) listNodes(w http.ResponseWriter, r *http.Request) error {
+	ns, err := s.d.Store.ListNodes(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	out := NodeList{Nodes: make([]Node, 0, len(ns))}
+	for _, n := range ns {
+		out.Nodes = append(out.Nodes, nodeView(n))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) revokeNode(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	n, err := s.d.Store.RevokeNode(r.Context(), c.Name, r.PathValue("node"))
+	if err != nil {
+		return err
+	}
+	s.revoke("node "+n.ID, func(rv Revoker) error { return rv.NodeRevoked(r.Context(), c, n) })
+	writeJSON(w, http.StatusOK, nodeView(n))
+	return nil
+}
+
+// checkInstallCluster refuses an install a cluster could not serve safely:
+// a single-workspace cluster takes installs of its workspace only, and a
+// shared cluster picks installs by namespace, so it needs one.
+func (s *server) checkInstallCluster(ctx context.Context, workspace, cluster, namespace string) error {
+	if cluster == "" {
+		return nil
+	}
+	c, err := s.d.Store.GetCluster(ctx, cluster)
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("cluster %q does not exist: create it with `cluster create`", cluster)
+	}
+	if err != nil {
+		return err
+	}
+	if c.WorkspaceID != "" {
+		ws, err := s.d.Store.GetWorkspace(ctx, workspace)
+		if err != nil {
+			return err
+		}
+		if ws.ID != c.WorkspaceID {
+			return badRequest("cluster %q belongs to workspace %q: installs of workspace %q cannot use it (create it as a shared cluster)", cluster, s.workspaceName(ctx, c.WorkspaceID), workspace)
+		}
+		return nil
+	}
+	if namespace == "" {
+		return badRequest("cluster %q is shared: the install needs --namespace (pods are matched to installs by namespace)", cluster)
+	}
+	return nil
+}
