@@ -5,6 +5,8 @@ CACHEBIN := $(CURDIR)/.cache/bin
 # A distribution registry for tests: Debian's docker-registry when present,
 # otherwise distribution v3 built once into .cache/bin.
 REGISTRY_VERSION := v3.1.2
+# An external NATS server for the tests that restart the control plane.
+NATS_VERSION := v2.15.2
 
 .PHONY: build run test e2e bench tools vet clean
 
@@ -19,6 +21,10 @@ tools:
 	@if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x $(CACHEBIN)/registry ]; then \
 		echo "building distribution registry $(REGISTRY_VERSION) into .cache/bin (once)"; \
 		GOBIN=$(CACHEBIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION); \
+	fi
+	@if [ ! -x $(CACHEBIN)/nats-server ]; then \
+		echo "building nats-server $(NATS_VERSION) into .cache/bin (once)"; \
+		GOBIN=$(CACHEBIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_VERSION); \
 	fi
 
 test: tools
