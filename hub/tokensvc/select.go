@@ -16,7 +16,7 @@ import (
 // without one only a single-workspace cluster is served, by the installs'
 // allow-lists. Anything ambiguous is refused: guessing could hand one
 // tenant's token to another.
-func selectInstall(c store.Cluster, installs []store.Install, repo imageref.Repo, sa *satoken.Claims) (store.Install, *wire.ErrorReply) {
+func selectInstall(c store.Cluster, installs []store.Install, t target, sa *satoken.Claims) (store.Install, *wire.ErrorReply) {
 	var candidates []store.Install
 	for _, in := range installs {
 		if !in.Enabled || (c.WorkspaceID != "" && in.WorkspaceID != c.WorkspaceID) {
@@ -25,7 +25,7 @@ func selectInstall(c store.Cluster, installs []store.Install, repo imageref.Repo
 		if sa != nil && (in.Namespace != sa.Namespace || (in.ServiceAccount != "" && in.ServiceAccount != sa.ServiceAccount)) {
 			continue
 		}
-		if allowed(in.Repos, repo) {
+		if t.allowedBy(in.Repos) {
 			candidates = append(candidates, in)
 		}
 	}
@@ -54,14 +54,64 @@ func selectInstall(c store.Cluster, installs []store.Install, repo imageref.Repo
 		if sa != nil {
 			where = fmt.Sprintf("namespace %s, service account %s on cluster %s", sa.Namespace, sa.ServiceAccount, c.Name)
 		}
-		return store.Install{}, &wire.ErrorReply{Code: wire.CodeNotFound, Error: "no enabled install for " + where + " allows " + repo.String()}
+		return store.Install{}, &wire.ErrorReply{Code: wire.CodeNotFound, Error: "no enabled install for " + where + " allows " + t.String()}
 	}
 	names := make([]string, len(candidates))
 	for i, in := range candidates {
 		names[i] = in.Name
 	}
 	return store.Install{}, &wire.ErrorReply{Code: wire.CodeAmbiguous,
-		Error: fmt.Sprintf("installs %s all allow %s: give them disjoint --repo allow-lists, or bind them to namespaces and use service-account tokens", strings.Join(names, ", "), repo)}
+		Error: fmt.Sprintf("installs %s all allow %s: give them disjoint --repo allow-lists, or bind them to namespaces and use service-account tokens", strings.Join(names, ", "), t)}
+}
+
+// target is what a request asks credentials for: a repository, or (the
+// docker-credential-helper protocol gives only a server) a whole upstream
+// host, or the hub itself.
+type target struct {
+	repo imageref.Repo // Path empty for a whole host; Host empty for the hub
+}
+
+func (t target) String() string {
+	switch {
+	case t.repo.Host == "":
+		return "images through the hub"
+	case t.repo.Path == "":
+		return "registry " + t.repo.Host
+	}
+	return t.repo.String()
+}
+
+// allowedBy reports whether an allow-list reaches the target: for a host,
+// any pattern on that host.
+func (t target) allowedBy(patterns []string) bool {
+	switch {
+	case len(patterns) == 0 || t.repo.Host == "":
+		return true
+	case t.repo.Path != "":
+		return allowed(patterns, t.repo)
+	}
+	for _, s := range patterns {
+		if p, err := imageref.ParsePattern(s); err == nil && p.Host == t.repo.Host {
+			return true
+		}
+	}
+	return false
+}
+
+// coveredBy reports whether a workspace's credentials reach the target.
+func (t target) coveredBy(creds []store.Credential) bool {
+	switch {
+	case t.repo.Host == "":
+		return true
+	case t.repo.Path != "":
+		return covered(creds, t.repo)
+	}
+	for _, c := range creds {
+		if p, err := imageref.ParsePrefix(c.Host); err == nil && p.Host == t.repo.Host && c.Enabled {
+			return true
+		}
+	}
+	return false
 }
 
 func allowed(patterns []string, repo imageref.Repo) bool {

@@ -225,7 +225,7 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 	if e != nil {
 		return wire.TokenReply{ErrorReply: *e}
 	}
-	registry, repo, err := s.resolveImage(req.Image)
+	registry, tgt, err := s.resolve(req.Image)
 	if err != nil {
 		return wire.TokenReply{ErrorReply: wire.ErrorReply{Code: wire.CodeInvalid, Error: err.Error()}}
 	}
@@ -242,7 +242,7 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 		s.log.Error("list installs", "cluster", c.Name, "err", err)
 		return wire.TokenReply{ErrorReply: *internal(err)}
 	}
-	in, e := selectInstall(c, installs, repo, sa)
+	in, e := selectInstall(c, installs, tgt, sa)
 	if e != nil {
 		return wire.TokenReply{ErrorReply: *e}
 	}
@@ -250,9 +250,9 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 	if err != nil {
 		return wire.TokenReply{ErrorReply: *internal(err)}
 	}
-	if !covered(creds, repo) {
+	if !tgt.coveredBy(creds) {
 		return wire.TokenReply{ErrorReply: wire.ErrorReply{Code: wire.CodeNotFound,
-			Error: "install " + in.Name + " allows " + repo.String() + " but no enabled registry credential of its workspace covers it"}}
+			Error: "install " + in.Name + " allows " + tgt.String() + " but no enabled registry credential of its workspace covers it"}}
 	}
 	tok, claims, err := s.keys.Mint(token.Claims{Install: in.ID, Workspace: in.WorkspaceID, Cluster: c.ID, Node: node.ID,
 		Repos: in.Repos, Generation: in.Generation}, s.ttl)
@@ -265,29 +265,40 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 		Workspace: in.WorkspaceID, Generation: in.Generation, Epoch: Epoch(creds), Registry: registry}
 }
 
-// resolveImage returns the auth key for the image (its registry as the
-// image names it) and the upstream repository it stands for. A
-// path-prefix image through the hub ("HUB/ghcr.io/org/app:1") stands for
-// the image after the hub's host.
-func (s *Service) resolveImage(image string) (string, imageref.Repo, error) {
+// resolve returns the auth key for the request (its registry as the image
+// names it) and what credentials are asked for. A path-prefix image through
+// the hub ("HUB/ghcr.io/org/app:1") stands for the image after the hub's
+// host. A bare registry host ("ghcr.io", from the docker-credential-helper
+// protocol) asks for that whole upstream, or for anything through the hub.
+func (s *Service) resolve(image string) (string, target, error) {
 	if image == "" || len(image) > 1024 {
-		return "", imageref.Repo{}, errors.New("image: want a reference of at most 1024 characters")
+		return "", target{}, errors.New("image: want a reference of at most 1024 characters")
+	}
+	if wire.RegistryOnly(image) {
+		if slices.Contains(s.hubHosts, strings.ToLower(image)) {
+			return strings.ToLower(image), target{}, nil
+		}
+		h, err := imageref.CanonicalHost(image)
+		if err != nil {
+			return "", target{}, err
+		}
+		return h, target{repo: imageref.Repo{Host: h}}, nil
 	}
 	ref, err := name.ParseReference(image)
 	if err != nil {
-		return "", imageref.Repo{}, fmt.Errorf("image %q: %w", image, err)
+		return "", target{}, fmt.Errorf("image %q: %w", image, err)
 	}
 	reg := strings.ToLower(ref.Context().RegistryStr())
 	if slices.Contains(s.hubHosts, reg) {
 		rest := image[strings.IndexByte(image, '/')+1:]
 		repo, _, err := imageref.ParseImage(rest)
-		return reg, repo, err
+		return reg, target{repo: repo}, err
 	}
 	repo, _, err := imageref.ParseImage(image)
 	if err != nil {
-		return "", imageref.Repo{}, err
+		return "", target{}, err
 	}
-	return repo.Host, repo, nil
+	return repo.Host, target{repo: repo}, nil
 }
 
 func covered(creds []store.Credential, repo imageref.Repo) bool {

@@ -174,6 +174,16 @@ func TestSingleWorkspaceCluster(t *testing.T) {
 	if rep := e.token(nc, node, wire.TokenRequest{Image: "quay.io/x/y"}); rep.Code != wire.CodeNotFound || !strings.Contains(rep.Error, "no enabled registry credential") {
 		t.Fatalf("uncovered: %+v", rep)
 	}
+	// Registry-level requests (docker-credential-helper `get HOST`).
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "docker.io"}); rep.Install != "jobs" || rep.Registry != "docker.io" {
+		t.Fatalf("registry-level docker.io: %+v", rep)
+	}
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "quay.io"}); rep.Code != wire.CodeNotFound {
+		t.Fatalf("registry-level quay.io: %+v", rep)
+	}
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "ghcr.io"}); rep.Code != wire.CodeAmbiguous {
+		t.Fatalf("registry-level ghcr.io with two installs on it: %+v", rep)
+	}
 	// Malformed request.
 	m, _ := nc.Request(wire.TokenSubject(node.ClusterID, node.NodeID), []byte(`{"image":"x","extra":1}`), 5*time.Second)
 	if !strings.Contains(string(m.Data), "unknown field") {
