@@ -48,6 +48,9 @@ type Deps struct {
 	OnTokenMinted func()
 	// Revoker, when set, pushes revocations to node agents after changes.
 	Revoker Revoker
+	// PublicURL is the hub's public URL; its host is what SDL imports
+	// point rewritten images at (default: the request's Host). Optional.
+	PublicURL string
 }
 
 // route is one entry of the route table. The table is the single source of
@@ -93,6 +96,8 @@ var routes = []route{
 	{"POST", pInstall + "/enable", (*server).enableInstall},
 	{"POST", pInstall + "/disable", (*server).disableInstall},
 	{"POST", pInstall + "/tokens", (*server).mintToken},
+
+	{"POST", pWorkspace + "/sdl-imports", (*server).importSDL},
 
 	{"POST", pClusters, (*server).createCluster},
 	{"GET", pClusters, (*server).listClusters},

@@ -140,16 +140,14 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if req.Kind == "" {
-		req.Kind = credential.KindBasic
-	}
 	if err := checkUsername(req.Username); err != nil {
 		return err
 	}
-	secret := credential.Secret{Password: string(req.Password)}
-	if err := credential.Validate(req.Kind, req.Username, secret); err != nil {
-		return badRequest("%v", err)
+	prep, err := s.prepareCreate(req, prefix.String())
+	if err != nil {
+		return err
 	}
+	secret := prep.Secret
 	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
 	if err != nil {
 		return err
@@ -159,8 +157,8 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 		Name:        req.Name,
 		Host:        prefix.String(),
 		Endpoint:    endpoint,
-		Kind:        req.Kind,
-		Username:    req.Username,
+		Kind:        prep.Kind,
+		Username:    prep.Username,
 		Insecure:    req.Insecure,
 		Enabled:     true,
 	}
@@ -172,7 +170,7 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, registryView(c))
+	writeJSON(w, http.StatusCreated, s.describeWith(c, secret))
 	return nil
 }
 
@@ -200,7 +198,7 @@ func (s *server) listRegistries(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := RegistryList{Registries: make([]Registry, 0, len(cs))}
 	for _, c := range cs {
-		out.Registries = append(out.Registries, registryView(c))
+		out.Registries = append(out.Registries, s.describe(r.Context(), c))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -211,7 +209,7 @@ func (s *server) getRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, registryView(c))
+	writeJSON(w, http.StatusOK, s.describe(r.Context(), c))
 	return nil
 }
 
@@ -220,8 +218,8 @@ func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil {
-		return badRequest("nothing to update: give username, password, endpoint or insecure")
+	if req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil && req.ECR == nil && req.ACR == nil {
+		return badRequest("nothing to update: give username, password, endpoint, insecure, ecr or acr")
 	}
 	u := store.CredentialUpdate{Username: req.Username, Insecure: req.Insecure}
 	if req.Endpoint != nil {
@@ -242,24 +240,33 @@ func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		username = *req.Username
-		if c.Kind == credential.KindBasic && username == "" {
-			return badRequest("username: kind basic needs a username")
+		if (c.Kind == credential.KindBasic || c.Kind == credential.KindACR) && username == "" && req.ACR == nil {
+			return badRequest("username: kind %s needs a username", c.Kind)
+		}
+		if c.Kind == credential.KindECR && username != c.Username {
+			return badRequest("username: kind ecr: the username is always AWS")
 		}
 	}
-	if req.Password != nil {
-		secret := credential.Secret{Password: string(*req.Password)}
-		if err := credential.Validate(c.Kind, username, secret); err != nil {
-			return badRequest("%v", err)
-		}
-		if u.Secret, err = credential.Seal(s.d.Sealer, c, secret); err != nil {
+	var secret *credential.Secret
+	if needsNewSecret(c, req) {
+		prep, err := s.prepareUpdate(r.Context(), c, username, req)
+		if err != nil {
 			return err
 		}
+		if u.Secret, err = credential.Seal(s.d.Sealer, c, prep.Secret); err != nil {
+			return err
+		}
+		u.Username, secret = &prep.Username, &prep.Secret
 	}
 	c, err = s.d.Store.UpdateCredential(r.Context(), wsName, name, u)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, registryView(c))
+	if secret != nil {
+		writeJSON(w, http.StatusOK, s.describeWith(c, *secret))
+		return nil
+	}
+	writeJSON(w, http.StatusOK, s.describe(r.Context(), c))
 	return nil
 }
 
@@ -269,7 +276,7 @@ func (s *server) setRegistryEnabled(w http.ResponseWriter, r *http.Request, enab
 		return err
 	}
 	s.revoke("registry "+c.Name, func(rv Revoker) error { return rv.CredentialsChanged(r.Context(), c.WorkspaceID) })
-	writeJSON(w, http.StatusOK, registryView(c))
+	writeJSON(w, http.StatusOK, s.describe(r.Context(), c))
 	return nil
 }
 

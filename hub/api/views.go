@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"log/slog"
 	"time"
 
+	"github.com/pullgate/pullgate/hub/sdl"
 	"github.com/pullgate/pullgate/hub/store"
 )
 
@@ -53,6 +55,10 @@ type CreateRegistryRequest struct {
 	Username string   `json:"username,omitempty"`
 	Password Password `json:"password"`
 	Insecure bool     `json:"insecure,omitempty"`
+	// ECR and ACR hold the non-secret parameters of kinds ecr and acr
+	// (hub/api/registry_kinds.go); the secret is always Password.
+	ECR *ECRParams `json:"ecr,omitempty"`
+	ACR *ACRParams `json:"acr,omitempty"`
 }
 
 // LogValue shows the request to slog without its password (a JSON
@@ -70,6 +76,10 @@ type UpdateRegistryRequest struct {
 	Endpoint *string   `json:"endpoint,omitempty"` // "" clears it
 	Password *Password `json:"password,omitempty"`
 	Insecure *bool     `json:"insecure,omitempty"`
+	// ECR and ACR replace the kind's parameters (with a new password);
+	// absent, the stored ones are kept.
+	ECR *ECRParams `json:"ecr,omitempty"`
+	ACR *ACRParams `json:"acr,omitempty"`
 }
 
 // LogValue shows the request to slog without its password.
@@ -108,6 +118,13 @@ type Registry struct {
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Auth is how the credential authenticates (password, token, aws_keys,
+	// aws_assume_role, ecr_token, service_principal, json_key, ...);
+	// ExpiresAt is when a pasted token stops working; Warnings say what
+	// needs attention. None of them is secret.
+	Auth      string     `json:"auth,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty"`
 }
 
 // RegistryList is the body of GET .../registries.
@@ -240,4 +257,38 @@ func auditView(e store.AuditEvent) AuditEvent {
 		Status:     e.Status,
 		DurationMS: e.Duration.Milliseconds(),
 	}
+}
+
+// SDLImportRequest is the body of POST .../sdl-imports: an Akash SDL (or a
+// provider manifest) whose credentials become the workspace's registry
+// credentials and one install (hub/api/sdl.go).
+type SDLImportRequest struct {
+	// SDL is the SDL's YAML text (or a manifest as JSON text).
+	SDL string `json:"sdl,omitempty"`
+	// Manifest is a provider manifest (the JSON list of groups), as JSON.
+	Manifest  json.RawMessage `json:"manifest,omitempty"`
+	Cluster   string          `json:"cluster"`
+	Namespace string          `json:"namespace"`
+	Install   string          `json:"install,omitempty"`
+	DryRun    bool            `json:"dry_run,omitempty"`
+	// Rewrite asks for the document with the private images pointed at
+	// the hub (HubHost, else the hub's public URL, else the request's host)
+	// and the credentials removed.
+	Rewrite bool   `json:"rewrite,omitempty"`
+	HubHost string `json:"hub_host,omitempty"`
+}
+
+// LogValue shows the request to slog without the document (it holds
+// passwords).
+func (r SDLImportRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("cluster", r.Cluster), slog.String("namespace", r.Namespace),
+		slog.String("install", r.Install), slog.Bool("dry_run", r.DryRun), slog.Int("sdl_bytes", len(r.SDL)), slog.Int("manifest_bytes", len(r.Manifest)))
+}
+
+// SDLImport is the answer of POST .../sdl-imports: what was created,
+// updated or left unchanged, and the rewritten document when asked for.
+// It never holds a password.
+type SDLImport struct {
+	sdl.Report
+	Rewritten string `json:"rewritten,omitempty"`
 }

@@ -28,6 +28,7 @@ func newRegistryAddCmd(g *globals) *cobra.Command {
 	var (
 		ws, name, host, endpoint, kind, username string
 		passwordStdin, insecure                  bool
+		kf                                       kindFlags
 	)
 	c := &cobra.Command{
 		Use:   "add --workspace W --name N --host H --password-stdin",
@@ -43,11 +44,14 @@ prefix that scopes the credential (ghcr.io/org-a): the longest matching
 prefix picks the credential for a pull. --endpoint is where the registry API
 answers when that is not https://<host>.
 
-Kinds: basic (username and password) and token (an access token such as a
-GitHub PAT or Docker Hub access token; the username is optional).`,
+` + kindsHelp,
 		Example: `  printf '%s' "$GHCR_PAT" | pullgate-hub registry add -w acme --name gh --host ghcr.io/acme --kind token --password-stdin
   pullgate-hub registry add -w acme --name hub --host docker.io --username acmebot --password-stdin < dockerhub.pat
-  pullgate-hub registry add -w acme --name corp --host registry.corp --endpoint http://10.0.0.5:5000 --username ci --password-stdin < pw.txt`,
+  pullgate-hub registry add -w acme --name corp --host registry.corp --endpoint http://10.0.0.5:5000 --username ci --password-stdin < pw.txt
+  printf '%s' "$AWS_SECRET_ACCESS_KEY" | pullgate-hub registry add -w acme --name ecr --host 123456789012.dkr.ecr.us-east-1.amazonaws.com --aws-access-key-id "$AWS_ACCESS_KEY_ID" --password-stdin
+  aws ecr get-login-password | pullgate-hub registry add -w acme --name ecr-tmp --host 123456789012.dkr.ecr.us-east-1.amazonaws.com --password-stdin
+  printf '%s' "$SP_SECRET" | pullgate-hub registry add -w acme --name acr --host acme.azurecr.io --azure-tenant-id "$TENANT" --azure-client-id "$APP_ID" --password-stdin
+  pullgate-hub registry add -w acme --name gar --host europe-west1-docker.pkg.dev --password-stdin < key.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace", "name", "host"); err != nil {
@@ -60,17 +64,22 @@ GitHub PAT or Docker Hub access token; the username is optional).`,
 			if err != nil {
 				return err
 			}
+			ecrP, acrP, err := kf.params(cmd)
+			if err != nil {
+				return err
+			}
 			pw, err := readPassword(cmd.Context(), cmd.InOrStdin(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			reg, err := s.c.AddRegistry(cmd.Context(), ws, api.CreateRegistryRequest{
 				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
-				Password: api.Password(pw), Insecure: insecure,
+				Password: api.Password(pw), Insecure: insecure, ECR: ecrP, ACR: acrP,
 			})
 			if err != nil {
 				return err
 			}
+			warn(s, reg)
 			return s.say(reg, "registry %q added to workspace %q (host %s, kind %s, secret version %d)", reg.Name, ws, reg.Host, reg.Kind, reg.Version)
 		},
 	}
@@ -79,10 +88,11 @@ GitHub PAT or Docker Hub access token; the username is optional).`,
 	f.StringVar(&name, "name", "", "credential name (required)")
 	f.StringVar(&host, "host", "", "upstream host, optionally with a repository prefix: ghcr.io, ghcr.io/org, docker.io (required)")
 	f.StringVar(&endpoint, "endpoint", "", "registry API address when not https://<host>: http(s)://host[:port]")
-	f.StringVar(&kind, "kind", "basic", "credential kind: basic or token")
+	f.StringVar(&kind, "kind", "", "credential kind: basic, token, ecr, acr or gcp (default: from the host, else basic)")
 	f.StringVar(&username, "username", "", "username (required for kind basic)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from stdin (required)")
 	f.BoolVar(&insecure, "insecure", false, "plain HTTP to a non-loopback upstream")
+	addKindFlags(f, &kf)
 	return c
 }
 
@@ -109,10 +119,10 @@ func newRegistryListCmd(g *globals) *cobra.Command {
 			if s.json {
 				return s.printJSON(regs)
 			}
-			t := newTable(s.out, "NAME", "HOST", "ENDPOINT", "KIND", "USERNAME", "ENABLED", "INSECURE", "VERSION", "UPDATED")
+			t := newTable(s.out, "NAME", "HOST", "ENDPOINT", "KIND", "USERNAME", "ENABLED", "INSECURE", "VERSION", "UPDATED", "AUTH", "EXPIRES")
 			for _, r := range regs {
 				t.row(r.Name, r.Host, dash(r.Endpoint), r.Kind, dash(r.Username), yesNo(r.Enabled), yesNo(r.Insecure),
-					strconv.Itoa(r.Version), fmtTime(r.UpdatedAt))
+					strconv.Itoa(r.Version), fmtTime(r.UpdatedAt), dash(r.Auth), fmtExpiry(r.ExpiresAt))
 			}
 			return t.flush()
 		},
@@ -135,6 +145,11 @@ func printRegistry(s *session, r api.Registry) error {
 	t.row("VERSION", strconv.Itoa(r.Version))
 	t.row("CREATED", fmtTime(r.CreatedAt))
 	t.row("UPDATED", fmtTime(r.UpdatedAt))
+	t.row("AUTH", dash(r.Auth))
+	t.row("EXPIRES", fmtExpiry(r.ExpiresAt))
+	for _, w := range r.Warnings {
+		t.row("WARNING", w)
+	}
 	return t.flush()
 }
 
@@ -168,6 +183,7 @@ func newRegistryUpdateCmd(g *globals) *cobra.Command {
 	var (
 		ws, username, endpoint  string
 		passwordStdin, insecure bool
+		kf                      kindFlags
 	)
 	c := &cobra.Command{
 		Use:   "update --workspace W NAME [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false]",
@@ -196,7 +212,11 @@ the endpoint.`,
 			if f.Changed("insecure") {
 				req.Insecure = &insecure
 			}
-			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil {
+			var err error
+			if req.ECR, req.ACR, err = kf.params(cmd); err != nil {
+				return err
+			}
+			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil && req.ECR == nil && req.ACR == nil {
 				return usageErrorf("%s: nothing to update: give --username, --endpoint, --password-stdin or --insecure", cmd.CommandPath())
 			}
 			s, err := g.open(cmd)
@@ -215,6 +235,7 @@ the endpoint.`,
 			if err != nil {
 				return err
 			}
+			warn(s, r)
 			return s.say(r, "registry %q updated (secret version %d)", r.Name, r.Version)
 		},
 	}
@@ -224,6 +245,7 @@ the endpoint.`,
 	f.StringVar(&endpoint, "endpoint", "", `new endpoint, http(s)://host[:port] ("" clears it)`)
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read a new password or token from stdin")
 	f.BoolVar(&insecure, "insecure", false, "plain HTTP to a non-loopback upstream (--insecure=false turns it off)")
+	addKindFlags(f, &kf)
 	return c
 }
 
@@ -350,6 +372,9 @@ func printCheck(s *session, r upstream.CheckResult) {
 			t.row(name, "FAILED", "")
 		}
 	}
+	if r.TokenSource != "" {
+		step("obtain token: "+r.TokenSource, r.TokenObtained, "expires "+fmtExpiry(r.ExpiresAt))
+	}
 	step("reach "+dash(r.Upstream), r.Reachable, "/v2/ answered")
 	scheme := r.AuthScheme
 	if scheme == "" {
@@ -360,6 +385,16 @@ func printCheck(s *session, r upstream.CheckResult) {
 		step("list tags of "+r.Repository, r.CanPull, "pull access")
 	}
 	_ = t.flush()
+	if r.Kind != "" {
+		fmt.Fprintf(s.out, "kind %s, auth %s", r.Kind, dash(r.Auth))
+		if r.TokenSource == "" && r.ExpiresAt != nil {
+			fmt.Fprintf(s.out, ", expires %s", fmtExpiry(r.ExpiresAt))
+		}
+		fmt.Fprintln(s.out)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(s.out, "warning: %s\n", w)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(s.out, "upstream error: %s\n", r.Error)
 	}

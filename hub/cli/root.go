@@ -93,6 +93,7 @@ the hub only. Operator commands talk to a running hub:
   registry    upstream registry credentials (passwords never leave the hub)
   install     one deployment's right to pull, and its install tokens
   audit       the trail of proxied pulls
+  sdl         import an Akash SDL's registry credentials as hub state
 
 They find the hub with --hub (or $` + EnvHub + `) and authenticate with the
 admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
@@ -115,6 +116,7 @@ admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout of each request to the hub (0: none)")
 
 	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
+	root.AddCommand(newSDLCmd(g))
 	root.AddCommand(extra...)
 	return root
 }

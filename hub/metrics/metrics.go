@@ -22,6 +22,14 @@ type Hub struct {
 	TokensMinted   prometheus.Counter
 	TokensRefused  *prometheus.CounterVec // reason
 	AuditDropped   prometheus.Counter
+	// Upstream rate limits as upstreams report them (Docker Hub's
+	// ratelimit-* headers), by upstream, workspace and credential name.
+	RateLimitLimit     *prometheus.GaugeVec
+	RateLimitRemaining *prometheus.GaugeVec
+	RateLimitWindow    *prometheus.GaugeVec
+	// TokenFetches counts the hub's own upstream token fetches (ECR
+	// GetAuthorizationToken, Entra ID + ACR exchange) by kind and result.
+	TokenFetches *prometheus.CounterVec
 }
 
 // New registers the hub's collectors, plus Go runtime and process ones.
@@ -51,6 +59,20 @@ func New() *Hub {
 			Name: "pullgate_audit_write_errors_total", Help: "Audit batches that could not be written.",
 		}),
 	}
+	rl := []string{"upstream", "workspace", "credential"}
+	h.RateLimitLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pullgate_upstream_ratelimit_limit", Help: "Pull limit an upstream reported for a credential (ratelimit-limit).",
+	}, rl)
+	h.RateLimitRemaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pullgate_upstream_ratelimit_remaining", Help: "Pulls left in the window an upstream reported for a credential (ratelimit-remaining).",
+	}, rl)
+	h.RateLimitWindow = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pullgate_upstream_ratelimit_window_seconds", Help: "Length of the rate-limit window an upstream reported (w= of ratelimit-limit).",
+	}, rl)
+	h.TokenFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pullgate_upstream_token_fetches_total", Help: "Upstream registry tokens the hub fetched itself (ECR, ACR), by credential kind and result.",
+	}, []string{"kind", "result"})
+	h.Registry.MustRegister(h.RateLimitLimit, h.RateLimitRemaining, h.RateLimitWindow, h.TokenFetches)
 	h.Registry.MustRegister(h.Requests, h.Latency, h.BytesProxied, h.UpstreamErrors, h.TokensMinted, h.TokensRefused, h.AuditDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return h

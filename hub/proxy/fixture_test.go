@@ -42,7 +42,7 @@ type fixture struct {
 	clock  atomic.Int64 // unix nanos; 0 means time.Now
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
 	f := &fixture{t: t, logs: &syncBuffer{}, audit: &memRecorder{}}
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "hub.db"))
@@ -57,8 +57,8 @@ func newFixture(t testing.TB) *fixture {
 	f.keys.Add(key, true)
 	f.net = &countingTransport{inner: upstream.NewTransport()}
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.proxy = New(st, f.sealer, f.keys, f.audit, WithLogger(log), WithClock(f.now),
-		WithPool(upstream.NewPool(upstream.WithTransport(f.net), upstream.WithClock(f.now))))
+	f.proxy = New(st, f.sealer, f.keys, f.audit, append([]Option{WithLogger(log), WithClock(f.now),
+		WithPool(upstream.NewPool(upstream.WithTransport(f.net), upstream.WithClock(f.now)))}, opts...)...)
 	f.hub = httptest.NewServer(f.proxy.Handler())
 	t.Cleanup(f.hub.Close)
 	f.host = strings.TrimPrefix(f.hub.URL, "http://")

@@ -48,6 +48,7 @@ type Proxy struct {
 	sealer    *secrets.Sealer
 	keys      *token.Keyring
 	pool      *upstream.Pool
+	creds     *credential.Source
 	audit     Recorder
 	metrics   *metrics.Hub
 	log       *slog.Logger
@@ -85,6 +86,10 @@ func WithPool(pool *upstream.Pool) Option { return func(p *Proxy) { p.pool = poo
 // WithClock replaces time.Now.
 func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
 
+// WithCredentialSource sets what turns credentials into upstream logins
+// (and fetches ECR/ACR tokens); the default is a credential.NewSource().
+func WithCredentialSource(s *credential.Source) Option { return func(p *Proxy) { p.creds = s } }
+
 // New returns a proxy over the hub's store, secrets and signing keys.
 func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, opts ...Option) *Proxy {
 	p := &Proxy{store: s, sealer: sealer, keys: keys, audit: audit, service: "pullgate",
@@ -94,6 +99,9 @@ func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recor
 	}
 	if p.pool == nil {
 		p.pool = upstream.NewPool()
+	}
+	if p.creds == nil {
+		p.creds = credential.NewSource()
 	}
 	p.verified = newVerifiedCache(10000)
 	p.cdnPublic = cdnClient(true)
@@ -212,7 +220,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.I
 		if err != nil {
 			return nil, err
 		}
-		return credential.Authenticator(cred, sec), nil
+		return p.creds.Authenticator(ctx, cred, sec)
 	}}
 	conn, err := p.pool.Conn(r.Context(), target)
 	if err != nil {
@@ -227,6 +235,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.I
 		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed: " + shortErr(err), reason: "transport"}
 	}
 	defer resp.Body.Close()
+	p.recordRateLimit(r.Context(), resp, rt, inst, cred)
 	if aerr := upstreamStatus(resp, rt, cred); aerr != nil {
 		if resp.StatusCode == http.StatusUnauthorized {
 			p.pool.Forget(target)
@@ -260,18 +269,7 @@ func (p *Proxy) pickCredential(ctx context.Context, workspaceID string, repo ima
 		p.log.Error("read credentials", "workspace", workspaceID, "err", err)
 		return store.Credential{}, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "credential state unavailable")
 	}
-	best, bestLen, found := store.Credential{}, -1, false
-	for _, c := range creds {
-		prefix, err := imageref.ParsePrefix(c.Host)
-		if err != nil {
-			continue
-		}
-		n, ok := prefix.Match(repo)
-		if !ok || n < bestLen || (n == bestLen && (best.Enabled || !c.Enabled)) {
-			continue
-		}
-		best, bestLen, found = c, n, true
-	}
+	best, found := credential.Pick(creds, repo)
 	if !found {
 		return best, errDenied("no registry credential in this workspace covers " + repo.String())
 	}
@@ -283,7 +281,16 @@ func (p *Proxy) pickCredential(ctx context.Context, workspaceID string, repo ima
 
 func (p *Proxy) dialError(rt route, cred store.Credential, err error) *apiError {
 	var terr *transport.Error
+	var cerr *credential.Error
 	switch {
+	case errors.As(err, &cerr) && cerr.Expired:
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "credential_expired", message: cerr.Error()}
+	case errors.As(err, &cerr):
+		// The details (the identity provider's own error) go to the log and
+		// to `registry test`, not to pull clients.
+		p.log.Warn("obtain upstream token", "upstream", rt.repo.Host, "credential", cred.Name, "err", cerr.Error())
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "credential_token",
+			message: "registry credential " + cred.Name + " could not obtain a token for " + rt.repo.Host + "; see the hub log or run `registry test`"}
 	case errors.Is(err, upstream.ErrForeignRealm):
 		p.log.Warn("refused upstream realm", "upstream", rt.repo.Host, "credential", cred.Name, "err", err)
 		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "foreign_realm",

@@ -120,12 +120,20 @@ func Run(ctx context.Context, cfg Config) error {
 	aw := audit.NewWriter(st, log, audit.WithErrorHook(m.AuditDropped.Inc))
 	defer aw.Close()
 	pool := upstream.NewPool()
-	px := proxy.New(st, sealer, keys, aw, proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL))
+	creds := credential.NewSource(credential.WithFetchHook(func(kind string, err error) {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		m.TokenFetches.WithLabelValues(kind, result).Inc()
+	}))
+	px := proxy.New(st, sealer, keys, aw, proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL),
+		proxy.WithCredentialSource(creds))
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
-		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker,
+		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
-			return pool.Check(ctx, c, credential.Authenticator(c, s), repo)
+			return creds.Check(ctx, pool, c, s, repo)
 		},
 	})
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -26,6 +27,17 @@ type CheckResult struct {
 	Repository    string `json:"repository,omitempty"`
 	CanPull       bool   `json:"can_pull,omitempty"` // tags of Repository could be listed
 	Error         string `json:"error,omitempty"`
+
+	// Per-kind facts, set by credential.Source.Check: the credential kind
+	// and how it authenticates, and for kinds whose registry tokens the hub
+	// obtains itself (ECR with AWS keys, ACR with a service principal) where
+	// from, whether that worked and when the token expires.
+	Kind          string     `json:"kind,omitempty"`
+	Auth          string     `json:"auth,omitempty"`
+	TokenSource   string     `json:"token_source,omitempty"`
+	TokenObtained bool       `json:"token_obtained,omitempty"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	Warnings      []string   `json:"warnings,omitempty"`
 }
 
 // Check performs a real handshake with the upstream of c: ping, then

@@ -9,6 +9,8 @@ package upstream
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -229,6 +231,14 @@ func (p *Pool) dial(ctx context.Context, t Target) (*Conn, time.Duration, error)
 	if err != nil {
 		return nil, 0, fmt.Errorf("token exchange with %s: %w", realm.Host, err)
 	}
+	if tok.Token == "" {
+		// OAuth2 token servers (ACR) answer access_token only; FromToken
+		// reads Token, and without it every first request would 401.
+		tok.Token = tok.AccessToken
+	}
+	if tok.ExpiresIn <= 0 {
+		tok.ExpiresIn = jwtLifetime(tok.Token, p.now())
+	}
 	rt, err := transport.FromToken(reg, auth, base, ch, tok)
 	if err != nil {
 		return nil, 0, err
@@ -370,4 +380,29 @@ func withPort(host, scheme string) string {
 		return net.JoinHostPort(strings.Trim(host, "[]"), "80")
 	}
 	return net.JoinHostPort(strings.Trim(host, "[]"), "443")
+}
+
+// jwtLifetime reads, without verifying it, the remaining life of a token
+// that is a JWT (ACR access tokens carry exp but no expires_in), in
+// seconds, at most an hour; 0 when unknown.
+func jwtLifetime(tok string, now time.Time) int {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return 0
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return 0
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(b, &claims) != nil {
+		return 0
+	}
+	exp, err := claims.Exp.Int64()
+	if err != nil {
+		return 0
+	}
+	return int(min(max(time.Unix(exp, 0).Sub(now), 0), time.Hour) / time.Second)
 }

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strings"
@@ -200,6 +201,28 @@ func TestParseEndpoint(t *testing.T) {
 	for _, bad := range []string{"127.0.0.1:5000", "ftp://x", "https://u:p@x", "https://x/path", "https://x?q=1", "https://", "http://a b"} {
 		if _, err := ParseEndpoint(bad); err == nil {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestJWTLifetime(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	jwt := func(claims string) string {
+		return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".sig"
+	}
+	for _, tc := range []struct {
+		tok  string
+		want int
+	}{
+		{jwt(`{"exp":1900000600}`), 600},
+		{jwt(`{"exp":1900090000}`), 3600}, // capped at an hour
+		{jwt(`{"exp":1899999000}`), 0},    // already expired
+		{jwt(`{"sub":"x"}`), 0},
+		{"opaque-token", 0},
+		{"a.%%%.c", 0},
+	} {
+		if got := jwtLifetime(tc.tok, now); got != tc.want {
+			t.Errorf("jwtLifetime(%q) = %d, want %d", tc.tok, got, tc.want)
 		}
 	}
 }

@@ -1,0 +1,301 @@
+package sdl
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"gopkg.in/yaml.v3"
+)
+
+// CheckHubHost validates the hub's address as it goes in front of image
+// names: host[:port], or an http(s) URL with nothing after the host (the
+// hub's public URL).
+func CheckHubHost(h string) (string, error) {
+	if strings.Contains(h, "@") {
+		// Not echoed: it may be user:password@host.
+		return "", fmt.Errorf("hub host: must not contain user info ('@')")
+	}
+	orig := h
+	h = strings.TrimSpace(h)
+	for _, p := range []string{"https://", "http://"} {
+		h = strings.TrimPrefix(h, p)
+	}
+	h = strings.TrimSuffix(h, "/")
+	if h == "" || strings.ContainsAny(h, "/@?# ") {
+		return "", fmt.Errorf("hub host %q: want host[:port] (images become HOST/<upstream-host>/<repository>)", clip(orig))
+	}
+	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
+		return "", fmt.Errorf("hub host %q: %v", clip(orig), err)
+	}
+	if _, port, err := net.SplitHostPort(h); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("hub host %q: port must be 1-65535", clip(orig))
+		}
+	}
+	return strings.ToLower(h), nil
+}
+
+// HubImage is the image of a private service pulled through the hub:
+// HUB/<upstream-host>/<repository>:<tag> (or @<digest>).
+func HubImage(hub string, s *Service) string {
+	ref := hub + "/" + s.Repo.Host + "/" + s.Repo.Path
+	if strings.Contains(s.Ref, ":") { // a digest; tags have no ':'
+		return ref + "@" + s.Ref
+	}
+	return ref + ":" + s.Ref
+}
+
+// Rewrite returns the document with every private service's image pointed
+// at the hub and its credentials removed. Public services and everything
+// else are left as they are: for YAML the text is edited in place
+// (comments, order, quoting and layout kept) and the result is checked to
+// parse to exactly the intended document; when that is not possible (flow
+// style, anchors) the document is re-encoded.
+func (d *Document) Rewrite(hubHost string) ([]byte, error) {
+	hub, err := CheckHubHost(hubHost)
+	if err != nil {
+		return nil, err
+	}
+	var ps problems
+	for _, s := range d.Private() {
+		if _, err := name.ParseReference(HubImage(hub, s), name.StrictValidation); err != nil {
+			ps.add(servicePath(s)+".image", s.imageLine(0), "%s cannot be named through the hub in path-prefix form (a registry port cannot go inside a repository path); leave this image to a containerd mirror", s.Repo.Host)
+		}
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	if d.Format == FormatManifest {
+		return d.rewriteManifest(hub)
+	}
+	return d.rewriteSDL(hub)
+}
+
+func (d *Document) rewriteManifest(hub string) ([]byte, error) {
+	var man []any
+	dec := json.NewDecoder(bytes.NewReader(d.src))
+	dec.UseNumber()
+	if err := dec.Decode(&man); err != nil {
+		return nil, fmt.Errorf("rewrite manifest: %w", err)
+	}
+	for _, s := range d.Private() {
+		g, _ := man[s.manIndex[0]].(map[string]any)
+		svcs, _ := g["services"].([]any)
+		m, _ := svcs[s.manIndex[1]].(map[string]any)
+		if m == nil {
+			return nil, fmt.Errorf("rewrite manifest: service %q moved", s.Name)
+		}
+		m["image"] = HubImage(hub, s)
+		delete(m, "credentials")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(man); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (d *Document) rewriteSDL(hub string) ([]byte, error) {
+	priv := d.Private()
+	// The intended result as a tree: a fresh parse with the edits applied.
+	var want yaml.Node
+	if err := yaml.Unmarshal(d.src, &want); err != nil {
+		return nil, fmt.Errorf("rewrite: %w", err)
+	}
+	if err := applyEdits(&want, priv, hub); err != nil {
+		return nil, err
+	}
+	if text, ok := textEdit(d.src, priv, hub); ok {
+		var got yaml.Node
+		if yaml.Unmarshal(text, &got) == nil && sameNode(&got, &want) {
+			return text, nil
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&want); err != nil {
+		return nil, fmt.Errorf("rewrite: %w", err)
+	}
+	var got yaml.Node
+	if err := yaml.Unmarshal(buf.Bytes(), &got); err != nil || !sameNode(&got, &want) {
+		return nil, fmt.Errorf("rewrite: this SDL cannot be rewritten safely (anchors or aliases shared with a credentials block?); point the images at the hub by hand")
+	}
+	return buf.Bytes(), nil
+}
+
+// applyEdits sets the private services' images and drops their
+// credentials in a parsed document.
+func applyEdits(root *yaml.Node, priv []*Service, hub string) error {
+	top := root.Content[0]
+	var services *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "services" {
+			services = resolve(top.Content[i+1])
+		}
+	}
+	for _, s := range priv {
+		var svc *yaml.Node
+		for i := 0; services != nil && i+1 < len(services.Content); i += 2 {
+			if services.Content[i].Value == s.Name {
+				svc = resolve(services.Content[i+1])
+			}
+		}
+		if svc == nil {
+			return fmt.Errorf("rewrite: service %q not found", s.Name)
+		}
+		for i := 0; i+1 < len(svc.Content); i += 2 {
+			switch svc.Content[i].Value {
+			case "image":
+				img := resolve(svc.Content[i+1])
+				img.Value, img.Tag = HubImage(hub, s), "!!str"
+			case "credentials":
+				svc.Content = append(svc.Content[:i:i], svc.Content[i+2:]...)
+				i -= 2
+			}
+		}
+	}
+	return nil
+}
+
+// textEdit rewrites block-style YAML in place: the image scalar is
+// replaced on its line and the credentials key is removed with every more
+// deeply indented line after it. It reports false for anything it cannot
+// edit that way.
+func textEdit(src []byte, priv []*Service, hub string) ([]byte, bool) {
+	lines := strings.SplitAfter(string(src), "\n")
+	drop := make([]bool, len(lines))
+	edited := map[int]bool{}
+	for _, s := range priv {
+		img, key := s.imageNode, s.credKey
+		if img == nil || key == nil || img.Kind != yaml.ScalarNode || img.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 ||
+			img.Line < 1 || img.Line > len(lines) || key.Line < 1 || key.Line > len(lines) || edited[img.Line] {
+			return nil, false
+		}
+		li, col := img.Line-1, img.Column-1
+		runes := []rune(lines[li])
+		if col < 0 || col >= len(runes) {
+			return nil, false
+		}
+		end, ok := scalarEnd(runes, col, img)
+		if !ok {
+			return nil, false
+		}
+		tok := HubImage(hub, s)
+		switch {
+		case img.Style&yaml.DoubleQuotedStyle != 0:
+			tok = `"` + tok + `"`
+		case img.Style&yaml.SingleQuotedStyle != 0:
+			tok = "'" + tok + "'"
+		}
+		lines[li] = string(runes[:col]) + tok + string(runes[end:])
+		edited[img.Line] = true
+
+		// The credentials key must start its line (block style).
+		kl, kc := key.Line-1, key.Column-1
+		kr := []rune(lines[kl])
+		if kc < 0 || kc > len(kr) || strings.TrimSpace(string(kr[:kc])) != "" {
+			return nil, false
+		}
+		last := kl
+		for i := kl + 1; i < len(lines); i++ {
+			t := lines[i]
+			if strings.TrimSpace(t) == "" {
+				continue
+			}
+			if indent(t) <= kc {
+				break
+			}
+			last = i
+		}
+		if img.Line-1 >= kl && img.Line-1 <= last {
+			return nil, false
+		}
+		for i := kl; i <= last; i++ {
+			drop[i] = true
+		}
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		if !drop[i] {
+			b.WriteString(l)
+		}
+	}
+	return []byte(b.String()), true
+}
+
+// scalarEnd finds where the scalar starting at col ends on its line.
+func scalarEnd(r []rune, col int, n *yaml.Node) (int, bool) {
+	switch {
+	case n.Style&yaml.DoubleQuotedStyle != 0:
+		if r[col] != '"' {
+			return 0, false
+		}
+		for i := col + 1; i < len(r); i++ {
+			switch r[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1, true
+			}
+		}
+	case n.Style&yaml.SingleQuotedStyle != 0:
+		if r[col] != '\'' {
+			return 0, false
+		}
+		for i := col + 1; i < len(r); i++ {
+			if r[i] == '\'' {
+				if i+1 < len(r) && r[i+1] == '\'' {
+					i++
+					continue
+				}
+				return i + 1, true
+			}
+		}
+	default:
+		v := []rune(n.Value)
+		if col+len(v) <= len(r) && string(r[col:col+len(v)]) == n.Value {
+			return col + len(v), true
+		}
+	}
+	return 0, false
+}
+
+func indent(line string) int {
+	return len(line) - len(strings.TrimLeft(line, " "))
+}
+
+// sameNode compares two YAML trees by content: kinds, tags, values,
+// anchors and order; not comments, styles or positions.
+func sameNode(a, b *yaml.Node) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Kind != b.Kind || a.Anchor != b.Anchor || len(a.Content) != len(b.Content) {
+		return false
+	}
+	switch a.Kind {
+	case yaml.ScalarNode:
+		if a.ShortTag() != b.ShortTag() || a.Value != b.Value {
+			return false
+		}
+	case yaml.AliasNode:
+		if a.Value != b.Value {
+			return false
+		}
+	}
+	for i := range a.Content {
+		if !sameNode(a.Content[i], b.Content[i]) {
+			return false
+		}
+	}
+	return true
+}
