@@ -13,6 +13,9 @@ NATS_VERSION := v2.15.2
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/pullgate-hub ./hub/cmd/pullgate-hub
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/pullgate-agent ./agent/cmd/pullgate-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/pullgate-credential-provider ./helper/cmd/pullgate-credential-provider
+	ln -sf pullgate-credential-provider $(BIN)/docker-credential-pullgate
 
 run: build
 	$(BIN)/pullgate-hub serve

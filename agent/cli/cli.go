@@ -1,0 +1,284 @@
+// Package cli is pullgate-agent's command line: `run` (the node agent) and
+// `kubelet-config` (print the kubelet's CredentialProviderConfig).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pullgate/pullgate/agent"
+	"github.com/pullgate/pullgate/agent/jointoken"
+	"github.com/pullgate/pullgate/agent/jwks"
+	"github.com/pullgate/pullgate/agent/kubeletconfig"
+	"github.com/pullgate/pullgate/pkg/wire"
+)
+
+// Environment variables read when the matching flag is not given.
+const (
+	EnvNATSURL       = "PULLGATE_NATS_URL"
+	EnvJoinToken     = "PULLGATE_JOIN_TOKEN"
+	EnvJoinTokenFile = "PULLGATE_JOIN_TOKEN_FILE"
+	EnvStateDir      = "PULLGATE_STATE_DIR"
+	EnvSocket        = "PULLGATE_SOCKET"
+	EnvMetricsListen = "PULLGATE_METRICS_LISTEN"
+	EnvNodeName      = "PULLGATE_NODE_NAME"
+	EnvLogLevel      = "PULLGATE_LOG_LEVEL"
+	EnvSAJWKS        = "PULLGATE_SA_JWKS"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// Env looks up an environment variable.
+type Env func(string) (string, bool)
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) int {
+	root := NewRoot(stdout, stderr, env)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "pullgate-agent:", err)
+		var ue usageError
+		if errors.As(err, &ue) || isCobraUsage(err) {
+			return ExitUsage
+		}
+		return ExitError
+	}
+	return ExitOK
+}
+
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument",
+		"invalid argument", "bad flag syntax", "accepts ", "if any flags in the group"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRoot returns the pullgate-agent command.
+func NewRoot(stdout, stderr io.Writer, env Env) *cobra.Command {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	root := &cobra.Command{
+		Use:   "pullgate-agent",
+		Short: "pullgate node agent: install tokens for the kubelet and container runtimes, from the hub over NATS",
+		Long: `pullgate-agent runs on every node. It enrols the node with the pullgate hub
+(join token → the node's own identity), keeps a NATS connection to the hub,
+caches short-lived install tokens and hands them to pullgate-credential-provider
+(run by the kubelet, or by containerd/CRI-O tooling as docker-credential-pullgate)
+over a unix socket. Tokens revoked at the hub are dropped at once.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(runCommand(stderr, env), kubeletConfigCommand(stdout, env))
+	return root
+}
+
+type flagSet interface {
+	Changed(name string) bool
+	Set(name, value string) error
+}
+
+// bindEnv sets flags that were not given from their environment variables.
+func bindEnv(fs flagSet, env Env, pairs map[string]string) error {
+	for name, key := range pairs {
+		if fs.Changed(name) {
+			continue
+		}
+		if v, ok := env(key); ok && v != "" {
+			if err := fs.Set(name, v); err != nil {
+				return usageError{fmt.Errorf("%s: %w", key, err)}
+			}
+		}
+	}
+	return nil
+}
+
+func runCommand(stderr io.Writer, env Env) *cobra.Command {
+	var (
+		natsURL, joinToken, joinTokenFile, stateDir, socket, metricsListen, nodeName string
+		logLevel, logFormat, saJWKS                                                  string
+	)
+	host, _ := os.Hostname()
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the node agent",
+		Long: `Run the node agent until SIGTERM/SIGINT.
+
+On first start the agent enrols with the join token and stores the node's own
+identity in the state dir (identity.json, mode 0600); later starts use that
+identity and need no join token. If the hub revokes the node, the agent purges
+its cache, serves nothing and reports not ready; it never re-enrols on its own.
+Delete the identity file and restart to enrol again.
+
+Every flag can also be set through its environment variable (the flag wins).
+Prefer --join-token-file or PULLGATE_JOIN_TOKEN over --join-token: command
+lines are visible to every user of the node.`,
+		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
+  pullgate-agent run --nats-url nats://hub.example.com:4222 \
+    --join-token-file /etc/pullgate/join/token --node-name "$NODE_NAME"
+
+  # systemd: everything from the environment
+  PULLGATE_NATS_URL=nats://hub.example.com:4222 PULLGATE_JOIN_TOKEN=pgj1.… pullgate-agent run
+
+  # health and metrics
+  curl -s 127.0.0.1:9464/readyz; curl -s 127.0.0.1:9464/metrics | grep pullgate_agent_`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags(), env, map[string]string{
+				"nats-url": EnvNATSURL, "join-token": EnvJoinToken, "join-token-file": EnvJoinTokenFile,
+				"state-dir": EnvStateDir, "socket": EnvSocket, "metrics-listen": EnvMetricsListen,
+				"node-name": EnvNodeName, "log-level": EnvLogLevel, "sa-jwks": EnvSAJWKS,
+			}); err != nil {
+				return err
+			}
+			log, err := newLogger(stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			if joinToken != "" && joinTokenFile != "" {
+				return usageError{errors.New("give either --join-token or --join-token-file, not both")}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			var src jointoken.Source
+			switch {
+			case joinTokenFile != "":
+				f, err := jointoken.WatchFile(ctx, joinTokenFile, jointoken.WithLogger(log))
+				if err != nil {
+					return err
+				}
+				src = f
+			case joinToken != "":
+				src = jointoken.Static(joinToken)
+			}
+			opts := []agent.Option{
+				agent.WithNATSURL(natsURL), agent.WithStateDir(stateDir), agent.WithSocket(socket),
+				agent.WithMetricsListen(metricsListen), agent.WithNodeName(nodeName), agent.WithLogger(log),
+			}
+			if src != nil {
+				opts = append(opts, agent.WithJoinToken(src))
+			}
+			switch saJWKS {
+			case "off", "":
+			case "auto":
+				keys, err := jwks.InCluster(os.Getenv)
+				switch {
+				case err == nil:
+					opts = append(opts, agent.WithJWKS(keys))
+				case !errors.Is(err, jwks.ErrNotInCluster):
+					log.Warn("not offering the cluster's service-account keys to the hub", "err", err)
+				}
+			default:
+				opts = append(opts, agent.WithJWKS(jwks.File(saJWKS)))
+			}
+			a, err := agent.New(opts...)
+			if err != nil {
+				return usageError{err}
+			}
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&natsURL, "nats-url", "", "the hub's NATS URL, e.g. nats://hub.example.com:4222 ("+EnvNATSURL+")")
+	f.StringVar(&joinToken, "join-token", "", "cluster join token pgj1.… ("+EnvJoinToken+"); needed only until the node has enrolled")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the join token, watched for changes; may be a Kubernetes Secret volume ("+EnvJoinTokenFile+")")
+	f.StringVar(&stateDir, "state-dir", agent.DefaultStateDir, "directory for the node identity, mode 0700 ("+EnvStateDir+")")
+	f.StringVar(&socket, "socket", wire.DefaultSocket, "unix socket for the credential helper, mode 0600 ("+EnvSocket+")")
+	f.StringVar(&metricsListen, "metrics-listen", agent.DefaultMetricsListen, "address for /metrics, /healthz and /readyz; empty disables ("+EnvMetricsListen+")")
+	f.StringVar(&nodeName, "node-name", host, "this node's name, sent on enrolment ("+EnvNodeName+")")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error ("+EnvLogLevel+")")
+	f.StringVar(&saJWKS, "sa-jwks", "auto", "service-account issuer keys offered to the hub to pin on first use: auto (the API server's /openid/v1/jwks when in a pod), off, or a JWKS file ("+EnvSAJWKS+")")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+}
+
+func kubeletConfigCommand(stdout io.Writer, env Env) *cobra.Command {
+	var o kubeletconfig.Options
+	cmd := &cobra.Command{
+		Use:   "kubelet-config",
+		Short: "Print the kubelet CredentialProviderConfig that runs pullgate-credential-provider",
+		Long: `Print a ready kubelet CredentialProviderConfig (kubelet.config.k8s.io/v1) for
+pullgate-credential-provider. Save it where the kubelet's
+--image-credential-provider-config points, and install the helper binary in
+--image-credential-provider-bin-dir (on k3s: /var/lib/rancher/credentialprovider/config.yaml
+and /var/lib/rancher/credentialprovider/bin).
+
+--match-image lists the images the helper is asked about: the upstream hosts
+the node mirrors through the hub (containerd hosts.toml), and the hub's own
+host for path-prefix images (HUB/<upstream-host>/<repo>).
+
+--shared is for clusters that hold installs of several workspaces: the kubelet
+then passes each pod's service-account token (audience "pullgate", KEP-4412,
+beta since Kubernetes 1.34) and the hub picks the install bound to the pod's
+namespace/service account.`,
+		Example: `  pullgate-agent kubelet-config --match-image ghcr.io --match-image hub.example.com \
+    > /etc/kubernetes/credential-provider.yaml
+
+  # a shared (multi-workspace) cluster, k3s paths
+  pullgate-agent kubelet-config --shared --match-image registry.example.com \
+    > /var/lib/rancher/credentialprovider/config.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags(), env, map[string]string{"socket": EnvSocket}); err != nil {
+				return err
+			}
+			cfg, err := kubeletconfig.Build(o)
+			if err != nil {
+				return usageError{err}
+			}
+			out, err := kubeletconfig.Marshal(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(out)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Shared, "shared", false, "multi-workspace cluster: pass pods' service-account tokens (tokenAttributes)")
+	f.StringArrayVar(&o.MatchImages, "match-image", nil, "image pattern the helper serves (repeatable), e.g. ghcr.io, *.azurecr.io, hub.example.com")
+	f.StringVar(&o.Socket, "socket", wire.DefaultSocket, "the agent's socket, passed to the helper ("+EnvSocket+")")
+	f.StringVar(&o.PluginName, "plugin-name", kubeletconfig.PluginName, "the helper's file name in the kubelet's credential provider bin dir")
+	f.DurationVar(&o.CacheDuration, "cache-duration", kubeletconfig.DefaultCacheDuration, "defaultCacheDuration; responses carry a shorter one from the token's life")
+	f.StringVar(&o.Audience, "audience", kubeletconfig.DefaultAudience, "service-account token audience (with --shared)")
+	return cmd
+}

@@ -1,0 +1,88 @@
+// Package dockercred is the docker-credential-helper side of
+// pullgate-credential-provider (invoked as docker-credential-pullgate by
+// podman, skopeo, nerdctl, docker ...): `get` answers the install token
+// the local agent holds for a registry host; store, erase and list are
+// refused, since pullgate credentials come from the node agent.
+package dockercred
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/pullgate/pullgate/helper/agentclient"
+	"github.com/pullgate/pullgate/pkg/wire"
+)
+
+// EnvSocket overrides the agent socket (the protocol passes no flags).
+const EnvSocket = "PULLGATE_SOCKET"
+
+// ErrReadOnly is the answer to store, erase and list.
+var ErrReadOnly = errors.New("pullgate credentials come from the node agent; store/erase are not supported")
+
+// Helper implements credentials.Helper.
+type Helper struct {
+	Socket  string
+	Timeout time.Duration
+}
+
+// New returns a helper for the agent at socket ("" means the default).
+func New(socket string) Helper {
+	if socket == "" {
+		socket = wire.DefaultSocket
+	}
+	return Helper{Socket: socket, Timeout: 12 * time.Second}
+}
+
+var _ credentials.Helper = Helper{}
+
+// Add refuses.
+func (Helper) Add(*credentials.Credentials) error { return ErrReadOnly }
+
+// Delete refuses.
+func (Helper) Delete(string) error { return ErrReadOnly }
+
+// List refuses.
+func (Helper) List() (map[string]string, error) { return nil, ErrReadOnly }
+
+// Get asks the agent for the registry host of serverURL.
+func (h Helper) Get(serverURL string) (string, string, error) {
+	host, err := Host(serverURL)
+	if err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+	defer cancel()
+	c, err := agentclient.Credentials(ctx, h.Socket, wire.CredentialsRequest{Image: host})
+	if errors.Is(err, agentclient.ErrNotFound) {
+		return "", "", credentials.NewErrCredentialsNotFound()
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return c.Username, c.Password, nil
+}
+
+// Host is the registry host of a server URL as docker tools pass it
+// ("https://index.docker.io/v1/", "ghcr.io", "http://127.0.0.1:5000").
+func Host(serverURL string) (string, error) {
+	s := strings.TrimSpace(serverURL)
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.ToLower(s)
+	if strings.Contains(s, "@") {
+		return "", errors.New("server URL must not contain user info")
+	}
+	if !wire.RegistryOnly(s) {
+		return "", fmt.Errorf("server URL %q: not a registry host", serverURL)
+	}
+	return s, nil
+}
