@@ -204,7 +204,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve authorises the repository for the install, then forwards. It
 // returns an error only when nothing has been written yet.
 func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.Install) *apiError {
-	if !allowed(inst.Repos, rt.repo) {
+	if !imageref.Allowed(inst.Repos, rt.repo) {
 		return errDenied("repository " + rt.repo.String() + " is not in the allow-list of install " + inst.Name)
 	}
 	cred, aerr := p.pickCredential(r.Context(), inst.WorkspaceID, rt.repo)
@@ -244,20 +244,6 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.I
 	}
 	p.copyResponse(w, r, rt, resp)
 	return nil
-}
-
-// allowed applies an install's allow-list; an empty list allows everything
-// the workspace's credentials reach.
-func allowed(patterns []string, repo imageref.Repo) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, s := range patterns {
-		if pat, err := imageref.ParsePattern(s); err == nil && pat.Match(repo) {
-			return true
-		}
-	}
-	return false
 }
 
 // pickCredential chooses the workspace credential with the longest prefix

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/satoken"
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/pkg/imageref"
@@ -88,7 +89,7 @@ func (t target) allowedBy(patterns []string) bool {
 	case len(patterns) == 0 || t.repo.Host == "":
 		return true
 	case t.repo.Path != "":
-		return allowed(patterns, t.repo)
+		return imageref.Allowed(patterns, t.repo)
 	}
 	for _, s := range patterns {
 		if p, err := imageref.ParsePattern(s); err == nil && p.Host == t.repo.Host {
@@ -104,22 +105,11 @@ func (t target) coveredBy(creds []store.Credential) bool {
 	case t.repo.Host == "":
 		return true
 	case t.repo.Path != "":
-		return covered(creds, t.repo)
+		c, ok := credential.Pick(creds, t.repo)
+		return ok && c.Enabled
 	}
 	for _, c := range creds {
 		if p, err := imageref.ParsePrefix(c.Host); err == nil && p.Host == t.repo.Host && c.Enabled {
-			return true
-		}
-	}
-	return false
-}
-
-func allowed(patterns []string, repo imageref.Repo) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, s := range patterns {
-		if p, err := imageref.ParsePattern(s); err == nil && p.Match(repo) {
 			return true
 		}
 	}

@@ -301,20 +301,6 @@ func (s *Service) resolve(image string) (string, target, error) {
 	return repo.Host, target{repo: repo}, nil
 }
 
-func covered(creds []store.Credential, repo imageref.Repo) bool {
-	best, bestLen := store.Credential{}, -1
-	for _, c := range creds {
-		p, err := imageref.ParsePrefix(c.Host)
-		if err != nil {
-			continue
-		}
-		if n, ok := p.Match(repo); ok && n > bestLen {
-			best, bestLen = c, n
-		}
-	}
-	return bestLen >= 0 && best.Enabled
-}
-
 // Epoch summarises the credential state of a workspace that cached tokens
 // depend on: it changes when a credential is added, removed, disabled or
 // enabled (not when a secret is rotated).

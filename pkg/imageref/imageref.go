@@ -199,6 +199,20 @@ func (p Prefix) Match(r Repo) (int, bool) {
 	return 0, false
 }
 
+// Allowed applies an install's allow-list to repo; an empty list allows
+// everything (the workspace's credentials are the limit then).
+func Allowed(patterns []string, repo Repo) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, s := range patterns {
+		if p, err := ParsePattern(s); err == nil && p.Match(repo) {
+			return true
+		}
+	}
+	return false
+}
+
 // Pattern is an install allow-list entry over "host/path": '*' matches
 // within one path component, "**" matches any number of components
 // ("ghcr.io/org/*", "ghcr.io/org/**", "docker.io/library/nginx").
