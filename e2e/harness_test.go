@@ -10,12 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pullgate/pullgate/internal/testupstream"
+
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 // binary is bin/<name> as `make build` leaves it, built here when missing
@@ -38,35 +39,17 @@ func binary(t *testing.T, name, pkg string) string {
 
 func hubBinary(t *testing.T) string { return binary(t, "pullgate-hub", "./hub/cmd/pullgate-hub") }
 
-// lockedBuffer collects a child process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a child process of a test.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *testlog.Buffer
 	exited chan error
 }
 
 func startProc(t *testing.T, name, dir string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, log: &lockedBuffer{}, exited: make(chan error, 1)}
+	p := &proc{name: name, log: &testlog.Buffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
@@ -223,7 +206,7 @@ type cli struct {
 	bin  string
 	env  []string
 	dir  string
-	seen lockedBuffer // every byte any command printed
+	seen testlog.Buffer // every byte any command printed
 }
 
 func (c *cli) run(stdin string, args ...string) (string, error) {

@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 func TestStatic(t *testing.T) {
@@ -70,7 +71,7 @@ func TestWatchFile(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			f, err := WatchFile(ctx, filepath.Join(dir, "token"), WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 			if err != nil {
 				t.Fatal(err)
@@ -117,21 +118,4 @@ func TestWatchFileErrors(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "token"), []byte("pgj1.c.now-a-real-token"), 0o600)
 	waitChanged(t, f, true) // a readable token appeared
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

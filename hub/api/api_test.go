@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 func TestAdminAuth(t *testing.T) {
@@ -564,7 +565,7 @@ func TestPasswordNeverFormats(t *testing.T) {
 	p := Password(pw)
 	req := CreateRegistryRequest{Name: "gh", Host: "ghcr.io", Username: "bot", Password: p}
 	upd := UpdateRegistryRequest{Password: &p}
-	var buf lockedBuffer
+	var buf testlog.Buffer
 	l := slog.New(slog.NewJSONHandler(&buf, nil))
 	l.Info("x", "req", req, "pw", p, "upd", upd)
 	for _, s := range []string{

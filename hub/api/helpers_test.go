@@ -22,27 +22,11 @@ import (
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/hub/upstream"
+
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 const testAdmin = "admin-token-for-tests"
-
-// lockedBuffer is a bytes.Buffer safe for the logger and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type checkCall struct {
 	cred   store.Credential
@@ -56,7 +40,7 @@ type testEnv struct {
 	st      *store.SQL
 	dbPath  string
 	keyring *token.Keyring
-	logs    *lockedBuffer
+	logs    *testlog.Buffer
 	now     time.Time
 	minted  int
 
@@ -89,7 +73,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	kr.Add(k, true)
 
-	e := &testEnv{t: t, st: st, dbPath: dbPath, keyring: kr, logs: &lockedBuffer{},
+	e := &testEnv{t: t, st: st, dbPath: dbPath, keyring: kr, logs: &testlog.Buffer{},
 		now: time.Date(2030, 1, 2, 15, 0, 0, 0, time.UTC)}
 	d := Deps{
 		Store:      st,

@@ -21,26 +21,11 @@ import (
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/hub/upstream"
+
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 const admin = "cli-test-admin-token"
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type hub struct {
 	t       *testing.T
@@ -48,7 +33,7 @@ type hub struct {
 	st      *store.SQL
 	sealer  *secrets.Sealer
 	keyring *token.Keyring
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 
 	mu      sync.Mutex
 	check   upstream.CheckResult
@@ -68,7 +53,7 @@ func newHub(t *testing.T) *hub {
 	kr := token.NewKeyring()
 	k, _ := token.NewKey()
 	kr.Add(k, true)
-	h := &hub{t: t, st: st, sealer: sealer, keyring: kr, logs: &syncBuffer{}}
+	h := &hub{t: t, st: st, sealer: sealer, keyring: kr, logs: &testlog.Buffer{}}
 	srv := httptest.NewServer(api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: kr, AdminToken: admin,
 		Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
@@ -98,14 +83,14 @@ func (h *hub) setCheck(r upstream.CheckResult) {
 // code, stdout and stderr.
 func (h *hub) run(stdin string, args ...string) (int, string, string) {
 	h.t.Helper()
-	return h.runCtx(context.Background(), stdin, &syncBuffer{}, args...)
+	return h.runCtx(context.Background(), stdin, &testlog.Buffer{}, args...)
 }
 
-func (h *hub) runCtx(ctx context.Context, stdin string, stdout *syncBuffer, args ...string) (int, string, string) {
+func (h *hub) runCtx(ctx context.Context, stdin string, stdout *testlog.Buffer, args ...string) (int, string, string) {
 	root := NewRoot()
 	root.SetArgs(append([]string{"--hub", h.url, "--token", admin}, args...))
 	root.SetIn(strings.NewReader(stdin))
-	var stderr syncBuffer
+	var stderr testlog.Buffer
 	root.SetOut(stdout)
 	root.SetErr(&stderr)
 	code := Execute(ctx, root)
@@ -338,7 +323,7 @@ func TestAudit(t *testing.T) {
 	// ends cleanly when the context is cancelled.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout := &syncBuffer{}
+	stdout := &testlog.Buffer{}
 	done := make(chan int)
 	go func() {
 		code, _, _ := h.runCtx(ctx, "", stdout, "audit", "-w", "acme", "--follow", "--poll-interval", "20ms")

@@ -25,6 +25,8 @@ import (
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/hub/upstream"
 	"github.com/pullgate/pullgate/internal/testupstream"
+
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 // fixture is a hub proxy over a real SQLite store, served on loopback.
@@ -36,7 +38,7 @@ type fixture struct {
 	proxy  *Proxy
 	hub    *httptest.Server
 	host   string // hub host:port
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	net    *countingTransport // every request the hub sends upstream
 	audit  *memRecorder
 	clock  atomic.Int64 // unix nanos; 0 means time.Now
@@ -44,7 +46,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
-	f := &fixture{t: t, logs: &syncBuffer{}, audit: &memRecorder{}}
+	f := &fixture{t: t, logs: &testlog.Buffer{}, audit: &memRecorder{}}
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "hub.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -213,21 +215,4 @@ func (m *memRecorder) all() []store.AuditEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]store.AuditEvent(nil), m.events...)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,13 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/pullgate/pullgate/internal/testupstream"
+
+	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 type hub struct {
@@ -27,12 +28,12 @@ type hub struct {
 	data   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *lockedBuffer
+	logs   *testlog.Buffer
 }
 
 func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
 	t.Helper()
-	h := &hub{data: data, done: make(chan error, 1), logs: &lockedBuffer{}}
+	h := &hub{data: data, done: make(chan error, 1), logs: &testlog.Buffer{}}
 	natsPort := testupstream.FreePort(t)
 	h.nats = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -295,21 +296,4 @@ func TestNoPlaintextSecretOnDiskOrInLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
