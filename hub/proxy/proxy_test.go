@@ -611,3 +611,25 @@ func TestNodeTokensRevoked(t *testing.T) {
 		})
 	}
 }
+
+// The referrers API (OCI 1.1) passes through, with artifactType filtering.
+func TestReferrers(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "referrers-SECRET"))
+	img := up.PushRandomImage(t, "org/app", "v1", 1, 64)
+	d, _ := img.Digest()
+	f := newFixture(t)
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web")
+	tok := f.token(ws, "web", time.Minute)
+	for _, path := range []string{
+		"/v2/" + upstreamHost + "/org/app/referrers/" + d.String(),
+		"/v2/org/app/referrers/" + d.String() + "?ns=" + upstreamHost + "&artifactType=application%2Fexample",
+	} {
+		resp := f.get(http.MethodGet, path, tok)
+		body := readBody(t, resp)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"manifests"`) || !strings.Contains(resp.Header.Get("Content-Type"), "application/vnd.oci.image.index.v1+json") {
+			t.Fatalf("%s: %d %q %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+}

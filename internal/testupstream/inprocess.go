@@ -113,6 +113,7 @@ func StartInProcess(t testing.TB, opts ...Option) *Registry {
 	r := &Registry{
 		handler: registry.New(
 			registry.WithBlobHandler(blobs),
+			registry.WithReferrersSupport(true), // OCI 1.1, as current registries serve it
 			registry.Logger(log.New(io.Discard, "", 0)),
 		),
 	}
