@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pullgate/pullgate/agent/cache"
+	"github.com/pullgate/pullgate/agent/containerd"
 	"github.com/pullgate/pullgate/agent/hubclient"
 	"github.com/pullgate/pullgate/agent/identity"
 	"github.com/pullgate/pullgate/agent/jointoken"
@@ -64,6 +65,8 @@ type Agent struct {
 	enrolRetryMax  time.Duration
 	shutdownWindow time.Duration
 	jwks           jwks.Source
+	mirrorCfg      *MirrorConfig
+	mirrors        *containerd.Mirrors
 
 	cache     atomic.Pointer[cache.Cache]
 	conn      atomic.Pointer[hubclient.Conn]
@@ -78,6 +81,7 @@ type Agent struct {
 	keys        json.RawMessage // last JWKS offered to the hub
 	keysAt      time.Time
 	keysOff     bool // the hub rejected them: stop offering
+	mirrorNote  string
 }
 
 // Option configures an Agent.
@@ -123,6 +127,28 @@ func WithCacheOptions(o ...cache.Option) Option {
 // resync, for it to pin on first use.
 func WithJWKS(s jwks.Source) Option { return func(a *Agent) { a.jwks = s } }
 
+// MirrorConfig makes the agent keep containerd's hosts.toml files: one per
+// upstream host the node's installs use, naming the hub as the only host.
+type MirrorConfig struct {
+	// ConfigPath is containerd's registry config_path
+	// (/etc/containerd/certs.d).
+	ConfigPath string
+	// HubURL is the hub's HTTP(S) URL as the node reaches it.
+	HubURL string
+	// HubCA is an optional CA file for the hub's certificate.
+	HubCA string
+	// RemoveGrace, when set, replaces containerd.DefaultRemoveGrace.
+	RemoveGrace *time.Duration
+	// Hosts, when set, limits the mirrors to these upstream hosts (the
+	// ones the operator enabled for this node). On a shared cluster
+	// nothing is mirrored without them: a mirror is node-wide and would
+	// send every pull of the host, public images too, to the hub.
+	Hosts []string
+}
+
+// WithContainerdMirrors enables the hosts.toml writer.
+func WithContainerdMirrors(c MirrorConfig) Option { return func(a *Agent) { a.mirrorCfg = &c } }
+
 // WithResyncInterval sets the periodic resync (default 60s).
 func WithResyncInterval(d time.Duration) Option { return func(a *Agent) { a.resyncEvery = d } }
 
@@ -156,6 +182,29 @@ func New(opts ...Option) (*Agent, error) {
 	}
 	if a.m == nil {
 		a.m = metrics.New()
+	}
+	if c := a.mirrorCfg; c != nil {
+		opts := []containerd.Option{containerd.WithLogger(a.log.With("component", "containerd-mirrors")),
+			containerd.WithMetrics(a.m.ContainerdMirrors, a.m.ContainerdMirrorRestores)}
+		if c.HubCA != "" {
+			opts = append(opts, containerd.WithHubCA(c.HubCA))
+		}
+		if c.RemoveGrace != nil {
+			opts = append(opts, containerd.WithRemoveGrace(*c.RemoveGrace))
+		}
+		m, err := containerd.New(c.ConfigPath, c.HubURL, opts...)
+		if err != nil {
+			return nil, err
+		}
+		c.Hosts = slices.Clone(c.Hosts)
+		for i, h := range c.Hosts {
+			ch, err := imageref.CanonicalHost(h)
+			if err != nil {
+				return nil, fmt.Errorf("--mirror-host: %w", err)
+			}
+			c.Hosts[i] = ch
+		}
+		a.mirrors = m
 	}
 	a.hubOpts = append([]hubclient.Option{hubclient.WithLogger(a.log), hubclient.WithMetrics(a.m),
 		hubclient.WithName("pullgate-agent " + a.nodeName), hubclient.WithAgentVersion(Version)}, a.hubOpts...)
@@ -222,6 +271,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 		go func() { _ = msrv.Serve(mln) }()
 		defer a.shutdown(msrv)
+	}
+	if a.mirrors != nil {
+		mctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := a.mirrors.Run(mctx); err != nil {
+				a.log.Error("containerd mirror configuration is not watched", "err", err)
+			}
+		}()
+		defer func() { cancel(); <-done }()
 	}
 	close(a.listening)
 	a.log.Info("pullgate agent listening", "socket", a.socket, "metrics", a.MetricsAddr(),
@@ -302,7 +362,9 @@ func (a *Agent) events(c *cache.Cache) hubclient.Events {
 			a.logRefused("the NATS server refused this node's identity", err)
 		},
 		Revocation: func(r wire.Revocation) {
-			if c.ApplyRevocation(r) {
+			// With containerd mirrors, every change notice resyncs: the
+			// set of upstream hosts may have changed with it.
+			if c.ApplyRevocation(r) || a.mirrors != nil {
 				a.triggerSync()
 			}
 			if id, ok := a.Identity(); ok && (r.Cluster || slices.Contains(r.Nodes, id.NodeID)) {
@@ -394,6 +456,7 @@ func (a *Agent) syncOnce(ctx context.Context, c *cache.Cache, conn *hubclient.Co
 		return err
 	}
 	c.ApplySync(t, reply)
+	a.updateMirrors(reply)
 	if !c.Status().Refused {
 		a.mu.Lock()
 		a.refusedSeen = false
@@ -401,6 +464,44 @@ func (a *Agent) syncOnce(ctx context.Context, c *cache.Cache, conn *hubclient.Co
 	}
 	a.m.Resyncs.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// updateMirrors brings containerd's hosts.toml files in line with the
+// upstream hosts of the cluster's live installs.
+func (a *Agent) updateMirrors(reply wire.SyncReply) {
+	if a.mirrors == nil {
+		return
+	}
+	if reply.Hosts == nil {
+		a.noteMirrors("the hub does not report upstream hosts (older hub?); containerd mirror configuration left as it is")
+		return
+	}
+	hosts := reply.Hosts
+	id, _ := a.Identity()
+	switch {
+	case len(a.mirrorCfg.Hosts) > 0:
+		hosts = slices.DeleteFunc(slices.Clone(hosts), func(h string) bool { return !slices.Contains(a.mirrorCfg.Hosts, h) })
+	case id.Shared:
+		hosts = nil
+		if len(reply.Hosts) > 0 {
+			a.noteMirrors("shared cluster: no containerd mirrors without --mirror-host (a mirror is node-wide and would send " +
+				"every pull of the host, public images of other tenants too, to the hub); use path-prefix images or enable hosts with --mirror-host")
+		}
+	}
+	if err := a.mirrors.Set(hosts); err != nil {
+		a.log.Error("containerd mirror configuration", "err", err)
+	}
+}
+
+// noteMirrors logs a warning once until it changes.
+func (a *Agent) noteMirrors(msg string) {
+	a.mu.Lock()
+	seen := a.mirrorNote == msg
+	a.mirrorNote = msg
+	a.mu.Unlock()
+	if !seen {
+		a.log.Warn(msg)
+	}
 }
 
 // serviceAccountKeys returns the JWKS to offer on resync (fetched at most

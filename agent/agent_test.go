@@ -684,3 +684,94 @@ func TestOffersServiceAccountKeys(t *testing.T) {
 		t.Fatal("no log about rejected keys")
 	}
 }
+
+// With containerd mirrors enabled the agent keeps a hosts.toml per upstream
+// host of the cluster's installs: written on sync, rewritten on the change
+// notices the hub pushes, restored when edited.
+func TestContainerdMirrors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs.d")
+	grace := 500 * time.Millisecond
+	e := newEnv(t, agent.WithContainerdMirrors(agent.MirrorConfig{ConfigPath: dir, HubURL: "https://hub.example.com", RemoveGrace: &grace}))
+	path := func(h string) string { return filepath.Join(dir, h, "hosts.toml") }
+	has := func(h string) bool {
+		b, err := os.ReadFile(path(h))
+		return err == nil && strings.Contains(string(b), `server = "https://hub.example.com/v2"`)
+	}
+	agenttest.Eventually(t, 5*time.Second, func() bool { return has("ghcr.io") }, "ghcr.io mirror written")
+	if gauge(e.agent.Agent.Metrics(), "pullgate_agent_containerd_mirrors") != 1 {
+		t.Error("mirror gauge")
+	}
+
+	// A new install on another host: the hub's notice makes the agent resync.
+	c := e.hub.AddInstallNotify(hubfake.Install{Name: "app-c", Workspace: "ws_1", ClusterID: e.cluster.ID, Repos: []string{"registry.corp/team"}})
+	agenttest.Eventually(t, 2*time.Second, func() bool { return has("registry.corp") }, "registry.corp mirror written")
+	// Deleted: the directory goes, after the grace period (tokens the
+	// kubelet may still hold must keep going to the hub).
+	e.hub.DeleteInstall(c.ID, true)
+	time.Sleep(100 * time.Millisecond)
+	if !has("registry.corp") {
+		t.Fatal("mirror removed before its grace period")
+	}
+	agenttest.Eventually(t, 3*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "registry.corp"))
+		return errors.Is(err, fs.ErrNotExist)
+	}, "registry.corp mirror removed")
+	// Edited by hand: restored.
+	os.WriteFile(path("ghcr.io"), []byte("server = \"https://ghcr.io\"\n"), 0o644)
+	agenttest.Eventually(t, 2*time.Second, func() bool { return has("ghcr.io") }, "ghcr.io mirror restored")
+	agenttest.Eventually(t, 2*time.Second, func() bool {
+		return strings.Contains(e.agent.Logs.String(), "restored containerd mirror configuration")
+	}, "restore logged")
+	// A hub that does not report hosts leaves the files alone.
+	e.hub.OmitHosts(true)
+	e.hub.DeleteInstall(e.a.ID, true)
+	e.hub.DeleteInstall(e.b.ID, true)
+	agenttest.Eventually(t, 2*time.Second, func() bool { return strings.Contains(e.agent.Logs.String(), "older hub") }, "old hub noted")
+	if !has("ghcr.io") {
+		t.Error("mirror removed on a sync reply without hosts")
+	}
+}
+
+// On a shared cluster nothing is mirrored unless the operator enabled the
+// host for the node (--mirror-host); elsewhere --mirror-host narrows.
+func TestContainerdMirrorsSharedCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shared bool
+		enable []string
+		want   []string
+	}{
+		{"shared, none enabled", true, nil, nil},
+		{"shared, one enabled", true, []string{"registry.corp", "quay.io"}, []string{"registry.corp"}},
+		{"single workspace", false, nil, []string{"docker.io", "ghcr.io", "registry.corp"}},
+		{"single workspace, narrowed", false, []string{"index.docker.io"}, []string{"docker.io"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hub := hubfake.New(t)
+			cl := hub.AddCluster("c", tc.shared)
+			hub.AddInstall(hubfake.Install{Workspace: "w", ClusterID: cl.ID, Repos: []string{"ghcr.io/a", "docker.io/library"}, Namespace: "a"})
+			hub.AddInstall(hubfake.Install{Workspace: "w", ClusterID: cl.ID, Repos: []string{"registry.corp/b"}, Namespace: "b"})
+			dir := filepath.Join(t.TempDir(), "certs.d")
+			r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken),
+				Options: []agent.Option{agent.WithContainerdMirrors(agent.MirrorConfig{ConfigPath: dir, HubURL: "http://127.0.0.1:5000", Hosts: tc.enable})}})
+			r.WaitReady(t)
+			var got []string
+			agenttest.Eventually(t, 5*time.Second, func() bool {
+				got = nil
+				entries, _ := os.ReadDir(dir)
+				for _, e := range entries {
+					got = append(got, e.Name())
+				}
+				return strings.Join(got, ",") == strings.Join(tc.want, ",")
+			}, fmt.Sprintf("mirrors %v", tc.want))
+			if tc.shared && tc.enable == nil {
+				agenttest.Eventually(t, 5*time.Second, func() bool {
+					return strings.Contains(r.Logs.String(), "no containerd mirrors without --mirror-host")
+				}, "shared cluster without --mirror-host explained in the log")
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Errorf("shared cluster without --mirror-host: %d mirrors", len(entries))
+				}
+			}
+		})
+	}
+}

@@ -38,7 +38,9 @@ type agent struct {
 	metrics  string
 }
 
-func startAgent(t *testing.T, natsURL, joinToken string) *agent {
+// startAgent runs `pullgate-agent run` enrolled with joinToken; extra
+// flags are appended.
+func startAgent(t *testing.T, natsURL, joinToken string, extra ...string) *agent {
 	t.Helper()
 	dir := t.TempDir()
 	a := &agent{bin: binary(t, "pullgate-agent", "./agent/cmd/pullgate-agent"),
@@ -48,8 +50,9 @@ func startAgent(t *testing.T, natsURL, joinToken string) *agent {
 	if err := os.WriteFile(tokenFile, []byte(joinToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.proc = startProc(t, "agent", dir, nil, a.bin, "run", "--nats-url", natsURL, "--join-token-file", tokenFile,
-		"--state-dir", a.stateDir, "--socket", a.socket, "--metrics-listen", a.metrics, "--node-name", "worker-1", "--log-level", "debug")
+	a.proc = startProc(t, "agent", dir, nil, a.bin, append([]string{"run", "--nats-url", natsURL, "--join-token-file", tokenFile,
+		"--state-dir", a.stateDir, "--socket", a.socket, "--metrics-listen", a.metrics, "--node-name", "worker-1", "--log-level", "debug"},
+		extra...)...)
 	waitHTTP(t, "http://"+a.metrics+"/readyz", a.proc)
 	return a
 }
@@ -105,13 +108,20 @@ func newKubelet(t *testing.T, a *agent, args ...string) *kubelet {
 // optional path prefix.
 func (k *kubelet) matches(image string) bool {
 	for _, p := range k.provider.MatchImages {
-		host, pathPrefix, _ := strings.Cut(p, "/")
-		imgHost, imgPath, _ := strings.Cut(image, "/")
-		if ok, _ := path.Match(host, imgHost); ok && strings.HasPrefix(imgPath, pathPrefix) {
+		if imageMatches(p, image) {
 			return true
 		}
 	}
 	return false
+}
+
+// imageMatches is the kubelet's rule for matchImages patterns and for the
+// keys of a response's auth map.
+func imageMatches(pattern, image string) bool {
+	host, pathPrefix, _ := strings.Cut(pattern, "/")
+	imgHost, imgPath, _ := strings.Cut(image, "/")
+	ok, _ := path.Match(host, imgHost)
+	return ok && strings.HasPrefix(imgPath, pathPrefix)
 }
 
 // credentials execs the helper for an image, with a service-account token

@@ -12,10 +12,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pullgate/pullgate/agent"
+	"github.com/pullgate/pullgate/agent/containerd"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
@@ -33,6 +35,11 @@ const (
 	EnvNodeName      = "PULLGATE_NODE_NAME"
 	EnvLogLevel      = "PULLGATE_LOG_LEVEL"
 	EnvSAJWKS        = "PULLGATE_SA_JWKS"
+	// containerd mirrors (hosts.toml)
+	EnvContainerdConfigPath = "PULLGATE_CONTAINERD_CONFIG_PATH"
+	EnvHubURL               = "PULLGATE_HUB_URL"
+	EnvHubCA                = "PULLGATE_HUB_CA"
+	EnvMirrorHosts          = "PULLGATE_MIRROR_HOSTS"
 )
 
 // Exit codes.
@@ -121,6 +128,9 @@ func runCommand(stderr io.Writer, env Env) *cobra.Command {
 	var (
 		natsURL, joinToken, joinTokenFile, stateDir, socket, metricsListen, nodeName string
 		logLevel, logFormat, saJWKS                                                  string
+		containerdConfigPath, hubURL, hubCA                                          string
+		mirrorHosts                                                                  []string
+		mirrorGrace                                                                  time.Duration
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -136,13 +146,29 @@ Delete the identity file and restart to enrol again.
 
 Every flag can also be set through its environment variable (the flag wins).
 Prefer --join-token-file or PULLGATE_JOIN_TOKEN over --join-token: command
-lines are visible to every user of the node.`,
+lines are visible to every user of the node.
+
+With --containerd-config-path (containerd's registry config_path, e.g.
+/etc/containerd/certs.d) the agent writes <path>/<upstream-host>/hosts.toml
+for every upstream host its cluster's installs use, naming the hub
+(--hub-url) as containerd's only host for it: images keep their upstream
+names and are pulled through the hub, with no fallback to the upstream. The
+files are rewritten when installs change, removed when no install uses the
+host, and restored if edited by hand; an operator's own hosts.toml (without
+the "managed by pullgate-agent" header) is never touched. A mirror is
+node-wide (public images of that host go to the hub too): on a shared
+(multi-workspace) cluster only the hosts given with --mirror-host are
+mirrored; elsewhere --mirror-host narrows the set.`,
 		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
   pullgate-agent run --nats-url nats://hub.example.com:4222 \
     --join-token-file /etc/pullgate/join/token --node-name "$NODE_NAME"
 
   # systemd: everything from the environment
   PULLGATE_NATS_URL=nats://hub.example.com:4222 PULLGATE_JOIN_TOKEN=pgj1.… pullgate-agent run
+
+  # containerd: pull registry.corp/... images through the hub
+  pullgate-agent run --nats-url nats://hub.example.com:4222 --join-token-file /etc/pullgate/join/token \
+    --containerd-config-path /etc/containerd/certs.d --hub-url https://hub.example.com
 
   # health and metrics
   curl -s 127.0.0.1:9464/readyz; curl -s 127.0.0.1:9464/metrics | grep pullgate_agent_`,
@@ -152,6 +178,8 @@ lines are visible to every user of the node.`,
 				"nats-url": EnvNATSURL, "join-token": EnvJoinToken, "join-token-file": EnvJoinTokenFile,
 				"state-dir": EnvStateDir, "socket": EnvSocket, "metrics-listen": EnvMetricsListen,
 				"node-name": EnvNodeName, "log-level": EnvLogLevel, "sa-jwks": EnvSAJWKS,
+				"containerd-config-path": EnvContainerdConfigPath, "hub-url": EnvHubURL, "hub-ca": EnvHubCA,
+				"mirror-host": EnvMirrorHosts,
 			}); err != nil {
 				return err
 			}
@@ -161,6 +189,9 @@ lines are visible to every user of the node.`,
 			}
 			if joinToken != "" && joinTokenFile != "" {
 				return usageError{errors.New("give either --join-token or --join-token-file, not both")}
+			}
+			if containerdConfigPath == "" && (hubURL != "" || hubCA != "" || len(mirrorHosts) > 0) {
+				return usageError{errors.New("--hub-url, --hub-ca and --mirror-host configure containerd mirrors: give --containerd-config-path too")}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -181,6 +212,10 @@ lines are visible to every user of the node.`,
 			}
 			if src != nil {
 				opts = append(opts, agent.WithJoinToken(src))
+			}
+			if containerdConfigPath != "" {
+				opts = append(opts, agent.WithContainerdMirrors(agent.MirrorConfig{
+					ConfigPath: containerdConfigPath, HubURL: hubURL, HubCA: hubCA, Hosts: mirrorHosts, RemoveGrace: &mirrorGrace}))
 			}
 			switch saJWKS {
 			case "off", "":
@@ -213,6 +248,11 @@ lines are visible to every user of the node.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error ("+EnvLogLevel+")")
 	f.StringVar(&saJWKS, "sa-jwks", "auto", "service-account issuer keys offered to the hub to pin on first use: auto (the API server's /openid/v1/jwks when in a pod), off, or a JWKS file ("+EnvSAJWKS+")")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.StringVar(&containerdConfigPath, "containerd-config-path", "", "containerd's registry config_path (e.g. /etc/containerd/certs.d): keep a hosts.toml there for each upstream host the node's installs use; empty disables ("+EnvContainerdConfigPath+")")
+	f.StringVar(&hubURL, "hub-url", "", "the hub's HTTP(S) URL as this node reaches it, e.g. https://hub.example.com; required with --containerd-config-path ("+EnvHubURL+")")
+	f.StringVar(&hubCA, "hub-ca", "", "CA certificate file for the hub's TLS certificate, written into the hosts.toml files ("+EnvHubCA+")")
+	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, so tokens the kubelet still caches never go to the upstream itself")
+	f.StringSliceVar(&mirrorHosts, "mirror-host", nil, "upstream host to mirror through the hub (repeatable or comma-separated); required on shared clusters, narrows the set elsewhere ("+EnvMirrorHosts+")")
 	return cmd
 }
 

@@ -32,6 +32,11 @@ type Metrics struct {
 	TokensServed *prometheus.CounterVec
 	// RequestErrors counts failed credential requests by HTTP status.
 	RequestErrors *prometheus.CounterVec
+	// ContainerdMirrors is the number of upstream hosts with a managed
+	// containerd hosts.toml; ContainerdMirrorRestores counts managed files
+	// restored after someone edited or deleted them.
+	ContainerdMirrors        prometheus.Gauge
+	ContainerdMirrorRestores prometheus.Counter
 }
 
 // New returns the agent's metrics on a fresh registry, with the Go runtime
@@ -72,9 +77,15 @@ func New() *Metrics {
 		RequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pullgate_agent_request_errors_total", Help: "Failed credential requests, by HTTP status.",
 		}, []string{"status"}),
+		ContainerdMirrors: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pullgate_agent_containerd_mirrors", Help: "Upstream hosts with a containerd hosts.toml managed by the agent.",
+		}),
+		ContainerdMirrorRestores: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pullgate_agent_containerd_mirror_restores_total", Help: "Managed containerd hosts.toml files restored after they were edited or deleted.",
+		}),
 	}
 	r.MustRegister(m.CacheHits, m.CacheMisses, m.HubLatency, m.Revocations, m.Purged, m.Resyncs,
-		m.NATSConnected, m.Refused, m.TokensServed, m.RequestErrors,
+		m.NATSConnected, m.Refused, m.TokensServed, m.RequestErrors, m.ContainerdMirrors, m.ContainerdMirrorRestores,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

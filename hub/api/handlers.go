@@ -170,6 +170,9 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A new credential changes the workspace's epoch and may add an
+	// upstream host: agents drop the workspace's tokens and resync.
+	s.revoke("registry "+c.Name, func(rv Revoker) error { return rv.CredentialsChanged(r.Context(), c.WorkspaceID) })
 	writeJSON(w, http.StatusCreated, s.describeWith(c, secret))
 	return nil
 }
@@ -416,6 +419,9 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Nothing to revoke, but the cluster's agents resync on the push and
+	// pick up the upstream hosts the new install uses (containerd mirrors).
+	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	writeJSON(w, http.StatusCreated, installView(in))
 	return nil
 }
@@ -468,9 +474,8 @@ func (s *server) setInstallEnabled(w http.ResponseWriter, r *http.Request, enabl
 	if err != nil {
 		return err
 	}
-	if !enabled {
-		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
-	}
+	// Enabling revokes nothing, but agents resync on the push (mirror hosts).
+	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	writeJSON(w, http.StatusOK, installView(in))
 	return nil
 }

@@ -383,11 +383,10 @@ func (s *Service) Sync(ctx context.Context, subject string, req wire.SyncRequest
 		return wire.SyncReply{ErrorReply: *internal(err)}
 	}
 	epochs := map[string]string{}
+	wsCreds := map[string][]store.Credential{}
 	live := map[string]wire.InstallState{}
+	hosts := map[string]bool{}
 	for _, in := range installs {
-		if !in.Enabled {
-			continue
-		}
 		ep, ok := epochs[in.WorkspaceID]
 		if !ok {
 			creds, err := s.store.CredentialsByWorkspaceID(ctx, in.WorkspaceID)
@@ -396,8 +395,56 @@ func (s *Service) Sync(ctx context.Context, subject string, req wire.SyncRequest
 			}
 			ep = Epoch(creds)
 			epochs[in.WorkspaceID] = ep
+			wsCreds[in.WorkspaceID] = creds
 		}
-		live[in.ID] = wire.InstallState{Generation: in.Generation, Epoch: ep}
+		// Disabled installs keep their hosts: see InstallHosts.
+		for _, h := range InstallHosts(in, wsCreds[in.WorkspaceID]) {
+			hosts[h] = true
+		}
+		if in.Enabled {
+			live[in.ID] = wire.InstallState{Generation: in.Generation, Epoch: ep}
+		}
 	}
-	return wire.SyncReply{Source: s.source, Seq: seq, Installs: live}
+	return wire.SyncReply{Source: s.source, Seq: seq, Installs: live, Hosts: sortedKeys(hosts)}
+}
+
+// InstallHosts returns the canonical upstream hosts an install pulls
+// from: hosts of its workspace's credentials that its allow-list reaches
+// (an empty allow-list reaches them all). Disabled installs and
+// credentials count: a node's containerd mirror for the host must outlive
+// a pause, or containerd would go to the upstream itself and offer it the
+// kubelet's cached (revoked) install token; only deleting the install or
+// the credential takes the host off the list.
+func InstallHosts(in store.Install, creds []store.Credential) []string {
+	var patterns []imageref.Pattern
+	for _, r := range in.Repos {
+		if p, err := imageref.ParsePattern(r); err == nil {
+			patterns = append(patterns, p)
+		}
+	}
+	var out []string
+	for _, c := range creds {
+		p, err := imageref.ParsePrefix(c.Host)
+		if err != nil || slices.Contains(out, p.Host) {
+			continue
+		}
+		reached := len(in.Repos) == 0
+		for _, pat := range patterns {
+			reached = reached || pat.Host == p.Host
+		}
+		if reached {
+			out = append(out, p.Host)
+		}
+	}
+	return out
+}
+
+// sortedKeys returns the set's members in order, never nil.
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -320,3 +320,75 @@ func TestTOFUJWKS(t *testing.T) {
 	}
 	_ = credential.KindBasic
 }
+
+// The sync reply lists the upstream hosts the cluster's live installs can
+// pull from (agents write containerd mirrors for them): enabled
+// credentials of the install's workspace whose host its allow-list reaches.
+func TestSyncHosts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	acme := e.workspace("acme", "registry-a.corp", "registry-b.corp", "ghcr.io/acme")
+	other := e.workspace("other", "quay.io")
+	nc, node := e.enrol("edge", acme.ID, nil)
+	sync := func() []string {
+		t.Helper()
+		b, _ := json.Marshal(wire.SyncRequest{})
+		m, err := nc.Request(wire.SyncSubject(node.ClusterID, node.NodeID), b, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(m.Data), `"hosts":[`) {
+			t.Fatalf("sync reply without a hosts list: %s", m.Data)
+		}
+		var rep wire.SyncReply
+		json.Unmarshal(m.Data, &rep)
+		if rep.Error != "" {
+			t.Fatalf("sync: %+v", rep)
+		}
+		return rep.Hosts
+	}
+	want := func(got []string, want ...string) {
+		t.Helper()
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("hosts %v, want %v", got, want)
+		}
+	}
+	want(sync()) // no installs: an empty list, not null
+	e.install("acme", "a", "edge", "default", "", "registry-a.corp/org/*")
+	want(sync(), "registry-a.corp")
+	e.install("acme", "b", "edge", "jobs", "", "registry-b.corp/**", "registry-a.corp/org/app")
+	want(sync(), "registry-a.corp", "registry-b.corp")
+	// An allow-list naming a host the workspace has no credential for adds nothing.
+	e.install("acme", "c", "edge", "c", "", "docker.io/library/*")
+	want(sync(), "registry-a.corp", "registry-b.corp")
+	// Another workspace's credentials and installs of other clusters do not count.
+	e.install("other", "q", "elsewhere", "q", "")
+	want(sync(), "registry-a.corp", "registry-b.corp")
+	_ = other
+
+	// Disabled installs and credentials keep their hosts (a pause must not
+	// send the node's pulls to the upstream itself); deletion removes them.
+	off := false
+	if _, err := e.store.UpdateCredential(ctx, "acme", "regb", store.CredentialUpdate{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.UpdateInstall(ctx, "acme", "a", store.InstallUpdate{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	want(sync(), "registry-a.corp", "registry-b.corp")
+	if err := e.store.DeleteCredential(ctx, "acme", "regb"); err != nil {
+		t.Fatal(err)
+	}
+	want(sync(), "registry-a.corp")
+	if err := e.store.DeleteInstall(ctx, "acme", "b"); err != nil {
+		t.Fatal(err)
+	}
+	want(sync(), "registry-a.corp") // the disabled install a still uses it
+	if err := e.store.DeleteInstall(ctx, "acme", "a"); err != nil {
+		t.Fatal(err)
+	}
+	want(sync())
+	// An empty allow-list reaches every enabled credential's host.
+	e.install("acme", "all", "edge", "all", "")
+	want(sync(), "ghcr.io", "registry-a.corp")
+}

@@ -178,6 +178,16 @@ type SyncReply struct {
 	Source   string                  `json:"source"` // the answering hub process, as in Revocation
 	Seq      uint64                  `json:"seq"`
 	Installs map[string]InstallState `json:"installs"`
+	// Hosts are the canonical upstream hosts ("docker.io", "ghcr.io",
+	// "registry.corp") the cluster's installs pull from: a credential of
+	// the install's workspace is for the host and the install's allow-list
+	// reaches it. Disabled installs and credentials count (a pause must
+	// not switch a node's pulls of the host to the upstream itself);
+	// deleted ones do not. Agents write containerd mirror configuration
+	// for them. The hub always sends the field (an empty
+	// list when there are none); nil means a hub that does not know it,
+	// and agents then leave their mirror configuration as it is.
+	Hosts []string `json:"hosts"`
 }
 
 // Revocation is pushed on RevokeSubject. An agent drops every cached token

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,7 @@ type Hub struct {
 	delay     time.Duration
 	syncDelay time.Duration
 	paused    bool
+	omitHosts bool
 	jwks      []byte
 	rejectKey bool
 	n         int
@@ -226,6 +228,17 @@ func (h *Hub) RotateJoinToken(clusterID string) string {
 	c := h.clusters[clusterID]
 	c.JoinToken = wire.JoinTokenPrefix + c.ID + "." + randomHex(20)
 	return c.JoinToken
+}
+
+// OmitHosts makes sync replies carry no upstream host list (an older hub).
+func (h *Hub) OmitHosts(o bool) { h.mu.Lock(); h.omitHosts = o; h.mu.Unlock() }
+
+// AddInstallNotify adds an install and pushes a change notice naming it,
+// as the hub does when an install is created or enabled.
+func (h *Hub) AddInstallNotify(in Install) Install {
+	in = h.AddInstall(in)
+	h.revoke(true, func(h *Hub, r *wire.Revocation) { r.Installs = []string{in.ID} })
+	return in
 }
 
 // AddInstall adds an install; ID, Generation and Epoch are filled in.
@@ -546,11 +559,21 @@ func (h *Hub) sync(m *nats.Msg) {
 		respond(m, wire.SyncReply{ErrorReply: wire.ErrorReply{Error: "node revoked or cluster gone", Code: wire.CodeForbidden}})
 		return
 	}
-	r := wire.SyncReply{Source: h.source, Seq: h.seq, Installs: map[string]wire.InstallState{}}
+	r := wire.SyncReply{Source: h.source, Seq: h.seq, Installs: map[string]wire.InstallState{}, Hosts: []string{}}
 	for _, in := range h.installs {
 		if in.ClusterID == clusterID {
 			r.Installs[in.ID] = wire.InstallState{Generation: in.Generation, Epoch: in.Epoch}
+			for _, repo := range in.Repos {
+				host, _, _ := strings.Cut(repo, "/")
+				if !slices.Contains(r.Hosts, host) {
+					r.Hosts = append(r.Hosts, host)
+				}
+			}
 		}
+	}
+	slices.Sort(r.Hosts)
+	if h.omitHosts {
+		r.Hosts = nil
 	}
 	respond(m, r)
 }
