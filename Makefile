@@ -7,6 +7,12 @@ CACHEBIN := $(CURDIR)/.cache/bin
 REGISTRY_VERSION := v3.1.2
 # An external NATS server for the tests that restart the control plane.
 NATS_VERSION := v2.15.2
+# helm renders the chart in its tests; nfpm builds the deb/rpm packages
+# (v2.46+ need modules the Go proxy does not serve).
+HELM_VERSION := v3.22.0
+NFPM_VERSION := v2.45.2
+# A real containerd (CRI) for the e2e suite.
+CONTAINERD_VERSION := v2.4.2
 
 .PHONY: build run test e2e bench tools vet clean
 
@@ -29,6 +35,14 @@ tools:
 		echo "building nats-server $(NATS_VERSION) into .cache/bin (once)"; \
 		GOBIN=$(CACHEBIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_VERSION); \
 	fi
+	@if [ ! -x $(CACHEBIN)/helm ]; then \
+		echo "building helm $(HELM_VERSION) into .cache/bin (once, a few minutes)"; \
+		GOBIN=$(CACHEBIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
+	fi
+	@if [ ! -x $(CACHEBIN)/containerd ]; then \
+		echo "building containerd $(CONTAINERD_VERSION) into .cache/bin (once, a few minutes)"; \
+		GOBIN=$(CACHEBIN) $(GO) install github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD_VERSION); \
+	fi
 
 test: tools
 	$(GO) vet ./...
@@ -43,3 +57,49 @@ bench: tools
 
 clean:
 	rm -rf $(BIN)
+
+# --- Packages (deb, rpm) and OCI images, from static binaries ------------
+# make package                  dist/*.deb, dist/*.rpm for ARCHS
+# make images REGISTRY=registry.example.com/pullgate   multi-platform images
+VERSION  ?= $(or $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//'),0.0.0-dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+ARCHS    ?= amd64 arm64
+FORMATS  ?= deb rpm
+DIST     ?= dist
+REGISTRY ?=
+# File times and image creation time: the last commit's (reproducible builds).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+DIST_CMDS := ./hub/cmd/pullgate-hub ./agent/cmd/pullgate-agent ./helper/cmd/pullgate-credential-provider ./packaging/cmd/pullgate-node-install
+
+.PHONY: dist-bin package images
+
+dist-bin:
+	@for arch in $(ARCHS); do \
+		echo "building static linux/$$arch binaries into $(DIST)/bin/linux_$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags='-s -w' -o $(DIST)/bin/linux_$$arch/ $(DIST_CMDS) || exit 1; \
+	done
+
+$(CACHEBIN)/nfpm:
+	@echo "building nfpm $(NFPM_VERSION) into .cache/bin (once)"
+	GOBIN=$(CACHEBIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+package: dist-bin $(CACHEBIN)/nfpm
+	@mkdir -p $(DIST)/pkg
+	{ echo "# kubelet CredentialProviderConfig for pullgate: set matchImages to the upstream"; \
+	  echo "# hosts this node mirrors through the hub and the hub's host, then start the"; \
+	  echo "# kubelet with --image-credential-provider-config=<this file> and"; \
+	  echo "# --image-credential-provider-bin-dir=/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec"; \
+	  echo "# (or regenerate it: pullgate-agent kubelet-config --help)."; \
+	  $(GO) run ./agent/cmd/pullgate-agent kubelet-config --match-image hub.example.com; } > $(DIST)/pkg/kubelet-credential-provider.yaml
+	@for arch in $(ARCHS); do for fmt in $(FORMATS); do for pkg in pullgate-hub pullgate-agent; do \
+		PKG_BIN=$(DIST)/bin/linux_$$arch PKG_KUBELET_CONFIG=$(DIST)/pkg/kubelet-credential-provider.yaml \
+		VERSION=$(VERSION) GOARCH=$$arch SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CACHEBIN)/nfpm package --config packaging/nfpm/$$pkg.yaml \
+			--packager $$fmt --target $(DIST)/ || exit 1; \
+	done; done; done
+
+images: dist-bin
+	@test -n "$(REGISTRY)$(OCI_LAYOUT)" || { echo "usage: make images REGISTRY=registry.example.com/pullgate (or OCI_LAYOUT=dir)"; exit 2; }
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./packaging/cmd/pullgate-image --bin-dir=$(DIST)/bin \
+		$(foreach a,$(ARCHS),--platform=linux/$(a)) \
+		$(if $(REGISTRY),--repository=$(REGISTRY)) $(if $(OCI_LAYOUT),--oci-layout=$(OCI_LAYOUT)) \
+		--version=$(VERSION) --revision=$(REVISION) --tag=$(VERSION)
