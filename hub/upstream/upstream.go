@@ -60,6 +60,14 @@ type Target struct {
 	Auth func(ctx context.Context) (authn.Authenticator, error)
 }
 
+// key names a cached connection: everything of the credential that changes
+// how the upstream is reached or logged into (a new secret is a new
+// version), and the repository its token is scoped to.
+func (t Target) key() string {
+	c := t.Credential
+	return fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%t\x00%s", c.ID, c.Version, c.Username, c.Endpoint, c.Insecure, t.Repo.Path)
+}
+
 // Pool caches upstream connections. It is safe for concurrent use.
 type Pool struct {
 	base http.RoundTripper
@@ -162,7 +170,7 @@ func ParseEndpoint(s string) (*url.URL, error) {
 // Conn returns a connection for t, from cache when one is still valid.
 // Concurrent callers for the same key share one handshake.
 func (p *Pool) Conn(ctx context.Context, t Target) (*Conn, error) {
-	key := fmt.Sprintf("%s\x00%d\x00%s", t.Credential.ID, t.Credential.Version, t.Repo.Path)
+	key := t.key()
 	now := p.now()
 	p.mu.Lock()
 	e, ok := p.conns[key]
@@ -188,7 +196,7 @@ func (p *Pool) Conn(ctx context.Context, t Target) (*Conn, error) {
 
 // Forget drops the cached connection of t (after the upstream refused it).
 func (p *Pool) Forget(t Target) {
-	key := fmt.Sprintf("%s\x00%d\x00%s", t.Credential.ID, t.Credential.Version, t.Repo.Path)
+	key := t.key()
 	p.mu.Lock()
 	delete(p.conns, key)
 	p.mu.Unlock()

@@ -136,11 +136,16 @@ func TestPoolCachesUpstreamTokens(t *testing.T) {
 	if up.TokenRequests() != 2 {
 		t.Fatalf("token not renewed before expiry: %d token requests", up.TokenRequests())
 	}
-	// A new secret version is a new connection.
+	// A new secret version is a new connection, and so is a new username.
 	tg.Credential.Version = 2
 	pool.Conn(context.Background(), tg)
 	if up.TokenRequests() != 3 {
 		t.Fatal("new credential version reused the old token")
+	}
+	tg.Credential.Username = "alice2"
+	pool.Conn(context.Background(), tg)
+	if up.TokenRequests() != 4 {
+		t.Fatal("changed username reused the old connection")
 	}
 }
 
