@@ -82,10 +82,7 @@ func newInstallListCmd(g *globals) *cobra.Command {
 		Example: "  pullgate-hub install list -w acme\n  pullgate-hub install list -w acme -o json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -116,10 +113,7 @@ func newInstallGetCmd(g *globals) *cobra.Command {
 		Example: "  pullgate-hub install get -w acme web",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -198,10 +192,7 @@ func newInstallSetEnabledCmd(g *globals, enabled bool) *cobra.Command {
 		Example: "  pullgate-hub install " + verb + " -w acme web",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -225,10 +216,7 @@ func newInstallDeleteCmd(g *globals) *cobra.Command {
 		Example: "  pullgate-hub install delete -w acme web",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}

@@ -105,10 +105,7 @@ func newRegistryListCmd(g *globals) *cobra.Command {
 		Example: "  pullgate-hub registry list -w acme\n  pullgate-hub registry list -w acme -o json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -161,10 +158,7 @@ func newRegistryGetCmd(g *globals) *cobra.Command {
 		Example: "  pullgate-hub registry get -w acme gh",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -261,10 +255,7 @@ func newRegistrySetEnabledCmd(g *globals, enabled bool) *cobra.Command {
 		Example: "  pullgate-hub registry " + verb + " -w acme gh",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -288,10 +279,7 @@ func newRegistryDeleteCmd(g *globals) *cobra.Command {
 		Example: "  pullgate-hub registry delete -w acme gh",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}
@@ -323,10 +311,7 @@ the handshake does not go through.`,
 		Example: "  pullgate-hub registry test -w acme gh\n  pullgate-hub registry test -w acme gh --repo acme/app",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
+			s, err := g.openWorkspace(cmd)
 			if err != nil {
 				return err
 			}

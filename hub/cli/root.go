@@ -228,6 +228,15 @@ type session struct {
 
 // open validates the global flags, finds the admin token and returns a
 // session. Errors about flags are usage errors.
+// openWorkspace is open for the commands that act on one workspace: it
+// first checks that --workspace was given.
+func (g *globals) openWorkspace(cmd *cobra.Command) (*session, error) {
+	if err := requireFlags(cmd, "workspace"); err != nil {
+		return nil, err
+	}
+	return g.open(cmd)
+}
+
 func (g *globals) open(cmd *cobra.Command) (*session, error) {
 	s := &session{out: cmd.OutOrStdout(), err: cmd.ErrOrStderr()}
 	switch g.output {
