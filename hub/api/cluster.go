@@ -98,13 +98,8 @@ func (s *server) clusterView(ctx context.Context, c store.Cluster) Cluster {
 }
 
 func (s *server) workspaceName(ctx context.Context, id string) string {
-	wss, err := s.d.Store.ListWorkspaces(ctx)
-	if err == nil {
-		for _, ws := range wss {
-			if ws.ID == id {
-				return ws.Name
-			}
-		}
+	if ws, err := s.d.Store.WorkspaceByID(ctx, id); err == nil {
+		return ws.Name
 	}
 	return id
 }

@@ -486,19 +486,14 @@ func (p *Proxy) workspaceName(ctx context.Context, id string) string {
 	if ok {
 		return n
 	}
-	wss, err := p.store.ListWorkspaces(ctx)
+	ws, err := p.store.WorkspaceByID(ctx, id)
 	if err != nil {
 		return id
 	}
 	p.wsMu.Lock()
-	defer p.wsMu.Unlock()
-	for _, ws := range wss {
-		p.wsNames[ws.ID] = ws.Name
-	}
-	if n, ok := p.wsNames[id]; ok {
-		return n
-	}
-	return id
+	p.wsNames[id] = ws.Name
+	p.wsMu.Unlock()
+	return ws.Name
 }
 
 func clientAddr(r *http.Request) string {

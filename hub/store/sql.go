@@ -478,15 +478,27 @@ func (s *SQL) CreateWorkspace(ctx context.Context, name string) (Workspace, erro
 
 // GetWorkspace returns the named workspace.
 func (s *SQL) GetWorkspace(ctx context.Context, name string) (Workspace, error) {
+	return s.workspaceBy(ctx, "name", name)
+}
+
+func (s *SQL) WorkspaceByID(ctx context.Context, id string) (Workspace, error) {
+	return s.workspaceBy(ctx, "id", id)
+}
+
+// workspaceBy reads one workspace by a unique column (name or id).
+func (s *SQL) workspaceBy(ctx context.Context, col, v string) (Workspace, error) {
 	var w Workspace
 	var created int64
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, name, created_at FROM workspaces WHERE name = ?`), name).
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, name, created_at FROM workspaces WHERE `+col+` = ?`), v).
 		Scan(&w.ID, &w.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Workspace{}, workspaceNotFound(name)
+		if col == "id" {
+			return Workspace{}, fmt.Errorf("workspace id %q: %w", v, ErrNotFound)
+		}
+		return Workspace{}, workspaceNotFound(v)
 	}
 	if err != nil {
-		return Workspace{}, fmt.Errorf("get workspace %q: %w", name, err)
+		return Workspace{}, fmt.Errorf("get workspace %q: %w", v, err)
 	}
 	w.CreatedAt = fromNanos(created)
 	return w, nil

@@ -879,3 +879,14 @@ func BenchmarkInstallByID(b *testing.B) {
 		}
 	})
 }
+
+func TestWorkspaceByID(t *testing.T) {
+	s, _ := openTest(t)
+	ws := mustWorkspace(t, s, "acme")
+	got, err := s.WorkspaceByID(context.Background(), ws.ID)
+	if err != nil || got.Name != "acme" || got.ID != ws.ID {
+		t.Fatalf("WorkspaceByID = %+v, %v", got, err)
+	}
+	_, err = s.WorkspaceByID(context.Background(), "ws_nope")
+	wantErr(t, err, ErrNotFound, "ws_nope")
+}

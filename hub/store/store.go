@@ -151,6 +151,7 @@ type Node struct {
 type Store interface {
 	CreateWorkspace(ctx context.Context, name string) (Workspace, error)
 	GetWorkspace(ctx context.Context, name string) (Workspace, error)
+	WorkspaceByID(ctx context.Context, id string) (Workspace, error)
 	ListWorkspaces(ctx context.Context) ([]Workspace, error)
 	// DeleteWorkspace removes the workspace and everything it owns.
 	DeleteWorkspace(ctx context.Context, name string) error
