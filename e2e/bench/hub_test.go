@@ -109,7 +109,7 @@ type hub struct {
 func startHub(b testing.TB, inProcessOK bool) *hub {
 	b.Helper()
 	if inProcessOK && os.Getenv(hubModeEnv) == "inprocess" {
-		return startHubInProcess(b)
+		return startHubInProcess(b, "")
 	}
 	bin := hubBinary(b)
 	dir := b.TempDir()
@@ -172,7 +172,9 @@ func startHub(b testing.TB, inProcessOK bool) *hub {
 }
 
 // startHubInProcess runs server.Run inside the benchmark process.
-func startHubInProcess(b testing.TB) *hub {
+// startHubInProcess runs the hub with server.Run in this process; natsListen
+// is the embedded NATS server's address ("" disables it).
+func startHubInProcess(b testing.TB, natsListen string) *hub {
 	b.Helper()
 	dir := b.TempDir()
 	h := &hub{Mode: "in-process", dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "hub.log")}
@@ -185,10 +187,12 @@ func startHubInProcess(b testing.TB) *hub {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- server.Run(ctx, server.Config{
-			DataDir: h.dataDir,
-			Listen:  "127.0.0.1:0",
-			Logger:  slog.New(slog.NewTextHandler(logFile, nil)),
-			Ready:   func(addr string) { addrc <- addr },
+			DataDir:    h.dataDir,
+			Listen:     "127.0.0.1:0",
+			NATSListen: natsListen,
+			TokenTTL:   10 * time.Minute,
+			Logger:     slog.New(slog.NewTextHandler(logFile, nil)),
+			Ready:      func(addr string) { addrc <- addr },
 		})
 	}()
 	select {

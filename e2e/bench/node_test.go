@@ -3,11 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +17,6 @@ import (
 	"github.com/pullgate/pullgate/agent"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/hub/api"
-	"github.com/pullgate/pullgate/hub/server"
 	"github.com/pullgate/pullgate/internal/testupstream"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
@@ -29,57 +25,21 @@ import (
 // a workspace, a credential for registry.corp, a single-workspace cluster
 // and an install on it.
 type nodeHub struct {
-	url, nats, admin, join string
+	*hub
+	nats, join string
 }
 
 func startNodeHub(b *testing.B) *nodeHub {
 	b.Helper()
-	dir := b.TempDir()
-	natsPort := testupstream.FreePort(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc, errc := make(chan string, 1), make(chan error, 1)
-	go func() {
-		errc <- server.Run(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0",
-			NATSListen: fmt.Sprintf("127.0.0.1:%d", natsPort), TokenTTL: 10 * time.Minute,
-			Logger: slog.New(slog.DiscardHandler), Ready: func(a string) { addrc <- a }})
-	}()
-	h := &nodeHub{nats: fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}
-	select {
-	case a := <-addrc:
-		h.url = "http://" + a
-	case err := <-errc:
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cancel(); <-errc })
-	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	h.admin = strings.TrimSpace(string(tok))
-	h.call(b, "POST", "/api/v1/workspaces", api.CreateWorkspaceRequest{Name: "bench"}, nil)
-	h.call(b, "POST", "/api/v1/workspaces/bench/registries", api.CreateRegistryRequest{Name: "corp", Host: "registry.corp",
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(b))
+	h := &nodeHub{hub: startHubInProcess(b, natsAddr), nats: "nats://" + natsAddr}
+	h.api(b, "POST", "/api/v1/workspaces/bench/registries", api.CreateRegistryRequest{Name: "corp", Host: "registry.corp",
 		Endpoint: "http://127.0.0.1:1", Username: "u", Password: "never-contacted"}, nil)
 	var jt api.JoinToken
-	h.call(b, "POST", "/api/v1/clusters", api.CreateClusterRequest{Name: "edge", Workspace: "bench"}, &jt)
+	h.api(b, "POST", "/api/v1/clusters", api.CreateClusterRequest{Name: "edge", Workspace: "bench"}, &jt)
 	h.join = jt.JoinToken
-	h.call(b, "POST", "/api/v1/workspaces/bench/installs", api.CreateInstallRequest{Name: "web", Cluster: "edge"}, nil)
+	h.api(b, "POST", "/api/v1/workspaces/bench/installs", api.CreateInstallRequest{Name: "web", Cluster: "edge"}, nil)
 	return h
-}
-
-func (h *nodeHub) call(b *testing.B, method, path string, in, out any) {
-	b.Helper()
-	body, _ := json.Marshal(in)
-	req, _ := http.NewRequest(method, h.url+path, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+h.admin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if out != nil {
-		json.Unmarshal(raw, out)
-	}
 }
 
 // startAgents runs n real agents (agent.Agent, the code pullgate-agent
@@ -166,12 +126,12 @@ func BenchmarkRevocationFanout1000(b *testing.B) {
 	var all []time.Duration
 	var apiTimes, fromStart []time.Duration
 	for round := 0; round < rounds; round++ {
-		h.call(b, "POST", "/api/v1/workspaces/bench/installs/web/enable", nil, nil)
+		h.api(b, "POST", "/api/v1/workspaces/bench/installs/web/enable", nil, nil)
 		warm(b, agents, "registry.corp/org/app:v1")
 		purged := make([]time.Duration, n)
 		done := make([]bool, n)
 		callStart := time.Now()
-		h.call(b, "POST", "/api/v1/workspaces/bench/installs/web/disable", nil, nil)
+		h.api(b, "POST", "/api/v1/workspaces/bench/installs/web/disable", nil, nil)
 		t0 := time.Now()
 		apiTimes = append(apiTimes, t0.Sub(callStart))
 		left := n

@@ -18,6 +18,10 @@ import (
 // once too.
 type Revoker interface {
 	InstallChanged(ctx context.Context, in store.Install) error
+	// InstallAdded tells the install's cluster about a new or re-enabled
+	// install without dropping anything: agents resync and pick up the
+	// upstream hosts it uses (containerd mirrors).
+	InstallAdded(ctx context.Context, in store.Install) error
 	CredentialsChanged(ctx context.Context, workspaceID string) error
 	NodeRevoked(ctx context.Context, c store.Cluster, n store.Node) error
 	ClusterDeleted(ctx context.Context, c store.Cluster) error

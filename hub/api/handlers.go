@@ -419,9 +419,7 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// Nothing to revoke, but the cluster's agents resync on the push and
-	// pick up the upstream hosts the new install uses (containerd mirrors).
-	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
+	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallAdded(r.Context(), in) })
 	writeJSON(w, http.StatusCreated, installView(in))
 	return nil
 }
@@ -474,8 +472,12 @@ func (s *server) setInstallEnabled(w http.ResponseWriter, r *http.Request, enabl
 	if err != nil {
 		return err
 	}
-	// Enabling revokes nothing, but agents resync on the push (mirror hosts).
-	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
+	s.revoke("install "+in.Name, func(rv Revoker) error {
+		if enabled {
+			return rv.InstallAdded(r.Context(), in)
+		}
+		return rv.InstallChanged(r.Context(), in)
+	})
 	writeJSON(w, http.StatusOK, installView(in))
 	return nil
 }

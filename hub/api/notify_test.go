@@ -19,6 +19,10 @@ func (r *recordingRevoker) InstallChanged(_ context.Context, in store.Install) e
 	r.add("install " + in.Name)
 	return nil
 }
+func (r *recordingRevoker) InstallAdded(_ context.Context, in store.Install) error {
+	r.add("notice " + in.Name)
+	return nil
+}
 func (r *recordingRevoker) CredentialsChanged(context.Context, string) error {
 	r.add("credentials")
 	return nil
@@ -44,7 +48,9 @@ func TestChangesNotifyAgents(t *testing.T) {
 	e.must("POST", "/api/v1/workspaces/acme/installs/web/disable", "", 200, nil)
 	e.must("POST", "/api/v1/workspaces/acme/installs/web/enable", "", 200, nil)
 	e.must("DELETE", "/api/v1/workspaces/acme/installs/web", "", 204, nil)
-	want := "credentials,install web,install web,install web,install web"
+	// Create and enable are notices (nothing dropped); disable and delete
+	// revoke.
+	want := "credentials,notice web,install web,notice web,install web"
 	if got := strings.Join(rv.calls, ","); got != want {
 		t.Fatalf("notices %s, want %s", got, want)
 	}

@@ -29,6 +29,21 @@ func (s *Service) InstallChanged(ctx context.Context, in store.Install) error {
 	return s.publish(c.ID, wire.Revocation{Installs: []string{in.ID}})
 }
 
+// InstallAdded sends the install's cluster a notice that names nothing: no
+// cached token is dropped, and agents that keep containerd mirrors resync
+// to pick up the upstream hosts of a new or re-enabled install. (Sending
+// InstallChanged instead would drop tokens fetched just after the change.)
+func (s *Service) InstallAdded(ctx context.Context, in store.Install) error {
+	if in.Cluster == "" {
+		return nil
+	}
+	c, err := s.store.GetCluster(ctx, in.Cluster)
+	if err != nil {
+		return nil
+	}
+	return s.publish(c.ID, wire.Revocation{})
+}
+
 // CredentialsChanged revokes cached tokens of a workspace's installs (a
 // credential was disabled, deleted or enabled).
 func (s *Service) CredentialsChanged(ctx context.Context, workspaceID string) error {

@@ -269,6 +269,20 @@ func TestSyncAndRevocations(t *testing.T) {
 	if len(r.Installs) != 1 || r.Installs[0] != web.ID || r.Seq != sync.Seq+1 || r.Source != sync.Source {
 		t.Fatalf("revocation %+v after sync seq %d", r, sync.Seq)
 	}
+	// A notice (new or re-enabled install) names nothing to drop.
+	if err := e.svc.InstallAdded(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	m, err = rev.NextMsg(2 * time.Second)
+	if err != nil {
+		t.Fatal("no notice pushed")
+	}
+	var notice wire.Revocation
+	json.Unmarshal(m.Data, &notice)
+	if len(notice.Installs)+len(notice.Workspaces)+len(notice.Nodes) != 0 || notice.Cluster || notice.Seq != r.Seq+1 {
+		t.Fatalf("notice %+v", notice)
+	}
+	r = notice
 	sync = wire.SyncReply{}
 	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{}, &sync)
 	if _, ok := sync.Installs[web.ID]; ok || len(sync.Installs) != 1 || sync.Seq != r.Seq {

@@ -193,7 +193,8 @@ type SyncReply struct {
 // Revocation is pushed on RevokeSubject. An agent drops every cached token
 // it matches. Seq grows by one per message of a Source (one hub process);
 // a gap within a source, or a source the agent has not seen, makes the
-// agent resync.
+// agent resync. A Revocation that names nothing is a change notice: nothing
+// is dropped, and agents that keep containerd mirrors resync.
 type Revocation struct {
 	Source     string    `json:"source"`
 	Seq        uint64    `json:"seq"`
