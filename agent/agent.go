@@ -208,6 +208,9 @@ func New(opts ...Option) (*Agent, error) {
 	}
 	a.hubOpts = append([]hubclient.Option{hubclient.WithLogger(a.log), hubclient.WithMetrics(a.m),
 		hubclient.WithName("pullgate-agent " + a.nodeName), hubclient.WithAgentVersion(Version)}, a.hubOpts...)
+	if err := hubclient.Validate(a.natsURL, a.hubOpts...); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

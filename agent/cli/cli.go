@@ -18,6 +18,7 @@ import (
 
 	"github.com/pullgate/pullgate/agent"
 	"github.com/pullgate/pullgate/agent/containerd"
+	"github.com/pullgate/pullgate/agent/hubclient"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
@@ -27,6 +28,8 @@ import (
 // Environment variables read when the matching flag is not given.
 const (
 	EnvNATSURL       = "PULLGATE_NATS_URL"
+	EnvNATSCA        = "PULLGATE_NATS_CA"
+	EnvInsecureNATS  = "PULLGATE_INSECURE_NATS"
 	EnvJoinToken     = "PULLGATE_JOIN_TOKEN"
 	EnvJoinTokenFile = "PULLGATE_JOIN_TOKEN_FILE"
 	EnvStateDir      = "PULLGATE_STATE_DIR"
@@ -131,6 +134,8 @@ func runCommand(stderr io.Writer, env Env) *cobra.Command {
 		containerdConfigPath, hubURL, hubCA                                          string
 		mirrorHosts                                                                  []string
 		mirrorGrace                                                                  time.Duration
+		natsCA                                                                       string
+		insecureNATS                                                                 bool
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -160,14 +165,14 @@ node-wide (public images of that host go to the hub too): on a shared
 (multi-workspace) cluster only the hosts given with --mirror-host are
 mirrored; elsewhere --mirror-host narrows the set.`,
 		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
-  pullgate-agent run --nats-url nats://hub.example.com:4222 \
+  pullgate-agent run --nats-url tls://hub.example.com:4222 --nats-ca /etc/pullgate/nats-ca/ca.crt \
     --join-token-file /etc/pullgate/join/token --node-name "$NODE_NAME"
 
   # systemd: everything from the environment
-  PULLGATE_NATS_URL=nats://hub.example.com:4222 PULLGATE_JOIN_TOKEN=pgj1.… pullgate-agent run
+  PULLGATE_NATS_URL=tls://hub.example.com:4222 PULLGATE_JOIN_TOKEN=pgj1.… pullgate-agent run
 
   # containerd: pull registry.corp/... images through the hub
-  pullgate-agent run --nats-url nats://hub.example.com:4222 --join-token-file /etc/pullgate/join/token \
+  pullgate-agent run --nats-url tls://hub.example.com:4222 --join-token-file /etc/pullgate/join/token \
     --containerd-config-path /etc/containerd/certs.d --hub-url https://hub.example.com
 
   # health and metrics
@@ -175,7 +180,7 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags(), env, map[string]string{
-				"nats-url": EnvNATSURL, "join-token": EnvJoinToken, "join-token-file": EnvJoinTokenFile,
+				"nats-url": EnvNATSURL, "nats-ca": EnvNATSCA, "insecure-nats": EnvInsecureNATS, "join-token": EnvJoinToken, "join-token-file": EnvJoinTokenFile,
 				"state-dir": EnvStateDir, "socket": EnvSocket, "metrics-listen": EnvMetricsListen,
 				"node-name": EnvNodeName, "log-level": EnvLogLevel, "sa-jwks": EnvSAJWKS,
 				"containerd-config-path": EnvContainerdConfigPath, "hub-url": EnvHubURL, "hub-ca": EnvHubCA,
@@ -209,6 +214,7 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 			opts := []agent.Option{
 				agent.WithNATSURL(natsURL), agent.WithStateDir(stateDir), agent.WithSocket(socket),
 				agent.WithMetricsListen(metricsListen), agent.WithNodeName(nodeName), agent.WithLogger(log),
+				agent.WithHubOptions(hubclient.WithCA(natsCA), hubclient.WithInsecurePlaintext(insecureNATS)),
 			}
 			if src != nil {
 				opts = append(opts, agent.WithJoinToken(src))
@@ -238,7 +244,9 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&natsURL, "nats-url", "", "the hub's NATS URL, e.g. nats://hub.example.com:4222 ("+EnvNATSURL+")")
+	f.StringVar(&natsURL, "nats-url", "", "the hub's NATS URL, e.g. tls://hub.example.com:4222; nats:// (plain text) only to loopback unless --insecure-nats ("+EnvNATSURL+")")
+	f.StringVar(&natsCA, "nats-ca", "", "CA certificate file (PEM) for the hub's NATS certificate; default: the system roots ("+EnvNATSCA+")")
+	f.BoolVar(&insecureNATS, "insecure-nats", false, "allow a nats:// (plain-text) URL to a non-loopback host: join token, node secret and tokens cross the network in clear text ("+EnvInsecureNATS+")")
 	f.StringVar(&joinToken, "join-token", "", "cluster join token pgj1.… ("+EnvJoinToken+"); needed only until the node has enrolled")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the join token, watched for changes; may be a Kubernetes Secret volume ("+EnvJoinTokenFile+")")
 	f.StringVar(&stateDir, "state-dir", agent.DefaultStateDir, "directory for the node identity, mode 0700 ("+EnvStateDir+")")

@@ -62,6 +62,8 @@ type config struct {
 	log           *slog.Logger
 	m             *metrics.Metrics
 	extraNATSOpts []nats.Option
+	caFile        string
+	insecure      bool
 }
 
 // Option configures Enrol and Dial.
@@ -139,8 +141,12 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 	if req.AgentVersion == "" {
 		req.AgentVersion = cfg.agentVersion
 	}
+	secure, err := cfg.security(natsURL)
+	if err != nil {
+		return wire.EnrolReply{}, fmt.Errorf("enrol: %w", err)
+	}
 	enrolID := randomHex(16)
-	nopts := append([]nats.Option{
+	nopts := append(append(secure,
 		nats.UserInfo(wire.EnrolUser(enrolID), joinToken),
 		nats.CustomInboxPrefix(wire.EnrolInboxPrefix(enrolID)),
 		nats.Name(cfg.name + " (enrolling)"),
@@ -148,11 +154,14 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 		nats.Timeout(cfg.timeout),
 		// Errors are returned, not printed by nats.go's default handler.
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
-	}, cfg.extraNATSOpts...)
+	), cfg.extraNATSOpts...)
 	nc, err := nats.Connect(natsURL, nopts...)
 	if err != nil {
 		if IsRefusal(err) {
 			return wire.EnrolReply{}, fmt.Errorf("enrol with %s: %w", RedactURL(natsURL), ErrJoinRefused)
+		}
+		if isTLSFailure(err) {
+			return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w", RedactURL(natsURL), tlsHint(err))
 		}
 		return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w: %w", RedactURL(natsURL), ErrUnreachable, err)
 	}
@@ -227,6 +236,10 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 	if err := id.Validate(); err != nil {
 		return nil, err
 	}
+	secure, err := cfg.security(natsURL)
+	if err != nil {
+		return nil, err
+	}
 	c := &Conn{cfg: cfg, id: id}
 	log := cfg.log
 	call := func(f func()) {
@@ -239,7 +252,7 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 			ev.Refused(err)
 		}
 	}
-	nopts := append([]nats.Option{
+	nopts := append(append(secure,
 		nats.UserInfo(id.NodeID, id.NodeSecret),
 		nats.CustomInboxPrefix(wire.InboxPrefix(id.NodeID)),
 		nats.Name(cfg.name),
@@ -271,6 +284,10 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 			cfg.m.NATSConnected.Set(0)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if isTLSFailure(err) {
+				log.Error("cannot connect to the hub's NATS", "err", tlsHint(err))
+				return
+			}
 			log.Debug("reconnect attempt failed", "err", err)
 			refused(err)
 		}),
@@ -286,7 +303,7 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 			log.Warn("NATS error", "err", err)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { cfg.m.NATSConnected.Set(0) }),
-	}, cfg.extraNATSOpts...)
+	), cfg.extraNATSOpts...)
 	nc, err := nats.Connect(natsURL, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", RedactURL(natsURL), err)

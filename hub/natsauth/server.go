@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/pullgate/pullgate/hub/secrets"
+	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // Credentials are what the hub needs to run the callout: the account key
@@ -66,23 +68,60 @@ func LoadOrCreate(dir string) (Credentials, error) {
 	return Credentials{Issuer: kp, Password: strings.TrimSpace(string(pw))}, nil
 }
 
+// hubResponseTTL bounds how long the hub may answer a request it received.
+const hubResponseTTL = time.Minute
+
+// HubPermissions are the hub user's rights: subscribe anywhere, but
+// publish only revocations and one reply to each request it received (the
+// auth callout's and the agents'). Which replies the token service sends
+// at all is its own check (hub/tokensvc reply.go); this bounds the rest.
+func HubPermissions() *natsserver.Permissions {
+	return &natsserver.Permissions{
+		Publish:  &natsserver.SubjectPermission{Allow: []string{wire.RevokeSubject("*")}},
+		Response: &natsserver.ResponsePermission{MaxMsgs: 1, Expires: hubResponseTTL},
+	}
+}
+
 // Configure sets an embedded server's options for the callout: the hub's
 // own user and the auth_callout block.
 func (c Credentials) Configure(o *natsserver.Options) {
-	o.Users = append(o.Users, &natsserver.User{Username: HubUser, Password: c.Password})
+	o.Users = append(o.Users, &natsserver.User{Username: HubUser, Password: c.Password, Permissions: HubPermissions()})
 	o.AuthCallout = &natsserver.AuthCallout{Issuer: c.IssuerPublic(), AuthUsers: []string{HubUser}}
 }
 
-// ConfigBlock is the same for an external nats-server's configuration file.
-func (c Credentials) ConfigBlock() string {
-	return fmt.Sprintf(`# pullgate: the hub decides every agent connection (auth callout).
+// TLSFiles are an external nats-server's TLS settings for ConfigBlock.
+type TLSFiles struct {
+	Cert, Key, CA string
+}
+
+// ConfigBlock is the same for an external nats-server's configuration
+// file, with a tls block when t names a key pair.
+func (c Credentials) ConfigBlock(t TLSFiles) string {
+	var b strings.Builder
+	if t.Cert != "" {
+		b.WriteString("# pullgate: agents connect with tls:// only; their credentials never cross in clear text.\n")
+		fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n", t.Cert, t.Key)
+		if t.CA != "" {
+			fmt.Fprintf(&b, "  ca_file: %q\n", t.CA)
+		}
+		b.WriteString("  min_version: \"1.2\"\n  timeout: 5\n}\n")
+	} else {
+		b.WriteString("# pullgate: WARNING no tls block (nats-config --tls-cert/--tls-key): agents' join tokens,\n" +
+			"# node secrets and install tokens would cross the network in clear text.\n")
+	}
+	p := HubPermissions()
+	fmt.Fprintf(&b, `# pullgate: the hub decides every agent connection (auth callout).
 authorization {
   timeout: 5
-  users: [ { user: %q, password: %q } ]
+  users: [ {
+    user: %q, password: %q
+    permissions: { publish: { allow: [ %q ] }, allow_responses: { max: %d, expires: %q } }
+  } ]
   auth_callout {
     issuer: %q
     auth_users: [ %q ]
   }
 }
-`, HubUser, c.Password, c.IssuerPublic(), HubUser)
+`, HubUser, c.Password, p.Publish.Allow[0], p.Response.MaxMsgs, p.Response.Expires.String(), c.IssuerPublic(), HubUser)
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,13 +23,20 @@ func Command() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the hub: pull proxy, REST API, token service and embedded NATS",
 		Long: `Run the hub with embedded defaults: a SQLite store, a master key and an admin
-token created in the data dir on first start, an embedded NATS server with
-JetStream, and HTTP on 127.0.0.1:5080.
+token created in the data dir on first start, an embedded NATS server, and
+HTTP on 127.0.0.1:5080.
+
+The embedded NATS server serves TLS with --nats-tls-cert/--nats-tls-key, or
+with the HTTPS pair (--tls-cert/--tls-key) when those are not given. It
+refuses to serve plain text on a non-loopback --nats-listen address unless
+--insecure-nats is given: join tokens, node secrets and install tokens
+cross it.
 
 Environment: PULLGATE_MASTER_KEY (hex, instead of <data>/master.key),
 PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 		Example: `  pullgate-hub serve
-  pullgate-hub serve --data /var/lib/pullgate --listen 0.0.0.0:443 --tls-cert hub.crt --tls-key hub.key --public-url https://hub.example.com`,
+  pullgate-hub serve --data /var/lib/pullgate --listen 0.0.0.0:443 --tls-cert hub.crt --tls-key hub.key --public-url https://hub.example.com \
+    --nats-listen 0.0.0.0:4222   # NATS over TLS with the same key pair; agents use tls://hub.example.com:4222`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel, logFormat)
@@ -54,14 +62,18 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS store")
+	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS keys")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:5080", "HTTP(S) listen address")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the hub at, for auth challenges (default: from each request)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file path or postgres:// URL (default: <data>/pullgate.db)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", `embedded NATS listen address ("" to disable)`)
-	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one (configure it with `pullgate-hub nats-config`)")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one (configure it with `pullgate-hub nats-config`); tls:// unless on loopback")
+	f.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "TLS certificate file of the embedded NATS server (default: --tls-cert)")
+	f.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "TLS private key file of the embedded NATS server (default: --tls-key)")
+	f.StringVar(&cfg.NATSCA, "nats-ca", "", "CA certificate file to verify the external --nats-url server (default: system roots)")
+	f.BoolVar(&cfg.InsecureNATS, "insecure-nats", false, "allow plain-text NATS off loopback (embedded listener or --nats-url): credentials cross the network in clear text")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 10*time.Minute, "lifetime of install tokens issued to node agents")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
@@ -87,6 +99,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 // an external nats-server needs for the hub's auth callout.
 func NATSConfigCommand() *cobra.Command {
 	var dataDir string
+	var t natsauth.TLSFiles
 	cmd := &cobra.Command{
 		Use:   "nats-config",
 		Short: "Print the nats-server configuration block for an external NATS server",
@@ -94,18 +107,31 @@ func NATSConfigCommand() *cobra.Command {
 configuration so that it asks the hub about every agent connection (auth
 callout). Then start the hub with --nats-url pointing at that server. The
 keys it names are created in the data dir if missing; every hub replica
-sharing the server needs the same nats-issuer.nk and nats-hub.password.`,
-		Example: "  pullgate-hub nats-config --data /var/lib/pullgate >> /etc/nats/nats-server.conf",
-		Args:    cobra.NoArgs,
+sharing the server needs the same nats-issuer.nk and nats-hub.password.
+
+With --tls-cert and --tls-key it also prints a tls block: the server then
+takes TLS connections only, agents use tls://, and the hub connects with
+--nats-url tls://... (and --nats-ca when the certificate is not publicly
+trusted). Without them the block carries a warning: agents' credentials
+would cross the network in clear text.`,
+		Example: `  pullgate-hub nats-config --data /var/lib/pullgate \
+    --tls-cert /etc/nats/tls.crt --tls-key /etc/nats/tls.key >> /etc/nats/nats-server.conf`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (t.Cert == "") != (t.Key == "") || (t.CA != "" && t.Cert == "") {
+				return errors.New("--tls-cert and --tls-key go together (and --tls-ca needs them)")
+			}
 			creds, err := natsauth.LoadOrCreate(dataDir)
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprint(cmd.OutOrStdout(), creds.ConfigBlock())
+			_, err = fmt.Fprint(cmd.OutOrStdout(), creds.ConfigBlock(t))
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "./pullgate-data", "data directory holding the hub's NATS keys")
+	cmd.Flags().StringVar(&t.Cert, "tls-cert", "", "certificate file the NATS server presents (path as the server sees it)")
+	cmd.Flags().StringVar(&t.Key, "tls-key", "", "private key file of --tls-cert")
+	cmd.Flags().StringVar(&t.CA, "tls-ca", "", "CA file for the server's tls block (ca_file), optional")
 	return cmd
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,9 +19,12 @@ import (
 	"github.com/pullgate/pullgate/hub/tokensvc"
 )
 
-// startNATS runs the embedded NATS server with JetStream on disk and the
-// hub's auth callout. It is the control plane node agents connect to.
-func startNATS(listen, storeDir string, creds natsauth.Credentials) (*natsserver.Server, error) {
+// startNATS runs the embedded NATS server with the hub's auth callout. It
+// is the control plane node agents connect to. With tlsConf it takes TLS
+// connections only (the hub's own in-process connection excepted).
+// JetStream stays off: nothing uses it, and it would be attack surface and
+// a store in the data dir.
+func startNATS(listen string, tlsConf *tls.Config, creds natsauth.Credentials) (*natsserver.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
@@ -33,11 +37,13 @@ func startNATS(listen, storeDir string, creds natsauth.Credentials) (*natsserver
 		ServerName: "pullgate-hub",
 		Host:       host,
 		Port:       port,
-		JetStream:  true,
-		StoreDir:   storeDir,
+		JetStream:  false,
 		NoSigs:     true, // the hub handles signals
 		NoLog:      true,
 		MaxPayload: 1 << 20,
+	}
+	if tlsConf != nil {
+		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tlsConf, true, 5
 	}
 	creds.Configure(opts)
 	ns, err := natsserver.NewServer(opts)
@@ -56,7 +62,7 @@ func startNATS(listen, storeDir string, creds natsauth.Credentials) (*natsserver
 // user. Publishes are not buffered while disconnected: a revocation that
 // cannot be delivered now is recovered by the agents' resync, never
 // replayed late.
-func connectNATS(url string, ns *natsserver.Server, creds natsauth.Credentials, log *slog.Logger) (*nats.Conn, error) {
+func connectNATS(url string, tlsConf *tls.Config, ns *natsserver.Server, creds natsauth.Credentials, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("pullgate-hub"),
 		nats.UserInfo(natsauth.HubUser, creds.Password),
@@ -67,8 +73,13 @@ func connectNATS(url string, ns *natsserver.Server, creds natsauth.Credentials, 
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}
 	if ns != nil {
+		// In process: nothing crosses the network, so no TLS.
 		opts = append(opts, nats.InProcessServer(ns))
-		url = ns.ClientURL()
+		url = strings.Replace(ns.ClientURL(), "tls://", "nats://", 1)
+	} else if tlsConf != nil {
+		// Not nats.Secure: a loopback nats:// URL may stay plain text, and
+		// a server that requires TLS is then verified with this config.
+		opts = append(opts, func(o *nats.Options) error { o.TLSConfig = tlsConf; return nil })
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

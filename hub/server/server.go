@@ -42,6 +42,11 @@ type Config struct {
 	MasterKey  string // hex; "" = <data>/master.key
 	NATSListen string // "" disables the embedded NATS server
 	NATSURL    string // external NATS server instead of the embedded one
+	// NATSTLSCert and NATSTLSKey are the embedded NATS server's key pair
+	// (default: TLSCert and TLSKey); NATSCA verifies an external server.
+	NATSTLSCert, NATSTLSKey, NATSCA string
+	// InsecureNATS accepts plain-text NATS off loopback.
+	InsecureNATS bool
 	TokenTTL   time.Duration
 	Logger     *slog.Logger
 	// Ready, when set, receives the bound HTTP address once serving.
@@ -57,6 +62,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Flags first: a bad one must fail before anything is created.
 	tlsConf, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return err
+	}
+	natsTLS, err := natsServerTLS(cfg, tlsConf)
+	if err != nil {
+		return err
+	}
+	natsClient, err := natsClientTLS(cfg)
 	if err != nil {
 		return err
 	}
@@ -94,13 +107,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		if cfg.NATSURL == "" {
-			if ns, err = startNATS(cfg.NATSListen, filepath.Join(cfg.DataDir, "nats"), creds); err != nil {
+			if ns, err = startNATS(cfg.NATSListen, natsTLS, creds); err != nil {
 				return err
 			}
 			defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-			log.Info("embedded NATS ready", "url", ns.ClientURL())
+			log.Info("embedded NATS ready", "url", ns.ClientURL(), "tls", natsTLS != nil)
 		}
-		nc, err := connectNATS(cfg.NATSURL, ns, creds, log)
+		nc, err := connectNATS(cfg.NATSURL, natsClient, ns, creds, log)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -140,7 +141,7 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 		}
 	}
 
-	// The embedded NATS server is up, with JetStream, and takes only the
+	// The embedded NATS server is up and takes only the
 	// hub itself and identities the hub's auth callout admits.
 	if nc, err := nats.Connect(h.nats, nats.Timeout(5*time.Second)); err == nil {
 		nc.Close()
@@ -154,12 +155,17 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect embedded NATS: %v", err)
 	}
+	// JetStream is off: nothing uses it, and it is attack surface and a
+	// store on disk.
 	js, err := nc.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.AccountInfo(); err != nil {
-		t.Fatalf("JetStream: %v", err)
+	if _, err := js.AccountInfo(); err == nil {
+		t.Fatal("JetStream is enabled on the embedded NATS server")
+	}
+	if _, err := os.Stat(filepath.Join(data, "nats")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("NATS store dir in the data dir: %v", err)
 	}
 	nc.Close()
 

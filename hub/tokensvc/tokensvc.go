@@ -101,7 +101,7 @@ func (s *Service) Start(nc *nats.Conn) error {
 		wire.TokenSubjectAll: s.handleToken,
 		wire.SyncSubjectAll:  s.handleSync,
 	} {
-		sub, err := nc.QueueSubscribe(subj, wire.QueueGroup, h)
+		sub, err := nc.QueueSubscribe(subj, wire.QueueGroup, s.ownInboxOnly(h))
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", subj, err)
 		}

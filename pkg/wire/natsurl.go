@@ -1,0 +1,62 @@
+package wire
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// CheckNATSURL checks a NATS server URL (or a comma-separated list, as
+// nats.go takes them) before anything is sent to it. tls:// is always
+// fine; nats:// (plain text) only to a loopback host unless insecure is
+// set: join tokens, node secrets, service-account tokens and install
+// tokens cross this connection.
+func CheckNATSURL(raw string, insecure bool) error {
+	if strings.TrimSpace(raw) == "" {
+		return fmt.Errorf("NATS URL is empty")
+	}
+	for _, one := range strings.Split(raw, ",") {
+		one = strings.TrimSpace(one)
+		if !strings.Contains(one, "://") {
+			one = "nats://" + one // nats.go's default scheme
+		}
+		u, err := url.Parse(one)
+		if err != nil || u.Hostname() == "" {
+			return fmt.Errorf("NATS URL %q: want tls://HOST:PORT or nats://HOST:PORT", redactUserinfo(one))
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "tls":
+		case "nats":
+			if !insecure && !IsLoopbackHost(u.Hostname()) {
+				return fmt.Errorf("NATS URL %s is plain text to a non-loopback host: use tls://%s (with --nats-ca if its certificate is not publicly trusted), or --insecure-nats to send credentials in clear text",
+					redactUserinfo(one), u.Host)
+			}
+		default:
+			return fmt.Errorf("NATS URL %s: scheme %q: want tls:// or nats://", redactUserinfo(one), u.Scheme)
+		}
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host (a name or an IP literal, without
+// port) stays on this machine: "localhost" or a loopback address.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func redactUserinfo(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if p.User != nil {
+		p.User = url.User("REDACTED")
+	}
+	return p.String()
+}
