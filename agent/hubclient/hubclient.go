@@ -149,7 +149,7 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 	nopts := append(append(secure,
 		nats.UserInfo(wire.EnrolUser(enrolID), joinToken),
 		nats.CustomInboxPrefix(wire.EnrolInboxPrefix(enrolID)),
-		nats.Name(cfg.name + " (enrolling)"),
+		nats.Name(cfg.name+" (enrolling)"),
 		nats.NoReconnect(),
 		nats.Timeout(cfg.timeout),
 		// Errors are returned, not printed by nats.go's default handler.

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/pullgate/pullgate/agent"
 	"github.com/pullgate/pullgate/agent/agenttest"
 	"github.com/pullgate/pullgate/agent/hubclient"
@@ -181,14 +183,14 @@ func (h *natsHub) joinToken(t *testing.T) string {
 // token: through enrolment (join token read from a file), a sync, token
 // requests, and a reconnect. As a control, the same flow in plain text
 // shows them all: the relay does see the traffic.
-func TestNATSTrafficCarriesNoSecretsInClear(t *testing.T) {
+func TestNATSCarriesNoSecretsInClear(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		tls      bool
 		wantSeen bool
 	}{
 		{"tls", true, false},
-		{"insecure plain text (control)", false, true},
+		{"plain", false, true}, // control: --insecure-nats
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -375,16 +377,22 @@ func TestNATSServerTLSSettings(t *testing.T) {
 
 	// The HTTPS pair serves NATS too when no NATS pair is given.
 	h := startNATSHubTLS(t, certFile, keyFile)
-	conn, err := net.DialTimeout("tcp", h, 5*time.Second)
+	if info := natsInfo(t, h); !strings.Contains(info, `"tls_required":true`) || strings.Contains(info, `"jetstream":true`) {
+		t.Fatalf("NATS INFO with --tls-cert/--tls-key only: %q", info)
+	}
+}
+
+// natsInfo returns the INFO line a NATS server sends a new connection.
+func natsInfo(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	info, _ := bufio.NewReader(conn).ReadString('\n')
-	if !strings.Contains(info, `"tls_required":true`) || strings.Contains(info, `"jetstream":true`) {
-		t.Fatalf("NATS INFO with --tls-cert/--tls-key only: %q", info)
-	}
+	return info
 }
 
 // startNATSHubTLS runs a hub with only the HTTPS key pair and returns its
@@ -407,4 +415,69 @@ func startNATSHubTLS(t *testing.T, certFile, keyFile string) string {
 	}
 	t.Cleanup(func() { cancel(); <-done })
 	return natsAddr
+}
+
+// `pullgate-hub nats-config --tls-cert --tls-key` gives an external NATS
+// server TLS for agents and the hub user's narrowed rights; the hub then
+// connects with --nats-url tls://... --nats-ca, and an agent enrols over
+// TLS. The block is read by nats-server's own configuration parser.
+func TestExternalNATSWithTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	data := filepath.Join(dir, "data")
+	cmd := NATSConfigCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--data", data, "--tls-cert", certFile, "--tls-key", keyFile})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	port := testupstream.FreePort(t)
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: \"127.0.0.1:%d\"\n%s", port, out.String())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := natsserver.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server rejects the block: %v\n%s", err, out.String())
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	natsURL := fmt.Sprintf("tls://127.0.0.1:%d", port)
+
+	// Without the CA the hub refuses the server's certificate.
+	err = Run(context.Background(), Config{DataDir: data, Listen: "127.0.0.1:0", NATSURL: natsURL, TokenTTL: time.Minute,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("hub to a TLS NATS without --nats-ca: %v", err)
+	}
+	h := &natsHub{data: data, logs: &testlog.Buffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{DataDir: data, Listen: "127.0.0.1:0", NATSURL: natsURL, NATSCA: certFile, TokenTTL: time.Minute,
+			Logger: slog.New(slog.NewTextHandler(h.logs, nil)), Ready: func(a string) { ready <- a }})
+	}()
+	select {
+	case a := <-ready:
+		h.url = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+	join := h.joinToken(t)
+	rep, err := hubclient.Enrol(context.Background(), natsURL, join, wire.EnrolRequest{NodeName: "n"}, hubclient.WithCA(certFile))
+	if err != nil || rep.NodeID == "" {
+		t.Fatalf("enrol through the external TLS server: %+v %v\n%s", rep, err, h.logs.String())
+	}
 }

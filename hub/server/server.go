@@ -42,15 +42,16 @@ type Config struct {
 	MasterKey  string // hex; "" = <data>/master.key
 	NATSListen string // "" disables the embedded NATS server
 	NATSURL    string // external NATS server instead of the embedded one
+	TokenTTL   time.Duration
+	Logger     *slog.Logger
+	// Ready, when set, receives the bound HTTP address once serving.
+	Ready func(addr string)
+
 	// NATSTLSCert and NATSTLSKey are the embedded NATS server's key pair
 	// (default: TLSCert and TLSKey); NATSCA verifies an external server.
 	NATSTLSCert, NATSTLSKey, NATSCA string
 	// InsecureNATS accepts plain-text NATS off loopback.
 	InsecureNATS bool
-	TokenTTL   time.Duration
-	Logger     *slog.Logger
-	// Ready, when set, receives the bound HTTP address once serving.
-	Ready func(addr string)
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
