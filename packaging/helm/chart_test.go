@@ -356,7 +356,7 @@ func TestDefaults(t *testing.T) {
 	objs := mustRender(t, agentValues)
 	want := []string{
 		"DaemonSet/" + agentName, "Deployment/" + hubName, "PersistentVolumeClaim/" + hubName + "-data",
-		"Secret/" + agentName + "-join-token", "Service/" + hubName,
+		"Secret/" + agentName + "-join-token", "Secret/" + hubName + "-nats-tls", "Service/" + hubName,
 		"ServiceAccount/" + agentName, "ServiceAccount/" + hubName,
 	}
 	if got := objs.keys(); !slices.Equal(got, want) {
@@ -370,7 +370,8 @@ func TestDefaults(t *testing.T) {
 	}
 	pod := d.Spec.Template.Spec
 	hub := pod.Containers[0]
-	for _, a := range []string{"serve", "--data=/var/lib/pullgate", "--listen=0.0.0.0:5080", "--nats-listen=0.0.0.0:4222", "--log-format=json"} {
+	for _, a := range []string{"serve", "--data=/var/lib/pullgate", "--listen=0.0.0.0:5080", "--nats-listen=0.0.0.0:4222", "--log-format=json",
+		"--nats-tls-cert=/etc/pullgate/nats-tls/tls.crt", "--nats-tls-key=/etc/pullgate/nats-tls/tls.key"} {
 		if !slices.Contains(hub.Args, a) {
 			t.Errorf("hub args %v: no %s", hub.Args, a)
 		}
@@ -423,7 +424,7 @@ func TestDefaults(t *testing.T) {
 	checkHostPath(t, apod, "credential-provider-bin", "/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec", corev1.HostPathDirectoryOrCreate)
 	checkHostPath(t, apod, "credential-provider-config", "/etc/kubernetes/image-credential-provider-config.yaml", corev1.HostPathFileOrCreate)
 	agent := apod.Containers[0]
-	for _, a := range []string{"run", "--nats-url=nats://" + hubName + "." + namespace + ".svc:4222", "--socket=" + wire.DefaultSocket,
+	for _, a := range []string{"run", "--nats-url=tls://" + hubName + "." + namespace + ".svc:4222", "--nats-ca=/etc/pullgate/nats-ca/ca.crt", "--socket=" + wire.DefaultSocket,
 		"--join-token-file=/etc/pullgate/join/token", "--state-dir=/var/lib/pullgate-agent", "--sa-jwks=off"} {
 		if !slices.Contains(agent.Args, a) {
 			t.Errorf("agent args %v: no %s", agent.Args, a)
@@ -596,7 +597,7 @@ func TestHubReplicas(t *testing.T) {
 	}{
 		{"hub: {replicas: 3}", []string{"PostgreSQL", "hub.nats.url", "hub.keys.existingSecret"}},
 		{"hub: {replicas: 2, database: {url: 'postgres://pg@db/pullgate'}}", []string{"hub.nats.url", "hub.keys.existingSecret"}},
-		{"hub: {replicas: 2, database: {existingSecret: db}, nats: {url: 'nats://nats:4222'}}", []string{"hub.keys.existingSecret"}},
+		{"hub: {replicas: 2, database: {existingSecret: db}, nats: {url: 'tls://nats:4222'}}", []string{"hub.keys.existingSecret"}},
 	} {
 		_, err := render(t, c.values+"\nagent: {enabled: false}\n")
 		if err == nil {
@@ -619,7 +620,7 @@ agent: {enabled: false}
 hub:
   replicas: 3
   database: {url: "postgres://pullgate:pw@db.example.com:5432/pullgate?sslmode=require"}
-  nats: {url: "nats://nats.example.com:4222"}
+  nats: {url: "tls://nats.example.com:4222", caSecret: nats-ca}
   keys: {existingSecret: pullgate-hub-keys}
 `)
 	if objs.has("PersistentVolumeClaim", hubName+"-data") {
@@ -631,7 +632,8 @@ hub:
 	}
 	pod := d.Spec.Template.Spec
 	hub := pod.Containers[0]
-	if !slices.Contains(hub.Args, "--nats-url=nats://nats.example.com:4222") || slices.ContainsFunc(hub.Args, func(a string) bool { return strings.HasPrefix(a, "--nats-listen") }) {
+	if !slices.Contains(hub.Args, "--nats-url=tls://nats.example.com:4222") || !slices.Contains(hub.Args, "--nats-ca=/etc/pullgate/nats-ca/ca.crt") ||
+		slices.ContainsFunc(hub.Args, func(a string) bool { return strings.HasPrefix(a, "--nats-listen") || strings.HasPrefix(a, "--nats-tls") }) {
 		t.Errorf("hub args %v", hub.Args)
 	}
 	env := map[string]*corev1.SecretKeySelector{}
@@ -703,7 +705,7 @@ hub:
 	_, err := render(t, `
 hub: {enabled: false}
 agent:
-  natsURL: nats://hub.example.com:4222
+  natsURL: tls://hub.example.com:4222
   joinToken: {value: x}
   kubelet: {matchImages: [hub.example.com]}
   containerd: {configPath: /etc/containerd/certs.d}
@@ -727,7 +729,8 @@ func TestAgentOnly(t *testing.T) {
 	objs := mustRender(t, `
 hub: {enabled: false}
 agent:
-  natsURL: nats://hub.example.com:4222
+  natsURL: tls://hub.example.com:4222
+  natsCA: {configMapName: hub-nats-ca}
   joinToken: {existingSecret: join, existingSecretKey: pgj}
   kubelet: {matchImages: [hub.example.com]}
 `)
@@ -737,8 +740,11 @@ agent:
 		}
 	}
 	ds := get[appsv1.DaemonSet](t, objs, "DaemonSet", agentName)
-	if a := ds.Spec.Template.Spec.Containers[0].Args; !slices.Contains(a, "--nats-url=nats://hub.example.com:4222") {
+	if a := ds.Spec.Template.Spec.Containers[0].Args; !slices.Contains(a, "--nats-url=tls://hub.example.com:4222") || !slices.Contains(a, "--nats-ca=/etc/pullgate/nats-ca/ca.crt") {
 		t.Errorf("agent args %v", a)
+	}
+	if v := volume(t, ds.Spec.Template.Spec, "nats-ca"); v.ConfigMap == nil || v.ConfigMap.Name != "hub-nats-ca" || v.ConfigMap.Items[0].Key != "ca.crt" {
+		t.Errorf("NATS CA volume %+v", v)
 	}
 	if it := volume(t, ds.Spec.Template.Spec, "join-token").Secret.Items; it[0].Key != "pgj" || it[0].Path != "token" {
 		t.Errorf("join token items %+v", it)
