@@ -149,6 +149,11 @@ identity and need no join token. If the hub revokes the node, the agent purges
 its cache, serves nothing and reports not ready; it never re-enrols on its own.
 Delete the identity file and restart to enrol again.
 
+The hub's NATS carries the join token, the node secret, pods' service-account
+tokens and install tokens: use tls://HOST:4222 with --nats-ca (the CA of the
+hub's NATS certificate; default: the system roots). A nats:// URL is plain
+text and refused for any host but loopback unless --insecure-nats is given.
+
 Every flag can also be set through its environment variable (the flag wins).
 Prefer --join-token-file or PULLGATE_JOIN_TOKEN over --join-token: command
 lines are visible to every user of the node.
