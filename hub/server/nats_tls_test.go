@@ -365,6 +365,28 @@ func TestNATSServerTLSSettings(t *testing.T) {
 		})
 	}
 
+	// The hub's own connection to an external server.
+	for _, c := range []struct {
+		cfg     Config
+		wantErr string
+	}{
+		{Config{NATSURL: "tls://nats.example.com:4222"}, ""},
+		{Config{NATSURL: "tls://nats.example.com:4222", NATSCA: certFile}, ""},
+		{Config{NATSURL: "nats://127.0.0.1:4222"}, ""},
+		{Config{NATSURL: "nats://nats.example.com:4222"}, "--insecure-nats"},
+		{Config{NATSURL: "nats://nats.example.com:4222", InsecureNATS: true}, ""},
+		{Config{NATSURL: "tls://nats.example.com:4222", NATSCA: keyFile}, "no PEM certificate"},
+		{Config{NATSURL: "tls://nats.example.com:4222", NATSCA: "/nonexistent"}, "--nats-ca"},
+	} {
+		got, err := natsClientTLS(c.cfg)
+		switch {
+		case c.wantErr == "" && (err != nil || got == nil || got.MinVersion < tls.VersionTLS12):
+			t.Errorf("%+v: %v %v", c.cfg, got, err)
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%+v: err %v, want one naming %q", c.cfg, err, c.wantErr)
+		}
+	}
+
 	// Through Run: nothing is created when the setting is refused.
 	data := filepath.Join(dir, "refused")
 	err = Run(context.Background(), Config{DataDir: data, Listen: "127.0.0.1:0", NATSListen: "0.0.0.0:4222"})
