@@ -632,7 +632,9 @@ hub:
 	}
 	pod := d.Spec.Template.Spec
 	hub := pod.Containers[0]
-	embedded := func(a string) bool { return strings.HasPrefix(a, "--nats-listen") || strings.HasPrefix(a, "--nats-tls") }
+	embedded := func(a string) bool {
+		return strings.HasPrefix(a, "--nats-listen") || strings.HasPrefix(a, "--nats-tls")
+	}
 	if !slices.Contains(hub.Args, "--nats-url=tls://nats.example.com:4222") || !slices.Contains(hub.Args, "--nats-ca=/etc/pullgate/nats-ca/ca.crt") ||
 		slices.ContainsFunc(hub.Args, embedded) {
 		t.Errorf("hub args %v", hub.Args)
