@@ -854,6 +854,7 @@ func TestNotes(t *testing.T) {
 		"--image-credential-provider-bin-dir=/var/lib/rancher/credentialprovider/bin",
 		"--image-credential-provider-config=/var/lib/rancher/credentialprovider/config.yaml",
 		"systemctl restart k3s", "KubeletServiceAccountTokenForCredentialProviders", "--token-file /var/lib/pullgate/admin.token",
+		"get secret " + hubName + "-nats-tls -o jsonpath='{.data.ca\\.crt}'",
 	} {
 		if !strings.Contains(notes.Text, s) {
 			t.Errorf("NOTES lack %q:\n%s", s, notes.Text)

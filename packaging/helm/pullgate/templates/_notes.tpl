@@ -2,7 +2,11 @@
 {{- $ns := .Release.Namespace -}}
 {{- if .Values.hub.enabled }}
 pullgate hub: {{ include "pullgate.hub.fullname" . }} in namespace {{ $ns }}
-  HTTP (proxy, API): port {{ .Values.hub.service.httpPort }}{{ if not .Values.hub.nats.url }}, NATS (agents): port {{ .Values.hub.service.natsPort }}{{ end }}
+  HTTP (proxy, API): port {{ .Values.hub.service.httpPort }}{{ if not .Values.hub.nats.url }}, NATS (agents, TLS{{ if .Values.hub.nats.insecure }}: OFF, plain text{{ end }}): port {{ .Values.hub.service.natsPort }}{{ end }}
+{{- if and (not .Values.hub.nats.url) (not .Values.hub.nats.insecure) }}
+  Agents of other clusters: agent.natsURL=tls://<hub host>:{{ .Values.hub.service.natsPort }} and, in agent.natsCA,
+  the CA: kubectl -n {{ $ns }} get secret {{ include "pullgate.hub.natsTLSSecret" . }} -o jsonpath='{.data.ca\.crt}' | base64 -d
+{{- end }}
 
 The operator CLI runs inside the hub pod with its admin token:
 
