@@ -39,7 +39,12 @@ func TestHubUserPublishesOnlyRevocationsAndReplies(t *testing.T) {
 
 	for _, subj := range []string{wire.InboxPrefix(a1.ID) + ".unasked", wire.TokenSubject(a.ID, a1.ID), "$JS.API.STREAM.CREATE.x", "anything"} {
 		hub.nc.Publish(subj, []byte("x"))
-		if v := hub.violations(); !strings.Contains(v, subj) {
+		// The server's -ERR arrives asynchronously: wait for it, boundedly.
+		v := hub.violations()
+		for deadline := time.Now().Add(3 * time.Second); !strings.Contains(v, subj) && time.Now().Before(deadline); {
+			v = hub.violations()
+		}
+		if !strings.Contains(v, subj) {
 			t.Fatalf("hub publish %s: no permissions violation (%q)", subj, v)
 		}
 	}
