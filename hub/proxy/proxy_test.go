@@ -587,7 +587,7 @@ func TestNodeTokensRevoked(t *testing.T) {
 		revoke func(f *fixture)
 	}{
 		{"node revoked", func(f *fixture) { f.must(f.store.RevokeNode(ctx, "edge", "n1")) }},
-		{"cluster deleted", func(f *fixture) { f.mustErr(f.store.DeleteCluster(ctx, "edge")) }},
+		{"cluster deleted", func(f *fixture) { f.must(f.store.DeleteCluster(ctx, "edge", true)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)

@@ -750,7 +750,7 @@ func (s *SQL) CredentialSecret(ctx context.Context, credentialID string, version
 const installCols = `id, workspace_id, name, cluster_id, namespace, service_account, repos, enabled, generation, created_at, updated_at`
 
 // installSelect is the select list of an install read through table alias
-// a: its columns, then the name of the cluster it is bound to ('' when
+// a: its columns, then the name of the cluster it is bound to (empty when
 // unbound).
 func installSelect(a string) string {
 	return prefixCols(a+".", installCols) + `, COALESCE((SELECT c.name FROM clusters c WHERE c.id = ` + a + `.cluster_id), '')`

@@ -63,9 +63,9 @@ type CredentialUpdate struct {
 
 // Install is one deployment's right to pull.
 type Install struct {
-	ID             string
-	WorkspaceID    string
-	Name           string
+	ID          string
+	WorkspaceID string
+	Name        string
 	// Cluster names the cluster the install is bound to (empty: none). On
 	// create it is the input; the binding itself is ClusterID, so a later
 	// cluster of the same name never inherits the install.
