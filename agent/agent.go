@@ -124,7 +124,7 @@ func WithCacheOptions(o ...cache.Option) Option {
 }
 
 // WithJWKS offers the cluster's service-account issuer keys to the hub on
-// resync, for it to pin on first use.
+// resync, as a proposal an operator approves.
 func WithJWKS(s jwks.Source) Option { return func(a *Agent) { a.jwks = s } }
 
 // MirrorConfig makes the agent keep containerd's hosts.toml files: one per

@@ -1,8 +1,8 @@
 // Package jwks finds the cluster's service-account issuer keys (a JWKS
 // document) so the agent can offer them to the hub on resync
-// (wire.SyncRequest.JWKS): a hub that has no keys for the cluster yet pins
-// the first set it gets (trust on first use) and verifies pods'
-// service-account tokens against it from then on.
+// (wire.SyncRequest.JWKS). The hub never trusts an offer by itself: one that
+// differs from the keys an operator approved is recorded as a proposal the
+// operator reviews and approves (pullgate-hub cluster jwks show|approve).
 //
 // In a pod the keys come from the Kubernetes API server's
 // /openid/v1/jwks, asked with the pod's own service-account token (the
