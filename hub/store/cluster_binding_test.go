@@ -14,8 +14,12 @@ import (
 // A cluster that installs are bound to is not deleted silently, and a new
 // cluster of the same name never inherits anything (review finding 5).
 func TestDeleteClusterWithInstalls(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
+	testDeleteClusterWithInstalls(t, s)
+}
+
+func testDeleteClusterWithInstalls(t *testing.T, s *SQL) {
+	ctx := context.Background()
 	mustWorkspace(t, s, "victim")
 	mustWorkspace(t, s, "evil")
 	old, err := s.CreateCluster(ctx, Cluster{Name: "prov-x"}, []byte("h"))
@@ -64,8 +68,12 @@ func TestDeleteClusterWithInstalls(t *testing.T) {
 
 // Installs check the cluster they name in the creating transaction.
 func TestInstallClusterBinding(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
+	testInstallClusterBinding(t, s)
+}
+
+func testInstallClusterBinding(t *testing.T, s *SQL) {
+	ctx := context.Background()
 	a := mustWorkspace(t, s, "tenant-a")
 	mustWorkspace(t, s, "tenant-b")
 	if _, err := s.CreateCluster(ctx, Cluster{Name: "shared"}, []byte("h")); err != nil {
@@ -114,8 +122,12 @@ func TestInstallClusterBinding(t *testing.T) {
 // Two workspaces racing for one namespace of a shared cluster: exactly one
 // gets it.
 func TestSharedNamespaceRace(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
+	testSharedNamespaceRace(t, s)
+}
+
+func testSharedNamespaceRace(t *testing.T, s *SQL) {
+	ctx := context.Background()
 	if _, err := s.CreateCluster(ctx, Cluster{Name: "shared"}, []byte("h")); err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +160,12 @@ func TestSharedNamespaceRace(t *testing.T) {
 }
 
 func TestJoinTokenLimits(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
+	testJoinTokenLimits(t, s)
+}
+
+func testJoinTokenLimits(t *testing.T, s *SQL) {
+	ctx := context.Background()
 	c, err := s.CreateCluster(ctx, Cluster{Name: "edge"}, []byte("h"))
 	if err != nil || c.JoinUsesLeft != -1 {
 		t.Fatalf("create: %+v %v", c, err)
@@ -205,8 +221,12 @@ func TestJoinTokenLimits(t *testing.T) {
 // Concurrent enrolments with a one-time join token: exactly one node is
 // created.
 func TestEnrolOneTimeTokenRace(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
+	testEnrolOneTimeTokenRace(t, s)
+}
+
+func testEnrolOneTimeTokenRace(t *testing.T, s *SQL) {
+	ctx := context.Background()
 	c, err := s.CreateCluster(ctx, Cluster{Name: "edge"}, []byte("h"))
 	if err != nil {
 		t.Fatal(err)
@@ -244,8 +264,12 @@ func TestEnrolOneTimeTokenRace(t *testing.T) {
 }
 
 func TestClusterJWKSProposal(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
+	testClusterJWKSProposal(t, s)
+}
+
+func testClusterJWKSProposal(t *testing.T, s *SQL) {
+	ctx := context.Background()
 	c, err := s.CreateCluster(ctx, Cluster{Name: "shared"}, []byte("h"))
 	if err != nil {
 		t.Fatal(err)
@@ -285,19 +309,23 @@ func TestClusterJWKSProposal(t *testing.T) {
 // bindings to clusters that no longer exist, and demotes keys a shared
 // cluster pinned on first use to a proposal.
 func TestMigration0004(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "hub.db")
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := loadMigrations("migrations/sqlite")
+	testMigration0004(t, db, &SQL{dialect: dialectSQLite}, func() (*SQL, error) { return OpenSQLite(context.Background(), path) })
+}
+
+func testMigration0004(t *testing.T, db *sql.DB, d *SQL, open func() (*SQL, error)) {
+	ctx := context.Background()
+	ms, err := loadMigrations(d.migrationDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustExec := func(q string, args ...any) {
 		t.Helper()
-		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+		if _, err := db.ExecContext(ctx, d.q(q), args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -312,17 +340,25 @@ func TestMigration0004(t *testing.T) {
 		mustExec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, m.version)
 	}
 	mustExec(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'acme', 1)`)
-	mustExec(`INSERT INTO clusters (id, name, workspace_id, join_hash, sa_jwks, sa_issuer, created_at) VALUES
-		('cl_own', 'own', 'ws_1', x'00', '{"keys":["own"]}', '', 1),
-		('cl_op', 'op', '', x'00', '{"keys":["op"]}', 'https://k8s', 2),
-		('cl_tofu', 'tofu', '', x'00', '{"keys":["tofu"]}', '', 3)`)
+	for _, c := range [][4]string{
+		{"cl_own", "own", "ws_1", `{"keys":["own"]}`},
+		{"cl_op", "op", "", `{"keys":["op"]}`},
+		{"cl_tofu", "tofu", "", `{"keys":["tofu"]}`},
+	} {
+		issuer := ""
+		if c[1] == "op" {
+			issuer = "https://k8s"
+		}
+		mustExec(`INSERT INTO clusters (id, name, workspace_id, join_hash, sa_jwks, sa_issuer, created_at) VALUES (?, ?, ?, ?, ?, ?, 1)`,
+			c[0], c[1], c[2], []byte{0}, c[3], issuer)
+	}
 	for _, in := range [][2]string{{"i1", "own"}, {"i2", "tofu"}, {"i3", "gone"}, {"i4", ""}} {
 		mustExec(`INSERT INTO installs (id, workspace_id, name, cluster, namespace, service_account, repos, enabled, generation, created_at, updated_at)
-			VALUES (?, 'ws_1', ?, ?, 'ns-'||?, '', '[]', 1, 1, 1, 1)`, in[0], in[0], in[1], in[0])
+			VALUES (?, 'ws_1', ?, ?, ?, '', '[]', ?, 1, 1, 1)`, in[0], in[0], in[1], "ns-"+in[0], true)
 	}
 	db.Close()
 
-	s, err := OpenSQLite(ctx, path)
+	s, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
