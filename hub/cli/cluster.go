@@ -141,7 +141,7 @@ install token until it has approved keys; agents never set them.`,
 	f := create.Flags()
 	f.StringVarP(&req.Workspace, "workspace", "w", "", "single-workspace cluster of this workspace (default: shared)")
 	f.StringVar(&jwksFile, "sa-jwks", "", "JWKS file of the cluster's service-account issuer (approved keys)")
-	f.StringVar(&req.SAIssuer, "sa-issuer", "", "issuer (iss) of the cluster's service-account tokens, pinned with the keys")
+	f.StringVar(&req.SAIssuer, "sa-issuer", "", "issuer (iss) of the cluster's service-account tokens, pinned with the keys (without it the issuer is not checked)")
 	f.StringVar(&req.SAAudience, "sa-audience", "", "expected audience of service-account tokens (default pullgate)")
 	f.Int64Var(&req.JoinTokenUses, "join-token-uses", 0, "enrolments the join token allows (1: one-time; 0: reusable)")
 	f.DurationVar(&joinTTL, "join-token-ttl", 0, "how long the join token works (e.g. 24h; 0: no expiry)")
