@@ -664,7 +664,8 @@ func gauge(m *metrics.Metrics, name string) float64 {
 }
 
 // The agent offers the cluster's service-account keys on resync (the hub
-// pins them on first use); keys the hub rejects are no longer offered.
+// records them as a proposal an operator approves); keys the hub rejects
+// are no longer offered.
 func TestOffersServiceAccountKeys(t *testing.T) {
 	keys := `{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`
 	file := filepath.Join(t.TempDir(), "jwks.json")
