@@ -163,7 +163,7 @@ func (s *server) approveClusterKeys(w http.ResponseWriter, r *http.Request) erro
 	if err := checkIssuer("issuer", issuer); err != nil {
 		return err
 	}
-	c, err = s.d.Store.ApproveClusterJWKS(r.Context(), c.Name, c.Proposal.JWKS, issuer)
+	c, err = s.d.Store.ApproveClusterJWKS(r.Context(), c.Name, c.Proposal, issuer)
 	if err != nil {
 		return err
 	}

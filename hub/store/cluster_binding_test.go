@@ -283,13 +283,17 @@ func testClusterJWKSProposal(t *testing.T, s *SQL) {
 	}
 	// Approving what was shown, after the proposal changed: refused.
 	s.ProposeClusterJWKS(ctx, c.ID, JWKSProposal{JWKS: []byte(`{"keys":[2]}`), NodeID: "node_2"})
-	if _, err := s.ApproveClusterJWKS(ctx, "shared", []byte(`{"keys":[1]}`), "https://k"); !errors.Is(err, ErrConflict) {
+	if _, err := s.ApproveClusterJWKS(ctx, "shared", JWKSProposal{JWKS: []byte(`{"keys":[1]}`), Issuer: "https://k"}, "https://k"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("approve a stale proposal: %v", err)
 	}
 	if got, _ := s.GetCluster(ctx, "shared"); len(got.SAJWKS) != 0 {
 		t.Fatal("stale approve changed the keys")
 	}
-	got, err = s.ApproveClusterJWKS(ctx, "shared", []byte(`{"keys":[2]}`), "https://k2")
+	// Same keys, but the proposal's issuer changed since it was read.
+	if _, err := s.ApproveClusterJWKS(ctx, "shared", JWKSProposal{JWKS: []byte(`{"keys":[2]}`), Issuer: "https://other"}, "https://other"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("approve with a stale issuer: %v", err)
+	}
+	got, err = s.ApproveClusterJWKS(ctx, "shared", JWKSProposal{JWKS: []byte(`{"keys":[2]}`)}, "https://k2")
 	if err != nil || string(got.SAJWKS) != `{"keys":[2]}` || got.SAIssuer != "https://k2" || len(got.Proposal.JWKS) != 0 {
 		t.Fatalf("approve: %+v %v", got, err)
 	}
@@ -300,7 +304,7 @@ func testClusterJWKSProposal(t *testing.T, s *SQL) {
 	if _, err := s.SetClusterJWKS(ctx, "nope", []byte(`{}`), ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("set on unknown cluster: %v", err)
 	}
-	if _, err := s.ApproveClusterJWKS(ctx, "shared", nil, ""); !errors.Is(err, ErrInvalid) {
+	if _, err := s.ApproveClusterJWKS(ctx, "shared", JWKSProposal{}, ""); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("approve nothing: %v", err)
 	}
 }

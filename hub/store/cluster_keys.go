@@ -45,14 +45,14 @@ func (s *SQL) ProposeClusterJWKS(ctx context.Context, id string, p JWKSProposal)
 	return nil
 }
 
-func (s *SQL) ApproveClusterJWKS(ctx context.Context, name string, proposed []byte, issuer string) (Cluster, error) {
-	if len(proposed) == 0 {
+func (s *SQL) ApproveClusterJWKS(ctx context.Context, name string, proposed JWKSProposal, issuer string) (Cluster, error) {
+	if len(proposed.JWKS) == 0 {
 		return Cluster{}, fmt.Errorf("%w: cluster %q has no proposed service-account keys to approve", ErrInvalid, name)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE clusters SET sa_jwks = sa_jwks_proposed, sa_issuer = ?,
 			sa_jwks_proposed = '', sa_issuer_proposed = '', sa_proposed_by = '', sa_proposed_at = 0
-			WHERE name = ? AND sa_jwks_proposed = ?`), issuer, name, string(proposed))
+			WHERE name = ? AND sa_jwks_proposed = ? AND sa_issuer_proposed = ?`), issuer, name, string(proposed.JWKS), proposed.Issuer)
 		if err != nil {
 			return err
 		}

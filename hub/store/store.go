@@ -254,9 +254,9 @@ type Store interface {
 	// trusted until approved.
 	ProposeClusterJWKS(ctx context.Context, id string, p JWKSProposal) error
 	// ApproveClusterJWKS makes the pending proposal the approved keys,
-	// with issuer, only if the proposal is still exactly proposed (what
-	// the operator checked); otherwise ErrConflict.
-	ApproveClusterJWKS(ctx context.Context, name string, proposed []byte, issuer string) (Cluster, error)
+	// with issuer, only if the proposal's keys and issuer are still
+	// exactly proposed (what the operator checked); otherwise ErrConflict.
+	ApproveClusterJWKS(ctx context.Context, name string, proposed JWKSProposal, issuer string) (Cluster, error)
 	// InstallsByCluster lists the installs bound to a cluster (by id).
 	InstallsByCluster(ctx context.Context, clusterID string) ([]Install, error)
 
