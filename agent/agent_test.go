@@ -670,9 +670,10 @@ func TestOffersServiceAccountKeys(t *testing.T) {
 	keys := `{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`
 	file := filepath.Join(t.TempDir(), "jwks.json")
 	os.WriteFile(file, []byte(keys), 0o600)
-	e := newEnv(t, agent.WithJWKS(jwks.File(file)))
-	if string(e.hub.JWKS()) != keys {
-		t.Fatalf("hub got keys %q", e.hub.JWKS())
+	e := newEnv(t, agent.WithJWKS(jwks.File(file)),
+		agent.WithSAIssuer(func(context.Context) (string, error) { return "https://k8s.example", nil }))
+	if string(e.hub.JWKS()) != keys || e.hub.Issuer() != "https://k8s.example" {
+		t.Fatalf("hub got keys %q, issuer %q", e.hub.JWKS(), e.hub.Issuer())
 	}
 
 	hub := hubfake.New(t)

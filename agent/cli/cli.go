@@ -224,6 +224,9 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 				switch {
 				case err == nil:
 					opts = append(opts, agent.WithJWKS(keys))
+					if iss, err := jwks.InClusterIssuer(os.Getenv); err == nil {
+						opts = append(opts, agent.WithSAIssuer(iss))
+					}
 				case !errors.Is(err, jwks.ErrNotInCluster):
 					log.Warn("not offering the cluster's service-account keys to the hub", "err", err)
 				}
