@@ -65,6 +65,7 @@ type Agent struct {
 	enrolRetryMax  time.Duration
 	shutdownWindow time.Duration
 	jwks           jwks.Source
+	saIssuer       jwks.IssuerSource
 	mirrorCfg      *MirrorConfig
 	mirrors        *containerd.Mirrors
 
@@ -79,6 +80,7 @@ type Agent struct {
 	listening   chan struct{}
 	refusedSeen bool
 	keys        json.RawMessage // last JWKS offered to the hub
+	issuer      string          // and the issuer offered with it
 	keysAt      time.Time
 	keysOff     bool // the hub rejected them: stop offering
 	mirrorNote  string
@@ -124,8 +126,12 @@ func WithCacheOptions(o ...cache.Option) Option {
 }
 
 // WithJWKS offers the cluster's service-account issuer keys to the hub on
-// resync, for it to pin on first use.
+// resync, as a proposal an operator approves.
 func WithJWKS(s jwks.Source) Option { return func(a *Agent) { a.jwks = s } }
+
+// WithSAIssuer offers the issuer of the cluster's service-account tokens
+// with the keys (WithJWKS).
+func WithSAIssuer(s jwks.IssuerSource) Option { return func(a *Agent) { a.saIssuer = s } }
 
 // MirrorConfig makes the agent keep containerd's hosts.toml files: one per
 // upstream host the node's installs use, naming the hub as the only host.
@@ -437,7 +443,8 @@ func (a *Agent) syncLoop(ctx context.Context, c *cache.Cache, conn *hubclient.Co
 }
 
 func (a *Agent) syncOnce(ctx context.Context, c *cache.Cache, conn *hubclient.Conn) error {
-	req := wire.SyncRequest{Seq: c.Seq(), JWKS: a.serviceAccountKeys(ctx)}
+	keys, issuer := a.serviceAccountKeys(ctx)
+	req := wire.SyncRequest{Seq: c.Seq(), JWKS: keys, Issuer: issuer}
 	t := c.BeginSync()
 	reply, err := conn.Sync(ctx, req)
 	if err != nil {
@@ -507,32 +514,39 @@ func (a *Agent) noteMirrors(msg string) {
 	}
 }
 
-// serviceAccountKeys returns the JWKS to offer on resync (fetched at most
-// every ten minutes), or nil.
-func (a *Agent) serviceAccountKeys(ctx context.Context) json.RawMessage {
+// serviceAccountKeys returns the JWKS (and, when known, its issuer) to
+// offer on resync (fetched at most every ten minutes), or nil.
+func (a *Agent) serviceAccountKeys(ctx context.Context) (json.RawMessage, string) {
 	if a.jwks == nil {
-		return nil
+		return nil, ""
 	}
 	a.mu.Lock()
-	keys, at, off := a.keys, a.keysAt, a.keysOff
+	keys, issuer, at, off := a.keys, a.issuer, a.keysAt, a.keysOff
 	a.mu.Unlock()
 	if off {
-		return nil
+		return nil, ""
 	}
 	if keys != nil && time.Since(at) < 10*time.Minute {
-		return keys
+		return keys, issuer
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	fresh, err := a.jwks(fctx)
 	if err != nil {
 		a.log.Warn("cannot read the cluster's service-account keys to offer the hub", "err", err)
-		return keys
+		return keys, issuer
+	}
+	if a.saIssuer != nil {
+		if iss, err := a.saIssuer(fctx); err != nil {
+			a.log.Warn("cannot read the issuer of the cluster's service-account tokens to offer the hub", "err", err)
+		} else {
+			issuer = iss
+		}
 	}
 	a.mu.Lock()
-	a.keys, a.keysAt = fresh, time.Now()
+	a.keys, a.issuer, a.keysAt = fresh, issuer, time.Now()
 	a.mu.Unlock()
-	return fresh
+	return fresh, issuer
 }
 
 // Credentials answers the helper (server.Backend).

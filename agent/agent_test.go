@@ -664,14 +664,16 @@ func gauge(m *metrics.Metrics, name string) float64 {
 }
 
 // The agent offers the cluster's service-account keys on resync (the hub
-// pins them on first use); keys the hub rejects are no longer offered.
+// records them as a proposal an operator approves); keys the hub rejects
+// are no longer offered.
 func TestOffersServiceAccountKeys(t *testing.T) {
 	keys := `{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`
 	file := filepath.Join(t.TempDir(), "jwks.json")
 	os.WriteFile(file, []byte(keys), 0o600)
-	e := newEnv(t, agent.WithJWKS(jwks.File(file)))
-	if string(e.hub.JWKS()) != keys {
-		t.Fatalf("hub got keys %q", e.hub.JWKS())
+	e := newEnv(t, agent.WithJWKS(jwks.File(file)),
+		agent.WithSAIssuer(func(context.Context) (string, error) { return "https://k8s.example", nil }))
+	if string(e.hub.JWKS()) != keys || e.hub.Issuer() != "https://k8s.example" {
+		t.Fatalf("hub got keys %q, issuer %q", e.hub.JWKS(), e.hub.Issuer())
 	}
 
 	hub := hubfake.New(t)

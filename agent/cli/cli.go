@@ -235,6 +235,9 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 				switch {
 				case err == nil:
 					opts = append(opts, agent.WithJWKS(keys))
+					if iss, err := jwks.InClusterIssuer(os.Getenv); err == nil {
+						opts = append(opts, agent.WithSAIssuer(iss))
+					}
 				case !errors.Is(err, jwks.ErrNotInCluster):
 					log.Warn("not offering the cluster's service-account keys to the hub", "err", err)
 				}
@@ -259,7 +262,7 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 	f.StringVar(&metricsListen, "metrics-listen", agent.DefaultMetricsListen, "address for /metrics, /healthz and /readyz; empty disables ("+EnvMetricsListen+")")
 	f.StringVar(&nodeName, "node-name", host, "this node's name, sent on enrolment ("+EnvNodeName+")")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error ("+EnvLogLevel+")")
-	f.StringVar(&saJWKS, "sa-jwks", "auto", "service-account issuer keys offered to the hub to pin on first use: auto (the API server's /openid/v1/jwks when in a pod), off, or a JWKS file ("+EnvSAJWKS+")")
+	f.StringVar(&saJWKS, "sa-jwks", "auto", "service-account issuer keys offered to the hub (a proposal an operator approves with pullgate-hub cluster jwks approve): auto (the API server's /openid/v1/jwks when in a pod), off, or a JWKS file ("+EnvSAJWKS+")")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	f.StringVar(&containerdConfigPath, "containerd-config-path", "", "containerd's registry config_path (e.g. /etc/containerd/certs.d): keep a hosts.toml there for each upstream host the node's installs use; empty disables ("+EnvContainerdConfigPath+")")
 	f.StringVar(&hubURL, "hub-url", "", "the hub's HTTP(S) URL as this node reaches it, e.g. https://hub.example.com; required with --containerd-config-path ("+EnvHubURL+")")

@@ -1,8 +1,8 @@
 // Package jwks finds the cluster's service-account issuer keys (a JWKS
 // document) so the agent can offer them to the hub on resync
-// (wire.SyncRequest.JWKS): a hub that has no keys for the cluster yet pins
-// the first set it gets (trust on first use) and verifies pods'
-// service-account tokens against it from then on.
+// (wire.SyncRequest.JWKS). The hub never trusts an offer by itself: one that
+// differs from the keys an operator approved is recorded as a proposal the
+// operator reviews and approves (pullgate-hub cluster jwks show|approve).
 //
 // In a pod the keys come from the Kubernetes API server's
 // /openid/v1/jwks, asked with the pod's own service-account token (the
@@ -92,6 +92,14 @@ func WithServiceAccountDir(dir string) Option {
 // InCluster fetches the keys from the API server of the pod's cluster.
 // getenv is os.Getenv in production.
 func InCluster(getenv func(string) string, opts ...Option) (Source, error) {
+	c, err := newInCluster(getenv, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c.fetch, nil
+}
+
+func newInCluster(getenv func(string) string, opts ...Option) (*inCluster, error) {
 	c := &inCluster{tokenFile: ServiceAccountDir + "/token", caFile: ServiceAccountDir + "/ca.crt"}
 	if h, p := getenv("KUBERNETES_SERVICE_HOST"), getenv("KUBERNETES_SERVICE_PORT"); h != "" && p != "" {
 		c.url = "https://" + net.JoinHostPort(h, p)
@@ -113,31 +121,43 @@ func InCluster(getenv func(string) string, opts ...Option) (Source, error) {
 	c.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Proxy: nil,
 	}}
-	return c.fetch, nil
+	return c, nil
 }
 
 func (c *inCluster) fetch(ctx context.Context) (json.RawMessage, error) {
+	data, err := c.get(ctx, Path, "application/jwk-set+json, application/json")
+	if err != nil {
+		return nil, err
+	}
+	return Check(data)
+}
+
+// get reads path from the API server with the pod's service-account token.
+func (c *inCluster) get(ctx context.Context, path, accept string) ([]byte, error) {
 	tok, err := os.ReadFile(c.tokenFile) // re-read: the kubelet rotates it
 	if err != nil {
 		return nil, fmt.Errorf("jwks: service-account token: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	req.Header.Set("Accept", accept)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: GET %s: %w", Path, err)
+		return nil, fmt.Errorf("jwks: GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks: GET %s: %s", Path, resp.Status)
+		return nil, fmt.Errorf("jwks: GET %s: %s", path, resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("jwks: GET %s: %w", Path, err)
+		return nil, fmt.Errorf("jwks: GET %s: %w", path, err)
 	}
-	return Check(data)
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("jwks: GET %s: larger than %d bytes", path, MaxSize)
+	}
+	return data, nil
 }

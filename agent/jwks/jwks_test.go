@@ -42,11 +42,18 @@ func TestFile(t *testing.T) {
 
 func TestInCluster(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != Path || r.Header.Get("Authorization") != "Bearer pod-sa-token" {
+		if r.Header.Get("Authorization") != "Bearer pod-sa-token" {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
-		w.Write([]byte(keys))
+		switch r.URL.Path {
+		case Path:
+			w.Write([]byte(keys))
+		case DiscoveryPath:
+			w.Write([]byte(`{"issuer":"https://kubernetes.default.svc.cluster.local","jwks_uri":"https://x/openid/v1/jwks"}`))
+		default:
+			http.NotFound(w, r)
+		}
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
@@ -65,6 +72,13 @@ func TestInCluster(t *testing.T) {
 	got, err := src(context.Background())
 	if err != nil || string(got) != keys {
 		t.Fatalf("%s %v", got, err)
+	}
+	iss, err := InClusterIssuer(func(k string) string { return env[k] }, WithServiceAccountDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := iss(context.Background()); err != nil || got != "https://kubernetes.default.svc.cluster.local" {
+		t.Fatalf("issuer %q %v", got, err)
 	}
 	os.WriteFile(filepath.Join(dir, "token"), []byte("rotated-wrong"), 0o600)
 	if _, err := src(context.Background()); err == nil || !strings.Contains(err.Error(), "403") {

@@ -104,6 +104,9 @@ var routes = []route{
 	{"GET", pCluster, (*server).getCluster},
 	{"DELETE", pCluster, (*server).deleteCluster},
 	{"POST", pCluster + "/join-token", (*server).rotateJoinToken},
+	{"GET", pCluster + "/jwks", (*server).getClusterKeys},
+	{"PUT", pCluster + "/jwks", (*server).setClusterKeys},
+	{"POST", pCluster + "/jwks/approve", (*server).approveClusterKeys},
 	{"GET", pCluster + "/nodes", (*server).listNodes},
 	{"POST", pCluster + "/nodes/{node}/revoke", (*server).revokeNode},
 

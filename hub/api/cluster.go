@@ -40,13 +40,20 @@ func (s *server) revoke(what string, f func(Revoker) error) {
 
 // Cluster is a cluster as the API shows it.
 type Cluster struct {
-	Name       string    `json:"name"`
-	Workspace  string    `json:"workspace,omitempty"` // single-workspace cluster; empty when shared
-	Shared     bool      `json:"shared"`
-	SAKeys     bool      `json:"sa_keys"` // service-account issuer keys registered
-	SAIssuer   string    `json:"sa_issuer,omitempty"`
-	SAAudience string    `json:"sa_audience"`
-	CreatedAt  time.Time `json:"created_at"`
+	Name       string `json:"name"`
+	Workspace  string `json:"workspace,omitempty"` // single-workspace cluster; empty when shared
+	Shared     bool   `json:"shared"`
+	SAKeys     bool   `json:"sa_keys"` // approved service-account issuer keys
+	SAIssuer   string `json:"sa_issuer,omitempty"`
+	SAAudience string `json:"sa_audience"`
+	// SAKeysPending: an agent proposed keys that differ from the approved
+	// ones (cluster jwks show).
+	SAKeysPending bool `json:"sa_keys_pending"`
+	// JoinTokenUsesLeft is how many more enrolments the join token allows;
+	// absent for a reusable token.
+	JoinTokenUsesLeft  *int64     `json:"join_token_uses_left,omitempty"`
+	JoinTokenExpiresAt *time.Time `json:"join_token_expires_at,omitempty"`
+	CreatedAt          time.Time  `json:"created_at"`
 }
 
 // ClusterList is the GET /clusters response.
@@ -61,6 +68,45 @@ type CreateClusterRequest struct {
 	SAJWKS     json.RawMessage `json:"sa_jwks,omitempty"`
 	SAIssuer   string          `json:"sa_issuer,omitempty"`
 	SAAudience string          `json:"sa_audience,omitempty"`
+	JoinTokenLimit
+}
+
+// JoinTokenLimit restricts a new join token. Zero values: reusable, no
+// expiry.
+type JoinTokenLimit struct {
+	// JoinTokenUses: enrolments the token allows (1: one-time; 0:
+	// unlimited).
+	JoinTokenUses int64 `json:"join_token_uses,omitempty"`
+	// JoinTokenTTL: how long the token works, a Go duration ("24h").
+	JoinTokenTTL string `json:"join_token_ttl,omitempty"`
+}
+
+// RotateJoinTokenRequest is the optional POST /clusters/{cluster}/join-token
+// body.
+type RotateJoinTokenRequest struct {
+	JoinTokenLimit
+}
+
+// DeleteClusterResult is the DELETE /clusters/{cluster} response.
+type DeleteClusterResult struct {
+	// UnboundInstalls ("workspace/install") were bound to the cluster and
+	// are now bound to none (force=true); their tokens stopped working.
+	UnboundInstalls []string `json:"unbound_installs"`
+}
+
+func (l JoinTokenLimit) limit(now time.Time) (store.JoinLimit, error) {
+	if l.JoinTokenUses < 0 {
+		return store.JoinLimit{}, badRequest("join_token_uses %d: want 0 (reusable), 1 (one-time) or more", l.JoinTokenUses)
+	}
+	out := store.JoinLimit{Uses: l.JoinTokenUses}
+	if l.JoinTokenTTL != "" {
+		d, err := time.ParseDuration(l.JoinTokenTTL)
+		if err != nil || d <= 0 {
+			return store.JoinLimit{}, badRequest("join_token_ttl %q: want a positive duration such as 1h or 30m", l.JoinTokenTTL)
+		}
+		out.ExpiresAt = now.Add(d)
+	}
+	return out, nil
 }
 
 // JoinToken carries a cluster's join token: shown once, stored hashed.
@@ -94,7 +140,15 @@ func nodeView(n store.Node) Node {
 
 func (s *server) clusterView(ctx context.Context, c store.Cluster) Cluster {
 	v := Cluster{Name: c.Name, Shared: c.WorkspaceID == "", SAKeys: len(c.SAJWKS) > 0, SAIssuer: c.SAIssuer,
-		SAAudience: c.SAAudience, CreatedAt: c.CreatedAt}
+		SAAudience: c.SAAudience, SAKeysPending: len(c.Proposal.JWKS) > 0, CreatedAt: c.CreatedAt}
+	if c.JoinUsesLeft >= 0 {
+		n := c.JoinUsesLeft
+		v.JoinTokenUsesLeft = &n
+	}
+	if !c.JoinExpiresAt.IsZero() {
+		t := c.JoinExpiresAt
+		v.JoinTokenExpiresAt = &t
+	}
 	if c.WorkspaceID != "" {
 		v.Workspace = s.workspaceName(ctx, c.WorkspaceID)
 	}
@@ -136,14 +190,21 @@ func (s *server) createCluster(w http.ResponseWriter, r *http.Request) error {
 	if len(req.SAAudience) > 253 || strings.ContainsAny(req.SAAudience, " \t\r\n") {
 		return badRequest("sa_audience: at most 253 characters, no spaces")
 	}
+	limit, err := req.JoinTokenLimit.limit(s.now())
+	if err != nil {
+		return err
+	}
 	// The join token names the cluster id, which the store assigns: create
 	// with a placeholder hash, then set the real one.
-	c, err := s.d.Store.CreateCluster(r.Context(), c, natsauth.Hash("placeholder-never-matches"))
+	c, err = s.d.Store.CreateCluster(r.Context(), c, natsauth.Hash("placeholder-never-matches"))
 	if err != nil {
 		return err
 	}
 	tok, hash := natsauth.NewJoinToken(c.ID)
-	if err := s.d.Store.RotateJoinToken(r.Context(), c.Name, hash); err != nil {
+	if err := s.d.Store.RotateJoinTokenLimited(r.Context(), c.Name, hash, limit); err != nil {
+		return err
+	}
+	if c, err = s.d.Store.GetCluster(r.Context(), c.Name); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, JoinToken{Cluster: s.clusterView(r.Context(), c), JoinToken: tok})
@@ -177,21 +238,54 @@ func (s *server) deleteCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.d.Store.DeleteCluster(r.Context(), c.Name); err != nil {
+	force, err := boolQuery(r, "force")
+	if err != nil {
 		return err
 	}
+	unbound, err := s.d.Store.DeleteCluster(r.Context(), c.Name, force)
+	if err != nil {
+		return err
+	}
+	// Agents drop everything; unbound installs had their generation bumped,
+	// so the proxy refuses tokens minted for them too.
 	s.revoke("cluster "+c.Name, func(rv Revoker) error { return rv.ClusterDeleted(r.Context(), c) })
-	w.WriteHeader(http.StatusNoContent)
+	out := DeleteClusterResult{UnboundInstalls: []string{}}
+	for _, in := range unbound {
+		out.UnboundInstalls = append(out.UnboundInstalls, s.workspaceName(r.Context(), in.WorkspaceID)+"/"+in.Name)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
+func boolQuery(r *http.Request, name string) (bool, error) {
+	switch v := r.URL.Query().Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, badRequest("%s=%q: want true or false", name, v)
+	}
+}
+
 func (s *server) rotateJoinToken(w http.ResponseWriter, r *http.Request) error {
+	var req RotateJoinTokenRequest
+	if err := decode(w, r, &req, true); err != nil {
+		return err
+	}
+	limit, err := req.limit(s.now())
+	if err != nil {
+		return err
+	}
 	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
 	if err != nil {
 		return err
 	}
 	tok, hash := natsauth.NewJoinToken(c.ID)
-	if err := s.d.Store.RotateJoinToken(r.Context(), c.Name, hash); err != nil {
+	if err := s.d.Store.RotateJoinTokenLimited(r.Context(), c.Name, hash, limit); err != nil {
+		return err
+	}
+	if c, err = s.d.Store.GetCluster(r.Context(), c.Name); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, JoinToken{Cluster: s.clusterView(r.Context(), c), JoinToken: tok})

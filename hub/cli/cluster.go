@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,18 +32,24 @@ func (c *Client) ListClusters(ctx context.Context) ([]api.Cluster, error) {
 	return out.Clusters, nil
 }
 
-// DeleteCluster deletes a cluster.
-func (c *Client) DeleteCluster(ctx context.Context, name string) error {
-	if err := c.do(ctx, http.MethodDelete, "/api/v1/clusters/"+url.PathEscape(name), nil, nil, nil); err != nil {
-		return fmt.Errorf("delete cluster %q: %w", name, err)
+// DeleteCluster deletes a cluster; with force, installs bound to it are
+// unbound instead of refusing.
+func (c *Client) DeleteCluster(ctx context.Context, name string, force bool) (api.DeleteClusterResult, error) {
+	var out api.DeleteClusterResult
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
 	}
-	return nil
+	if err := c.do(ctx, http.MethodDelete, "/api/v1/clusters/"+url.PathEscape(name), q, nil, &out); err != nil {
+		return out, fmt.Errorf("delete cluster %q: %w", name, err)
+	}
+	return out, nil
 }
 
 // RotateJoinToken replaces a cluster's join token.
-func (c *Client) RotateJoinToken(ctx context.Context, name string) (api.JoinToken, error) {
+func (c *Client) RotateJoinToken(ctx context.Context, name string, limit api.JoinTokenLimit) (api.JoinToken, error) {
 	var out api.JoinToken
-	if err := c.do(ctx, http.MethodPost, "/api/v1/clusters/"+url.PathEscape(name)+"/join-token", nil, nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/clusters/"+url.PathEscape(name)+"/join-token", nil, api.RotateJoinTokenRequest{JoinTokenLimit: limit}, &out); err != nil {
 		return out, fmt.Errorf("rotate join token of cluster %q: %w", name, err)
 	}
 	return out, nil
@@ -68,21 +76,29 @@ func (c *Client) RevokeNode(ctx context.Context, cluster, node string) (api.Node
 func newClusterCmd(g *globals) *cobra.Command {
 	var req api.CreateClusterRequest
 	var jwksFile string
+	var joinTTL time.Duration
 	create := &cobra.Command{
-		Use:   "create NAME [--workspace W] [--sa-jwks FILE] [--sa-issuer URL]",
+		Use:   "create NAME [--workspace W] [--sa-jwks FILE --sa-issuer URL] [--join-token-uses N] [--join-token-ttl D]",
 		Short: "Create a cluster and print its join token",
 		Long: `Create a cluster: a set of nodes whose agents enrol with the join token
 printed here (shown once, stored hashed; rotate it with rotate-join-token).
+The token is reusable unless --join-token-uses (1: one-time) or
+--join-token-ttl limit it.
 
 With --workspace the cluster serves installs of that workspace only, and an
 install is chosen by the image. Without it the cluster is shared (an Akash
 provider hosting many tenants): installs are chosen by the pod's namespace,
 taken from a service-account token the hub verifies against the cluster's
-issuer keys (--sa-jwks: the output of kubectl get --raw /openid/v1/jwks; if
-omitted, the first agent's upload is pinned).`,
+approved issuer keys and issuer. Give them here (--sa-jwks: the output of
+kubectl get --raw /openid/v1/jwks; --sa-issuer: the issuer field of
+kubectl get --raw /.well-known/openid-configuration), or later with
+"cluster jwks set", or approve what the agents propose with
+"cluster jwks show" and "cluster jwks approve". A shared cluster serves no
+install token until it has approved keys; agents never set them.`,
 		Example: `  pullgate-hub cluster create edge --workspace acme
   kubectl get --raw /openid/v1/jwks > jwks.json
-  pullgate-hub cluster create akash-1 --sa-jwks jwks.json --sa-issuer https://kubernetes.default.svc.cluster.local`,
+  pullgate-hub cluster create akash-1 --sa-jwks jwks.json --sa-issuer https://kubernetes.default.svc.cluster.local
+  pullgate-hub cluster create edge-2 --workspace acme --join-token-uses 1 --join-token-ttl 1h`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
@@ -93,6 +109,11 @@ omitted, the first agent's upload is pinned).`,
 				}
 				req.SAJWKS = b
 			}
+			limit, err := joinLimit(req.JoinTokenUses, joinTTL, "--join-token-uses", "--join-token-ttl")
+			if err != nil {
+				return err
+			}
+			req.JoinTokenLimit = limit
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
@@ -109,15 +130,21 @@ omitted, the first agent's upload is pinned).`,
 			if out.Cluster.Workspace != "" {
 				kind = "workspace " + out.Cluster.Workspace
 			}
-			fmt.Fprintf(s.err, "cluster %q created (%s); the join token above is shown once: give it to the node agents (pullgate-agent run --join-token-file ...)\n", out.Cluster.Name, kind)
+			fmt.Fprintf(s.err, "cluster %q created (%s); the join token above is shown once (%s): give it to the node agents (pullgate-agent run --join-token-file ...)\n",
+				out.Cluster.Name, kind, joinUses(out.Cluster))
+			if out.Cluster.Shared && !out.Cluster.SAKeys {
+				fmt.Fprintf(s.err, "it serves no install token until its service-account keys are approved: pullgate-hub cluster jwks show %s\n", out.Cluster.Name)
+			}
 			return nil
 		},
 	}
 	f := create.Flags()
 	f.StringVarP(&req.Workspace, "workspace", "w", "", "single-workspace cluster of this workspace (default: shared)")
-	f.StringVar(&jwksFile, "sa-jwks", "", "JWKS file of the cluster's service-account issuer")
-	f.StringVar(&req.SAIssuer, "sa-issuer", "", "expected issuer (iss) of service-account tokens")
+	f.StringVar(&jwksFile, "sa-jwks", "", "JWKS file of the cluster's service-account issuer (approved keys)")
+	f.StringVar(&req.SAIssuer, "sa-issuer", "", "issuer (iss) of the cluster's service-account tokens, pinned with the keys (without it the issuer is not checked)")
 	f.StringVar(&req.SAAudience, "sa-audience", "", "expected audience of service-account tokens (default pullgate)")
+	f.Int64Var(&req.JoinTokenUses, "join-token-uses", 0, "enrolments the join token allows (1: one-time; 0: reusable)")
+	f.DurationVar(&joinTTL, "join-token-ttl", 0, "how long the join token works (e.g. 24h; 0: no expiry)")
 
 	list := &cobra.Command{
 		Use: "list", Aliases: []string{"ls"}, Short: "List clusters", Args: noArgs,
@@ -134,42 +161,69 @@ omitted, the first agent's upload is pinned).`,
 			if s.json {
 				return s.printJSON(cs)
 			}
-			t := newTable(s.out, "NAME", "WORKSPACE", "SA KEYS", "CREATED")
+			t := newTable(s.out, "NAME", "WORKSPACE", "SA KEYS", "JOIN TOKEN", "CREATED")
 			for _, c := range cs {
 				ws := c.Workspace
 				if c.Shared {
 					ws = "(shared)"
 				}
-				t.row(c.Name, ws, fmt.Sprint(c.SAKeys), fmtTime(c.CreatedAt))
+				keys := "none"
+				if c.SAKeys {
+					keys = "approved"
+				}
+				if c.SAKeysPending {
+					keys += ", proposal pending"
+				}
+				t.row(c.Name, ws, keys, joinUses(c), fmtTime(c.CreatedAt))
 			}
 			return t.flush()
 		},
 	}
+	var force bool
 	del := &cobra.Command{
-		Use: "delete NAME", Aliases: []string{"rm"}, Short: "Delete a cluster and its node identities", Args: exactArgs("NAME"),
-		Long:    "Delete a cluster. Its agents drop every cached token at once and can no longer connect.",
-		Example: "  pullgate-hub cluster delete edge",
+		Use: "delete NAME [--force]", Aliases: []string{"rm"}, Short: "Delete a cluster and its node identities", Args: exactArgs("NAME"),
+		Long: `Delete a cluster. Its agents drop every cached token at once and can no
+longer connect.
+
+While installs are bound to the cluster the delete is refused and they are
+listed. With --force they are unbound instead: they stay in their
+workspaces, bound to no cluster, and every token minted for them stops
+working. A cluster created later with the same name never inherits them.`,
+		Example: "  pullgate-hub cluster delete edge\n  pullgate-hub cluster delete edge --force",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
-			if err := s.c.DeleteCluster(cmd.Context(), args[0]); err != nil {
+			out, err := s.c.DeleteCluster(cmd.Context(), args[0], force)
+			if err != nil {
 				return err
 			}
-			return s.say(nil, "cluster %q deleted", args[0])
+			if len(out.UnboundInstalls) > 0 && !s.json {
+				fmt.Fprintf(s.err, "unbound installs (now bound to no cluster; their tokens stopped working): %s\n", strings.Join(out.UnboundInstalls, ", "))
+			}
+			return s.say(out, "cluster %q deleted", args[0])
 		},
 	}
+	del.Flags().BoolVar(&force, "force", false, "unbind the installs bound to the cluster instead of refusing")
+	var rotUses int64
+	var rotTTL time.Duration
 	rotate := &cobra.Command{
-		Use: "rotate-join-token NAME", Short: "Replace a cluster's join token", Args: exactArgs("NAME"),
-		Long:    "Print a new join token; the old one stops working for new enrolments. Enrolled nodes keep their own identities.",
-		Example: "  pullgate-hub cluster rotate-join-token edge",
+		Use: "rotate-join-token NAME [--uses N] [--ttl D]", Short: "Replace a cluster's join token", Args: exactArgs("NAME"),
+		Long: `Print a new join token; the old one stops working for new enrolments.
+Enrolled nodes keep their own identities. The new token is reusable unless
+--uses (1: one-time) or --ttl limit it.`,
+		Example: "  pullgate-hub cluster rotate-join-token edge\n  pullgate-hub cluster rotate-join-token edge --uses 1 --ttl 1h",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			limit, err := joinLimit(rotUses, rotTTL, "--uses", "--ttl")
+			if err != nil {
+				return err
+			}
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
-			out, err := s.c.RotateJoinToken(cmd.Context(), args[0])
+			out, err := s.c.RotateJoinToken(cmd.Context(), args[0], limit)
 			if err != nil {
 				return err
 			}
@@ -177,9 +231,12 @@ omitted, the first agent's upload is pinned).`,
 				return s.printJSON(out)
 			}
 			fmt.Fprintln(s.out, out.JoinToken)
+			fmt.Fprintf(s.err, "join token of cluster %q replaced (%s)\n", out.Cluster.Name, joinUses(out.Cluster))
 			return nil
 		},
 	}
+	rotate.Flags().Int64Var(&rotUses, "uses", 0, "enrolments the new token allows (1: one-time; 0: reusable)")
+	rotate.Flags().DurationVar(&rotTTL, "ttl", 0, "how long the new token works (e.g. 24h; 0: no expiry)")
 	nodeList := &cobra.Command{
 		Use: "list CLUSTER", Aliases: []string{"ls"}, Short: "List a cluster's enrolled nodes", Args: exactArgs("CLUSTER"),
 		Example: "  pullgate-hub cluster node list edge",
@@ -225,5 +282,32 @@ enrol again with the cluster's join token.`,
 	return group("cluster", "Manage clusters and their nodes",
 		"A cluster is a set of nodes whose agents fetch install tokens from the hub over NATS.",
 		"  pullgate-hub cluster create edge --workspace acme\n  pullgate-hub cluster list\n  pullgate-hub cluster node list edge",
-		create, list, del, rotate, node)
+		create, list, del, rotate, newClusterJWKSCmd(g), node)
+}
+
+// joinLimit checks join token limit flags.
+func joinLimit(uses int64, ttl time.Duration, usesFlag, ttlFlag string) (api.JoinTokenLimit, error) {
+	if uses < 0 {
+		return api.JoinTokenLimit{}, usageErrorf("%s %d: want 0 (reusable), 1 (one-time) or more", usesFlag, uses)
+	}
+	if ttl < 0 {
+		return api.JoinTokenLimit{}, usageErrorf("%s %v: want a positive duration (or 0: no expiry)", ttlFlag, ttl)
+	}
+	l := api.JoinTokenLimit{JoinTokenUses: uses}
+	if ttl > 0 {
+		l.JoinTokenTTL = ttl.String()
+	}
+	return l, nil
+}
+
+// joinUses describes what a cluster's join token still allows.
+func joinUses(c api.Cluster) string {
+	out := "reusable"
+	if c.JoinTokenUsesLeft != nil {
+		out = fmt.Sprintf("%d use(s) left", *c.JoinTokenUsesLeft)
+	}
+	if c.JoinTokenExpiresAt != nil {
+		out += ", expires " + fmtTime(*c.JoinTokenExpiresAt)
+	}
+	return out
 }

@@ -44,6 +44,10 @@ func newEnv(t *testing.T) *env {
 	if _, err := st.CreateWorkspace(context.Background(), "tenant"); err != nil {
 		t.Fatal(err)
 	}
+	// Installs bind an existing cluster; the provider's is shared.
+	if _, err := st.CreateCluster(context.Background(), store.Cluster{Name: "provider-1"}, []byte("h")); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 

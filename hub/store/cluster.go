@@ -5,17 +5,27 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
-const clusterCols = `id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at`
+const clusterCols = `id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, ` +
+	`sa_jwks_proposed, sa_issuer_proposed, sa_proposed_by, sa_proposed_at, join_uses_left, join_expires_at`
 
 func scanCluster(r rowScanner) (Cluster, error) {
 	var c Cluster
-	var jwks string
-	var created int64
-	err := r.Scan(&c.ID, &c.Name, &c.WorkspaceID, &jwks, &c.SAIssuer, &c.SAAudience, &created)
+	var jwks, proposed string
+	var created, proposedAt, expires int64
+	err := r.Scan(&c.ID, &c.Name, &c.WorkspaceID, &jwks, &c.SAIssuer, &c.SAAudience, &created,
+		&proposed, &c.Proposal.Issuer, &c.Proposal.NodeID, &proposedAt, &c.JoinUsesLeft, &expires)
 	if jwks != "" {
 		c.SAJWKS = []byte(jwks)
+	}
+	if proposed != "" {
+		c.Proposal.JWKS = []byte(proposed)
+		c.Proposal.At = fromNanos(proposedAt)
+	}
+	if expires != 0 {
+		c.JoinExpiresAt = fromNanos(expires)
 	}
 	c.CreatedAt = fromNanos(created)
 	return c, err
@@ -37,7 +47,10 @@ func (s *SQL) CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cl
 	}
 	c.ID = newID("cl_")
 	c.CreatedAt = now()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO clusters (`+clusterCols+`, join_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+	c.Proposal = JWKSProposal{}
+	c.JoinUsesLeft, c.JoinExpiresAt = -1, time.Time{}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO clusters (id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, join_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		c.ID, c.Name, c.WorkspaceID, string(c.SAJWKS), c.SAIssuer, c.SAAudience, toNanos(c.CreatedAt), joinHash)
 	if isUniqueViolation(err) {
 		return Cluster{}, fmt.Errorf("cluster %q: %w", c.Name, ErrConflict)
@@ -81,67 +94,117 @@ func (s *SQL) ListClusters(ctx context.Context) ([]Cluster, error) {
 	return out, wrap(rows.Err(), "list clusters")
 }
 
-func (s *SQL) DeleteCluster(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM clusters WHERE name = ?`), name)
+func (s *SQL) DeleteCluster(ctx context.Context, name string, force bool) ([]Install, error) {
+	var unbound []Install
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		c, err := scanCluster(tx.QueryRowContext(ctx, s.q(`SELECT `+clusterCols+` FROM clusters WHERE name = ?`+s.forUpdate()), name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return clusterNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		bound, err := s.installsByCluster(ctx, tx, c.ID)
+		if err != nil {
+			return err
+		}
+		if len(bound) > 0 && !force {
+			e := &ClusterInUseError{Cluster: name}
+			for _, in := range bound {
+				var ws string
+				if err := tx.QueryRowContext(ctx, s.q(`SELECT name FROM workspaces WHERE id = ?`), in.WorkspaceID).Scan(&ws); err != nil {
+					return err
+				}
+				e.Installs = append(e.Installs, ws+"/"+in.Name)
+			}
+			return e
+		}
+		t := now()
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE installs SET cluster_id = NULL, generation = generation + 1, updated_at = ? WHERE cluster_id = ?`),
+			toNanos(t), c.ID); err != nil {
+			return err
+		}
+		for _, in := range bound {
+			in.Cluster, in.ClusterID, in.Generation, in.UpdatedAt = "", "", in.Generation+1, t
+			unbound = append(unbound, in)
+		}
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM clusters WHERE id = ?`), c.ID)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("delete cluster %q: %w", name, err)
+		return nil, wrap(err, "delete cluster %q", name)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return clusterNotFound(name)
-	}
-	return nil
+	return unbound, nil
 }
 
-func (s *SQL) ClusterJoinHash(ctx context.Context, id string) ([]byte, error) {
-	var h []byte
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT join_hash FROM clusters WHERE id = ?`), id).Scan(&h)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("cluster id %q: %w", id, ErrNotFound)
-	}
-	return h, wrap(err, "read join token hash of cluster %q", id)
+func (s *SQL) InstallsByCluster(ctx context.Context, clusterID string) ([]Install, error) {
+	out, err := s.installsByCluster(ctx, s.rdb, clusterID)
+	return out, wrap(err, "list installs of cluster %q", clusterID)
 }
 
-func (s *SQL) RotateJoinToken(ctx context.Context, name string, joinHash []byte) error {
-	if len(joinHash) == 0 {
-		return fmt.Errorf("%w: empty join token hash", ErrInvalid)
-	}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE clusters SET join_hash = ? WHERE name = ?`), joinHash, name)
-	if err != nil {
-		return fmt.Errorf("rotate join token of cluster %q: %w", name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return clusterNotFound(name)
-	}
-	return nil
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (s *SQL) PinClusterJWKS(ctx context.Context, id string, jwks []byte) (bool, error) {
-	if len(jwks) == 0 {
-		return false, fmt.Errorf("%w: empty JWKS", ErrInvalid)
-	}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE clusters SET sa_jwks = ? WHERE id = ? AND sa_jwks = ''`), string(jwks), id)
+func (s *SQL) installsByCluster(ctx context.Context, q queryer, clusterID string) ([]Install, error) {
+	rows, err := q.QueryContext(ctx, s.q(`SELECT `+installSelect("i")+` FROM installs i WHERE i.cluster_id = ? ORDER BY i.workspace_id, i.name`), clusterID)
 	if err != nil {
-		return false, fmt.Errorf("pin service-account keys of cluster %q: %w", id, err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
-}
-
-func (s *SQL) InstallsByCluster(ctx context.Context, cluster string) ([]Install, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+installCols+` FROM installs WHERE cluster = ? ORDER BY workspace_id, name`), cluster)
-	if err != nil {
-		return nil, fmt.Errorf("list installs of cluster %q: %w", cluster, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []Install
 	for rows.Next() {
 		in, err := scanInstall(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list installs of cluster %q: %w", cluster, err)
+			return nil, err
 		}
 		out = append(out, in)
 	}
-	return out, wrap(rows.Err(), "list installs of cluster %q", cluster)
+	return out, rows.Err()
+}
+
+// bindCluster resolves the cluster an install being created in workspace
+// wsID names, in the creating transaction (the cluster row is locked, so
+// two workspaces racing for one namespace are serialised). It refuses a
+// cluster that does not exist, another workspace's single-workspace
+// cluster, a shared cluster without a namespace, and a namespace of a
+// shared cluster that another workspace's installs already use: pods of
+// one namespace must never be matched to two tenants. The refusal names
+// neither the other workspace nor its installs.
+func (s *SQL) bindCluster(ctx context.Context, tx *sql.Tx, wsID, cluster, namespace string) (string, error) {
+	var id, owner string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT id, workspace_id FROM clusters WHERE name = ?`+s.forUpdate()), cluster).Scan(&id, &owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: cluster %q does not exist", ErrInvalid, cluster)
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case owner != "" && owner != wsID:
+		return "", fmt.Errorf("%w: cluster %q belongs to another workspace", ErrInvalid, cluster)
+	case owner != "":
+		return id, nil
+	case namespace == "":
+		return "", fmt.Errorf("%w: cluster %q is shared: the install needs a namespace", ErrInvalid, cluster)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM installs WHERE cluster_id = ? AND namespace = ? AND workspace_id <> ?`),
+		id, namespace, wsID).Scan(&n); err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "", fmt.Errorf("%w: namespace %q on shared cluster %q is taken by another workspace", ErrConflict, namespace, cluster)
+	}
+	return id, nil
+}
+
+// nullable stores an empty id as NULL (a foreign key column).
+func nullable(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
 }
 
 const nodeCols = `id, cluster_id, name, revoked, created_at, revoked_at`

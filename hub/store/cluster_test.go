@@ -53,23 +53,12 @@ func TestClustersAndNodes(t *testing.T) {
 	}
 	wantErr(t, s.RotateJoinToken(ctx, "nope", []byte("x")), ErrNotFound, "nope")
 
-	// Trust on first use: only the first pin sticks.
-	if ok, err := s.PinClusterJWKS(ctx, single.ID, []byte(`{"keys":[1]}`)); !ok || err != nil {
-		t.Fatalf("first pin: %v %v", ok, err)
-	}
-	if ok, _ := s.PinClusterJWKS(ctx, single.ID, []byte(`{"keys":[2]}`)); ok {
-		t.Fatal("second pin replaced the first")
-	}
-	if ok, _ := s.PinClusterJWKS(ctx, shared.ID, []byte(`{"keys":[3]}`)); ok {
-		t.Fatal("pin replaced operator-provided keys")
-	}
-
-	// Installs by cluster.
+	// Installs by cluster id.
 	mustInstall(t, s, "acme", "other", nil)
 	if _, err := s.CreateInstall(ctx, "acme", Install{Name: "web", Cluster: "edge", Namespace: "default", Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
-	if ins, _ := s.InstallsByCluster(ctx, "edge"); len(ins) != 1 || ins[0].Name != "web" {
+	if ins, _ := s.InstallsByCluster(ctx, single.ID); len(ins) != 1 || ins[0].Name != "web" || ins[0].Cluster != "edge" || ins[0].ClusterID != single.ID {
 		t.Fatalf("InstallsByCluster = %+v", ins)
 	}
 
@@ -102,12 +91,13 @@ func TestClustersAndNodes(t *testing.T) {
 	_, err = s.RevokeNode(ctx, "akash", n1.ID)
 	wantErr(t, err, ErrNotFound, "")
 
-	// Deleting the cluster removes its nodes.
-	if err := s.DeleteCluster(ctx, "edge"); err != nil {
+	// Deleting the cluster (unbinding its install) removes its nodes.
+	if _, err := s.DeleteCluster(ctx, "edge", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.NodeByID(ctx, n1.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("node after cluster delete: %v", err)
 	}
-	wantErr(t, s.DeleteCluster(ctx, "edge"), ErrNotFound, "edge")
+	_, err = s.DeleteCluster(ctx, "edge", false)
+	wantErr(t, err, ErrNotFound, "edge")
 }

@@ -180,7 +180,7 @@ func (s *SQL) init(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.stmtInstallByID, err = s.rdb.PrepareContext(ctx, s.q(`SELECT `+installCols+` FROM installs WHERE id = ?`)); err != nil {
+	if s.stmtInstallByID, err = s.rdb.PrepareContext(ctx, s.q(`SELECT `+installSelect("i")+` FROM installs i WHERE i.id = ?`)); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	if s.stmtCredsByWSID, err = s.rdb.PrepareContext(ctx, s.q(`SELECT `+credentialCols+` FROM credentials WHERE workspace_id = ? ORDER BY name`)); err != nil {
@@ -745,16 +745,27 @@ func (s *SQL) CredentialSecret(ctx context.Context, credentialID string, version
 // ---------------------------------------------------------------------------
 // Installs
 
-const installCols = `id, workspace_id, name, cluster, namespace, service_account, repos, enabled, generation, created_at, updated_at`
+// installCols are the installs table's columns as written; reads add the
+// name of the bound cluster (installSelect).
+const installCols = `id, workspace_id, name, cluster_id, namespace, service_account, repos, enabled, generation, created_at, updated_at`
+
+// installSelect is the select list of an install read through table alias
+// a: its columns, then the name of the cluster it is bound to (empty when
+// unbound).
+func installSelect(a string) string {
+	return prefixCols(a+".", installCols) + `, COALESCE((SELECT c.name FROM clusters c WHERE c.id = ` + a + `.cluster_id), '')`
+}
 
 func scanInstall(r rowScanner) (Install, error) {
 	var in Install
 	var repos string
+	var clusterID sql.NullString
 	var created, updated int64
-	if err := r.Scan(&in.ID, &in.WorkspaceID, &in.Name, &in.Cluster, &in.Namespace, &in.ServiceAccount,
-		&repos, &in.Enabled, &in.Generation, &created, &updated); err != nil {
+	if err := r.Scan(&in.ID, &in.WorkspaceID, &in.Name, &clusterID, &in.Namespace, &in.ServiceAccount,
+		&repos, &in.Enabled, &in.Generation, &created, &updated, &in.Cluster); err != nil {
 		return Install{}, err
 	}
+	in.ClusterID = clusterID.String
 	if err := json.Unmarshal([]byte(repos), &in.Repos); err != nil {
 		return Install{}, fmt.Errorf("install %s: decode repos: %w", in.ID, err)
 	}
@@ -796,13 +807,19 @@ func (s *SQL) CreateInstall(ctx context.Context, workspace string, in Install) (
 		if err != nil {
 			return err
 		}
+		in.ClusterID = ""
+		if in.Cluster != "" {
+			if in.ClusterID, err = s.bindCluster(ctx, tx, wsID, in.Cluster, in.Namespace); err != nil {
+				return err
+			}
+		}
 		in.ID = newID("inst_")
 		in.WorkspaceID = wsID
 		in.Generation = 1
 		in.CreatedAt = now()
 		in.UpdatedAt = in.CreatedAt
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO installs (`+installCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			in.ID, in.WorkspaceID, in.Name, in.Cluster, in.Namespace, in.ServiceAccount, repos, in.Enabled,
+			in.ID, in.WorkspaceID, in.Name, nullable(in.ClusterID), in.Namespace, in.ServiceAccount, repos, in.Enabled,
 			in.Generation, toNanos(in.CreatedAt), toNanos(in.UpdatedAt))
 		if isUniqueViolation(err) {
 			return fmt.Errorf("install %q in workspace %q: %w", in.Name, workspace, ErrConflict)
@@ -817,7 +834,7 @@ func (s *SQL) CreateInstall(ctx context.Context, workspace string, in Install) (
 
 // GetInstall returns the named install.
 func (s *SQL) GetInstall(ctx context.Context, workspace, name string) (Install, error) {
-	in, err := scanInstall(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+prefixCols("i.", installCols)+`
+	in, err := scanInstall(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+installSelect("i")+`
 		FROM installs i JOIN workspaces w ON w.id = i.workspace_id
 		WHERE w.name = ? AND i.name = ?`), workspace, name))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -850,7 +867,7 @@ func (s *SQL) ListInstalls(ctx context.Context, workspace string) ([]Install, er
 	if err != nil {
 		return nil, wrap(err, "list installs in workspace %q", workspace)
 	}
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+installCols+` FROM installs WHERE workspace_id = ? ORDER BY name`), wsID)
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+installSelect("i")+` FROM installs i WHERE i.workspace_id = ? ORDER BY i.name`), wsID)
 	if err != nil {
 		return nil, fmt.Errorf("list installs in workspace %q: %w", workspace, err)
 	}
@@ -879,7 +896,7 @@ func (s *SQL) UpdateInstall(ctx context.Context, workspace, name string, u Insta
 		if err != nil {
 			return err
 		}
-		in, err = scanInstall(tx.QueryRowContext(ctx, s.q(`SELECT `+installCols+` FROM installs WHERE workspace_id = ? AND name = ?`+s.forUpdate()), wsID, name))
+		in, err = scanInstall(tx.QueryRowContext(ctx, s.q(`SELECT `+installSelect("i")+` FROM installs i WHERE i.workspace_id = ? AND i.name = ?`+s.forUpdate()), wsID, name))
 		if errors.Is(err, sql.ErrNoRows) {
 			return installNotFound(workspace, name)
 		}

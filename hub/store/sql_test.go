@@ -45,10 +45,22 @@ func mustCredential(t testing.TB, s *SQL, ws, name string, secret string) Creden
 	return c
 }
 
+// mustInstall creates an install bound to the workspace's own cluster
+// "prod-<ws>" (created on first use).
 func mustInstall(t testing.TB, s *SQL, ws, name string, repos []string) Install {
 	t.Helper()
-	in, err := s.CreateInstall(context.Background(), ws, Install{
-		Name: name, Cluster: "prod", Namespace: "default", ServiceAccount: "puller", Repos: repos, Enabled: true,
+	ctx := context.Background()
+	if _, err := s.GetCluster(ctx, "prod-"+ws); errors.Is(err, ErrNotFound) {
+		w, err := s.GetWorkspace(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateCluster(ctx, Cluster{Name: "prod-" + ws, WorkspaceID: w.ID}, []byte("h")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := s.CreateInstall(ctx, ws, Install{
+		Name: name, Cluster: "prod-" + ws, Namespace: "default", ServiceAccount: "puller", Repos: repos, Enabled: true,
 	})
 	if err != nil {
 		t.Fatalf("CreateInstall(%q, %q): %v", ws, name, err)
@@ -185,7 +197,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 func installEqual(a, b Install) bool {
-	return a.ID == b.ID && a.WorkspaceID == b.WorkspaceID && a.Name == b.Name && a.Cluster == b.Cluster &&
+	return a.ID == b.ID && a.WorkspaceID == b.WorkspaceID && a.Name == b.Name && a.Cluster == b.Cluster && a.ClusterID == b.ClusterID &&
 		a.Namespace == b.Namespace && a.ServiceAccount == b.ServiceAccount && slices.Equal(a.Repos, b.Repos) &&
 		a.Enabled == b.Enabled && a.Generation == b.Generation && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.UpdatedAt.Equal(b.UpdatedAt)
@@ -413,7 +425,7 @@ func TestInstalls(t *testing.T) {
 
 	in := mustInstall(t, s, "acme", "web", []string{"ghcr.io/acme/*", "docker.io/library/nginx"})
 	if !strings.HasPrefix(in.ID, "inst_") || in.WorkspaceID != w.ID || in.Generation != 1 || !in.Enabled ||
-		in.Cluster != "prod" || in.Namespace != "default" || in.ServiceAccount != "puller" {
+		in.Cluster != "prod-acme" || in.ClusterID == "" || in.Namespace != "default" || in.ServiceAccount != "puller" {
 		t.Fatalf("created = %+v", in)
 	}
 	got, err := s.GetInstall(ctx, "acme", "web")

@@ -7,6 +7,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -61,10 +63,14 @@ type CredentialUpdate struct {
 
 // Install is one deployment's right to pull.
 type Install struct {
-	ID             string
-	WorkspaceID    string
-	Name           string
-	Cluster        string // cluster name, may be empty until the node side binds it
+	ID          string
+	WorkspaceID string
+	Name        string
+	// Cluster names the cluster the install is bound to (empty: none). On
+	// create it is the input; the binding itself is ClusterID, so a later
+	// cluster of the same name never inherits the install.
+	Cluster        string
+	ClusterID      string
 	Namespace      string
 	ServiceAccount string
 	Repos          []string // allow-list patterns; empty means everything
@@ -127,14 +133,56 @@ type Cluster struct {
 	// WorkspaceID is set for a single-workspace cluster; empty for a shared
 	// one (many workspaces, installs chosen by service-account token).
 	WorkspaceID string
-	// Service-account token verification (KEP-4412): the issuer's JWKS
-	// (set by the operator or pinned on first use), the expected issuer
-	// (optional) and audience.
+	// Service-account token verification (KEP-4412): the issuer's JWKS and
+	// issuer as set or approved by an operator (never by a node), and the
+	// expected audience.
 	SAJWKS     []byte
 	SAIssuer   string
 	SAAudience string
-	CreatedAt  time.Time
+	// Proposal is the last key set an agent offered that differs from the
+	// approved one; it is only shown to the operator, never trusted.
+	Proposal JWKSProposal
+	// JoinUsesLeft is how many more enrolments the join token allows; -1
+	// is unlimited (a reusable token).
+	JoinUsesLeft int64
+	// JoinExpiresAt is when the join token stops working; zero is never.
+	JoinExpiresAt time.Time
+	CreatedAt     time.Time
 }
+
+// JWKSProposal is a service-account key set (and issuer) an agent offered
+// for its cluster. Zero when there is none.
+type JWKSProposal struct {
+	JWKS   []byte
+	Issuer string // as the agent found it; may be empty
+	NodeID string // the node that offered it
+	At     time.Time
+}
+
+// JoinLimit restricts a join token: Uses enrolments (0: unlimited) until
+// ExpiresAt (zero: never).
+type JoinLimit struct {
+	Uses      int64
+	ExpiresAt time.Time
+}
+
+// ClusterInUseError refuses deleting a cluster that installs are still
+// bound to. It wraps ErrConflict.
+type ClusterInUseError struct {
+	Cluster  string
+	Installs []string // "workspace/install"
+}
+
+func (e *ClusterInUseError) Error() string {
+	return fmt.Sprintf("cluster %q still has %d install(s) bound to it: %s; delete them first, or delete with force to unbind them",
+		e.Cluster, len(e.Installs), strings.Join(e.Installs, ", "))
+}
+
+func (e *ClusterInUseError) Unwrap() error { return ErrConflict }
+
+// ErrJoinTokenSpent refuses a join token that has no enrolments left or has
+// expired.
+var ErrJoinTokenSpent = errors.New("join token used up or expired")
 
 // Node is one enrolled node agent's identity. Its secret is stored hashed.
 type Node struct {
@@ -182,14 +230,35 @@ type Store interface {
 	GetCluster(ctx context.Context, name string) (Cluster, error)
 	ClusterByID(ctx context.Context, id string) (Cluster, error)
 	ListClusters(ctx context.Context) ([]Cluster, error)
-	DeleteCluster(ctx context.Context, name string) error
+	// DeleteCluster deletes a cluster and its nodes. While installs are
+	// bound to it, it refuses with a *ClusterInUseError unless force is
+	// set; then it unbinds them (bumping their generation, so tokens
+	// minted for the cluster stop working) and returns them.
+	DeleteCluster(ctx context.Context, name string, force bool) ([]Install, error)
+	// ClusterJoinHash returns the hash of the cluster's join token, or
+	// ErrJoinTokenSpent when the token has no enrolments left or expired.
 	ClusterJoinHash(ctx context.Context, id string) ([]byte, error)
+	// RotateJoinToken replaces the join token with a reusable one.
 	RotateJoinToken(ctx context.Context, name string, joinHash []byte) error
-	// PinClusterJWKS sets the service-account JWKS only if none is set yet
-	// (trust on first use) and reports whether it did.
-	PinClusterJWKS(ctx context.Context, id string, jwks []byte) (bool, error)
-	// InstallsByCluster lists the installs bound to a cluster (by name).
-	InstallsByCluster(ctx context.Context, cluster string) ([]Install, error)
+	// RotateJoinTokenLimited replaces the join token with one limited to
+	// a number of enrolments and/or a lifetime.
+	RotateJoinTokenLimited(ctx context.Context, name string, joinHash []byte, limit JoinLimit) error
+	// EnrolNode creates a node while consuming one use of the cluster's
+	// join token, atomically: of two enrolments racing for the last use
+	// exactly one succeeds, the other gets ErrJoinTokenSpent.
+	EnrolNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error)
+	// SetClusterJWKS replaces the approved service-account keys and issuer
+	// (the operator's set, or a rotation) and clears any proposal.
+	SetClusterJWKS(ctx context.Context, name string, jwks []byte, issuer string) (Cluster, error)
+	// ProposeClusterJWKS records keys an agent offered; they are not
+	// trusted until approved.
+	ProposeClusterJWKS(ctx context.Context, id string, p JWKSProposal) error
+	// ApproveClusterJWKS makes the pending proposal the approved keys,
+	// with issuer, only if the proposal's keys and issuer are still
+	// exactly proposed (what the operator checked); otherwise ErrConflict.
+	ApproveClusterJWKS(ctx context.Context, name string, proposed JWKSProposal, issuer string) (Cluster, error)
+	// InstallsByCluster lists the installs bound to a cluster (by id).
+	InstallsByCluster(ctx context.Context, clusterID string) ([]Install, error)
 
 	// Nodes.
 	CreateNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error)

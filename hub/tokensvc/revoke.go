@@ -19,10 +19,10 @@ import (
 // InstallChanged revokes tokens of an install (disabled, deleted, allow-list
 // changed).
 func (s *Service) InstallChanged(ctx context.Context, in store.Install) error {
-	if in.Cluster == "" {
+	if in.ClusterID == "" {
 		return nil
 	}
-	c, err := s.store.GetCluster(ctx, in.Cluster)
+	c, err := s.store.ClusterByID(ctx, in.ClusterID)
 	if err != nil {
 		return nil // no such cluster: nothing holds its tokens
 	}
@@ -34,10 +34,10 @@ func (s *Service) InstallChanged(ctx context.Context, in store.Install) error {
 // to pick up the upstream hosts of a new or re-enabled install. (Sending
 // InstallChanged instead would drop tokens fetched just after the change.)
 func (s *Service) InstallAdded(ctx context.Context, in store.Install) error {
-	if in.Cluster == "" {
+	if in.ClusterID == "" {
 		return nil
 	}
-	c, err := s.store.GetCluster(ctx, in.Cluster)
+	c, err := s.store.ClusterByID(ctx, in.ClusterID)
 	if err != nil {
 		return nil
 	}
@@ -54,7 +54,7 @@ func (s *Service) CredentialsChanged(ctx context.Context, workspaceID string) er
 	for _, c := range clusters {
 		affected := c.WorkspaceID == workspaceID
 		if !affected {
-			installs, err := s.store.InstallsByCluster(ctx, c.Name)
+			installs, err := s.store.InstallsByCluster(ctx, c.ID)
 			if err != nil {
 				return fmt.Errorf("revoke workspace tokens: %w", err)
 			}

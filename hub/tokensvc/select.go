@@ -57,6 +57,13 @@ func selectInstall(c store.Cluster, installs []store.Install, t target, sa *sato
 		}
 		return store.Install{}, &wire.ErrorReply{Code: wire.CodeNotFound, Error: "no enabled install for " + where + " allows " + t.String()}
 	}
+	if c.WorkspaceID == "" {
+		// Installs on a shared cluster may belong to other tenants: never
+		// name them to a node.
+		return store.Install{}, &wire.ErrorReply{Code: wire.CodeAmbiguous,
+			Error: fmt.Sprintf("%d installs for namespace %s on cluster %s allow %s: bind them to distinct service accounts or give them disjoint --repo allow-lists",
+				len(candidates), sa.Namespace, c.Name, t)}
+	}
 	names := make([]string, len(candidates))
 	for i, in := range candidates {
 		names[i] = in.Name

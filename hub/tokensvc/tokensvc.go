@@ -178,7 +178,13 @@ func (s *Service) handleEnrol(m *nats.Msg) {
 		return
 	}
 	secret, hash := natsauth.NewSecret(wire.NodeSecretPrefix)
-	n, err := s.store.CreateNode(ctx, c.ID, nodeName, hash)
+	n, err := s.store.EnrolNode(ctx, c.ID, nodeName, hash)
+	if errors.Is(err, store.ErrJoinTokenSpent) {
+		s.log.Warn("enrol refused", "cluster", c.Name, "err", err)
+		s.respond(m, wire.EnrolReply{ErrorReply: wire.ErrorReply{Code: wire.CodeForbidden,
+			Error: "the join token of cluster " + c.Name + " is used up or expired: ask the operator for a new one (pullgate-hub cluster rotate-join-token)"}})
+		return
+	}
 	if err != nil {
 		s.log.Error("enrol node", "cluster", c.Name, "err", err)
 		s.respond(m, wire.EnrolReply{ErrorReply: *internal(err)})
@@ -229,15 +235,23 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 	if err != nil {
 		return wire.TokenReply{ErrorReply: wire.ErrorReply{Code: wire.CodeInvalid, Error: err.Error()}}
 	}
+	// A shared cluster picks installs by the pod's verified service-account
+	// token, so it serves nothing until an operator approved the keys that
+	// verify it. A single-workspace cluster picks by image among its own
+	// workspace's installs; approved keys there only narrow the choice to
+	// the pod's namespace.
+	if c.WorkspaceID == "" && len(c.SAJWKS) == 0 {
+		return wire.TokenReply{ErrorReply: *noApprovedKeys(c)}
+	}
 	var sa *satoken.Claims
-	if req.ServiceAccountToken != "" && (len(c.SAJWKS) > 0 || c.WorkspaceID == "") {
+	if req.ServiceAccountToken != "" && len(c.SAJWKS) > 0 {
 		claims, e := s.verifySA(c, req.ServiceAccountToken)
 		if e != nil {
 			return wire.TokenReply{ErrorReply: *e}
 		}
 		sa = &claims
 	}
-	installs, err := s.store.InstallsByCluster(ctx, c.Name)
+	installs, err := s.store.InstallsByCluster(ctx, c.ID)
 	if err != nil {
 		s.log.Error("list installs", "cluster", c.Name, "err", err)
 		return wire.TokenReply{ErrorReply: *internal(err)}
@@ -314,10 +328,15 @@ func Epoch(creds []store.Credential) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+func noApprovedKeys(c store.Cluster) *wire.ErrorReply {
+	return &wire.ErrorReply{Code: wire.CodeForbidden,
+		Error: "cluster " + c.Name + " has no approved service-account keys; run `pullgate-hub cluster jwks show " + c.Name +
+			"` and `cluster jwks approve` (or `cluster jwks set`)"}
+}
+
 func (s *Service) verifySA(c store.Cluster, tok string) (satoken.Claims, *wire.ErrorReply) {
 	if len(c.SAJWKS) == 0 {
-		return satoken.Claims{}, &wire.ErrorReply{Code: wire.CodeForbidden,
-			Error: "cluster " + c.Name + " has no service-account issuer keys: register them with `cluster create --sa-jwks`"}
+		return satoken.Claims{}, noApprovedKeys(c)
 	}
 	sum := sha256.Sum256(c.SAJWKS)
 	key := c.ID + ":" + hex.EncodeToString(sum[:]) + ":" + c.SAIssuer + ":" + c.SAAudience
@@ -366,21 +385,26 @@ func (s *Service) Sync(ctx context.Context, subject string, req wire.SyncRequest
 	// Read the sequence first: a revocation published while the state is
 	// read is then newer than what the agent records, and it resyncs again.
 	seq := s.seq.Load()
-	_, c, e := s.node(ctx, subject)
+	n, c, e := s.node(ctx, subject)
 	if e != nil {
 		return wire.SyncReply{ErrorReply: *e}
 	}
-	if len(req.JWKS) > 0 && len(c.SAJWKS) == 0 {
-		if err := satoken.ValidateJWKS(req.JWKS); err != nil {
-			return wire.SyncReply{ErrorReply: wire.ErrorReply{Code: wire.CodeInvalid, Error: "jwks: " + err.Error()}}
-		}
-		if pinned, err := s.store.PinClusterJWKS(ctx, c.ID, req.JWKS); err == nil && pinned {
-			s.log.Info("pinned service-account keys on first use", "cluster", c.Name)
+	if len(req.JWKS) > 0 {
+		if e := s.proposeKeys(ctx, n, c, req.JWKS, req.Issuer); e != nil {
+			return wire.SyncReply{ErrorReply: *e}
 		}
 	}
-	installs, err := s.store.InstallsByCluster(ctx, c.Name)
+	bound, err := s.store.InstallsByCluster(ctx, c.ID)
 	if err != nil {
 		return wire.SyncReply{ErrorReply: *internal(err)}
+	}
+	// The same installs install selection considers: a single-workspace
+	// cluster never lists another workspace's installs or hosts.
+	var installs []store.Install
+	for _, in := range bound {
+		if c.WorkspaceID == "" || in.WorkspaceID == c.WorkspaceID {
+			installs = append(installs, in)
+		}
 	}
 	epochs := map[string]string{}
 	wsCreds := map[string][]store.Credential{}

@@ -11,7 +11,6 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/natsauth"
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/token"
@@ -82,14 +81,25 @@ func (e *env) install(ws, name, cluster, ns, sa string, repos ...string) store.I
 	return in
 }
 
-// enrol does what an agent does with a join token, and returns a node
-// connection.
-func (e *env) enrol(clusterName string, workspaceID string, jwks []byte) (*nats.Conn, wire.EnrolReply) {
+// cluster returns the named cluster, creating it (with jwks as its
+// approved keys, when given) if it does not exist yet.
+func (e *env) cluster(name, workspaceID string, jwks []byte) store.Cluster {
 	e.t.Helper()
-	c, err := e.store.CreateCluster(context.Background(), store.Cluster{Name: clusterName, WorkspaceID: workspaceID, SAJWKS: jwks}, []byte("x"))
+	if c, err := e.store.GetCluster(context.Background(), name); err == nil {
+		return c
+	}
+	c, err := e.store.CreateCluster(context.Background(), store.Cluster{Name: name, WorkspaceID: workspaceID, SAJWKS: jwks}, []byte("x"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return c
+}
+
+// enrol does what an agent does with a join token, and returns a node
+// connection. The cluster is created (as by cluster) if needed.
+func (e *env) enrol(clusterName string, workspaceID string, jwks []byte) (*nats.Conn, wire.EnrolReply) {
+	e.t.Helper()
+	c := e.cluster(clusterName, workspaceID, jwks)
 	join, hash := natsauth.NewJoinToken(c.ID)
 	e.store.RotateJoinToken(context.Background(), clusterName, hash)
 	enrolID := strings.Repeat("0f", 16)
@@ -132,6 +142,7 @@ func (e *env) token(nc *nats.Conn, node wire.EnrolReply, req wire.TokenRequest) 
 func TestSingleWorkspaceCluster(t *testing.T) {
 	e := newEnv(t)
 	ws := e.workspace("acme", "ghcr.io/acme", "docker.io")
+	e.cluster("edge", ws.ID, nil)
 	web := e.install("acme", "web", "edge", "default", "", "ghcr.io/acme/web*")
 	e.install("acme", "jobs", "edge", "jobs", "", "ghcr.io/acme/jobs", "docker.io/library/*")
 	nc, node := e.enrol("edge", ws.ID, nil)
@@ -196,6 +207,7 @@ func TestSharedClusterSelectsByServiceAccount(t *testing.T) {
 	iss := testsa.New(t)
 	a := e.workspace("tenant-a", "ghcr.io")
 	b := e.workspace("tenant-b", "ghcr.io")
+	e.cluster("akash", "", iss.JWKS())
 	ia := e.install("tenant-a", "app", "akash", "ns-a", "")
 	ib := e.install("tenant-b", "app", "akash", "ns-b", "")
 	_, _ = a, b
@@ -239,6 +251,7 @@ func tamper(tok string) string {
 func TestSyncAndRevocations(t *testing.T) {
 	e := newEnv(t)
 	ws := e.workspace("acme", "ghcr.io")
+	e.cluster("edge", ws.ID, nil)
 	web := e.install("acme", "web", "edge", "default", "")
 	jobs := e.install("acme", "jobs", "edge", "jobs", "", "ghcr.io/acme/jobs")
 	nc, node := e.enrol("edge", ws.ID, nil)
@@ -314,27 +327,6 @@ func TestSyncAndRevocations(t *testing.T) {
 	}
 }
 
-func TestTOFUJWKS(t *testing.T) {
-	e := newEnv(t)
-	iss := testsa.New(t)
-	nc, node := e.enrol("shared", "", nil)
-	var sync wire.SyncReply
-	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{JWKS: []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)}, &sync)
-	if sync.Code != wire.CodeInvalid {
-		t.Fatalf("symmetric JWKS accepted: %+v", sync)
-	}
-	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{JWKS: iss.JWKS()}, &sync)
-	c, _ := e.store.GetCluster(context.Background(), "shared")
-	if string(c.SAJWKS) != string(iss.JWKS()) {
-		t.Fatal("JWKS not pinned on first use")
-	}
-	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{JWKS: testsa.New(t).JWKS()}, &sync)
-	if c, _ := e.store.GetCluster(context.Background(), "shared"); string(c.SAJWKS) != string(iss.JWKS()) {
-		t.Fatal("pinned JWKS replaced")
-	}
-	_ = credential.KindBasic
-}
-
 // The sync reply lists the upstream hosts the cluster's live installs can
 // pull from (agents write containerd mirrors for them): enabled
 // credentials of the install's workspace whose host its allow-list reaches.
@@ -376,6 +368,7 @@ func TestSyncHosts(t *testing.T) {
 	e.install("acme", "c", "edge", "c", "", "docker.io/library/*")
 	want(sync(), "registry-a.corp", "registry-b.corp")
 	// Another workspace's credentials and installs of other clusters do not count.
+	e.cluster("elsewhere", "", nil)
 	e.install("other", "q", "elsewhere", "q", "")
 	want(sync(), "registry-a.corp", "registry-b.corp")
 	_ = other

@@ -166,9 +166,13 @@ type InstallState struct {
 type SyncRequest struct {
 	Seq uint64 `json:"seq"` // last revocation seen
 	// JWKS, when set, is the cluster's service-account issuer key set as
-	// the agent found it; the hub pins it if the cluster has none yet
-	// (trust on first use).
+	// the agent found it. The hub never trusts it by itself: when it
+	// differs from the keys an operator approved it is recorded as a
+	// proposal the operator reviews (pullgate-hub cluster jwks show).
 	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// Issuer, when set, is the issuer URL the agent found for those keys;
+	// part of the proposal.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // SyncReply lists every live install of the cluster. Anything a node holds

@@ -81,6 +81,7 @@ type Hub struct {
 	paused    bool
 	omitHosts bool
 	jwks      []byte
+	issuer    string
 	rejectKey bool
 	n         int
 
@@ -203,6 +204,9 @@ func (h *Hub) SetSyncDelay(d time.Duration) { h.mu.Lock(); h.syncDelay = d; h.mu
 
 // JWKS is the last key set an agent offered on sync.
 func (h *Hub) JWKS() []byte { h.mu.Lock(); defer h.mu.Unlock(); return h.jwks }
+
+// Issuer is the issuer offered with the last key set.
+func (h *Hub) Issuer() string { h.mu.Lock(); defer h.mu.Unlock(); return h.issuer }
 
 // RejectJWKS makes syncs that offer keys fail as invalid.
 func (h *Hub) RejectJWKS(r bool) { h.mu.Lock(); h.rejectKey = r; h.mu.Unlock() }
@@ -553,7 +557,7 @@ func (h *Hub) sync(m *nats.Msg) {
 			respond(m, wire.SyncReply{ErrorReply: wire.ErrorReply{Error: "jwks: rejected", Code: wire.CodeInvalid}})
 			return
 		}
-		h.jwks = req.JWKS
+		h.jwks, h.issuer = req.JWKS, req.Issuer
 	}
 	if n := h.nodes[nodeID]; n == nil || n.Revoked || h.clusters[clusterID] == nil {
 		respond(m, wire.SyncReply{ErrorReply: wire.ErrorReply{Error: "node revoked or cluster gone", Code: wire.CodeForbidden}})
