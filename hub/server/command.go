@@ -11,8 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pullgate/pullgate/hub/audit"
 	"github.com/pullgate/pullgate/hub/natsauth"
+	"github.com/pullgate/pullgate/hub/proxy"
 )
+
+// DefaultMetricsListen is where `serve` answers /metrics unless told
+// otherwise: loopback, one port above the agent's 9464.
+const DefaultMetricsListen = "127.0.0.1:9465"
 
 // Command is `pullgate-hub serve`.
 func Command() *cobra.Command {
@@ -23,7 +29,9 @@ func Command() *cobra.Command {
 		Short: "Run the hub: pull proxy, REST API, token service and embedded NATS",
 		Long: `Run the hub with embedded defaults: a SQLite store, a master key and an admin
 token created in the data dir on first start, an embedded NATS server with
-JetStream, and HTTP on 127.0.0.1:5080.
+JetStream, and HTTP on 127.0.0.1:5080. Prometheus metrics are served on
+their own address (--metrics-listen, 127.0.0.1:9465), never on --listen.
+Audit events are kept for 90 days (--audit-retention).
 
 Environment: PULLGATE_MASTER_KEY (hex, instead of <data>/master.key),
 PULLGATE_DATABASE (postgres://... instead of SQLite).`,
@@ -45,6 +53,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if cfg.TokenTTL < time.Minute || cfg.TokenTTL > 24*time.Hour {
 				return fmt.Errorf("--token-ttl %v: want 1m to 24h", cfg.TokenTTL)
 			}
+			if cfg.WriteTimeout < time.Second {
+				return fmt.Errorf("--write-timeout %v: want 1s or more", cfg.WriteTimeout)
+			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
 			}
@@ -63,6 +74,10 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", `embedded NATS listen address ("" to disable)`)
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one (configure it with `pullgate-hub nats-config`)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 10*time.Minute, "lifetime of install tokens issued to node agents")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", DefaultMetricsListen, `address for /metrics, /healthz and /readyz, apart from --listen ("" to disable)`)
+	cfg.AuditRetention = audit.DefaultRetention
+	f.Var(daysValue{&cfg.AuditRetention}, "audit-retention", "delete audit events older than this (90d, 720h; 0 keeps them for ever)")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "drop a pull client that accepts no data for this long")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
