@@ -27,6 +27,12 @@ func (p *Proxy) auditRefusal(r *http.Request, start time.Time, kind string, rt r
 		// gone (then by id).
 		ev.Workspace = p.workspaceName(r.Context(), claims.Workspace)
 		ev.Install, ev.Cluster, ev.Node = claims.Install, claims.Cluster, claims.Node
+		if inst.Name == "" {
+			// Expired tokens are refused before the install is read.
+			if in, err := p.store.InstallByID(r.Context(), claims.Install); err == nil && in.WorkspaceID == claims.Workspace {
+				inst = in
+			}
+		}
 		if inst.Name != "" {
 			ev.Install = inst.Name
 		}

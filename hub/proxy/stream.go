@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -104,8 +105,12 @@ func (p *Proxy) copyResponse(w *countingWriter, r *http.Request, rt route, resp 
 }
 
 func (p *Proxy) streamFailed(r *http.Request, rt route, what string, err error) *apiError {
-	if r.Context().Err() == nil {
-		p.log.Warn("stream interrupted", "upstream", rt.repo.Host, "repository", rt.repo.Path, "ref", rt.ref, "during", what, "err", err)
+	level := slog.LevelWarn
+	if r.Context().Err() != nil {
+		// The client went away or stopped reading (a failed write cancels
+		// the request): ordinary, not the hub's problem.
+		level = slog.LevelDebug
 	}
+	p.log.Log(r.Context(), level, "stream interrupted", "upstream", rt.repo.Host, "repository", rt.repo.Path, "ref", rt.ref, "during", what, "err", err)
 	return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "stream interrupted"}
 }
