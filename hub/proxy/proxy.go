@@ -609,4 +609,3 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (write
 // deadlines).
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-

@@ -25,11 +25,11 @@ import (
 type hub struct {
 	url     string
 	metrics string // base URL of the metrics listener
-	nats   string
-	data   string
-	cancel context.CancelFunc
-	done   chan error
-	logs   *testlog.Buffer
+	nats    string
+	data    string
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *testlog.Buffer
 }
 
 func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
