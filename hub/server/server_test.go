@@ -23,13 +23,13 @@ import (
 )
 
 type hub struct {
-	url     string
-	metrics string // base URL of the metrics listener
-	nats    string
-	data    string
-	cancel  context.CancelFunc
-	done    chan error
-	logs    *testlog.Buffer
+	url    string
+	mon    string // base URL of the metrics listener
+	nats   string
+	data   string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *testlog.Buffer
 }
 
 func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
@@ -51,7 +51,7 @@ func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
 	select {
 	case addr := <-ready:
 		h.url = "http://" + addr
-		h.metrics = "http://" + <-mready
+		h.mon = "http://" + <-mready
 		t.Cleanup(func() { h.stop(t) })
 		return h, nil
 	case err := <-h.done:
@@ -199,7 +199,7 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 	if code, _ := get(t, h.url+"/metrics"); code != http.StatusNotFound {
 		t.Errorf("GET /metrics on the public listener: %d, want 404", code)
 	}
-	_, metrics := get(t, h.metrics+"/metrics")
+	_, metrics := get(t, h.mon+"/metrics")
 	for _, m := range []string{"pullgate_http_requests_total", "pullgate_tokens_minted_total 1", "pullgate_http_request_duration_seconds"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
