@@ -69,19 +69,27 @@ func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.
 		// claims is zero unless the token is authentic but expired.
 		return claims, store.Install{}, errUnauthorized(reason, err.Error()).because(reason)
 	}
+	inst, aerr := p.liveState(ctx, claims)
+	return claims, inst, aerr
+}
+
+// liveState checks verified claims against the store: the install exists,
+// is enabled and unchanged, and a node-issued token's node is enrolled. It
+// runs on every request, and again during long streams.
+func (p *Proxy) liveState(ctx context.Context, claims token.Claims) (store.Install, *apiError) {
 	inst, err := p.store.InstallByID(ctx, claims.Install)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return claims, inst, errUnauthorized("revoked", "install token revoked: the install was deleted").because("install_deleted")
+		return inst, errUnauthorized("revoked", "install token revoked: the install was deleted").because("install_deleted")
 	case err != nil:
 		p.log.Error("read install state", "install", claims.Install, "err", err)
-		return claims, inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "install state unavailable")
+		return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "install state unavailable")
 	case inst.WorkspaceID != claims.Workspace:
-		return claims, inst, errUnauthorized("revoked", "install token does not match its install").because("install_mismatch")
+		return inst, errUnauthorized("revoked", "install token does not match its install").because("install_mismatch")
 	case !inst.Enabled:
-		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" is disabled").because("install_disabled")
+		return inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" is disabled").because("install_disabled")
 	case inst.Generation != claims.Generation:
-		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued").because("install_changed")
+		return inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued").because("install_changed")
 	}
 	if claims.Node != "" {
 		// Issued to a node agent: the node must still be enrolled (revoking
@@ -89,13 +97,13 @@ func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.
 		n, _, err := p.store.NodeByID(ctx, claims.Node)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && (n.Revoked || n.ClusterID != claims.Cluster)):
-			return claims, inst, errUnauthorized("revoked", "install token revoked: its node is revoked or its cluster deleted").because("node_revoked")
+			return inst, errUnauthorized("revoked", "install token revoked: its node is revoked or its cluster deleted").because("node_revoked")
 		case err != nil:
 			p.log.Error("read node state", "node", claims.Node, "err", err)
-			return claims, inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "node state unavailable")
+			return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "node state unavailable")
 		}
 	}
-	return claims, inst, nil
+	return inst, nil
 }
 
 // tokenResponse is the Docker token auth response. The token handed out is

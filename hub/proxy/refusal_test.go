@@ -62,6 +62,16 @@ func TestRefusedPullsAudited(t *testing.T) {
 			f.must(f.store.UpdateCredential(ctx, ws.Name, "reg", store.CredentialUpdate{Enabled: &off}))
 			return good
 		}},
+		{"node revoked", manifest, "node_revoked", "web", 401, func(f *fixture, ws store.Workspace, _ string) string {
+			c, err := f.store.CreateCluster(ctx, store.Cluster{Name: "edge", WorkspaceID: ws.ID}, []byte("h"))
+			f.mustErr(err)
+			n, err := f.store.CreateNode(ctx, c.ID, "n1", []byte("h"))
+			f.mustErr(err)
+			in, _ := f.store.GetInstall(ctx, ws.Name, "web")
+			tok, _, _ := f.keys.Mint(token.Claims{Install: in.ID, Workspace: ws.ID, Cluster: c.ID, Node: n.ID, Generation: in.Generation}, time.Minute)
+			f.must(f.store.RevokeNode(ctx, "edge", "n1"))
+			return tok
+		}},
 		{"not allowed", "/v2/" + upstreamHost + "/secret/app/manifests/v1", "not_allowed", "web", 403, func(_ *fixture, _ store.Workspace, good string) string { return good }},
 		{"no credential", "/v2/other.example/org/app/manifests/v1", "no_credential", "web", 403, func(_ *fixture, _ store.Workspace, good string) string { return good }},
 		{"token endpoint", "/auth/token?service=pullgate", "install_disabled", "web", 401, func(f *fixture, ws store.Workspace, good string) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/internal/testupstream"
 )
 
@@ -37,6 +38,9 @@ func TestRevokeCutsStreamInFlight(t *testing.T) {
 		{"credential disabled", "credential_disabled", func(f *fixture, ws store.Workspace) {
 			f.must(f.store.UpdateCredential(ctx, ws.Name, "reg", store.CredentialUpdate{Enabled: &off}))
 		}},
+		{"node revoked", "node_revoked", func(f *fixture, _ store.Workspace) {
+			f.must(f.store.RevokeNode(ctx, "edge", "n1"))
+		}},
 	} {
 		for _, trig := range []struct {
 			name     string
@@ -59,8 +63,21 @@ func testRevokeCutsStream(t *testing.T, up *testupstream.Registry, blob, reason 
 	f := newFixture(t, WithStreamChecks(interval, n, 0))
 	ws := f.workspace("acme")
 	f.credential(ws, "reg", upstreamHost, up, up.Password)
-	f.install(ws, "web")
-	tok := f.token(ws, "web", 10*time.Minute)
+	in := f.install(ws, "web")
+	// A token as a node agent gets it, so that revoking the node applies.
+	ctx := context.Background()
+	c, err := f.store.CreateCluster(ctx, store.Cluster{Name: "edge", WorkspaceID: ws.ID}, []byte("h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := f.store.CreateNode(ctx, c.ID, "n1", []byte("h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := f.keys.Mint(token.Claims{Install: in.ID, Workspace: ws.ID, Cluster: c.ID, Node: node.ID, Generation: in.Generation}, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	resp := f.get(http.MethodGet, blob, tok)
 	defer resp.Body.Close()
@@ -126,4 +143,32 @@ func waitAudit(t *testing.T, f *fixture, ok func(store.AuditEvent) bool) store.A
 	}
 	t.Fatal("no matching audit event within 60s")
 	return store.AuditEvent{}
+}
+
+// Expiry is not a revoke: a layer that takes longer than its token's
+// lifetime completes (the re-checks see live state, not the clock).
+func TestExpiryDoesNotCutStream(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "expiry-SECRET"))
+	_, digest := up.PushBlobImage(t, "org/big", "v1", streamBlobSize)
+	f := newFixture(t, WithStreamChecks(time.Hour, 1<<20, 0))
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web")
+	tok := f.token(ws, "web", time.Minute)
+
+	resp := f.get(http.MethodGet, "/v2/"+upstreamHost+"/org/big/blobs/"+digest.String(), tok)
+	defer resp.Body.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatalf("first MiB: %v", err)
+	}
+	f.clock.Store(time.Now().Add(time.Hour).UnixNano())
+	rest, err := io.Copy(io.Discard, resp.Body)
+	if got := int64(len(head)) + rest; err != nil || got != streamBlobSize {
+		t.Fatalf("stream outliving its token: %d of %d bytes, %v", got, streamBlobSize, err)
+	}
+	// The next request with that token is refused.
+	if resp := f.get(http.MethodHead, "/v2/"+upstreamHost+"/org/big/blobs/"+digest.String(), tok); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("next request with the expired token: %d", resp.StatusCode)
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 )
@@ -75,4 +76,23 @@ func testAuditRefusalsAndRetention(t *testing.T, s auditStore) {
 	if _, err := s.DeleteAuditBefore(ctx, cut, 0); err == nil {
 		t.Fatal("DeleteAuditBefore with limit 0: no error")
 	}
+}
+
+// TestAuditRefusalsAndRetentionPostgres runs the same checks on PostgreSQL
+// when PULLGATE_TEST_POSTGRES names an empty database
+// (postgres://user@127.0.0.1:port/db?sslmode=disable).
+func TestAuditRefusalsAndRetentionPostgres(t *testing.T) {
+	dsn := os.Getenv("PULLGATE_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("PULLGATE_TEST_POSTGRES not set")
+	}
+	s, err := OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.DeleteAuditBefore(context.Background(), time.Now().Add(time.Hour), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	testAuditRefusalsAndRetention(t, s)
 }
