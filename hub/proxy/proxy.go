@@ -65,6 +65,7 @@ type Proxy struct {
 	recheckEvery time.Duration
 	recheckBytes int64
 	writeTimeout time.Duration
+	formTimeout  time.Duration
 
 	wsMu    sync.RWMutex
 	wsNames map[string]string
@@ -99,7 +100,8 @@ func WithCredentialSource(s *credential.Source) Option { return func(p *Proxy) {
 func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, opts ...Option) *Proxy {
 	p := &Proxy{store: s, sealer: sealer, keys: keys, audit: audit, service: "pullgate",
 		log: slog.Default(), now: time.Now, wsNames: map[string]string{},
-		recheckEvery: DefaultRecheckInterval, recheckBytes: DefaultRecheckBytes, writeTimeout: DefaultWriteTimeout}
+		recheckEvery: DefaultRecheckInterval, recheckBytes: DefaultRecheckBytes, writeTimeout: DefaultWriteTimeout,
+		formTimeout: tokenFormTimeout}
 	for _, o := range opts {
 		o(p)
 	}
