@@ -640,3 +640,16 @@ func TestClusters(t *testing.T) {
 		t.Fatal("cluster still there")
 	}
 }
+
+// Unauthenticated requests are logged; a client-chosen method must not
+// make those lines as long as it likes.
+func TestLongMethodLoggedShort(t *testing.T) {
+	e := newEnv(t)
+	method := "X" + strings.Repeat("M", 4000)
+	if code, _ := e.doAuth(method, "/api/v1/workspaces", "", ""); code != 401 {
+		t.Fatalf("long method without token: %d", code)
+	}
+	if l := e.logs.String(); strings.Contains(l, strings.Repeat("M", 100)) || !strings.Contains(l, "api request") {
+		t.Errorf("log line holds the method in full (%d bytes)", len(l))
+	}
+}
