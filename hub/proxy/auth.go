@@ -18,8 +18,12 @@ import (
 // realm of the Bearer challenge the proxy sends.
 const tokenPath = "/auth/token"
 
-// maxTokenForm bounds an OAuth2 POST to the token endpoint.
-const maxTokenForm = 16 << 10
+// maxTokenForm bounds an OAuth2 POST to the token endpoint, and
+// tokenFormTimeout the time to send it.
+const (
+	maxTokenForm     = 16 << 10
+	tokenFormTimeout = 10 * time.Second
+)
 
 // credentials extracts the install token from Basic (password = install
 // token, any username) or Bearer authorization.
@@ -125,6 +129,9 @@ func (p *Proxy) serveToken(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		tok, _ = credentials(r)
 	case http.MethodPost:
+		// Unauthenticated: the form must arrive promptly, not a byte a
+		// minute (the server's header timeout does not cover bodies).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.formTimeout))
 		r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
 		if err := r.ParseForm(); err != nil {
 			writeError(w, r, errCode(http.StatusBadRequest, "UNSUPPORTED", "token request: form: "+err.Error()))

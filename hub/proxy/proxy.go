@@ -199,7 +199,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Repository: rt.repo.Path, Reference: rt.ref, Kind: rt.auditKind(), Method: metrics.Method(r.Method),
 	}
 	cut := false
-	if aerr := p.serve(cw, r, tok, rt, inst); aerr != nil {
+	if aerr := p.serve(cw, r, claims, rt, inst); aerr != nil {
 		switch {
 		case aerr.refusal != "" && cw.wroteHeader:
 			// Refused by a re-check in the middle of a stream.
@@ -228,7 +228,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve authorises the repository for the install, then forwards. An error
 // with nothing written yet is for the client; after the header it means
 // the stream was cut.
-func (p *Proxy) serve(w *countingWriter, r *http.Request, tok string, rt route, inst store.Install) *apiError {
+func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install) *apiError {
 	cred, aerr := p.access(r.Context(), inst, rt)
 	if aerr != nil {
 		return aerr
@@ -264,10 +264,12 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, tok string, rt route, 
 		}
 		return p.upstreamError(rt, aerr)
 	}
-	// While streaming, the token is checked again against live state, with
-	// the same checks as at the start of the request.
+	// While streaming, the token's claims are checked again against live
+	// state, with the same checks as at the start of the request. Expiry
+	// is not re-checked: a layer that takes longer than the token's
+	// lifetime is not revoked.
 	recheck := func(ctx context.Context) *apiError {
-		_, inst, aerr := p.authorize(ctx, tok)
+		inst, aerr := p.liveState(ctx, claims)
 		if aerr == nil {
 			_, aerr = p.access(ctx, inst, rt)
 		}
