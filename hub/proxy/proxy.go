@@ -228,11 +228,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve authorises the repository for the install, then forwards. An error
 // with nothing written yet is for the client; after the header it means
 // the stream was cut.
-func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install) *apiError {
+func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install) (aerr *apiError) {
 	cred, aerr := p.access(r.Context(), inst, rt)
 	if aerr != nil {
 		return aerr
 	}
+	defer func() {
+		// Past access, rt.repo.Host is a configured credential's host:
+		// a bounded label.
+		if aerr != nil && aerr.refusal == "" && aerr.reason != "" && p.metrics != nil {
+			p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
+		}
+	}()
 	target := upstream.Target{Credential: cred, Repo: rt.repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
 		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
 		if err != nil {
@@ -246,7 +253,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 	}}
 	conn, err := p.pool.Conn(r.Context(), target)
 	if err != nil {
-		return p.upstreamError(rt, p.dialError(rt, cred, err))
+		return p.dialError(rt, cred, err)
 	}
 	resp, err := p.fetch(r, rt, conn)
 	if err != nil {
@@ -254,7 +261,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 			return &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
 		}
 		p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", err)
-		return p.upstreamError(rt, &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed: " + shortErr(err), reason: "transport"})
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed: " + shortErr(err), reason: "transport"}
 	}
 	defer resp.Body.Close()
 	p.recordRateLimit(r.Context(), resp, rt, inst, cred)
@@ -262,7 +269,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 		if resp.StatusCode == http.StatusUnauthorized {
 			p.pool.Forget(target)
 		}
-		return p.upstreamError(rt, aerr)
+		return aerr
 	}
 	// While streaming, the token's claims are checked again against live
 	// state, with the same checks as at the start of the request. Expiry
@@ -291,14 +298,6 @@ func (p *Proxy) access(ctx context.Context, inst store.Install, rt route) (store
 		return store.Credential{}, errDenied("repository " + rt.repo.String() + " is not in the allow-list of install " + inst.Name).because("not_allowed")
 	}
 	return p.pickCredential(ctx, inst.WorkspaceID, rt.repo)
-}
-
-// upstreamError counts a failure of the upstream of a configured credential.
-func (p *Proxy) upstreamError(rt route, aerr *apiError) *apiError {
-	if p.metrics != nil && aerr.reason != "" {
-		p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
-	}
-	return aerr
 }
 
 // pickCredential chooses the workspace credential with the longest prefix
