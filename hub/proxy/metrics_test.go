@@ -24,6 +24,7 @@ func TestMetricLabelsBounded(t *testing.T) {
 	ws := f.workspace("acme")
 	f.credential(ws, "reg", upstreamHost, up, up.Password)
 	f.install(ws, "web", upstreamHost+"/org/*")
+	f.install(ws, "all")
 	tok := f.token(ws, "web", 10*time.Minute)
 
 	// One of every kind of request, so that every legitimate series exists.
@@ -66,6 +67,16 @@ func TestMetricLabelsBounded(t *testing.T) {
 			t.Errorf("client-chosen label value %.80q", l)
 		}
 	}
+	// Upstream failures are still counted, by configured host.
+	// (Nothing listens at down's address.)
+	down := &testupstream.Registry{URL: fmt.Sprintf("http://127.0.0.1:%d", testupstream.FreePort(t))}
+	f.credential(ws, "down", "down.test", down, "x")
+	if resp := f.get(http.MethodGet, "/v2/down.test/org/app/manifests/v1", f.token(ws, "all", time.Minute)); resp.StatusCode < 500 {
+		t.Fatalf("pull from an upstream that is down: %d", resp.StatusCode)
+	} else {
+		readBody(t, resp)
+	}
+	var upErrs float64
 	// Error bodies are not proxied bytes: only the pull's content counts.
 	var proxied float64
 	mfs, _ := m.Registry.Gather()
@@ -80,6 +91,20 @@ func TestMetricLabelsBounded(t *testing.T) {
 				}
 			}
 		}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "pullgate_upstream_errors_total" {
+			for _, s := range mf.Metric {
+				for _, l := range s.Label {
+					if l.GetName() == "upstream" && l.GetValue() == "down.test" {
+						upErrs += s.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	if upErrs != 1 {
+		t.Errorf("upstream errors for down.test: %v, want 1", upErrs)
 	}
 	if proxied == 0 {
 		t.Error("the pull's bytes were not counted")
