@@ -130,7 +130,9 @@ type hub struct {
 func startHub(t *testing.T, dir, natsURL string) *hub {
 	t.Helper()
 	h := &hub{dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))}
-	args := []string{"serve", "--listen", h.addr}
+	// Its own metrics port: hubs of parallel tests must not share the
+	// default one.
+	args := []string{"serve", "--listen", h.addr, "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))}
 	if natsURL == "" {
 		port := testupstream.FreePort(t)
 		h.nats = fmt.Sprintf("nats://127.0.0.1:%d", port)

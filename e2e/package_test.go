@@ -329,7 +329,8 @@ func pkgRunHubAsServiceUser(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))
-	cmd := exec.Command("/usr/bin/pullgate-hub", "serve", "--data", "/var/lib/pullgate", "--listen", addr, "--nats-listen", natsAddr)
+	cmd := exec.Command("/usr/bin/pullgate-hub", "serve", "--data", "/var/lib/pullgate", "--listen", addr, "--nats-listen", natsAddr,
+		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t)))
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Pdeathsig: syscall.SIGKILL}
 	var log bytes.Buffer
@@ -569,6 +570,7 @@ func pkgServeFromImage(t *testing.T, bin string, cf *v1.ConfigFile) {
 		}
 		args = append(args, a)
 	}
+	args = append(args, fmt.Sprintf("--metrics-listen=127.0.0.1:%d", testupstream.FreePort(t)))
 	p := startProc(t, "hub from image", t.TempDir(), nil, bin, args...)
 	waitHTTP(t, "http://"+addr+"/readyz", p)
 	p.stop(t)

@@ -124,7 +124,7 @@ func startHub(b testing.TB, inProcessOK bool) *hub {
 		}
 		// As deployed: default log level and format; stderr goes to a
 		// file so logging never blocks on a pipe.
-		cmd := exec.Command(bin, "serve", "--data", h.dataDir, "--listen", h.Host, "--nats-listen=")
+		cmd := exec.Command(bin, "serve", "--data", h.dataDir, "--listen", h.Host, "--nats-listen=", "--metrics-listen=")
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.Env = hubEnv()
 		err = cmd.Start()

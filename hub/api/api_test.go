@@ -332,6 +332,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"audit bad after", "GET", "/api/v1/audit?after=x", "", 400, "after"},
 		{"audit unknown param", "GET", "/api/v1/audit?workspce=acme", "", 400, `unknown query parameter \"workspce\"`},
 		{"audit repeated param", "GET", "/api/v1/audit?install=a&install=b", "", 400, "given 2 times"},
+		{"audit bad refused", "GET", "/api/v1/audit?refused=maybe", "", 400, `refused \"maybe\"`},
 	}
 	before := e.snapshot()
 	for _, c := range cases {
@@ -481,6 +482,9 @@ func TestAuditQuery(t *testing.T) {
 			Reference: fmt.Sprintf("v%d", i), Kind: "manifest", Method: "GET", Bytes: int64(100 * i),
 			Status: 200, Duration: time.Duration(i) * 1500 * time.Millisecond,
 		})
+		if i == 2 || i == 5 {
+			evs[i].Status, evs[i].Reason, evs[i].Count = 401, "install_disabled", int64(i)
+		}
 	}
 	if err := e.st.AppendAudit(ctx, evs); err != nil {
 		t.Fatal(err)
@@ -501,6 +505,9 @@ func TestAuditQuery(t *testing.T) {
 		{"limit=2", "v0 v1"},
 		{fmt.Sprintf("workspace=acme&after=%d&limit=1", all[1].ID), "v2"},
 		{"workspace=nope", ""},
+		{"refused=true", "v2 v5"},
+		{"refused=true&workspace=acme", "v2"},
+		{"refused=false", "v0 v1 v2 v3 v4 v5"},
 	}
 	for _, c := range cases {
 		t.Run(c.query, func(t *testing.T) {
@@ -520,13 +527,17 @@ func TestAuditQuery(t *testing.T) {
 	got := out.Events[0]
 	want := AuditEvent{ID: all[1].ID, Time: base.Add(30 * time.Minute), Workspace: "acme", Install: "api", Cluster: "prod",
 		Node: "n1", ClientAddr: "10.0.0.1:1234", Upstream: "ghcr.io", Repository: "org/app", Reference: "v1",
-		Kind: "manifest", Method: "GET", Bytes: 100, Status: 200, DurationMS: 1500}
+		Kind: "manifest", Method: "GET", Bytes: 100, Status: 200, DurationMS: 1500, Count: 1}
 	if !got.Time.Equal(want.Time) {
 		t.Errorf("time %v, want %v", got.Time, want.Time)
 	}
 	got.Time = want.Time
 	if got != want {
 		t.Errorf("event %+v\nwant  %+v", got, want)
+	}
+	e.must("GET", "/api/v1/audit?refused=1&workspace=beta", "", 200, &out)
+	if len(out.Events) != 1 || out.Events[0].Reason != "install_disabled" || out.Events[0].Count != 5 || out.Events[0].Status != 401 {
+		t.Errorf("refused events %+v", out.Events)
 	}
 	b := e.must("GET", "/api/v1/audit?workspace=nope", "", 200, nil)
 	if !strings.Contains(b, `"events":[]`) {
@@ -780,4 +791,17 @@ func TestSharedNamespaceTaken(t *testing.T) {
 		t.Fatalf("squat: %d %s", code, body)
 	}
 	e.must("POST", "/api/v1/workspaces/tenant-evil/installs", `{"name":"own","cluster":"shared-2","namespace":"ns-evil"}`, 201, nil)
+}
+
+// Unauthenticated requests are logged; a client-chosen method must not
+// make those lines as long as it likes.
+func TestLongMethodLoggedShort(t *testing.T) {
+	e := newEnv(t)
+	method := "X" + strings.Repeat("M", 4000)
+	if code, _ := e.doAuth(method, "/api/v1/workspaces", "", ""); code != 401 {
+		t.Fatalf("long method without token: %d", code)
+	}
+	if l := e.logs.String(); strings.Contains(l, strings.Repeat("M", 100)) || !strings.Contains(l, "api request") {
+		t.Errorf("log line holds the method in full (%d bytes)", len(l))
+	}
 }

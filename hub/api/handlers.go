@@ -572,13 +572,20 @@ func (s *server) queryAudit(w http.ResponseWriter, r *http.Request) error {
 	vals := r.URL.Query()
 	for k, v := range vals {
 		switch k {
-		case "workspace", "install", "since", "after", "limit":
+		case "workspace", "install", "since", "after", "limit", "refused":
 			if len(v) > 1 {
 				return badRequest("query parameter %q given %d times", k, len(v))
 			}
 		default:
-			return badRequest("unknown query parameter %q (want workspace, install, since, after, limit)", k)
+			return badRequest("unknown query parameter %q (want workspace, install, since, after, limit, refused)", k)
 		}
+	}
+	if v := vals.Get("refused"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest("refused %q: want true or false", v)
+		}
+		q.Refused = b
 	}
 	q.Workspace = vals.Get("workspace")
 	q.Install = vals.Get("install")

@@ -178,7 +178,8 @@ type Token struct {
 	Workspace string    `json:"workspace"`
 }
 
-// AuditEvent is one proxied request.
+// AuditEvent is one proxied or refused request (or, with Count > 1, an
+// aggregate of refused ones).
 type AuditEvent struct {
 	ID         int64     `json:"id"`
 	Time       time.Time `json:"time"`
@@ -195,6 +196,10 @@ type AuditEvent struct {
 	Bytes      int64     `json:"bytes"`
 	Status     int       `json:"status"`
 	DurationMS int64     `json:"duration_ms"`
+	// Reason is set for a refused request (why); Count > 1 for refusals
+	// aggregated into one event.
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
 }
 
 // AuditEvents is the body of GET /api/v1/audit.
@@ -256,6 +261,8 @@ func auditView(e store.AuditEvent) AuditEvent {
 		Bytes:      e.Bytes,
 		Status:     e.Status,
 		DurationMS: e.Duration.Milliseconds(),
+		Reason:     e.Reason,
+		Count:      max(e.Count, 1),
 	}
 }
 

@@ -22,6 +22,9 @@ type Writer struct {
 	maxBatch int
 	done     chan struct{}
 	once     sync.Once
+	refused  *refusals
+	window   time.Duration
+	now      func() time.Time
 }
 
 // Option configures a Writer.
@@ -30,23 +33,42 @@ type Option func(*Writer)
 // WithInterval sets how long events may wait before a batch is written.
 func WithInterval(d time.Duration) Option { return func(w *Writer) { w.interval = d } }
 
+// WithRefusalWindow sets the window over which refused requests beyond a
+// burst are aggregated (default DefaultRefusalWindow).
+func WithRefusalWindow(d time.Duration) Option { return func(w *Writer) { w.window = d } }
+
 // WithErrorHook is called once per batch that could not be written.
 func WithErrorHook(f func()) Option { return func(w *Writer) { w.onError = f } }
 
 // NewWriter starts a writer. Call Close to flush and stop it.
 func NewWriter(s store.Store, log *slog.Logger, opts ...Option) *Writer {
 	w := &Writer{store: s, log: log, onError: func() {}, events: make(chan store.AuditEvent, 8192),
-		interval: 100 * time.Millisecond, maxBatch: 512, done: make(chan struct{})}
+		interval: 100 * time.Millisecond, maxBatch: 512, done: make(chan struct{}),
+		window: DefaultRefusalWindow, now: time.Now}
 	for _, o := range opts {
 		o(w)
 	}
+	w.refused = newRefusals(w.window, w.now)
 	go w.run()
 	return w
 }
 
 // Record queues an event. When the queue is full it waits (backpressure)
-// rather than drop an event.
-func (w *Writer) Record(e store.AuditEvent) { w.events <- e }
+// rather than drop an event. Refused requests (Reason set) are
+// rate-limited and aggregated per reason and token (see refusals).
+func (w *Writer) Record(e store.AuditEvent) {
+	if e.Reason == "" {
+		w.events <- e
+		return
+	}
+	write, due := w.refused.admit(e)
+	for _, s := range due {
+		w.events <- s
+	}
+	if write {
+		w.events <- e
+	}
+}
 
 // Close writes what is queued and stops the writer. Record must not be
 // called after Close.
@@ -76,6 +98,7 @@ func (w *Writer) run() {
 		select {
 		case e, ok := <-w.events:
 			if !ok {
+				batch = append(batch, w.refused.drain()...)
 				flush()
 				return
 			}
@@ -84,6 +107,7 @@ func (w *Writer) run() {
 				flush()
 			}
 		case <-tick.C:
+			batch = append(batch, w.refused.expire()...)
 			flush()
 		}
 	}

@@ -20,16 +20,23 @@ const auditPage = 1000
 func newAuditCmd(g *globals) *cobra.Command {
 	var (
 		ws, install, since string
-		follow             bool
+		follow, refused    bool
 		limit              int
 		interval           time.Duration
 	)
 	c := &cobra.Command{
-		Use:   "audit [--workspace W] [--install I] [--since 1h] [--follow]",
-		Short: "Show the audit trail of proxied pulls",
+		Use:   "audit [--workspace W] [--install I] [--since 1h] [--refused] [--follow]",
+		Short: "Show the audit trail of proxied and refused pulls",
 		Long: `Show the audit trail: one event per proxied manifest or blob request, oldest
 first, with workspace, install, node, client, upstream, repository,
-reference, status, bytes and duration.
+reference, status, bytes, duration and, for a refused request, why.
+
+Refused pulls (bad, expired or revoked tokens, disabled credentials,
+repositories outside the allow-list) have a REASON. Beyond a few per
+install and reason a minute they are aggregated into one event, shown as
+"reason x N"; tokens that do not verify at all are aggregated per reason.
+--refused shows only refused requests. The hub deletes events older than
+its --audit-retention (90 days by default).
 
 --since takes a duration back from now (30m, 24h) or an RFC 3339 time;
 "all" shows everything. --follow keeps polling (every second) and prints
@@ -37,6 +44,7 @@ new events as they arrive, until interrupted. In -o json mode a plain
 query prints one JSON array; --follow prints one JSON object per line.`,
 		Example: `  pullgate-hub audit -w acme --since 1h
   pullgate-hub audit -w acme --install web --follow
+  pullgate-hub audit --refused --since 24h
   pullgate-hub audit --since 2026-01-02T15:00:00Z -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,7 +62,7 @@ query prints one JSON array; --follow prints one JSON object per line.`,
 				return err
 			}
 			a := &auditPrinter{s: s, follow: follow}
-			q := AuditQuery{Workspace: ws, Install: install, Since: since}
+			q := AuditQuery{Workspace: ws, Install: install, Since: since, Refused: refused}
 			ctx := cmd.Context()
 			if !follow {
 				evs, err := fetchAudit(ctx, s.c, q, limit)
@@ -71,6 +79,7 @@ query prints one JSON array; --follow prints one JSON object per line.`,
 	f.StringVar(&install, "install", "", "only events of this install")
 	f.StringVar(&since, "since", "1h", `only events since a duration ago or an RFC 3339 time ("all": no limit)`)
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
+	f.BoolVar(&refused, "refused", false, "only refused requests (bad, expired or revoked tokens, denied repositories)")
 	f.IntVar(&limit, "limit", 10000, "at most this many events (without --follow; 0: no limit)")
 	f.DurationVar(&interval, "poll-interval", time.Second, "how often --follow polls")
 	_ = f.MarkHidden("poll-interval")
@@ -166,13 +175,25 @@ func (a *auditPrinter) print(evs []api.AuditEvent) error {
 	}
 	t := newTable(s.out)
 	if !a.printed {
-		t.row("TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION")
+		t.row("TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "REASON")
 		a.printed = true
 	}
 	for _, e := range evs {
 		t.row(e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Workspace, dash(e.Install), dash(e.Node), dash(e.ClientAddr),
 			e.Upstream, e.Repository, dash(e.Reference), e.Kind, strconv.Itoa(e.Status)+" "+http.StatusText(e.Status),
-			strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String())
+			strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), reason(e))
 	}
 	return t.flush()
+}
+
+// reason is the REASON column: why a request was refused, and how many
+// requests an aggregated event stands for.
+func reason(e api.AuditEvent) string {
+	if e.Reason == "" {
+		return "-"
+	}
+	if e.Count > 1 {
+		return e.Reason + " x " + strconv.FormatInt(e.Count, 10)
+	}
+	return e.Reason
 }

@@ -298,7 +298,16 @@ func TestAudit(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	out := h.ok("", "audit", "-w", "acme")
+	refused := ev("web", "v9", time.Minute)
+	refused.Status, refused.Reason, refused.Count = 401, "install_disabled", 7
+	if err := h.st.AppendAudit(context.Background(), []store.AuditEvent{refused}); err != nil {
+		t.Fatal(err)
+	}
+	out := h.ok("", "audit", "-w", "acme", "--refused")
+	if !strings.Contains(out, "REASON") || !strings.Contains(out, "install_disabled x 7") || !strings.Contains(out, "401 Unauthorized") || strings.Contains(out, "v1") {
+		t.Errorf("audit --refused:\n%s", out)
+	}
+	out = h.ok("", "audit", "-w", "acme")
 	if !strings.Contains(out, "REPOSITORY") || !strings.Contains(out, "v1") || !strings.Contains(out, "v2") ||
 		strings.Contains(out, "old") || !strings.Contains(out, "200 OK") || !strings.Contains(out, "25ms") {
 		t.Errorf("audit:\n%s", out)
@@ -308,7 +317,7 @@ func TestAudit(t *testing.T) {
 		t.Errorf("audit --install web --since all:\n%s", out)
 	}
 	var evs []api.AuditEvent
-	if err := json.Unmarshal([]byte(h.ok("", "audit", "--since", "4h", "-o", "json")), &evs); err != nil || len(evs) != 3 {
+	if err := json.Unmarshal([]byte(h.ok("", "audit", "--since", "4h", "-o", "json")), &evs); err != nil || len(evs) != 4 {
 		t.Errorf("audit json: %v %d", err, len(evs))
 	}
 	if out := h.ok("", "audit", "-w", "nobody", "-o", "json"); strings.TrimSpace(out) != "[]" {

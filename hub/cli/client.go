@@ -313,6 +313,7 @@ type AuditQuery struct {
 	Since     string // RFC 3339 time or duration back from now ("1h")
 	After     int64  // only events with a larger id
 	Limit     int
+	Refused   bool // only refused requests
 }
 
 // Audit queries the audit trail (events in id order).
@@ -332,6 +333,9 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]api.AuditEvent, err
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Refused {
+		v.Set("refused", "true")
 	}
 	var out api.AuditEvents
 	if err := c.do(ctx, http.MethodGet, "/api/v1/audit", v, nil, &out); err != nil {

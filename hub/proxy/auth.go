@@ -18,8 +18,12 @@ import (
 // realm of the Bearer challenge the proxy sends.
 const tokenPath = "/auth/token"
 
-// maxTokenForm bounds an OAuth2 POST to the token endpoint.
-const maxTokenForm = 16 << 10
+// maxTokenForm bounds an OAuth2 POST to the token endpoint, and
+// tokenFormTimeout the time to send it.
+const (
+	maxTokenForm     = 16 << 10
+	tokenFormTimeout = 10 * time.Second
+)
 
 // credentials extracts the install token from Basic (password = install
 // token, any username) or Bearer authorization.
@@ -66,21 +70,30 @@ func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.
 		case errors.Is(err, token.ErrSignature):
 			reason = "signature"
 		}
-		return token.Claims{}, store.Install{}, errUnauthorized(reason, err.Error())
+		// claims is zero unless the token is authentic but expired.
+		return claims, store.Install{}, errUnauthorized(reason, err.Error()).because(reason)
 	}
+	inst, aerr := p.liveState(ctx, claims)
+	return claims, inst, aerr
+}
+
+// liveState checks verified claims against the store: the install exists,
+// is enabled and unchanged, and a node-issued token's node is enrolled. It
+// runs on every request, and again during long streams.
+func (p *Proxy) liveState(ctx context.Context, claims token.Claims) (store.Install, *apiError) {
 	inst, err := p.store.InstallByID(ctx, claims.Install)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return claims, inst, errUnauthorized("revoked", "install token revoked: the install was deleted")
+		return inst, errUnauthorized("revoked", "install token revoked: the install was deleted").because("install_deleted")
 	case err != nil:
 		p.log.Error("read install state", "install", claims.Install, "err", err)
-		return claims, inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "install state unavailable")
+		return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "install state unavailable")
 	case inst.WorkspaceID != claims.Workspace:
-		return claims, inst, errUnauthorized("revoked", "install token does not match its install")
+		return inst, errUnauthorized("revoked", "install token does not match its install").because("install_mismatch")
 	case !inst.Enabled:
-		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" is disabled")
+		return inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" is disabled").because("install_disabled")
 	case inst.Generation != claims.Generation:
-		return claims, inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued")
+		return inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued").because("install_changed")
 	}
 	if claims.Node != "" {
 		// Issued to a node agent: the node must still be enrolled (revoking
@@ -88,13 +101,13 @@ func (p *Proxy) authorize(ctx context.Context, tok string) (token.Claims, store.
 		n, _, err := p.store.NodeByID(ctx, claims.Node)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && (n.Revoked || n.ClusterID != claims.Cluster)):
-			return claims, inst, errUnauthorized("revoked", "install token revoked: its node is revoked or its cluster deleted")
+			return inst, errUnauthorized("revoked", "install token revoked: its node is revoked or its cluster deleted").because("node_revoked")
 		case err != nil:
 			p.log.Error("read node state", "node", claims.Node, "err", err)
-			return claims, inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "node state unavailable")
+			return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "node state unavailable")
 		}
 	}
-	return claims, inst, nil
+	return inst, nil
 }
 
 // tokenResponse is the Docker token auth response. The token handed out is
@@ -110,11 +123,15 @@ type tokenResponse struct {
 // serveToken answers GET with Basic auth (docker, containers-image, crane)
 // and the OAuth2 password grant POST (containerd).
 func (p *Proxy) serveToken(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
 	var tok string
 	switch r.Method {
 	case http.MethodGet:
 		tok, _ = credentials(r)
 	case http.MethodPost:
+		// Unauthenticated: the form must arrive promptly, not a byte a
+		// minute (the server's header timeout does not cover bodies).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.formTimeout))
 		r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
 		if err := r.ParseForm(); err != nil {
 			writeError(w, r, errCode(http.StatusBadRequest, "UNSUPPORTED", "token request: form: "+err.Error()))
@@ -131,14 +148,15 @@ func (p *Proxy) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errCode(http.StatusMethodNotAllowed, "UNSUPPORTED", "token endpoint takes GET or POST"))
 		return
 	}
-	claims, _, aerr := p.authorize(r.Context(), tok)
+	claims, inst, aerr := p.authorize(r.Context(), tok)
 	if aerr != nil {
 		p.refused(aerr)
 		p.challenge(w, r, "")
 		writeError(w, r, aerr)
+		p.auditRefusal(r, start, "token", route{}, claims, inst, aerr)
 		return
 	}
-	now := p.now()
+	now := start
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(tokenResponse{

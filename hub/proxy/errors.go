@@ -13,6 +13,15 @@ type apiError struct {
 	retryAfter string
 	challenge  bool // add WWW-Authenticate
 	reason     string
+	// refusal, when set, marks a refused pull and says why in the audit
+	// trail (a fixed identifier such as "install_disabled").
+	refusal string
+}
+
+// because marks e as a refusal with the audit reason r.
+func (e *apiError) because(r string) *apiError {
+	e.refusal = r
+	return e
 }
 
 func errCode(status int, code, msg string) *apiError {
@@ -66,4 +75,12 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(errorBody{Errors: []errorEntry{{Code: e.code, Message: e.message}}})
+}
+
+// truncate shortens client-supplied text echoed in an error message.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

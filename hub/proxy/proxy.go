@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,11 @@ type Proxy struct {
 	cdnAny    *http.Client // redirect targets of loopback/private upstreams
 	bufs      sync.Pool
 
+	recheckEvery time.Duration
+	recheckBytes int64
+	writeTimeout time.Duration
+	formTimeout  time.Duration
+
 	wsMu    sync.RWMutex
 	wsNames map[string]string
 }
@@ -93,7 +99,9 @@ func WithCredentialSource(s *credential.Source) Option { return func(p *Proxy) {
 // New returns a proxy over the hub's store, secrets and signing keys.
 func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, opts ...Option) *Proxy {
 	p := &Proxy{store: s, sealer: sealer, keys: keys, audit: audit, service: "pullgate",
-		log: slog.Default(), now: time.Now, wsNames: map[string]string{}}
+		log: slog.Default(), now: time.Now, wsNames: map[string]string{},
+		recheckEvery: DefaultRecheckInterval, recheckBytes: DefaultRecheckBytes, writeTimeout: DefaultWriteTimeout,
+		formTimeout: tokenFormTimeout}
 	for _, o := range opts {
 		o(p)
 	}
@@ -148,13 +156,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		if p.metrics != nil {
-			p.metrics.Requests.WithLabelValues(label, r.Method, fmt.Sprint(cw.status)).Inc()
-			p.metrics.Latency.WithLabelValues(label, r.Method).Observe(p.now().Sub(start).Seconds())
+			// Fixed label values only: the method is normalised, the route
+			// is one of a few constants, the code is the hub's own.
+			m := metrics.Method(r.Method)
+			p.metrics.Requests.WithLabelValues(label, m, strconv.Itoa(cw.status)).Inc()
+			p.metrics.Latency.WithLabelValues(label, m).Observe(p.now().Sub(start).Seconds())
 		}
 	}()
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		writeError(cw, r, errCode(http.StatusMethodNotAllowed, "UNSUPPORTED", "pullgate is a pull-only proxy: "+r.Method+" not allowed"))
+		writeError(cw, r, errCode(http.StatusMethodNotAllowed, "UNSUPPORTED", "pullgate is a pull-only proxy: "+truncate(r.Method, 32)+" not allowed"))
 		return
 	}
 	if aerr != nil {
@@ -173,6 +184,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.challenge(cw, r, scope)
 		}
 		writeError(cw, r, aerr)
+		p.auditRefusal(r, start, rt.auditKind(), rt, claims, inst, aerr)
 		return
 	}
 	if rt.kind == kindBase {
@@ -184,33 +196,50 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := store.AuditEvent{
 		Time: start.UTC(), Workspace: p.workspaceName(r.Context(), inst.WorkspaceID), Install: inst.Name,
 		Cluster: claims.Cluster, Node: claims.Node, ClientAddr: clientAddr(r), Upstream: rt.repo.Host,
-		Repository: rt.repo.Path, Reference: rt.ref, Kind: rt.auditKind(), Method: r.Method,
+		Repository: rt.repo.Path, Reference: rt.ref, Kind: rt.auditKind(), Method: metrics.Method(r.Method),
 	}
-	if aerr := p.serve(cw, r, rt, inst); aerr != nil {
-		if p.metrics != nil && aerr.reason != "" {
-			p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
+	cut := false
+	if aerr := p.serve(cw, r, claims, rt, inst); aerr != nil {
+		switch {
+		case aerr.refusal != "" && cw.wroteHeader:
+			// Refused by a re-check in the middle of a stream.
+			ev.Reason, cut = "stream_cut:"+aerr.refusal, true
+		case aerr.refusal != "":
+			ev.Reason = aerr.refusal
+			writeError(cw, r, aerr)
+		case cw.wroteHeader:
+			// A stream that failed midway (write timeout, upstream gone).
+			cut = true
+		default:
+			writeError(cw, r, aerr)
 		}
-		writeError(cw, r, aerr)
 	}
 	ev.Status, ev.Bytes, ev.Duration = cw.status, cw.bytes, p.now().Sub(start)
-	if p.metrics != nil && cw.bytes > 0 {
-		p.metrics.BytesProxied.WithLabelValues(rt.repo.Host, ev.Kind).Add(float64(cw.bytes))
-	}
 	if p.audit != nil {
 		p.audit.Record(ev)
 	}
+	if cut {
+		// Abort the connection (or HTTP/2 stream): the client must see a
+		// broken response, never a clean end of a short body.
+		panic(http.ErrAbortHandler)
+	}
 }
 
-// serve authorises the repository for the install, then forwards. It
-// returns an error only when nothing has been written yet.
-func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.Install) *apiError {
-	if !imageref.Allowed(inst.Repos, rt.repo) {
-		return errDenied("repository " + rt.repo.String() + " is not in the allow-list of install " + inst.Name)
-	}
-	cred, aerr := p.pickCredential(r.Context(), inst.WorkspaceID, rt.repo)
+// serve authorises the repository for the install, then forwards. An error
+// with nothing written yet is for the client; after the header it means
+// the stream was cut.
+func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install) (aerr *apiError) {
+	cred, aerr := p.access(r.Context(), inst, rt)
 	if aerr != nil {
 		return aerr
 	}
+	defer func() {
+		// Past access, rt.repo.Host is a configured credential's host:
+		// a bounded label.
+		if aerr != nil && aerr.refusal == "" && aerr.reason != "" && p.metrics != nil {
+			p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
+		}
+	}()
 	target := upstream.Target{Credential: cred, Repo: rt.repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
 		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
 		if err != nil {
@@ -242,8 +271,33 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, rt route, inst store.I
 		}
 		return aerr
 	}
-	p.copyResponse(w, r, rt, resp)
-	return nil
+	// While streaming, the token's claims are checked again against live
+	// state, with the same checks as at the start of the request. Expiry
+	// is not re-checked: a layer that takes longer than the token's
+	// lifetime is not revoked.
+	recheck := func(ctx context.Context) *apiError {
+		inst, aerr := p.liveState(ctx, claims)
+		if aerr == nil {
+			_, aerr = p.access(ctx, inst, rt)
+		}
+		return aerr
+	}
+	n, aerr := p.copyResponse(w, r, rt, resp, recheck)
+	if p.metrics != nil && n > 0 {
+		// Only upstream content counts, and rt.repo.Host is here the host
+		// of a configured credential, never a client's invention.
+		p.metrics.BytesProxied.WithLabelValues(rt.repo.Host, rt.auditKind()).Add(float64(n))
+	}
+	return aerr
+}
+
+// access checks that the install may pull rt's repository and picks the
+// credential for it.
+func (p *Proxy) access(ctx context.Context, inst store.Install, rt route) (store.Credential, *apiError) {
+	if !imageref.Allowed(inst.Repos, rt.repo) {
+		return store.Credential{}, errDenied("repository " + rt.repo.String() + " is not in the allow-list of install " + inst.Name).because("not_allowed")
+	}
+	return p.pickCredential(ctx, inst.WorkspaceID, rt.repo)
 }
 
 // pickCredential chooses the workspace credential with the longest prefix
@@ -257,10 +311,10 @@ func (p *Proxy) pickCredential(ctx context.Context, workspaceID string, repo ima
 	}
 	best, found := credential.Pick(creds, repo)
 	if !found {
-		return best, errDenied("no registry credential in this workspace covers " + repo.String())
+		return best, errDenied("no registry credential in this workspace covers " + repo.String()).because("no_credential")
 	}
 	if !best.Enabled {
-		return best, errDenied("registry credential " + best.Name + " for " + repo.String() + " is disabled")
+		return best, errDenied("registry credential " + best.Name + " for " + repo.String() + " is disabled").because("credential_disabled")
 	}
 	return best, nil
 }
@@ -414,32 +468,6 @@ func describe(rt route) string {
 var responseHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges",
 	"Docker-Content-Digest", "Etag", "Last-Modified", "Oci-Filters-Applied"}
 
-func (p *Proxy) copyResponse(w *countingWriter, r *http.Request, rt route, resp *http.Response) {
-	h := w.Header()
-	for _, k := range responseHeaders {
-		if v := resp.Header.Get(k); v != "" {
-			h.Set(k, v)
-		}
-	}
-	if rt.kind == kindBlobs && h.Get("Docker-Content-Digest") == "" {
-		h.Set("Docker-Content-Digest", rt.ref)
-	}
-	if link := resp.Header.Get("Link"); link != "" {
-		if l, ok := rewriteLink(link, rt); ok {
-			h.Set("Link", l)
-		}
-	}
-	w.WriteHeader(resp.StatusCode)
-	if r.Method == http.MethodHead {
-		return
-	}
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	if _, err := io.CopyBuffer(onlyWriter{w}, resp.Body, *bp); err != nil && r.Context().Err() == nil {
-		p.log.Warn("stream from upstream interrupted", "upstream", rt.repo.Host, "repository", rt.repo.Path, "ref", rt.ref, "err", err)
-	}
-}
-
 // rewriteLink turns an upstream pagination Link into the same form the
 // client used, so the next page comes through the hub too.
 func rewriteLink(link string, rt route) (string, bool) {
@@ -581,5 +609,6 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// onlyWriter hides ReadFrom so io.CopyBuffer uses the pooled buffer.
-type onlyWriter struct{ io.Writer }
+// Unwrap lets http.ResponseController reach the connection (write
+// deadlines).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -12,8 +12,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pullgate/pullgate/hub/audit"
 	"github.com/pullgate/pullgate/hub/natsauth"
+	"github.com/pullgate/pullgate/hub/proxy"
 )
+
+// DefaultMetricsListen is where `serve` answers /metrics unless told
+// otherwise: loopback, one port above the agent's 9464.
+const DefaultMetricsListen = "127.0.0.1:9465"
 
 // Command is `pullgate-hub serve`.
 func Command() *cobra.Command {
@@ -24,7 +30,9 @@ func Command() *cobra.Command {
 		Short: "Run the hub: pull proxy, REST API, token service and embedded NATS",
 		Long: `Run the hub with embedded defaults: a SQLite store, a master key and an admin
 token created in the data dir on first start, an embedded NATS server, and
-HTTP on 127.0.0.1:5080.
+HTTP on 127.0.0.1:5080. Prometheus metrics are served on
+their own address (--metrics-listen, 127.0.0.1:9465), never on --listen.
+Audit events are kept for 90 days (--audit-retention).
 
 The embedded NATS server serves TLS with --nats-tls-cert/--nats-tls-key, or
 with the HTTPS pair (--tls-cert/--tls-key) when those are not given. It
@@ -53,6 +61,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if cfg.TokenTTL < time.Minute || cfg.TokenTTL > 24*time.Hour {
 				return fmt.Errorf("--token-ttl %v: want 1m to 24h", cfg.TokenTTL)
 			}
+			if cfg.WriteTimeout < time.Second {
+				return fmt.Errorf("--write-timeout %v: want 1s or more", cfg.WriteTimeout)
+			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
 			}
@@ -75,6 +86,10 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.StringVar(&cfg.NATSCA, "nats-ca", "", "CA certificate file to verify the external --nats-url server (default: system roots)")
 	f.BoolVar(&cfg.InsecureNATS, "insecure-nats", false, "allow plain-text NATS off loopback (embedded listener or --nats-url): credentials cross the network in clear text")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 10*time.Minute, "lifetime of install tokens issued to node agents")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", DefaultMetricsListen, `address for /metrics, /healthz and /readyz, apart from --listen ("" to disable)`)
+	cfg.AuditRetention = audit.DefaultRetention
+	f.Var(daysValue{&cfg.AuditRetention}, "audit-retention", "delete audit events older than this (90d, 720h; 0 keeps them for ever)")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "drop a pull client that accepts no data for this long")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

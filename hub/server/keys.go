@@ -52,8 +52,15 @@ func loadKeyring(ctx context.Context, s store.Store, sealer *secrets.Sealer) (*t
 }
 
 // loadOrCreateAdminToken reads the admin token file, creating one (0600) on
-// the first start.
+// the first start. Like the master key, an existing file must not be
+// readable by others: the token is the whole admin API.
 func loadOrCreateAdminToken(path string) (string, bool, error) {
+	fi, err := os.Stat(path)
+	if err == nil {
+		if err := checkSecretMode(path, fi); err != nil {
+			return "", false, err
+		}
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		raw := make([]byte, 32)
@@ -74,4 +81,16 @@ func loadOrCreateAdminToken(path string) (string, bool, error) {
 		return "", false, fmt.Errorf("admin token %s: shorter than 16 characters", path)
 	}
 	return tok, false, nil
+}
+
+// checkSecretMode refuses a secret file that others can read: no bits for
+// others ever, and group read only for a root-owned file (a Kubernetes
+// Secret volume gives 0440 root:fsGroup), as PostgreSQL allows for its
+// key file.
+func checkSecretMode(path string, fi os.FileInfo) error {
+	perm := fi.Mode().Perm()
+	if perm&0o007 != 0 || (perm&0o070 != 0 && !ownedByRoot(fi)) {
+		return fmt.Errorf("admin token %s: mode %v is readable by others, want 0600 (run chmod 600 %s)", path, perm, path)
+	}
+	return nil
 }

@@ -43,7 +43,15 @@ type Config struct {
 	NATSListen string // "" disables the embedded NATS server
 	NATSURL    string // external NATS server instead of the embedded one
 	TokenTTL   time.Duration
-	Logger     *slog.Logger
+	// MetricsListen serves /metrics (and /healthz, /readyz) apart from the
+	// public listener; "" disables it.
+	MetricsListen string
+	// AuditRetention deletes audit events older than this; 0 keeps them.
+	AuditRetention time.Duration
+	// WriteTimeout drops a pull client that takes longer than this to
+	// accept one buffer of a stream (0: proxy.DefaultWriteTimeout).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 	// Ready, when set, receives the bound HTTP address once serving.
 	Ready func(addr string)
 
@@ -52,6 +60,8 @@ type Config struct {
 	NATSTLSCert, NATSTLSKey, NATSCA string
 	// InsecureNATS accepts plain-text NATS off loopback.
 	InsecureNATS bool
+	// MetricsReady, when set, receives the bound metrics address.
+	MetricsReady func(addr string)
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
@@ -133,6 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	aw := audit.NewWriter(st, log, audit.WithErrorHook(m.AuditDropped.Inc))
 	defer aw.Close()
+	go audit.KeepFor(ctx, st, cfg.AuditRetention, log)
 	pool := upstream.NewPool()
 	creds := credential.NewSource(credential.WithFetchHook(func(kind string, err error) {
 		result := "ok"
@@ -142,7 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 		m.TokenFetches.WithLabelValues(kind, result).Inc()
 	}))
 	px := proxy.New(st, sealer, keys, aw, proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL),
-		proxy.WithCredentialSource(creds))
+		proxy.WithCredentialSource(creds), proxy.WithStreamChecks(0, 0, cfg.WriteTimeout))
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL,
@@ -151,38 +162,58 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	})
 
+	health := func(mux *http.ServeMux) {
+		mux.Handle("GET /healthz", m.Instrument("healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		})))
+		mux.Handle("GET /readyz", m.Instrument("readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := ready(r.Context(), st, ns); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ok\n"))
+		})))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.Instrument("api", apiHandler))
-	mux.Handle("GET /metrics", m.Instrument("metrics", m.Handler()))
-	mux.Handle("GET /healthz", m.Instrument("healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})))
-	mux.Handle("GET /readyz", m.Instrument("readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(r.Context(), st, ns); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
+	health(mux)
+
+	// /metrics names workspaces, credentials and upstream hosts: it has a
+	// listener of its own (loopback by default), never the public one.
+	var msrv *http.Server
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listen %s (--metrics-listen): %w", cfg.MetricsListen, err)
 		}
-		_, _ = w.Write([]byte("ok\n"))
-	})))
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", m.Instrument("metrics", m.Handler()))
+		health(mmux)
+		msrv = newHTTPServer(mmux, log)
+		go func() {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+		log.Info("metrics serving", "url", "http://"+mln.Addr().String()+"/metrics")
+		if cfg.MetricsReady != nil {
+			cfg.MetricsReady(mln.Addr().String())
+		}
+		defer msrv.Close()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	proxyHandler := px.Handler()
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if proxy.Owns(r) {
-				proxyHandler.ServeHTTP(w, r)
-				return
-			}
-			mux.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if proxy.Owns(r) {
+			proxyHandler.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), log)
 	scheme := "http"
 	if tlsConf != nil {
 		srv.TLSConfig = tlsConf
@@ -208,6 +239,21 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("shutdown: in-flight requests cut off", "err", err)
 	}
 	return nil
+}
+
+// newHTTPServer has the hub's connection limits: a client gets 10 seconds
+// to send its headers and 2 minutes idle between requests. There is no
+// overall write timeout (a layer may take long); the proxy sets a deadline
+// per write instead, and ReadTimeout would cancel a streaming request's
+// context.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // hubHosts are the names images use for the hub in path-prefix form.

@@ -25,6 +25,7 @@ import (
 
 type hub struct {
 	url    string
+	mon    string // base URL of the metrics listener
 	nats   string
 	data   string
 	cancel context.CancelFunc
@@ -39,10 +40,11 @@ func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
 	h.nats = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	ready := make(chan string, 1)
+	ready, mready := make(chan string, 1), make(chan string, 1)
 	go func() {
 		h.done <- Run(ctx, Config{
 			DataDir: data, Listen: "127.0.0.1:0", NATSListen: fmt.Sprintf("127.0.0.1:%d", natsPort), MasterKey: masterKey,
+			MetricsListen: "127.0.0.1:0", MetricsReady: func(addr string) { mready <- addr },
 			Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Ready:  func(addr string) { ready <- addr },
 		})
@@ -50,6 +52,7 @@ func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
 	select {
 	case addr := <-ready:
 		h.url = "http://" + addr
+		h.mon = "http://" + <-mready
 		t.Cleanup(func() { h.stop(t) })
 		return h, nil
 	case err := <-h.done:
@@ -194,7 +197,11 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 		}
 	}
 	checkToken(http.StatusOK)
-	_, metrics := get(t, h.url+"/metrics")
+	// Metrics only on their own listener, never on the public one.
+	if code, _ := get(t, h.url+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the public listener: %d, want 404", code)
+	}
+	_, metrics := get(t, h.mon+"/metrics")
 	for _, m := range []string{"pullgate_http_requests_total", "pullgate_tokens_minted_total 1", "pullgate_http_request_duration_seconds"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)

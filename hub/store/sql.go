@@ -1019,7 +1019,7 @@ const (
 	MaxAuditLimit     = 10000
 )
 
-const auditCols = `id, ts, workspace, install, cluster, node, client_addr, upstream, repository, ref, kind, method, bytes, status, duration_ns`
+const auditCols = `id, ts, workspace, install, cluster, node, client_addr, upstream, repository, ref, kind, method, bytes, status, duration_ns, reason, event_count`
 
 // AppendAudit stores events in one transaction. IDs are assigned by the
 // store (e.ID is ignored); a zero Time is set to now.
@@ -1028,7 +1028,7 @@ func (s *SQL) AppendAudit(ctx context.Context, events []AuditEvent) error {
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO audit_events (`+strings.TrimPrefix(auditCols, "id, ")+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO audit_events (`+strings.TrimPrefix(auditCols, "id, ")+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return err
 		}
@@ -1039,8 +1039,9 @@ func (s *SQL) AppendAudit(ctx context.Context, events []AuditEvent) error {
 			if ts.IsZero() {
 				ts = t0
 			}
+			count := max(e.Count, 1)
 			if _, err := st.ExecContext(ctx, toNanos(ts), e.Workspace, e.Install, e.Cluster, e.Node, e.ClientAddr,
-				e.Upstream, e.Repository, e.Reference, e.Kind, e.Method, e.Bytes, e.Status, int64(e.Duration)); err != nil {
+				e.Upstream, e.Repository, e.Reference, e.Kind, e.Method, e.Bytes, e.Status, int64(e.Duration), e.Reason, count); err != nil {
 				return err
 			}
 		}
@@ -1073,6 +1074,9 @@ func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error
 		where = append(where, "id > ?")
 		args = append(args, q.AfterID)
 	}
+	if q.Refused {
+		where = append(where, "reason <> ''")
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultAuditLimit
@@ -1095,7 +1099,7 @@ func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error
 		var e AuditEvent
 		var ts, dur int64
 		if err := rows.Scan(&e.ID, &ts, &e.Workspace, &e.Install, &e.Cluster, &e.Node, &e.ClientAddr,
-			&e.Upstream, &e.Repository, &e.Reference, &e.Kind, &e.Method, &e.Bytes, &e.Status, &dur); err != nil {
+			&e.Upstream, &e.Repository, &e.Reference, &e.Kind, &e.Method, &e.Bytes, &e.Status, &dur, &e.Reason, &e.Count); err != nil {
 			return nil, fmt.Errorf("query audit: %w", err)
 		}
 		e.Time = fromNanos(ts)
@@ -1106,4 +1110,23 @@ func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error
 		return nil, fmt.Errorf("query audit: %w", err)
 	}
 	return out, nil
+}
+
+// DeleteAuditBefore deletes up to limit events older than before, oldest
+// first. Callers loop in batches so that one retention pass never holds a
+// long write transaction (SQLite has one writer).
+func (s *SQL) DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("delete audit events: %w: limit %d", ErrInvalid, limit)
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE ts < ? ORDER BY ts LIMIT ?)`),
+		toNanos(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete audit events before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete audit events: %w", err)
+	}
+	return n, nil
 }

@@ -115,6 +115,14 @@ type AuditEvent struct {
 	Bytes      int64
 	Status     int
 	Duration   time.Duration
+	// Reason is empty for a request the hub served (whatever the upstream
+	// answered); for a refused one it says why ("expired",
+	// "install_disabled", "signature", ...); "stream_cut:<why>" for a
+	// stream cut by a revoke.
+	Reason string
+	// Count is how many requests the event stands for: refusals beyond a
+	// rate are aggregated into one event per reason and minute. 0 means 1.
+	Count int64
 }
 
 // AuditQuery selects audit events. Zero fields do not filter.
@@ -123,6 +131,7 @@ type AuditQuery struct {
 	Install   string
 	Since     time.Time
 	AfterID   int64 // only events with a larger ID (for --follow)
+	Refused   bool  // only refused requests (Reason set)
 	Limit     int   // 0 means a default of 1000
 }
 
@@ -274,6 +283,9 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, events []AuditEvent) error
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// DeleteAuditBefore deletes up to limit events older than before, the
+	// oldest first, and returns how many it deleted.
+	DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	Close() error
 }

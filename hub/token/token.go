@@ -156,6 +156,7 @@ func (k *Keyring) Mint(c Claims, ttl time.Duration) (string, Claims, error) {
 }
 
 // Verify checks form, key, signature and expiry, and returns the claims.
+// With ErrExpired it also returns the (authentic) claims.
 func (k *Keyring) Verify(tok string) (Claims, error) {
 	if len(tok) > MaxLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxLen)
@@ -202,7 +203,9 @@ func (k *Keyring) Verify(tok string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: missing issuer, install or workspace", ErrMalformed)
 	}
 	if !k.now().Before(c.ExpiresAt()) {
-		return Claims{}, ErrExpired
+		// The claims are authentic: returned with the error so that a
+		// refusal can be audited against the token's install.
+		return c, ErrExpired
 	}
 	return c, nil
 }

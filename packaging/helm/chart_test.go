@@ -371,10 +371,15 @@ func TestDefaults(t *testing.T) {
 	pod := d.Spec.Template.Spec
 	hub := pod.Containers[0]
 	for _, a := range []string{"serve", "--data=/var/lib/pullgate", "--listen=0.0.0.0:5080", "--nats-listen=0.0.0.0:4222", "--log-format=json",
-		"--nats-tls-cert=/etc/pullgate/nats-tls/tls.crt", "--nats-tls-key=/etc/pullgate/nats-tls/tls.key"} {
+		"--nats-tls-cert=/etc/pullgate/nats-tls/tls.crt", "--nats-tls-key=/etc/pullgate/nats-tls/tls.key", "--metrics-listen=0.0.0.0:9465"} {
 		if !slices.Contains(hub.Args, a) {
 			t.Errorf("hub args %v: no %s", hub.Args, a)
 		}
+	}
+	// Metrics on a port of their own, on the pod only (the Service below
+	// has http and nats alone).
+	if !slices.ContainsFunc(hub.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == 9465 }) {
+		t.Errorf("hub ports %+v: no metrics port 9465", hub.Ports)
 	}
 	if hub.LivenessProbe.HTTPGet.Path != "/healthz" || hub.ReadinessProbe.HTTPGet.Path != "/readyz" || hub.StartupProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("hub probes: %+v %+v", hub.LivenessProbe, hub.ReadinessProbe)

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package server
+
+import "io/fs"
+
+func ownedByRoot(fs.FileInfo) bool { return false }
