@@ -67,6 +67,7 @@ type Agent struct {
 	jwks           jwks.Source
 	mirrorCfg      *MirrorConfig
 	mirrors        *containerd.Mirrors
+	externalHosts  []string // routed to the hub by the operator (WithExternalMirrors)
 
 	cache     atomic.Pointer[cache.Cache]
 	conn      atomic.Pointer[hubclient.Conn]
@@ -149,6 +150,16 @@ type MirrorConfig struct {
 // WithContainerdMirrors enables the hosts.toml writer.
 func WithContainerdMirrors(c MirrorConfig) Option { return func(a *Agent) { a.mirrorCfg = &c } }
 
+// WithExternalMirrors names upstream hosts that the node's runtime sends
+// to the hub through mirrors the agent does not manage (CRI-O or podman
+// registries.conf, a hosts.toml written by other tooling). The agent
+// answers mirror-form requests ("ghcr.io/org/app") only for hosts it
+// mirrors itself and for these: for any other host the runtime would
+// offer the install token to the upstream.
+func WithExternalMirrors(hosts ...string) Option {
+	return func(a *Agent) { a.externalHosts = append(a.externalHosts, hosts...) }
+}
+
 // WithResyncInterval sets the periodic resync (default 60s).
 func WithResyncInterval(d time.Duration) Option { return func(a *Agent) { a.resyncEvery = d } }
 
@@ -182,6 +193,14 @@ func New(opts ...Option) (*Agent, error) {
 	}
 	if a.m == nil {
 		a.m = metrics.New()
+	}
+	a.externalHosts = slices.Clone(a.externalHosts)
+	for i, h := range a.externalHosts {
+		ch, err := imageref.CanonicalHost(h)
+		if err != nil {
+			return nil, fmt.Errorf("--external-mirror-host: %w", err)
+		}
+		a.externalHosts[i] = ch
 	}
 	if c := a.mirrorCfg; c != nil {
 		opts := []containerd.Option{containerd.WithLogger(a.log.With("component", "containerd-mirrors")),
@@ -542,12 +561,32 @@ func (a *Agent) Credentials(ctx context.Context, req wire.CredentialsRequest) (w
 	if err != nil {
 		return wire.Credentials{}, err
 	}
-	a.m.TokensServed.WithLabelValues(string(res.Source)).Inc()
 	reg := res.Reply.Registry
 	if reg == "" {
 		reg = registryOf(req.Image)
 	}
+	if !res.Reply.Hub && !a.routesToHub(reg) {
+		// The runtime would send the token to the upstream itself.
+		return wire.Credentials{}, fmt.Errorf("%w: pulls of %s do not go through the pullgate hub on this node "+
+			"(no containerd mirror kept by the agent, no --external-mirror-host); name the image through the hub "+
+			"(HUB/%s/...) or route the host to the hub", server.ErrNotRouted, reg, reg)
+	}
+	a.m.TokensServed.WithLabelValues(string(res.Source)).Inc()
 	return wire.Credentials{Registry: reg, Username: wire.Username, Password: res.Reply.Token, ExpiresAt: res.Reply.ExpiresAt}, nil
+}
+
+// routesToHub reports whether the node's runtime sends pulls of the
+// upstream host to the hub: a containerd mirror the agent keeps (written
+// and in place, in its removal grace period too), or a host the operator
+// routes through the hub.
+func (a *Agent) routesToHub(host string) bool {
+	if host == "" {
+		return false
+	}
+	if slices.Contains(a.externalHosts, host) {
+		return true
+	}
+	return a.mirrors != nil && a.mirrors.Routes(host)
 }
 
 func registryOf(image string) string {

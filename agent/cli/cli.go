@@ -40,6 +40,7 @@ const (
 	EnvHubURL               = "PULLGATE_HUB_URL"
 	EnvHubCA                = "PULLGATE_HUB_CA"
 	EnvMirrorHosts          = "PULLGATE_MIRROR_HOSTS"
+	EnvExternalMirrorHosts  = "PULLGATE_EXTERNAL_MIRROR_HOSTS"
 )
 
 // Exit codes.
@@ -129,7 +130,7 @@ func runCommand(stderr io.Writer, env Env) *cobra.Command {
 		natsURL, joinToken, joinTokenFile, stateDir, socket, metricsListen, nodeName string
 		logLevel, logFormat, saJWKS                                                  string
 		containerdConfigPath, hubURL, hubCA                                          string
-		mirrorHosts                                                                  []string
+		mirrorHosts, externalMirrors                                                 []string
 		mirrorGrace                                                                  time.Duration
 	)
 	host, _ := os.Hostname()
@@ -158,7 +159,15 @@ host, and restored if edited by hand; an operator's own hosts.toml (without
 the "managed by pullgate-agent" header) is never touched. A mirror is
 node-wide (public images of that host go to the hub too): on a shared
 (multi-workspace) cluster only the hosts given with --mirror-host are
-mirrored; elsewhere --mirror-host narrows the set.`,
+mirrored; elsewhere --mirror-host narrows the set.
+
+The helper gets a token for an image named by its upstream host
+(registry.corp/org/app) only when the node routes that host to the hub:
+a hosts.toml the agent keeps, or a host named with --external-mirror-host
+(the operator's own mirror, e.g. CRI-O or podman registries.conf). For any
+other host the runtime would send the token to the upstream, so the helper
+returns no credentials. Path-prefix images (HUB/registry.corp/org/app)
+always work.`,
 		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
   pullgate-agent run --nats-url nats://hub.example.com:4222 \
     --join-token-file /etc/pullgate/join/token --node-name "$NODE_NAME"
@@ -179,7 +188,7 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 				"state-dir": EnvStateDir, "socket": EnvSocket, "metrics-listen": EnvMetricsListen,
 				"node-name": EnvNodeName, "log-level": EnvLogLevel, "sa-jwks": EnvSAJWKS,
 				"containerd-config-path": EnvContainerdConfigPath, "hub-url": EnvHubURL, "hub-ca": EnvHubCA,
-				"mirror-host": EnvMirrorHosts,
+				"mirror-host": EnvMirrorHosts, "external-mirror-host": EnvExternalMirrorHosts,
 			}); err != nil {
 				return err
 			}
@@ -212,6 +221,9 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 			}
 			if src != nil {
 				opts = append(opts, agent.WithJoinToken(src))
+			}
+			if len(externalMirrors) > 0 {
+				opts = append(opts, agent.WithExternalMirrors(externalMirrors...))
 			}
 			if containerdConfigPath != "" {
 				opts = append(opts, agent.WithContainerdMirrors(agent.MirrorConfig{
@@ -253,6 +265,7 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 	f.StringVar(&hubCA, "hub-ca", "", "CA certificate file for the hub's TLS certificate, written into the hosts.toml files ("+EnvHubCA+")")
 	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, so tokens the kubelet still caches never go to the upstream itself")
 	f.StringSliceVar(&mirrorHosts, "mirror-host", nil, "upstream host to mirror through the hub (repeatable or comma-separated); required on shared clusters, narrows the set elsewhere ("+EnvMirrorHosts+")")
+	f.StringSliceVar(&externalMirrors, "external-mirror-host", nil, "upstream host that the runtime already sends to the hub through a mirror the agent does not manage (CRI-O/podman registries.conf); the helper answers images named by it (repeatable or comma-separated; "+EnvExternalMirrorHosts+")")
 	return cmd
 }
 

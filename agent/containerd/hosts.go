@@ -201,6 +201,27 @@ func (m *Mirrors) Hosts() []string {
 	return out
 }
 
+// Routes reports whether containerd sends pulls of host to the hub: a
+// hosts.toml this process wrote is in place for it with the content it
+// wrote (the hub listed the host, or stopped listing it less than the
+// grace period ago). False before the first Set, for an operator's own
+// file, and for a managed file someone edited or deleted (until the
+// watcher restores it).
+func (m *Mirrors) Routes(host string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.owned[host] {
+		return false
+	}
+	if _, ok := m.want[host]; !ok {
+		if t, left := m.leftAt[host]; !left || m.now().Sub(t) >= m.grace {
+			return false
+		}
+	}
+	cur, err := os.ReadFile(m.Path(host))
+	return err == nil && bytes.Equal(cur, m.Render(host))
+}
+
 // Set makes the directory hold a managed hosts.toml for exactly these
 // upstream hosts: missing or changed files are written, managed files of
 // other hosts are removed. Invalid host names are skipped and reported.

@@ -32,6 +32,11 @@ const MaxBody = 64 << 10
 // enrolled, not connected once).
 var ErrNotReady = errors.New("the agent is not ready (not enrolled with the hub yet)")
 
+// ErrNotRouted is returned (wrapped) by a Backend for an image named by
+// an upstream host that the node does not route to the hub: answered
+// like "no install serves it" (404), so the helper hands out nothing.
+var ErrNotRouted = errors.New("image not routed through the hub")
+
 // Backend answers credential requests.
 type Backend interface {
 	Credentials(ctx context.Context, req wire.CredentialsRequest) (wire.Credentials, error)
@@ -138,6 +143,8 @@ func StatusOf(err error) (int, string) {
 		default:
 			return http.StatusBadGateway, wire.CodeInternal
 		}
+	case errors.Is(err, ErrNotRouted):
+		return http.StatusNotFound, wire.CodeNotFound
 	case errors.Is(err, cache.ErrInvalid):
 		return http.StatusBadRequest, wire.CodeInvalid
 	case errors.Is(err, cache.ErrRefused):

@@ -174,9 +174,11 @@ func (h Helper) Answer(ctx context.Context, req Request) (Response, error) {
 	if creds.Password == req.ServiceAccountToken {
 		return Response{}, errors.New("the agent returned the service-account token as the password; refusing")
 	}
+	// agentclient checked that creds.Registry is the image's registry:
+	// the auth map names nothing else.
 	key := creds.Registry
 	if key == "" {
-		key, _, _ = strings.Cut(req.Image, "/")
+		key = agentclient.RegistryOf(req.Image)
 	}
 	cd := Duration(d)
 	resp.CacheDuration = &cd
