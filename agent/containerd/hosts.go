@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,8 +134,8 @@ func New(dir, hubURL string, opts ...Option) (*Mirrors, error) {
 	for _, o := range opts {
 		o(m)
 	}
-	if m.ca != "" && (!filepath.IsAbs(m.ca) || strings.ContainsAny(m.ca, "\"\\\n")) {
-		return nil, fmt.Errorf("hub CA file %q: must be an absolute path without quotes or backslashes", m.ca)
+	if m.ca != "" && (!filepath.IsAbs(m.ca) || strings.ContainsAny(m.ca, "\"\\\n") || !tomlSafe(m.ca)) {
+		return nil, fmt.Errorf("hub CA file %q: must be an absolute path without quotes, backslashes or control characters", m.ca)
 	}
 	return m, nil
 }
@@ -162,10 +163,18 @@ func ServerURL(hubURL string) (string, error) {
 	p := strings.TrimSuffix(u.EscapedPath(), "/")
 	p = strings.TrimSuffix(p, "/v2")
 	s := u.Scheme + "://" + u.Host + p + "/v2"
-	if strings.ContainsAny(s, "\"\\ \t\n") {
+	if strings.ContainsAny(s, "\"\\ \t\n") || !tomlSafe(s) {
 		return "", fmt.Errorf("hub URL %q: unexpected characters", hubURL)
 	}
 	return s, nil
+}
+
+// tomlSafe reports whether Render's %q quoting of s is a TOML basic
+// string of the same value: valid UTF-8 without ASCII control characters
+// (Go would write those as \x.. escapes, which TOML 1.0 lacks and newer
+// parsers read as another character).
+func tomlSafe(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // Dir is the config_path directory.

@@ -112,7 +112,7 @@ func decode(r io.Reader) (wire.CredentialsRequest, error) {
 		if errors.As(err, &mbe) {
 			return req, err
 		}
-		return req, fmt.Errorf("malformed JSON credentials request: %w", err)
+		return req, fmt.Errorf("malformed JSON credentials request: %s", clip(err.Error()))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
@@ -125,6 +125,17 @@ func decode(r io.Reader) (wire.CredentialsRequest, error) {
 		return req, errors.New("image is required")
 	}
 	return req, nil
+}
+
+// clip bounds an error text that quotes the request (an unknown field's
+// name can be as long as the body): it goes back to the helper and into
+// the log.
+func clip(s string) string {
+	const n = 160
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // StatusOf maps an error of Backend.Credentials to an HTTP status and a
