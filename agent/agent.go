@@ -151,8 +151,9 @@ type MirrorConfig struct {
 func WithContainerdMirrors(c MirrorConfig) Option { return func(a *Agent) { a.mirrorCfg = &c } }
 
 // WithExternalMirrors names upstream hosts that the node's runtime sends
-// to the hub through mirrors the agent does not manage (CRI-O or podman
-// registries.conf, a hosts.toml written by other tooling). The agent
+// to the hub, without fallback to the upstream, through mirrors the agent
+// does not manage (a hosts.toml written by other tooling; not a
+// registries.conf [[registry.mirror]], which falls back). The agent
 // answers mirror-form requests ("ghcr.io/org/app") only for hosts it
 // mirrors itself and for these: for any other host the runtime would
 // offer the install token to the upstream.

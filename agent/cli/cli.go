@@ -164,9 +164,12 @@ mirrored; elsewhere --mirror-host narrows the set.
 The helper gets a token for an image named by its upstream host
 (registry.corp/org/app) only when the node routes that host to the hub:
 a hosts.toml the agent keeps, or a host named with --external-mirror-host
-(the operator's own mirror, e.g. CRI-O or podman registries.conf). For any
-other host the runtime would send the token to the upstream, so the helper
-returns no credentials. Path-prefix images (HUB/registry.corp/org/app)
+(a mirror the operator keeps, e.g. an own hosts.toml naming the hub as the
+only host). Name a host there only if the runtime never falls back to the
+upstream: registries.conf [[registry.mirror]] entries (CRI-O, podman) do
+fall back, and the token would reach the upstream. For any other host the
+runtime would send the token to the upstream, so the helper returns no
+credentials. Path-prefix images (HUB/registry.corp/org/app)
 always work.`,
 		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
   pullgate-agent run --nats-url nats://hub.example.com:4222 \
@@ -265,7 +268,7 @@ always work.`,
 	f.StringVar(&hubCA, "hub-ca", "", "CA certificate file for the hub's TLS certificate, written into the hosts.toml files ("+EnvHubCA+")")
 	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, so tokens the kubelet still caches never go to the upstream itself")
 	f.StringSliceVar(&mirrorHosts, "mirror-host", nil, "upstream host to mirror through the hub (repeatable or comma-separated); required on shared clusters, narrows the set elsewhere ("+EnvMirrorHosts+")")
-	f.StringSliceVar(&externalMirrors, "external-mirror-host", nil, "upstream host that the runtime already sends to the hub through a mirror the agent does not manage (CRI-O/podman registries.conf); the helper answers images named by it (repeatable or comma-separated; "+EnvExternalMirrorHosts+")")
+	f.StringSliceVar(&externalMirrors, "external-mirror-host", nil, "upstream host that the runtime always sends to the hub, with no fallback to the upstream, through a mirror the agent does not manage; the helper answers images named by it (repeatable or comma-separated; "+EnvExternalMirrorHosts+")")
 	return cmd
 }
 
