@@ -212,6 +212,14 @@ func New(opts ...Option) (*Agent, error) {
 		if c.RemoveGrace != nil {
 			opts = append(opts, containerd.WithRemoveGrace(*c.RemoveGrace))
 		}
+		// A short grace (or a hub --token-ttl longer than it) must not
+		// remove a mirror while the kubelet holds a live token for it.
+		opts = append(opts, containerd.WithHold(func(host string) time.Time {
+			if c := a.cache.Load(); c != nil {
+				return c.LiveUntil(host)
+			}
+			return time.Time{}
+		}))
 		m, err := containerd.New(c.ConfigPath, c.HubURL, opts...)
 		if err != nil {
 			return nil, err

@@ -266,7 +266,7 @@ always work.`,
 	f.StringVar(&containerdConfigPath, "containerd-config-path", "", "containerd's registry config_path (e.g. /etc/containerd/certs.d): keep a hosts.toml there for each upstream host the node's installs use; empty disables ("+EnvContainerdConfigPath+")")
 	f.StringVar(&hubURL, "hub-url", "", "the hub's HTTP(S) URL as this node reaches it, e.g. https://hub.example.com; required with --containerd-config-path ("+EnvHubURL+")")
 	f.StringVar(&hubCA, "hub-ca", "", "CA certificate file for the hub's TLS certificate, written into the hosts.toml files ("+EnvHubCA+")")
-	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, so tokens the kubelet still caches never go to the upstream itself")
+	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, and at least while a live token handed out for it does, so tokens the kubelet still caches never go to the upstream itself")
 	f.StringSliceVar(&mirrorHosts, "mirror-host", nil, "upstream host to mirror through the hub (repeatable or comma-separated); required on shared clusters, narrows the set elsewhere ("+EnvMirrorHosts+")")
 	f.StringSliceVar(&externalMirrors, "external-mirror-host", nil, "upstream host that the runtime always sends to the hub, with no fallback to the upstream, through a mirror the agent does not manage; the helper answers images named by it (repeatable or comma-separated; "+EnvExternalMirrorHosts+")")
 	return cmd

@@ -70,6 +70,7 @@ type Mirrors struct {
 
 	grace time.Duration
 	now   func() time.Time
+	hold  func(host string) time.Time
 
 	mu      sync.Mutex
 	want    map[string][]byte    // host → file content; nil until the first Set
@@ -103,6 +104,12 @@ func WithMetrics(managed prometheus.Gauge, restores prometheus.Counter) Option {
 // removing the mirror at once would make containerd offer it to the real
 // upstream instead of the hub.
 func WithRemoveGrace(d time.Duration) Option { return func(m *Mirrors) { m.grace = d } }
+
+// WithHold keeps a mirror the hub stopped listing, past the grace period,
+// until hold(host): the expiry of the live tokens handed out for the host
+// (the kubelet caches them; without the mirror containerd would send them
+// to the upstream). Tokens revoked meanwhile do not count.
+func WithHold(hold func(host string) time.Time) Option { return func(m *Mirrors) { m.hold = hold } }
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(m *Mirrors) { m.now = now } }
@@ -223,7 +230,7 @@ func (m *Mirrors) Routes(host string) bool {
 		return false
 	}
 	if _, ok := m.want[host]; !ok {
-		if t, left := m.leftAt[host]; !left || m.now().Sub(t) >= m.grace {
+		if t, left := m.leftAt[host]; !left || !m.keptLocked(host, t) {
 			return false
 		}
 	}
@@ -378,15 +385,21 @@ func (m *Mirrors) keepLocked() map[string][]byte {
 	for h, c := range m.want {
 		keep[h] = c
 	}
-	now := m.now()
 	for h, t := range m.leftAt {
-		if now.Sub(t) < m.grace {
+		if m.keptLocked(h, t) {
 			keep[h] = m.Render(h)
 		} else {
 			delete(m.leftAt, h)
 		}
 	}
 	return keep
+}
+
+// keptLocked: a host the hub stopped listing at left keeps its mirror for
+// the grace period, and while tokens handed out for it live (WithHold).
+func (m *Mirrors) keptLocked(host string, left time.Time) bool {
+	now := m.now()
+	return now.Sub(left) < m.grace || (m.hold != nil && now.Before(m.hold(host)))
 }
 
 func sortedHosts(m map[string][]byte) []string {

@@ -437,6 +437,39 @@ func TestRemoveGrace(t *testing.T) {
 	}
 }
 
+// A mirror outlives a short grace period while a live token handed out
+// for its host does (the kubelet may still send it), and goes once the
+// token expired or was revoked.
+func TestHoldPastGrace(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var until time.Time
+	m := newMirrors(t, WithRemoveGrace(2*time.Second), WithClock(func() time.Time { return now }),
+		WithHold(func(h string) time.Time {
+			if h == "ghcr.io" {
+				return until
+			}
+			return time.Time{}
+		}))
+	if err := m.Set([]string{"ghcr.io", "quay.io"}); err != nil {
+		t.Fatal(err)
+	}
+	until = now.Add(10 * time.Minute)
+	m.Set(nil)
+	now = now.Add(time.Minute)
+	m.Set(nil)
+	if !exists(m.Path("ghcr.io")) || !m.Routes("ghcr.io") {
+		t.Fatal("mirror removed while a token handed out for it lives")
+	}
+	if exists(m.Path("quay.io")) {
+		t.Fatal("mirror without live tokens kept past its grace")
+	}
+	until = time.Time{} // revoked
+	m.Set(nil)
+	if exists(m.Path("ghcr.io")) || m.Routes("ghcr.io") {
+		t.Fatal("mirror kept after its tokens were revoked")
+	}
+}
+
 // Routes is what the agent asks before it hands out a token keyed by an
 // upstream host: true only while a file this process wrote is in place.
 func TestRoutes(t *testing.T) {
