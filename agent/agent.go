@@ -574,7 +574,7 @@ func (a *Agent) Credentials(ctx context.Context, req wire.CredentialsRequest) (w
 	if reg == "" {
 		reg = registryOf(req.Image)
 	}
-	if !res.Reply.Hub && !a.routesToHub(reg) {
+	if !res.Reply.Hub && !a.routesToHub(reg, wire.RegistryOnly(req.Image)) {
 		// The runtime would send the token to the upstream itself.
 		return wire.Credentials{}, fmt.Errorf("%w: pulls of %s do not go through the pullgate hub on this node "+
 			"(no containerd mirror kept by the agent, no --external-mirror-host); name the image through the hub "+
@@ -587,15 +587,18 @@ func (a *Agent) Credentials(ctx context.Context, req wire.CredentialsRequest) (w
 // routesToHub reports whether the node's runtime sends pulls of the
 // upstream host to the hub: a containerd mirror the agent keeps (written
 // and in place, in its removal grace period too), or a host the operator
-// routes through the hub.
-func (a *Agent) routesToHub(host string) bool {
+// routes through the hub. A bare registry host comes from the
+// docker-credential-helper protocol, whose users (podman, skopeo, buildah,
+// docker) do not read containerd's hosts.toml: for them only the
+// operator's word counts.
+func (a *Agent) routesToHub(host string, credHelper bool) bool {
 	if host == "" {
 		return false
 	}
 	if slices.Contains(a.externalHosts, host) {
 		return true
 	}
-	return a.mirrors != nil && a.mirrors.Routes(host)
+	return !credHelper && a.mirrors != nil && a.mirrors.Routes(host)
 }
 
 func registryOf(image string) string {

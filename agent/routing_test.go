@@ -37,8 +37,10 @@ func TestMirrorFormOnlyForRoutedHosts(t *testing.T) {
 			answered: []string{hubForm("ghcr.io/a/app:1"), hubForm("registry.corp/b/app")},
 			refused:  []string{"ghcr.io/a/app:1", "ghcr.io", "registry.corp/b/app", "registry.corp"}},
 		{name: "mirror-host ghcr.io", mirrors: true, enable: []string{"ghcr.io"}, ready: "ghcr.io",
-			answered: []string{"ghcr.io/a/app:1", "ghcr.io", hubForm("registry.corp/b/app")},
-			refused:  []string{"registry.corp/b/app", "registry.corp"}},
+			// A bare host is a docker-credential-helper request: its users
+			// (podman, skopeo) do not read containerd's hosts.toml.
+			answered: []string{"ghcr.io/a/app:1", hubForm("registry.corp/b/app")},
+			refused:  []string{"registry.corp/b/app", "registry.corp", "ghcr.io"}},
 		{name: "operator file", mirrors: true, foreign: "ghcr.io", ready: "registry.corp",
 			answered: []string{"registry.corp/b/app", hubForm("ghcr.io/a/app")},
 			refused:  []string{"ghcr.io/a/app", "ghcr.io"}},
