@@ -68,6 +68,7 @@ type Agent struct {
 	saIssuer       jwks.IssuerSource
 	mirrorCfg      *MirrorConfig
 	mirrors        *containerd.Mirrors
+	externalHosts  []string // routed to the hub by the operator (WithExternalMirrors)
 
 	cache     atomic.Pointer[cache.Cache]
 	conn      atomic.Pointer[hubclient.Conn]
@@ -155,6 +156,17 @@ type MirrorConfig struct {
 // WithContainerdMirrors enables the hosts.toml writer.
 func WithContainerdMirrors(c MirrorConfig) Option { return func(a *Agent) { a.mirrorCfg = &c } }
 
+// WithExternalMirrors names upstream hosts that the node's runtime sends
+// to the hub, without fallback to the upstream, through mirrors the agent
+// does not manage (a hosts.toml written by other tooling; not a
+// registries.conf [[registry.mirror]], which falls back). The agent
+// answers mirror-form requests ("ghcr.io/org/app") only for hosts it
+// mirrors itself and for these: for any other host the runtime would
+// offer the install token to the upstream.
+func WithExternalMirrors(hosts ...string) Option {
+	return func(a *Agent) { a.externalHosts = append(a.externalHosts, hosts...) }
+}
+
 // WithResyncInterval sets the periodic resync (default 60s).
 func WithResyncInterval(d time.Duration) Option { return func(a *Agent) { a.resyncEvery = d } }
 
@@ -189,6 +201,14 @@ func New(opts ...Option) (*Agent, error) {
 	if a.m == nil {
 		a.m = metrics.New()
 	}
+	a.externalHosts = slices.Clone(a.externalHosts)
+	for i, h := range a.externalHosts {
+		ch, err := imageref.CanonicalHost(h)
+		if err != nil {
+			return nil, fmt.Errorf("--external-mirror-host: %w", err)
+		}
+		a.externalHosts[i] = ch
+	}
 	if c := a.mirrorCfg; c != nil {
 		opts := []containerd.Option{containerd.WithLogger(a.log.With("component", "containerd-mirrors")),
 			containerd.WithMetrics(a.m.ContainerdMirrors, a.m.ContainerdMirrorRestores)}
@@ -198,6 +218,14 @@ func New(opts ...Option) (*Agent, error) {
 		if c.RemoveGrace != nil {
 			opts = append(opts, containerd.WithRemoveGrace(*c.RemoveGrace))
 		}
+		// A short grace (or a hub --token-ttl longer than it) must not
+		// remove a mirror while the kubelet holds a live token for it.
+		opts = append(opts, containerd.WithHold(func(host string) time.Time {
+			if c := a.cache.Load(); c != nil {
+				return c.LiveUntil(host)
+			}
+			return time.Time{}
+		}))
 		m, err := containerd.New(c.ConfigPath, c.HubURL, opts...)
 		if err != nil {
 			return nil, err
@@ -559,12 +587,35 @@ func (a *Agent) Credentials(ctx context.Context, req wire.CredentialsRequest) (w
 	if err != nil {
 		return wire.Credentials{}, err
 	}
-	a.m.TokensServed.WithLabelValues(string(res.Source)).Inc()
 	reg := res.Reply.Registry
 	if reg == "" {
 		reg = registryOf(req.Image)
 	}
+	if !res.Reply.Hub && !a.routesToHub(reg, wire.RegistryOnly(req.Image)) {
+		// The runtime would send the token to the upstream itself.
+		return wire.Credentials{}, fmt.Errorf("%w: pulls of %s do not go through the pullgate hub on this node "+
+			"(no containerd mirror kept by the agent, no --external-mirror-host); name the image through the hub "+
+			"(HUB/%s/...) or route the host to the hub", server.ErrNotRouted, reg, reg)
+	}
+	a.m.TokensServed.WithLabelValues(string(res.Source)).Inc()
 	return wire.Credentials{Registry: reg, Username: wire.Username, Password: res.Reply.Token, ExpiresAt: res.Reply.ExpiresAt}, nil
+}
+
+// routesToHub reports whether the node's runtime sends pulls of the
+// upstream host to the hub: a containerd mirror the agent keeps (written
+// and in place, in its removal grace period too), or a host the operator
+// routes through the hub. A bare registry host comes from the
+// docker-credential-helper protocol, whose users (podman, skopeo, buildah,
+// docker) do not read containerd's hosts.toml: for them only the
+// operator's word counts.
+func (a *Agent) routesToHub(host string, credHelper bool) bool {
+	if host == "" {
+		return false
+	}
+	if slices.Contains(a.externalHosts, host) {
+		return true
+	}
+	return !credHelper && a.mirrors != nil && a.mirrors.Routes(host)
 }
 
 func registryOf(image string) string {

@@ -52,6 +52,8 @@ func newEnv(t *testing.T, opts ...agent.Option) *env {
 	e.cluster = e.hub.AddCluster("prod", false)
 	e.a = e.hub.AddInstall(hubfake.Install{Name: "app-a", Workspace: "ws_1", ClusterID: e.cluster.ID, Repos: []string{"ghcr.io/org-a"}})
 	e.b = e.hub.AddInstall(hubfake.Install{Name: "app-b", Workspace: "ws_2", ClusterID: e.cluster.ID, Repos: []string{"ghcr.io/org-b"}})
+	// The tests stand for a runtime that routes ghcr.io to the hub.
+	opts = append([]agent.Option{agent.WithExternalMirrors("ghcr.io")}, opts...)
 	e.agent = agenttest.Start(t, agenttest.Config{NATSURL: e.hub.URL(), Join: jointoken.Static(e.cluster.JoinToken), Options: opts})
 	e.agent.WaitReady(t)
 	t.Cleanup(func() { e.checkLogs(t) })
@@ -102,7 +104,8 @@ func TestEnrolPersistsIdentityAndRestartUsesIt(t *testing.T) {
 	cl := hub.AddCluster("prod", false)
 	in := hub.AddInstall(hubfake.Install{Workspace: "ws", ClusterID: cl.ID, Repos: []string{"ghcr.io/org"}})
 	state := filepath.Join(t.TempDir(), "state")
-	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken), StateDir: state})
+	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken), StateDir: state,
+		Options: []agent.Option{agent.WithExternalMirrors("ghcr.io")}})
 	r.WaitReady(t)
 
 	fi, err := os.Stat(identity.Path(state))
@@ -138,7 +141,7 @@ func TestEnrolPersistsIdentityAndRestartUsesIt(t *testing.T) {
 	}
 
 	// Restart without any join token: the stored identity is used.
-	r2 := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), StateDir: state})
+	r2 := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), StateDir: state, Options: []agent.Option{agent.WithExternalMirrors("ghcr.io")}})
 	r2.WaitReady(t)
 	if n := hub.EnrolRequests.Load(); n != 1 {
 		t.Fatalf("%d enrolments, want 1 (restart must reuse the identity)", n)
@@ -506,7 +509,7 @@ func TestJoinTokenFileSymlinkSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: src,
-		Options: []agent.Option{agent.WithRetry(time.Minute, time.Minute, 20*time.Millisecond, 200*time.Millisecond)}})
+		Options: []agent.Option{agent.WithRetry(time.Minute, time.Minute, 20*time.Millisecond, 200*time.Millisecond), agent.WithExternalMirrors("ghcr.io")}})
 	agenttest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(r.Logs.String(), "enrolment failed") }, "first enrolment refused")
 	if !strings.Contains(r.Logs.String(), "refused the join token") {
 		t.Fatalf("no clear error for a wrong join token:\n%s", r.Logs.String())
@@ -538,7 +541,8 @@ func TestSocketPermissionsAndStaleSocket(t *testing.T) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
-	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken), Socket: sock})
+	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken), Socket: sock,
+		Options: []agent.Option{agent.WithExternalMirrors("ghcr.io")}})
 	fi, err := os.Lstat(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -627,7 +631,8 @@ func TestSharedClusterServiceAccounts(t *testing.T) {
 	cl := hub.AddCluster("akash", true)
 	ia := hub.AddInstall(hubfake.Install{Workspace: "tenant-a", ClusterID: cl.ID, Repos: []string{"ghcr.io/shared"}, Namespace: "ns-a"})
 	ib := hub.AddInstall(hubfake.Install{Workspace: "tenant-b", ClusterID: cl.ID, Repos: []string{"ghcr.io/shared"}, Namespace: "ns-b"})
-	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken)})
+	r := agenttest.Start(t, agenttest.Config{NATSURL: hub.URL(), Join: jointoken.Static(cl.JoinToken),
+		Options: []agent.Option{agent.WithExternalMirrors("ghcr.io")}})
 	r.WaitReady(t)
 	ask := func(sa string) (wire.Credentials, error) {
 		return r.Ask(wire.CredentialsRequest{Image: "ghcr.io/shared/app", ServiceAccountToken: sa})

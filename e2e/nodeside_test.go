@@ -212,7 +212,7 @@ func TestNodeSideEmbeddedNATS(t *testing.T) {
 	want, _ := img.Digest()
 	h := startHub(t, t.TempDir(), "")
 	join := setupSingle(t, h, up)
-	a := startAgent(t, h.nats, join)
+	a := startAgent(t, h.nats, join, "--external-mirror-host", "registry.corp") // mirrorGet routes it to the hub
 	if fi, err := os.Stat(filepath.Join(a.stateDir, "identity.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("identity file: %v %v", fi, err)
 	}
@@ -315,7 +315,7 @@ func TestAgentCatchesUpAfterNATSRestart(t *testing.T) {
 	ns := startNATSServer(t, work)
 	h := startHub(t, work, ns.url())
 	join := setupSingle(t, h, up)
-	a := startAgent(t, ns.url(), join)
+	a := startAgent(t, ns.url(), join, "--external-mirror-host", "registry.corp") // mirrorGet routes it to the hub
 	k := newKubelet(t, a, "--match-image", "registry.corp")
 	tok := k.mustToken("registry.corp/org/app:v1", "", "registry.corp")
 
@@ -388,7 +388,7 @@ func TestSharedClusterTenancy(t *testing.T) {
 		c.must("", "install", "create", "-w", ws, "--name", "app", "--cluster", "akash", "--namespace", "ns-"+tenant,
 			"--repo", "registry.corp/"+ws+"/*")
 	}
-	a := startAgent(t, h.nats, join)
+	a := startAgent(t, h.nats, join, "--external-mirror-host", "registry.corp") // mirrorGet routes it to the hub
 	k := newKubelet(t, a, "--shared", "--match-image", "registry.corp")
 	if k.provider.TokenAttributes == nil || k.provider.TokenAttributes.ServiceAccountTokenAudience != "pullgate" {
 		t.Fatalf("shared kubelet config without tokenAttributes: %+v", k.provider)

@@ -367,6 +367,24 @@ func (c *Cache) record(revokes func(wire.TokenReply) bool) {
 	}
 }
 
+// LiveUntil is the latest expiry of the unrevoked tokens the cache holds
+// for an upstream registry (the zero time when none): the kubelet may
+// present them until then. Refreshed tokens outlive the ones they replace.
+func (c *Cache) LiveUntil(registry string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var until time.Time
+	if c.refused {
+		return until
+	}
+	for _, e := range c.entries {
+		if !e.reply.Hub && e.reply.Registry == registry && e.reply.ExpiresAt.After(until) {
+			until = e.reply.ExpiresAt
+		}
+	}
+	return until
+}
+
 // dropLocked deletes the entries revokes matches and returns how many.
 func (c *Cache) dropLocked(revokes func(wire.TokenReply) bool) int {
 	n := 0

@@ -555,3 +555,31 @@ func TestSourcesAndSequences(t *testing.T) {
 		t.Fatal("sequence moved back by an older sync reply")
 	}
 }
+
+// LiveUntil: the latest expiry of unrevoked tokens for a registry, which
+// keeps the registry's containerd mirror in place.
+func TestLiveUntil(t *testing.T) {
+	c, _, clk := setup(t)
+	c.ApplySync(c.BeginSync(), wire.SyncReply{Seq: 1, Installs: map[string]wire.InstallState{
+		"in_a": {Generation: 1, Epoch: "e1"}, "in_b": {Generation: 1, Epoch: "e1"}}})
+	if !c.LiveUntil("ghcr.io").IsZero() {
+		t.Fatal("live tokens in an empty cache")
+	}
+	a := mustGet(t, c, "ghcr.io/org/app")
+	clk.add(time.Minute)
+	b := mustGet(t, c, "ghcr.io/org/other")
+	if got := c.LiveUntil("ghcr.io"); !got.Equal(b.Reply.ExpiresAt) || !got.After(a.Reply.ExpiresAt) {
+		t.Fatalf("LiveUntil = %v, want %v", got, b.Reply.ExpiresAt)
+	}
+	if !c.LiveUntil("quay.io").IsZero() {
+		t.Fatal("live tokens for another registry")
+	}
+	c.ApplyRevocation(wire.Revocation{Seq: 2, Installs: []string{"in_b"}})
+	if got := c.LiveUntil("ghcr.io"); !got.Equal(a.Reply.ExpiresAt) {
+		t.Fatalf("after revoking in_b: %v, want %v", got, a.Reply.ExpiresAt)
+	}
+	c.ApplyRevocation(wire.Revocation{Seq: 3, Cluster: true})
+	if !c.LiveUntil("ghcr.io").IsZero() {
+		t.Fatal("live tokens after the cluster was revoked")
+	}
+}

@@ -43,6 +43,7 @@ const (
 	EnvHubURL               = "PULLGATE_HUB_URL"
 	EnvHubCA                = "PULLGATE_HUB_CA"
 	EnvMirrorHosts          = "PULLGATE_MIRROR_HOSTS"
+	EnvExternalMirrorHosts  = "PULLGATE_EXTERNAL_MIRROR_HOSTS"
 )
 
 // Exit codes.
@@ -132,7 +133,7 @@ func runCommand(stderr io.Writer, env Env) *cobra.Command {
 		natsURL, joinToken, joinTokenFile, stateDir, socket, metricsListen, nodeName string
 		logLevel, logFormat, saJWKS                                                  string
 		containerdConfigPath, hubURL, hubCA                                          string
-		mirrorHosts                                                                  []string
+		mirrorHosts, externalMirrors                                                 []string
 		mirrorGrace                                                                  time.Duration
 		natsCA                                                                       string
 		insecureNATS                                                                 bool
@@ -168,7 +169,18 @@ host, and restored if edited by hand; an operator's own hosts.toml (without
 the "managed by pullgate-agent" header) is never touched. A mirror is
 node-wide (public images of that host go to the hub too): on a shared
 (multi-workspace) cluster only the hosts given with --mirror-host are
-mirrored; elsewhere --mirror-host narrows the set.`,
+mirrored; elsewhere --mirror-host narrows the set.
+
+The helper gets a token for an image named by its upstream host
+(registry.corp/org/app) only when the node routes that host to the hub:
+a hosts.toml the agent keeps, or a host named with --external-mirror-host
+(a mirror the operator keeps, e.g. an own hosts.toml naming the hub as the
+only host). Name a host there only if the runtime never falls back to the
+upstream: registries.conf [[registry.mirror]] entries (CRI-O, podman) do
+fall back, and the token would reach the upstream. For any other host the
+runtime would send the token to the upstream, so the helper returns no
+credentials. Path-prefix images (HUB/registry.corp/org/app)
+always work.`,
 		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
   pullgate-agent run --nats-url tls://hub.example.com:4222 --nats-ca /etc/pullgate/nats-ca/ca.crt \
     --join-token-file /etc/pullgate/join/token --node-name "$NODE_NAME"
@@ -189,7 +201,7 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 				"state-dir": EnvStateDir, "socket": EnvSocket, "metrics-listen": EnvMetricsListen,
 				"node-name": EnvNodeName, "log-level": EnvLogLevel, "sa-jwks": EnvSAJWKS,
 				"containerd-config-path": EnvContainerdConfigPath, "hub-url": EnvHubURL, "hub-ca": EnvHubCA,
-				"mirror-host": EnvMirrorHosts,
+				"mirror-host": EnvMirrorHosts, "external-mirror-host": EnvExternalMirrorHosts,
 			}); err != nil {
 				return err
 			}
@@ -223,6 +235,9 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 			}
 			if src != nil {
 				opts = append(opts, agent.WithJoinToken(src))
+			}
+			if len(externalMirrors) > 0 {
+				opts = append(opts, agent.WithExternalMirrors(externalMirrors...))
 			}
 			if containerdConfigPath != "" {
 				opts = append(opts, agent.WithContainerdMirrors(agent.MirrorConfig{
@@ -267,8 +282,9 @@ mirrored; elsewhere --mirror-host narrows the set.`,
 	f.StringVar(&containerdConfigPath, "containerd-config-path", "", "containerd's registry config_path (e.g. /etc/containerd/certs.d): keep a hosts.toml there for each upstream host the node's installs use; empty disables ("+EnvContainerdConfigPath+")")
 	f.StringVar(&hubURL, "hub-url", "", "the hub's HTTP(S) URL as this node reaches it, e.g. https://hub.example.com; required with --containerd-config-path ("+EnvHubURL+")")
 	f.StringVar(&hubCA, "hub-ca", "", "CA certificate file for the hub's TLS certificate, written into the hosts.toml files ("+EnvHubCA+")")
-	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, so tokens the kubelet still caches never go to the upstream itself")
+	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, and at least while a live token handed out for it does, so tokens the kubelet still caches never go to the upstream itself")
 	f.StringSliceVar(&mirrorHosts, "mirror-host", nil, "upstream host to mirror through the hub (repeatable or comma-separated); required on shared clusters, narrows the set elsewhere ("+EnvMirrorHosts+")")
+	f.StringSliceVar(&externalMirrors, "external-mirror-host", nil, "upstream host that the runtime always sends to the hub, with no fallback to the upstream, through a mirror the agent does not manage; the helper answers images named by it (repeatable or comma-separated; "+EnvExternalMirrorHosts+")")
 	return cmd
 }
 

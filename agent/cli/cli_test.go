@@ -91,6 +91,7 @@ func TestRunFromEnvAndSIGTERM(t *testing.T) {
 	env := map[string]string{
 		EnvNATSURL: hub.URL(), EnvJoinTokenFile: tokFile, EnvStateDir: filepath.Join(dir, "state"),
 		EnvSocket: sock, EnvMetricsListen: "127.0.0.1:0", EnvNodeName: "node-from-env",
+		EnvExternalMirrorHosts: "ghcr.io", // the runtime routes ghcr.io to the hub
 	}
 	var stderr agenttest.Logs
 	done := make(chan int, 1)

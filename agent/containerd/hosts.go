@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,7 @@ type Mirrors struct {
 
 	grace time.Duration
 	now   func() time.Time
+	hold  func(host string) time.Time
 
 	mu      sync.Mutex
 	want    map[string][]byte    // host → file content; nil until the first Set
@@ -103,6 +105,12 @@ func WithMetrics(managed prometheus.Gauge, restores prometheus.Counter) Option {
 // upstream instead of the hub.
 func WithRemoveGrace(d time.Duration) Option { return func(m *Mirrors) { m.grace = d } }
 
+// WithHold keeps a mirror the hub stopped listing, past the grace period,
+// until hold(host): the expiry of the live tokens handed out for the host
+// (the kubelet caches them; without the mirror containerd would send them
+// to the upstream). Tokens revoked meanwhile do not count.
+func WithHold(hold func(host string) time.Time) Option { return func(m *Mirrors) { m.hold = hold } }
+
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(m *Mirrors) { m.now = now } }
 
@@ -133,8 +141,8 @@ func New(dir, hubURL string, opts ...Option) (*Mirrors, error) {
 	for _, o := range opts {
 		o(m)
 	}
-	if m.ca != "" && (!filepath.IsAbs(m.ca) || strings.ContainsAny(m.ca, "\"\\\n")) {
-		return nil, fmt.Errorf("hub CA file %q: must be an absolute path without quotes or backslashes", m.ca)
+	if m.ca != "" && (!filepath.IsAbs(m.ca) || strings.ContainsAny(m.ca, "\"\\\n") || !tomlSafe(m.ca)) {
+		return nil, fmt.Errorf("hub CA file %q: must be an absolute path without quotes, backslashes or control characters", m.ca)
 	}
 	return m, nil
 }
@@ -162,10 +170,18 @@ func ServerURL(hubURL string) (string, error) {
 	p := strings.TrimSuffix(u.EscapedPath(), "/")
 	p = strings.TrimSuffix(p, "/v2")
 	s := u.Scheme + "://" + u.Host + p + "/v2"
-	if strings.ContainsAny(s, "\"\\ \t\n") {
+	if strings.ContainsAny(s, "\"\\ \t\n") || !tomlSafe(s) {
 		return "", fmt.Errorf("hub URL %q: unexpected characters", hubURL)
 	}
 	return s, nil
+}
+
+// tomlSafe reports whether Render's %q quoting of s is a TOML basic
+// string of the same value: valid UTF-8 without ASCII control characters
+// (Go would write those as \x.. escapes, which TOML 1.0 lacks and newer
+// parsers read as another character).
+func tomlSafe(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // Dir is the config_path directory.
@@ -199,6 +215,27 @@ func (m *Mirrors) Hosts() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Routes reports whether containerd sends pulls of host to the hub: a
+// hosts.toml this process wrote is in place for it with the content it
+// wrote (the hub listed the host, or stopped listing it less than the
+// grace period ago). False before the first Set, for an operator's own
+// file, and for a managed file someone edited or deleted (until the
+// watcher restores it).
+func (m *Mirrors) Routes(host string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.owned[host] {
+		return false
+	}
+	if _, ok := m.want[host]; !ok {
+		if t, left := m.leftAt[host]; !left || !m.keptLocked(host, t) {
+			return false
+		}
+	}
+	cur, err := os.ReadFile(m.Path(host))
+	return err == nil && bytes.Equal(cur, m.Render(host))
 }
 
 // Set makes the directory hold a managed hosts.toml for exactly these
@@ -348,15 +385,21 @@ func (m *Mirrors) keepLocked() map[string][]byte {
 	for h, c := range m.want {
 		keep[h] = c
 	}
-	now := m.now()
 	for h, t := range m.leftAt {
-		if now.Sub(t) < m.grace {
+		if m.keptLocked(h, t) {
 			keep[h] = m.Render(h)
 		} else {
 			delete(m.leftAt, h)
 		}
 	}
 	return keep
+}
+
+// keptLocked: a host the hub stopped listing at left keeps its mirror for
+// the grace period, and while tokens handed out for it live (WithHold).
+func (m *Mirrors) keptLocked(host string, left time.Time) bool {
+	now := m.now()
+	return now.Sub(left) < m.grace || (m.hold != nil && now.Before(m.hold(host)))
 }
 
 func sortedHosts(m map[string][]byte) []string {

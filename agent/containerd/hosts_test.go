@@ -436,3 +436,84 @@ func TestRemoveGrace(t *testing.T) {
 		t.Fatal("listed mirror removed")
 	}
 }
+
+// A mirror outlives a short grace period while a live token handed out
+// for its host does (the kubelet may still send it), and goes once the
+// token expired or was revoked.
+func TestHoldPastGrace(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var until time.Time
+	m := newMirrors(t, WithRemoveGrace(2*time.Second), WithClock(func() time.Time { return now }),
+		WithHold(func(h string) time.Time {
+			if h == "ghcr.io" {
+				return until
+			}
+			return time.Time{}
+		}))
+	if err := m.Set([]string{"ghcr.io", "quay.io"}); err != nil {
+		t.Fatal(err)
+	}
+	until = now.Add(10 * time.Minute)
+	m.Set(nil)
+	now = now.Add(time.Minute)
+	m.Set(nil)
+	if !exists(m.Path("ghcr.io")) || !m.Routes("ghcr.io") {
+		t.Fatal("mirror removed while a token handed out for it lives")
+	}
+	if exists(m.Path("quay.io")) {
+		t.Fatal("mirror without live tokens kept past its grace")
+	}
+	until = time.Time{} // revoked
+	m.Set(nil)
+	if exists(m.Path("ghcr.io")) || m.Routes("ghcr.io") {
+		t.Fatal("mirror kept after its tokens were revoked")
+	}
+}
+
+// Routes is what the agent asks before it hands out a token keyed by an
+// upstream host: true only while a file this process wrote is in place.
+func TestRoutes(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	m := newMirrors(t, WithRemoveGrace(15*time.Minute), WithClock(func() time.Time { return now }))
+	if m.Routes("ghcr.io") {
+		t.Fatal("routes before the first Set")
+	}
+	if err := os.MkdirAll(filepath.Join(m.Dir(), "quay.io"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.Path("quay.io"), []byte("server = \"https://quay.io\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set([]string{"ghcr.io", "quay.io", "docker.io"}); err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]bool{"ghcr.io": true, "docker.io": true, "quay.io": false, "registry.corp": false, "": false} {
+		if got := m.Routes(host); got != want {
+			t.Errorf("Routes(%q) = %v, want %v", host, got, want)
+		}
+	}
+	// Edited or deleted by someone: not routed until restored.
+	if err := os.WriteFile(m.Path("docker.io"), []byte(Marker+"\nserver = \"https://registry-1.docker.io\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.Path("ghcr.io")); err != nil {
+		t.Fatal(err)
+	}
+	if m.Routes("docker.io") || m.Routes("ghcr.io") {
+		t.Fatal("routes through an edited or deleted file")
+	}
+	// No longer listed: still routed during the removal grace, not after.
+	if err := m.Set([]string{"docker.io"}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Routes("ghcr.io") || !m.Routes("docker.io") {
+		t.Fatal("restored mirror in its grace period not routed")
+	}
+	now = now.Add(16 * time.Minute)
+	if m.Routes("ghcr.io") {
+		t.Fatal("routes after the grace period")
+	}
+	if !m.Routes("docker.io") {
+		t.Fatal("listed host not routed")
+	}
+}

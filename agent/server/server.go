@@ -32,6 +32,11 @@ const MaxBody = 64 << 10
 // enrolled, not connected once).
 var ErrNotReady = errors.New("the agent is not ready (not enrolled with the hub yet)")
 
+// ErrNotRouted is returned (wrapped) by a Backend for an image named by
+// an upstream host that the node does not route to the hub: answered
+// like "no install serves it" (404), so the helper hands out nothing.
+var ErrNotRouted = errors.New("image not routed through the hub")
+
 // Backend answers credential requests.
 type Backend interface {
 	Credentials(ctx context.Context, req wire.CredentialsRequest) (wire.Credentials, error)
@@ -107,7 +112,7 @@ func decode(r io.Reader) (wire.CredentialsRequest, error) {
 		if errors.As(err, &mbe) {
 			return req, err
 		}
-		return req, fmt.Errorf("malformed JSON credentials request: %w", err)
+		return req, fmt.Errorf("malformed JSON credentials request: %s", clip(err.Error()))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
@@ -120,6 +125,17 @@ func decode(r io.Reader) (wire.CredentialsRequest, error) {
 		return req, errors.New("image is required")
 	}
 	return req, nil
+}
+
+// clip bounds an error text that quotes the request (an unknown field's
+// name can be as long as the body): it goes back to the helper and into
+// the log.
+func clip(s string) string {
+	const n = 160
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // StatusOf maps an error of Backend.Credentials to an HTTP status and a
@@ -138,6 +154,8 @@ func StatusOf(err error) (int, string) {
 		default:
 			return http.StatusBadGateway, wire.CodeInternal
 		}
+	case errors.Is(err, ErrNotRouted):
+		return http.StatusNotFound, wire.CodeNotFound
 	case errors.Is(err, cache.ErrInvalid):
 		return http.StatusBadRequest, wire.CodeInvalid
 	case errors.Is(err, cache.ErrRefused):

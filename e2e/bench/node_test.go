@@ -55,7 +55,7 @@ func startAgents(b *testing.B, h *nodeHub, n int, dir string) []*agent.Agent {
 		a, err := agent.New(agent.WithNATSURL(h.nats), agent.WithJoinToken(jointoken.Static(h.join)),
 			agent.WithStateDir(d), agent.WithSocket(filepath.Join(d, "a.sock")), agent.WithMetricsListen(""),
 			agent.WithNodeName(fmt.Sprintf("node-%d", i)), agent.WithLogger(slog.New(slog.DiscardHandler)),
-			agent.WithResyncInterval(time.Hour))
+			agent.WithResyncInterval(time.Hour), agent.WithExternalMirrors("registry.corp"))
 		if err != nil {
 			b.Fatal(err)
 		}

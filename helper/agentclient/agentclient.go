@@ -72,6 +72,9 @@ func Credentials(ctx context.Context, socket string, req wire.CredentialsRequest
 	if c.Password == "" {
 		return wire.Credentials{}, errors.New("pullgate agent: answer without a token")
 	}
+	if c.Registry != "" && !Answers(req.Image, c.Registry) {
+		return wire.Credentials{}, fmt.Errorf("pullgate agent: answer is for registry %q, not %q that the image names; refusing", c.Registry, RegistryOf(req.Image))
+	}
 	return c, nil
 }
 

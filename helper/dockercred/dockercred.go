@@ -78,11 +78,20 @@ func Host(serverURL string) (string, error) {
 		s = s[:i]
 	}
 	s = strings.ToLower(s)
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		// Found by fuzzing: "https://\f." gave the host "\f.".
+		return "", errors.New("server URL: the host has spaces or control characters")
+	}
 	if strings.Contains(s, "@") {
 		return "", errors.New("server URL must not contain user info")
 	}
 	if !wire.RegistryOnly(s) {
-		return "", fmt.Errorf("server URL %q: not a registry host", serverURL)
+		// Quote the host part only (clipped): the rest of the URL may
+		// hold user info or a query with secrets.
+		if len(s) > 64 {
+			s = s[:64] + "…"
+		}
+		return "", fmt.Errorf("server URL: %q is not a registry host (want e.g. ghcr.io or https://registry.corp:5000)", s)
 	}
 	return s, nil
 }

@@ -114,13 +114,23 @@ func ParseRequest(r io.Reader) (Request, error) {
 	}
 	switch {
 	case req.APIVersion != APIVersion:
-		return Request{}, fmt.Errorf("unsupported apiVersion %q: want %s (set apiVersion: %s in the kubelet's CredentialProviderConfig)", req.APIVersion, APIVersion, APIVersion)
+		return Request{}, fmt.Errorf("unsupported apiVersion %q: want %s (set apiVersion: %s in the kubelet's CredentialProviderConfig)", clip(req.APIVersion), APIVersion, APIVersion)
 	case req.Kind != RequestKind:
-		return Request{}, fmt.Errorf("unsupported kind %q: want %s", req.Kind, RequestKind)
+		return Request{}, fmt.Errorf("unsupported kind %q: want %s", clip(req.Kind), RequestKind)
 	case req.Image == "":
 		return Request{}, errors.New("request has no image")
 	}
 	return req, nil
+}
+
+// clip shortens a value quoted in an error: errors go to the kubelet's
+// log, and the request may be up to MaxRequest bytes.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // CacheDuration is how long the kubelet may cache a token that expires at
@@ -174,9 +184,11 @@ func (h Helper) Answer(ctx context.Context, req Request) (Response, error) {
 	if creds.Password == req.ServiceAccountToken {
 		return Response{}, errors.New("the agent returned the service-account token as the password; refusing")
 	}
+	// agentclient checked that creds.Registry is the image's registry:
+	// the auth map names nothing else.
 	key := creds.Registry
 	if key == "" {
-		key, _, _ = strings.Cut(req.Image, "/")
+		key = agentclient.RegistryOf(req.Image)
 	}
 	cd := Duration(d)
 	resp.CacheDuration = &cd

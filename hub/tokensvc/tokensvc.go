@@ -276,7 +276,8 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 	}
 	s.onMint()
 	return wire.TokenReply{Token: tok, ExpiresAt: claims.ExpiresAt().UTC(), Install: in.Name, InstallID: in.ID,
-		Workspace: in.WorkspaceID, Generation: in.Generation, Epoch: Epoch(creds), Registry: registry}
+		Workspace: in.WorkspaceID, Generation: in.Generation, Epoch: Epoch(creds), Registry: registry,
+		Hub: slices.Contains(s.hubHosts, registry)}
 }
 
 // resolve returns the auth key for the request (its registry as the image

@@ -150,7 +150,7 @@ func TestSingleWorkspaceCluster(t *testing.T) {
 		t.Fatal("single-workspace cluster reported as shared")
 	}
 	rep := e.token(nc, node, wire.TokenRequest{Image: "ghcr.io/acme/web-api:1.2"})
-	if rep.Error != "" || rep.InstallID != web.ID || rep.Registry != "ghcr.io" || rep.Epoch == "" {
+	if rep.Error != "" || rep.InstallID != web.ID || rep.Registry != "ghcr.io" || rep.Hub || rep.Epoch == "" {
 		t.Fatalf("token: %+v", rep)
 	}
 	claims, err := e.keys.Verify(rep.Token)
@@ -161,7 +161,7 @@ func TestSingleWorkspaceCluster(t *testing.T) {
 		t.Fatalf("expires %v", rep.ExpiresAt)
 	}
 	// Path-prefix form through the hub: auth key is the hub's host.
-	if rep := e.token(nc, node, wire.TokenRequest{Image: "hub.example.com/docker.io/nginx:1"}); rep.Error != "" || rep.Registry != "hub.example.com" || rep.Install != "jobs" {
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "hub.example.com/docker.io/nginx:1"}); rep.Error != "" || rep.Registry != "hub.example.com" || !rep.Hub || rep.Install != "jobs" {
 		t.Fatalf("path-prefix: %+v", rep)
 	}
 	for _, tc := range []struct{ image, code, msg string }{
@@ -186,7 +186,7 @@ func TestSingleWorkspaceCluster(t *testing.T) {
 		t.Fatalf("uncovered: %+v", rep)
 	}
 	// Registry-level requests (docker-credential-helper `get HOST`).
-	if rep := e.token(nc, node, wire.TokenRequest{Image: "docker.io"}); rep.Install != "jobs" || rep.Registry != "docker.io" {
+	if rep := e.token(nc, node, wire.TokenRequest{Image: "docker.io"}); rep.Install != "jobs" || rep.Registry != "docker.io" || rep.Hub {
 		t.Fatalf("registry-level docker.io: %+v", rep)
 	}
 	if rep := e.token(nc, node, wire.TokenRequest{Image: "quay.io"}); rep.Code != wire.CodeNotFound {

@@ -47,6 +47,9 @@ type LoggedRequest struct {
 	// header; AuthScheme is its scheme ("Basic", "Bearer"), if any.
 	Authorization bool
 	AuthScheme    string
+	// AuthHeader is the whole Authorization header, for tests that check
+	// which credentials reached the upstream.
+	AuthHeader string
 	// Status is the HTTP status code of the response.
 	Status int
 }
@@ -209,6 +212,7 @@ func (l *requestLog) add(req *http.Request, status int) {
 		Query:         req.URL.RawQuery,
 		Authorization: authz != "",
 		AuthScheme:    scheme,
+		AuthHeader:    authz,
 		Status:        status,
 	}
 	l.mu.Lock()

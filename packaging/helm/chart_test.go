@@ -721,6 +721,13 @@ agent:
 	if err == nil || !strings.Contains(err.Error(), "agent.containerd.hubURL is required") {
 		t.Errorf("no hub URL: %v", err)
 	}
+	// CRI-O/podman mirrors the agent does not manage.
+	ext := get[appsv1.DaemonSet](t, mustRender(t, agentValues+"  externalMirrorHosts: [registry.corp]\n"), "DaemonSet", agentName)
+	if args := ext.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--external-mirror-host=registry.corp") {
+		t.Errorf("agent args %v: no --external-mirror-host", args)
+	} else {
+		checkAgentFlags(t, args)
+	}
 	if _, err := render(t, agentValues+"  containerd: {mirrorHosts: [ghcr.io]}\n"); err == nil || !strings.Contains(err.Error(), "need agent.containerd.configPath") {
 		t.Errorf("mirror hosts without config path: %v", err)
 	}

@@ -151,6 +151,11 @@ type TokenReply struct {
 	// Registry is the auth key for the image: its registry host as the
 	// image names it (the hub's host for path-prefix images).
 	Registry string `json:"registry,omitempty"`
+	// Hub says Registry is the hub itself (a path-prefix image, or the
+	// hub's bare host): the runtime sends the token to the hub whatever
+	// the node's mirrors. Otherwise Registry is an upstream host, and the
+	// agent answers only when the node routes that host to the hub.
+	Hub bool `json:"hub,omitempty"`
 }
 
 // InstallState is the part of an install's live state a cached token

@@ -91,6 +91,11 @@ type Hub struct {
 	EnrolRequests atomic.Int64
 }
 
+// HubHost is the fake hub's host in path-prefix images
+// ("pullgate-hub.test/ghcr.io/org/app"): such images are answered with the
+// hub as the auth key (TokenReply.Hub), like the real hub does.
+const HubHost = "pullgate-hub.test"
+
 // SAToken is the fake service-account token of a pod's service account;
 // the fake hub "verifies" it by its form.
 func SAToken(namespace, sa string) string { return "satoken." + namespace + "." + sa }
@@ -465,12 +470,16 @@ func (h *Hub) token(m *nats.Msg) {
 		return
 	}
 	var repo, host string
-	if wire.RegistryOnly(req.Image) {
-		host, err = imageref.CanonicalHost(req.Image)
+	image, viaHub := strings.CutPrefix(req.Image, HubHost+"/")
+	switch {
+	case req.Image == HubHost:
+		viaHub, repo, host = true, HubHost, HubHost
+	case wire.RegistryOnly(image):
+		host, err = imageref.CanonicalHost(image)
 		repo = host
-	} else {
+	default:
 		var r imageref.Repo
-		r, _, err = imageref.ParseImage(req.Image)
+		r, _, err = imageref.ParseImage(image)
 		repo, host = r.String(), r.Host
 	}
 	if err != nil {
@@ -502,7 +511,7 @@ func (h *Hub) token(m *nats.Msg) {
 			continue
 		}
 		for _, p := range in.Repos {
-			if repo == p || strings.HasPrefix(repo, p+"/") || (repo == host && strings.HasPrefix(p, host+"/")) || p == host {
+			if repo == p || strings.HasPrefix(repo, p+"/") || (repo == host && strings.HasPrefix(p, host+"/")) || p == host || repo == HubHost {
 				match = append(match, in)
 				break
 			}
@@ -522,11 +531,14 @@ func (h *Hub) token(m *nats.Msg) {
 	tok := fmt.Sprintf("pgt1.%s.%d.%s", in.ID, h.n, randomHex(8))
 	h.issued[tok] = *in
 	reg := in.Registry
-	if reg == "" {
+	switch {
+	case viaHub:
+		reg = HubHost
+	case reg == "":
 		reg = host
 	}
 	respond(m, wire.TokenReply{Token: tok, ExpiresAt: time.Now().Add(h.ttl).UTC(), Install: in.Name, InstallID: in.ID,
-		Workspace: in.Workspace, Generation: in.Generation, Epoch: in.Epoch, Registry: reg})
+		Workspace: in.Workspace, Generation: in.Generation, Epoch: in.Epoch, Registry: reg, Hub: viaHub})
 }
 
 func (h *Hub) sync(m *nats.Msg) {

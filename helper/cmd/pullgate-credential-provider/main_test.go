@@ -23,6 +23,7 @@ import (
 	credentialproviderv1 "k8s.io/kubelet/pkg/apis/credentialprovider/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pullgate/pullgate/agent"
 	"github.com/pullgate/pullgate/agent/agenttest"
 	"github.com/pullgate/pullgate/agent/agenttest/hubfake"
 	"github.com/pullgate/pullgate/agent/cli"
@@ -64,7 +65,14 @@ type env struct {
 	tokens []string
 }
 
+// newEnv stands for a node whose runtime routes ghcr.io and
+// registry.example.com:5000 to the hub.
 func newEnv(t testing.TB, shared bool) *env {
+	t.Helper()
+	return newEnvRouted(t, shared, "ghcr.io", "registry.example.com:5000")
+}
+
+func newEnvRouted(t testing.TB, shared bool, routed ...string) *env {
 	t.Helper()
 	e := &env{hub: hubfake.New(t)}
 	e.cl = e.hub.AddCluster("prod", shared)
@@ -75,7 +83,8 @@ func newEnv(t testing.TB, shared bool) *env {
 		e.hub.AddInstall(hubfake.Install{Workspace: "ws", ClusterID: e.cl.ID, Repos: []string{"ghcr.io/org"}})
 		e.hub.AddInstall(hubfake.Install{Workspace: "ws", ClusterID: e.cl.ID, Repos: []string{"registry.example.com:5000"}})
 	}
-	e.agent = agenttest.Start(t, agenttest.Config{NATSURL: e.hub.URL(), Join: jointoken.Static(e.cl.JoinToken)})
+	e.agent = agenttest.Start(t, agenttest.Config{NATSURL: e.hub.URL(), Join: jointoken.Static(e.cl.JoinToken),
+		Options: []agent.Option{agent.WithExternalMirrors(routed...)}})
 	e.agent.WaitReady(t)
 	return e
 }
@@ -217,6 +226,28 @@ func TestKubeletExecBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On a node that does not route ghcr.io to the hub, neither mode hands out
+// a token for it (the runtime would send it to ghcr.io itself); the
+// path-prefix form through the hub still gets one, keyed by the hub.
+func TestNotRoutedNoCredentials(t *testing.T) {
+	e := newEnvRouted(t, false)
+	r := execHelper(t, "pullgate-credential-provider", kubeletRequest(t, "ghcr.io/org/app:v1", ""), nil, "--socket", e.agent.Socket)
+	resp := decodeResponse(t, r.stdout)
+	if r.code != 0 || len(resp.Auth) != 0 || resp.CacheDuration == nil || resp.CacheDuration.Duration != 0 {
+		t.Fatalf("kubelet mode: exit %d auth %v: %s", r.code, keys(resp.Auth), r.stderr)
+	}
+	r = execHelper(t, "docker-credential-pullgate", []byte("ghcr.io\n"), []string{"PULLGATE_SOCKET=" + e.agent.Socket}, "get")
+	if r.code != 1 || strings.TrimSpace(r.stdout) != "credentials not found in native keychain" {
+		t.Fatalf("docker-credential mode: exit %d %q", r.code, r.stdout)
+	}
+	r = execHelper(t, "pullgate-credential-provider", kubeletRequest(t, hubfake.HubHost+"/ghcr.io/org/app:v1", ""), nil, "--socket", e.agent.Socket)
+	resp = decodeResponse(t, r.stdout)
+	if auth := resp.Auth[hubfake.HubHost]; r.code != 0 || len(resp.Auth) != 1 || !e.hub.Valid(auth.Password) {
+		t.Fatalf("path-prefix: exit %d auth %v: %s", r.code, keys(resp.Auth), r.stderr)
+	}
+	agenttest.NoSecrets(t, e.agent.Logs.String(), resp.Auth[hubfake.HubHost].Password)
 }
 
 func TestDockerCredentialHelper(t *testing.T) {
