@@ -105,6 +105,11 @@ func ParseRepo(host, path string) (Repo, error) {
 	}
 	if h == DockerHub && !strings.Contains(path, "/") {
 		path = "library/" + path
+		// Checked again with the prefix: what is accepted must parse again
+		// (found by FuzzParseRepo).
+		if err := checkPath(path); err != nil {
+			return Repo{}, fmt.Errorf("repository %q: %w", path, err)
+		}
 	}
 	return Repo{Host: h, Path: path}, nil
 }
