@@ -58,6 +58,20 @@ bench: tools
 clean:
 	rm -rf $(BIN)
 
+# --- Fuzzing: every func FuzzXxx in the repository (e2e/fuzz/fuzz.sh) -----
+# make fuzz                     each target in turn for FUZZTIME (plain go test replays the corpora)
+# make fuzz-bin                 test binaries + run-all.sh in $(DIST)/fuzz, to fuzz without Go
+FUZZTIME ?= 5m
+FUZZ_WORKERS ?= 1
+
+.PHONY: fuzz fuzz-bin
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) FUZZ_WORKERS=$(FUZZ_WORKERS) GO=$(GO) sh e2e/fuzz/fuzz.sh run
+
+fuzz-bin:
+	GO=$(GO) sh e2e/fuzz/fuzz.sh build $(DIST)/fuzz
+
 # --- Packages (deb, rpm) and OCI images, from static binaries ------------
 # make package                  dist/*.deb, dist/*.rpm for ARCHS
 # make images REGISTRY=registry.example.com/pullgate   multi-platform images
