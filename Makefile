@@ -61,6 +61,7 @@ clean:
 # --- Fuzzing: every func FuzzXxx in the repository (e2e/fuzz/fuzz.sh) -----
 # make fuzz                     each target in turn for FUZZTIME (plain go test replays the corpora)
 # make fuzz-bin                 test binaries + run-all.sh in $(DIST)/fuzz, to fuzz without Go
+#                               (FUZZ_PKGS=regexp: only those packages)
 FUZZTIME ?= 5m
 FUZZ_WORKERS ?= 1
 
@@ -70,7 +71,7 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) FUZZ_WORKERS=$(FUZZ_WORKERS) GO=$(GO) sh e2e/fuzz/fuzz.sh run
 
 fuzz-bin:
-	GO=$(GO) sh e2e/fuzz/fuzz.sh build $(DIST)/fuzz
+	GO=$(GO) sh e2e/fuzz/fuzz.sh build $(DIST)/fuzz '$(or $(FUZZ_PKGS),.)'
 
 # --- Packages (deb, rpm) and OCI images, from static binaries ------------
 # make package                  dist/*.deb, dist/*.rpm for ARCHS

@@ -3,9 +3,10 @@
 #
 #   fuzz.sh list                 print "<package> <target>" for every target
 #   fuzz.sh run                  fuzz each target in turn for FUZZTIME (needs Go)
-#   fuzz.sh build DIR            build one test binary per package into DIR,
-#                                with its testdata and DIR/run-all.sh, to fuzz
-#                                where there is no Go toolchain
+#   fuzz.sh build DIR [REGEXP]   build one test binary per package (those
+#                                matching REGEXP) into DIR, with its testdata
+#                                and DIR/run-all.sh, to fuzz where there is
+#                                no Go toolchain
 #
 # Targets are found by grepping *_test.go for "func FuzzXxx(f *testing.F)",
 # so new ones are picked up without a list to keep. FUZZTIME (default 5m) is
@@ -44,13 +45,16 @@ run() {
 
 build() {
 	out=$1
+	only=${2:-.}
 	mkdir -p "$out"
-	list | awk '{print $1}' | sort -u | while read -r pkg; do
+	list | awk '{print $1}' | sort -u | grep -E -- "$only" | while read -r pkg; do
 		name=$(echo "${pkg#./}" | tr '/' '_')
 		echo "building $pkg into $out/$name/"
 		rm -rf "${out:?}/$name"
 		mkdir -p "$out/$name"
-		CGO_ENABLED=${CGO_ENABLED:-0} "$GO" test -c -o "$out/$name/$name.test" "$pkg"
+		# -fuzz at build time: the binary gets the coverage instrumentation
+		# that guides fuzzing (without it, fuzzing runs blind).
+		CGO_ENABLED=${CGO_ENABLED:-0} "$GO" test -c -fuzz=. -o "$out/$name/$name.test" "$pkg"
 		if [ -d "$pkg/testdata" ]; then cp -R "$pkg/testdata" "$out/$name/testdata"; fi
 		list | awk -v p="$pkg" '$1 == p {print $2}' > "$out/$name/targets"
 	done
@@ -62,6 +66,6 @@ build() {
 case "${1:-}" in
 list) list ;;
 run) run ;;
-build) build "${2:?usage: fuzz.sh build DIR}" ;;
-*) sed -n '2,13p' "$0"; exit 2 ;;
+build) build "${2:?usage: fuzz.sh build DIR [package-regexp]}" "${3:-.}" ;;
+*) sed -n '2,14p' "$0"; exit 2 ;;
 esac
