@@ -42,69 +42,87 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > MaxBytes+1 {
-			return
+	f.Fuzz(func(t *testing.T, data []byte) { checkDocument(t, data, Parse) })
+}
+
+// FuzzParseManifest aims at the provider-manifest (JSON) parser directly.
+func FuzzParseManifest(f *testing.F) {
+	addFiles(f, "testdata/*.json")
+	for _, s := range []string{
+		`[{"name":"g","services":[{"name":"web","image":"ghcr.io/org/app:v1","credentials":{"host":"ghcr.io","username":"u","password":"hunter2hunter2"}}]}]`,
+		`[{"name":"g","services":[{"name":"a","image":"nginx"},{"name":"b","image":"docker.io/org/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","credentials":{"host":"https://index.docker.io/v1/","email":"e","username":"u","password":"p4ssw0rd!!"},"count":1e400}]}]`,
+		`[{"name":"g","services":[{"name":"web","image":"ghcr.io/org/app","credentials":{"host":"ghcr.io","username":"u","password":"pw-pw-pw-pw","password":"other-pw-pw"}}]}]`,
+		`[{"services":null}]`, `[null]`, `[1]`, `[{"name":"g","services":[{"credentials":{}}]}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkDocument(t, data, ParseManifest) })
+}
+
+// checkDocument parses data and, when it parses, rewrites it and checks the
+// result.
+func checkDocument(t *testing.T, data []byte, parse func([]byte) (*Document, error)) {
+	if len(data) > MaxBytes+1 {
+		return
+	}
+	passwords := passwordsIn(data)
+	doc, err := parse(data)
+	if err != nil {
+		noSecrets(t, "parse error", err.Error(), passwords)
+		return
+	}
+	for _, s := range doc.Private() {
+		if s.Credentials.Password == "" || s.Ref == "" {
+			t.Fatalf("private service %q without password or reference", s.Name)
 		}
-		passwords := passwordsIn(data)
-		doc, err := Parse(data)
-		if err != nil {
-			noSecrets(t, "parse error", err.Error(), passwords)
-			return
+		passwords[s.Credentials.Password] = true
+		noSecrets(t, "String", s.Credentials.String(), passwords)
+		checkRepo(t, s)
+	}
+	out, err := doc.Rewrite(fuzzHub)
+	if err != nil {
+		noSecrets(t, "rewrite error", err.Error(), passwords)
+		return
+	}
+	doc2, err := Parse(out)
+	if err != nil {
+		t.Fatalf("rewritten document does not parse: %v\n%s", err, out)
+	}
+	if len(doc2.Private()) != 0 {
+		t.Fatalf("rewritten document still has credentials:\n%s", out)
+	}
+	if len(doc2.Services) != len(doc.Services) {
+		t.Fatalf("rewrite changed the number of services: %d, then %d", len(doc.Services), len(doc2.Services))
+	}
+	for i, s := range doc.Services {
+		if s.Credentials == nil {
+			continue
 		}
+		if got, want := doc2.Services[i].Image, HubImage(fuzzHub, s); got != want {
+			t.Fatalf("service %q: image %q, want %q", s.Name, got, want)
+		}
+	}
+	// A password may legitimately stay where the tenant also wrote it
+	// outside a credentials block; never more often than that.
+	for pw := range passwords {
+		if len(pw) < 4 {
+			continue
+		}
+		before, after := occurrences(data, pw), occurrences(out, pw)
+		inCreds := 0
 		for _, s := range doc.Private() {
-			if s.Credentials.Password == "" || s.Ref == "" {
-				t.Fatalf("private service %q without password or reference", s.Name)
-			}
-			passwords[s.Credentials.Password] = true
-			noSecrets(t, "String", s.Credentials.String(), passwords)
-			checkRepo(t, s)
-		}
-		out, err := doc.Rewrite(fuzzHub)
-		if err != nil {
-			noSecrets(t, "rewrite error", err.Error(), passwords)
-			return
-		}
-		doc2, err := Parse(out)
-		if err != nil {
-			t.Fatalf("rewritten document does not parse: %v\n%s", err, out)
-		}
-		if len(doc2.Private()) != 0 {
-			t.Fatalf("rewritten document still has credentials:\n%s", out)
-		}
-		if len(doc2.Services) != len(doc.Services) {
-			t.Fatalf("rewrite changed the number of services: %d, then %d", len(doc.Services), len(doc2.Services))
-		}
-		for i, s := range doc.Services {
-			if s.Credentials == nil {
-				continue
-			}
-			if got, want := doc2.Services[i].Image, HubImage(fuzzHub, s); got != want {
-				t.Fatalf("service %q: image %q, want %q", s.Name, got, want)
+			if s.Credentials.Password == pw {
+				inCreds++
 			}
 		}
-		// A password may legitimately stay where the tenant also wrote it
-		// outside a credentials block; never more often than that.
-		for pw := range passwords {
-			if len(pw) < 4 {
-				continue
-			}
-			before, after := occurrences(data, pw), occurrences(out, pw)
-			inCreds := 0
-			for _, s := range doc.Private() {
-				if s.Credentials.Password == pw {
-					inCreds++
-				}
-			}
-			if after > 0 && after > before-inCreds {
-				t.Fatalf("password %q: %d occurrences after the rewrite, %d before of which %d in credentials:\n%s", pw, after, before, inCreds, out)
-			}
+		if after > 0 && after > before-inCreds {
+			t.Fatalf("password %q: %d occurrences after the rewrite, %d before of which %d in credentials:\n%s", pw, after, before, inCreds, out)
 		}
-		again, err := doc2.Rewrite(fuzzHub)
-		if err != nil || !bytes.Equal(again, out) {
-			t.Fatalf("rewrite not idempotent (%v):\n%s\n---\n%s", err, out, again)
-		}
-	})
+	}
+	again, err := doc2.Rewrite(fuzzHub)
+	if err != nil || !bytes.Equal(again, out) {
+		t.Fatalf("rewrite not idempotent (%v):\n%s\n---\n%s", err, out, again)
+	}
 }
 
 func checkRepo(t *testing.T, s *Service) {
