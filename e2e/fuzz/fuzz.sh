@@ -10,7 +10,8 @@
 #
 # Targets are found by grepping *_test.go for "func FuzzXxx(f *testing.F)",
 # so new ones are picked up without a list to keep. FUZZTIME (default 5m) is
-# per target; FUZZ_WORKERS (default 1) is -parallel for each.
+# per target; FUZZ_WORKERS (default 1) is -parallel for each; FUZZ_ONLY (a
+# regexp over "<package> <target>") picks targets for `run`.
 set -eu
 
 FUZZTIME=${FUZZTIME:-5m}
@@ -31,10 +32,10 @@ list() {
 
 run() {
 	failed=0
-	list > "${TMPDIR:-/tmp}/pullgate-fuzz-targets.$$"
+	list | grep -E -- "${FUZZ_ONLY:-.}" > "${TMPDIR:-/tmp}/pullgate-fuzz-targets.$$" || true
 	while read -r pkg target; do
 		echo "== $pkg $target ($FUZZTIME)"
-		if ! "$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_WORKERS" "$pkg"; then
+		if ! "$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_WORKERS" "$pkg" < /dev/null; then
 			failed=$((failed + 1))
 			echo "!! $pkg $target failed: the crasher is under $pkg/testdata/fuzz/$target"
 		fi
