@@ -58,6 +58,22 @@ bench: tools
 clean:
 	rm -rf $(BIN)
 
+# --- Fuzzing: every func FuzzXxx in the repository (e2e/fuzz/fuzz.sh) -----
+# make fuzz                     each target in turn for FUZZTIME (plain go test replays the corpora)
+#                               (FUZZ_ONLY=regexp over "<package> <target>": only those)
+# make fuzz-bin                 test binaries + run-all.sh in $(DIST)/fuzz, to fuzz without Go
+#                               (FUZZ_PKGS=regexp: only those packages)
+FUZZTIME ?= 5m
+FUZZ_WORKERS ?= 1
+
+.PHONY: fuzz fuzz-bin
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) FUZZ_WORKERS=$(FUZZ_WORKERS) FUZZ_ONLY='$(FUZZ_ONLY)' GO=$(GO) sh e2e/fuzz/fuzz.sh run
+
+fuzz-bin:
+	GO=$(GO) sh e2e/fuzz/fuzz.sh build $(DIST)/fuzz '$(or $(FUZZ_PKGS),.)'
+
 # --- Packages (deb, rpm) and OCI images, from static binaries ------------
 # make package                  dist/*.deb, dist/*.rpm for ARCHS
 # make images REGISTRY=registry.example.com/pullgate   multi-platform images

@@ -87,7 +87,7 @@ func parseRoute(r *http.Request) (route, *apiError) {
 	} else if looksLikeHost(nameSegs[0]) && len(nameSegs) > 1 {
 		host, path = nameSegs[0], strings.Join(nameSegs[1:], "/")
 	} else {
-		return route{}, errNameUnknown("repository " + rt.name + " names no upstream host: use /v2/<upstream-host>/<repository>/... or the ns query parameter")
+		return route{}, errNameUnknown("repository " + quote(rt.name) + " names no upstream host: use /v2/<upstream-host>/<repository>/... or the ns query parameter")
 	}
 	repo, err := imageref.ParseRepo(host, path)
 	if err != nil {

@@ -40,14 +40,14 @@ func CanonicalHost(h string) (string, error) {
 		// Never echo it: user info may hold a password.
 		return "", fmt.Errorf("registry host must not contain user info ('@')")
 	}
-	orig := h
+	orig := clip(h)
 	h = strings.ToLower(strings.TrimSpace(h))
 	h = strings.TrimPrefix(h, "https://")
 	h = strings.TrimPrefix(h, "http://")
 	if i := strings.IndexByte(h, '/'); i >= 0 {
 		// Only the Docker Hub v1 form may carry a path.
 		if rest := h[i:]; rest != "/" && rest != "/v1/" && rest != "/v1" && rest != "/v2/" && rest != "/v2" {
-			return "", fmt.Errorf("registry host %q: unexpected path %q", orig, rest)
+			return "", fmt.Errorf("registry host %q: unexpected path %q", orig, clip(rest))
 		}
 		h = h[:i]
 	}
@@ -58,7 +58,8 @@ func CanonicalHost(h string) (string, error) {
 		return DockerHub, nil
 	}
 	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
-		return "", fmt.Errorf("registry host %q: %w", orig, err)
+		// ggcr's message repeats the whole input: not passed on.
+		return "", fmt.Errorf("registry host %q: not a valid host[:port]", orig)
 	}
 	hostname := h
 	if hh, port, err := net.SplitHostPort(h); err == nil {
@@ -71,6 +72,16 @@ func CanonicalHost(h string) (string, error) {
 		return "", fmt.Errorf("registry host %q: not a host name", orig)
 	}
 	return h, nil
+}
+
+// clip bounds what an error quotes of its input: host names and paths come
+// from anonymous clients and tenants, and errors reach clients and logs
+// (found by FuzzCanonicalHost: a 480-byte host gave a 2 KB error).
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // UpstreamAddr is the address the registry API of a canonical host answers at.
@@ -101,10 +112,15 @@ func ParseRepo(host, path string) (Repo, error) {
 		return Repo{}, err
 	}
 	if err := checkPath(path); err != nil {
-		return Repo{}, fmt.Errorf("repository %q: %w", path, err)
+		return Repo{}, fmt.Errorf("repository %q: %w", clip(path), err)
 	}
 	if h == DockerHub && !strings.Contains(path, "/") {
 		path = "library/" + path
+		// Checked again with the prefix: what is accepted must parse again
+		// (found by FuzzParseRepo).
+		if err := checkPath(path); err != nil {
+			return Repo{}, fmt.Errorf("repository %q: %w", clip(path), err)
+		}
 	}
 	return Repo{Host: h, Path: path}, nil
 }
@@ -115,12 +131,13 @@ func ParseRepo(host, path string) (Repo, error) {
 func ParseImage(s string) (Repo, string, error) {
 	ref, err := name.ParseReference(s)
 	if err != nil {
-		return Repo{}, "", fmt.Errorf("image %q: %w", s, err)
+		// ggcr's message repeats the whole input: not passed on.
+		return Repo{}, "", fmt.Errorf("image %q: not a valid image reference", clip(s))
 	}
 	ctx := ref.Context()
 	r, err := ParseRepo(ctx.RegistryStr(), ctx.RepositoryStr())
 	if err != nil {
-		return Repo{}, "", fmt.Errorf("image %q: %w", s, err)
+		return Repo{}, "", fmt.Errorf("image %q: %w", clip(s), err)
 	}
 	return r, ref.Identifier(), nil
 }
@@ -134,7 +151,7 @@ func checkPath(p string) error {
 	}
 	for _, c := range strings.Split(p, "/") {
 		if !component.MatchString(c) {
-			return fmt.Errorf("path component %q: must be lowercase letters and digits separated by '.', '_', '__' or '-'", c)
+			return fmt.Errorf("path component %q: must be lowercase letters and digits separated by '.', '_', '__' or '-'", clip(c))
 		}
 	}
 	return nil
@@ -160,7 +177,7 @@ func ParsePrefix(s string) (Prefix, error) {
 	rest := ""
 	hostPart := s
 	if strings.HasPrefix(strings.ToLower(hostPart), "http://") {
-		return Prefix{}, fmt.Errorf("registry %q: a host has no scheme; for a plain-HTTP registry give its address as the endpoint (http://...)", s)
+		return Prefix{}, fmt.Errorf("registry %q: a host has no scheme; for a plain-HTTP registry give its address as the endpoint (http://...)", clip(s))
 	}
 	if strings.HasPrefix(strings.ToLower(hostPart), "https://") {
 		hostPart = hostPart[len("https://"):]
@@ -179,7 +196,7 @@ func ParsePrefix(s string) (Prefix, error) {
 		return Prefix{Host: h}, nil
 	}
 	if err := checkPath(rest); err != nil {
-		return Prefix{}, fmt.Errorf("registry %q: repository prefix: %w", s, err)
+		return Prefix{}, fmt.Errorf("registry %q: repository prefix: %w", clip(s), err)
 	}
 	return Prefix{Host: h, Path: rest}, nil
 }
@@ -225,11 +242,11 @@ type Pattern struct {
 func ParsePattern(s string) (Pattern, error) {
 	i := strings.IndexByte(s, '/')
 	if i <= 0 || i == len(s)-1 {
-		return Pattern{}, fmt.Errorf("repository pattern %q: want host/repository, e.g. ghcr.io/org/*", s)
+		return Pattern{}, fmt.Errorf("repository pattern %q: want host/repository, e.g. ghcr.io/org/*", clip(s))
 	}
 	h, err := CanonicalHost(s[:i])
 	if err != nil {
-		return Pattern{}, fmt.Errorf("repository pattern %q: %w", s, err)
+		return Pattern{}, fmt.Errorf("repository pattern %q: %w", clip(s), err)
 	}
 	parts := strings.Split(s[i+1:], "/")
 	for _, c := range parts {
@@ -237,7 +254,7 @@ func ParsePattern(s string) (Pattern, error) {
 			continue
 		}
 		if !component.MatchString(strings.ReplaceAll(c, "*", "a")) {
-			return Pattern{}, fmt.Errorf("repository pattern %q: component %q is not a repository name or glob", s, c)
+			return Pattern{}, fmt.Errorf("repository pattern %q: component %q is not a repository name or glob", clip(s), clip(c))
 		}
 	}
 	if h == DockerHub && len(parts) == 1 && !strings.Contains(parts[0], "*") {

@@ -51,7 +51,7 @@ const (
 // The NATS server has already checked that the sender owns them.
 func ParseNodeSubject(subject string) (clusterID, nodeID string, err error) {
 	parts := strings.Split(subject, ".")
-	if len(parts) != 5 || parts[0] != "pullgate" || parts[1] != Version {
+	if len(parts) != 5 || parts[0] != "pullgate" || parts[1] != Version || parts[3] == "" || parts[4] == "" {
 		return "", "", fmt.Errorf("subject %q: want pullgate.%s.<kind>.<cluster>.<node>", subject, Version)
 	}
 	return parts[3], parts[4], nil
@@ -91,10 +91,26 @@ func ParseJoinToken(s string) (clusterID, secret string, err error) {
 		return "", "", fmt.Errorf("join token: want %s<cluster>.<secret>", JoinTokenPrefix)
 	}
 	clusterID, secret, ok = strings.Cut(rest, ".")
-	if !ok || clusterID == "" || len(secret) < 16 || strings.ContainsAny(clusterID, ".*> ") {
+	if !ok || len(secret) < 16 || !idToken(clusterID) {
 		return "", "", fmt.Errorf("join token: malformed")
 	}
 	return clusterID, secret, nil
+}
+
+// idToken reports whether s can be an id inside a subject: hub ids are a
+// prefix and hex digits, so letters, digits, '_' and '-' are enough, and
+// nothing else can change a subject's shape (found by FuzzParseJoinToken:
+// a tab or a non-ASCII space went through).
+func idToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrorReply is embedded in every reply: a non-empty Error means the
