@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 )
@@ -79,20 +78,7 @@ func testAuditRefusalsAndRetention(t *testing.T, s auditStore) {
 }
 
 // TestAuditRefusalsAndRetentionPostgres runs the same checks on PostgreSQL
-// when PULLGATE_TEST_POSTGRES names an empty database
-// (postgres://user@127.0.0.1:port/db?sslmode=disable).
+// (see EnvPostgres), in a schema of its own.
 func TestAuditRefusalsAndRetentionPostgres(t *testing.T) {
-	dsn := os.Getenv("PULLGATE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("PULLGATE_TEST_POSTGRES not set")
-	}
-	s, err := OpenPostgres(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.DeleteAuditBefore(context.Background(), time.Now().Add(time.Hour), 1<<30); err != nil {
-		t.Fatal(err)
-	}
-	testAuditRefusalsAndRetention(t, s)
+	testAuditRefusalsAndRetention(t, openPostgres(t))
 }
