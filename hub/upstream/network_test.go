@@ -245,4 +245,3 @@ func TestSharedDialSurvivesCallerCancel(t *testing.T) {
 		t.Fatal("B never finished")
 	}
 }
-
