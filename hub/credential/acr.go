@@ -72,7 +72,7 @@ func (s *Source) fetchACR(ctx context.Context, c store.Credential, sec Secret) (
 	var exch struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	err = s.postForm(ctx, c, "ACR token exchange", reg.Scheme()+"://"+reg.RegistryStr()+"/oauth2/exchange", url.Values{
+	err = s.postForm(ctx, c, "ACR token exchange", upstream.Scheme(c)+"://"+reg.RegistryStr()+"/oauth2/exchange", url.Values{
 		"grant_type":   {"access_token"},
 		"service":      {host},
 		"tenant":       {sp.TenantID},
