@@ -71,7 +71,7 @@ func CheckRealm(realm, registryAddr string, plainHTTP bool, extra []string) (*ur
 // ValidRealmHost checks an operator-given realm host: a DNS name or IP,
 // optionally with a port, nothing else.
 func ValidRealmHost(h string) error {
-	if h == "" || strings.ContainsAny(h, "/@?#* \t") {
+	if h == "" || strings.ContainsAny(h, "/@?#*, \t") {
 		return fmt.Errorf("realm host %q: want host or host:port", h)
 	}
 	host := h
