@@ -36,7 +36,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 
 func ecrCred(endpoint string, version int) store.Credential {
 	return store.Credential{ID: "cred_ecr", WorkspaceID: "ws_1", Name: "ecr-prod", Host: ecrHost, Endpoint: endpoint,
-		Kind: KindECR, Username: "AWS", Enabled: true, Version: version}
+		Kind: KindECR, Username: "AWS", Enabled: true, Version: version, AllowPrivateNetwork: true} // loopback test upstream
 }
 
 func ecrSecret() Secret {
@@ -280,7 +280,7 @@ func startACR(t testing.TB) (*testcloud.EntraID, *testcloud.ACR, *testupstream.R
 
 func acrCred(endpoint string) (store.Credential, Secret) {
 	return store.Credential{ID: "cred_acr", WorkspaceID: "ws_1", Name: "acr", Host: acrName, Endpoint: endpoint, Kind: KindACR,
-			Username: clientID, Enabled: true, Version: 1},
+			Username: clientID, Enabled: true, Version: 1, AllowPrivateNetwork: true},
 		Secret{Azure: &AzureSP{TenantID: tenantID, ClientID: clientID, ClientSecret: spSecret}}
 }
 
@@ -357,7 +357,7 @@ func TestCheckPerKind(t *testing.T) {
 		t.Fatalf("ecr expired %+v", res)
 	}
 	// A wrong password echoed by a careless upstream is redacted.
-	res = src.Check(ctx, pool, store.Credential{ID: "b", Name: "b", Host: "registry.test", Endpoint: up.URL, Kind: KindBasic, Username: "AWS", Version: 1},
+	res = src.Check(ctx, pool, store.Credential{ID: "b", Name: "b", Host: "registry.test", Endpoint: up.URL, Kind: KindBasic, Username: "AWS", Version: 1, AllowPrivateNetwork: true},
 		Secret{Password: "wrong-" + testRegPass}, "")
 	if res.Authenticated || res.Kind != KindBasic || res.Auth != AuthPassword {
 		t.Fatalf("basic wrong %+v", res)
