@@ -320,6 +320,16 @@ func TestACRServicePrincipal(t *testing.T) {
 		t.Fatalf("registry test used the cache (%d Entra ID calls)", aad.Calls())
 	}
 
+	// Without the private-network allowance the exchange never reaches a
+	// registry on loopback.
+	private := c
+	private.ID, private.AllowPrivateNetwork = "cred_acr_public", false
+	before := front.Exchanges()
+	if _, err := NewSource(WithAzureAuthority(aad.URL)).Authenticator(context.Background(), private, sec); err == nil ||
+		!strings.Contains(err.Error(), "special-purpose address") || front.Exchanges() != before {
+		t.Fatalf("exchange with a loopback registry without the allowance: %v (%d exchanges)", err, front.Exchanges()-before)
+	}
+
 	// A wrong client secret: Entra ID's own error, without the secret.
 	sec.Azure.ClientSecret = "wrong-" + spSecret
 	res = NewSource(WithAzureAuthority(aad.URL)).Check(context.Background(), upstream.NewPool(), c, sec, "team/app")
