@@ -245,3 +245,45 @@ func TestSharedDialSurvivesCallerCancel(t *testing.T) {
 		t.Fatal("B never finished")
 	}
 }
+
+// Finding 8: many repositories asked for at once do not become a burst of
+// logins against the credential's upstream account.
+func TestHandshakesPerCredentialBounded(t *testing.T) {
+	var cur, peak atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/":
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s/token",service="x"`, r.Host))
+			w.WriteHeader(http.StatusUnauthorized)
+		case "/token":
+			n := cur.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			time.Sleep(30 * time.Millisecond)
+			cur.Add(-1)
+			fmt.Fprint(w, `{"token":"tok","expires_in":300}`)
+		}
+	}))
+	defer srv.Close()
+	pool := NewPool()
+	c := store.Credential{ID: "cred_burst", Version: 1, Host: "registry.test", Endpoint: srv.URL, Kind: "basic", Username: "u", AllowPrivateNetwork: true}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tg := Target{Credential: c, Repo: imageref.Repo{Host: "registry.test", Path: fmt.Sprintf("org/app%d", i)}, Auth: anon}
+			if _, err := pool.Conn(context.Background(), tg); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > maxHandshakesPerCredential {
+		t.Fatalf("%d concurrent token exchanges for one credential, want at most %d", p, maxHandshakesPerCredential)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
@@ -55,6 +56,16 @@ const DefaultMaxConns = 4096
 
 // sweepEvery is how often the caches drop expired entries.
 const sweepEvery = time.Minute
+
+// maxHandshakesPerCredential bounds the concurrent handshakes (token
+// exchanges) of one credential: a client asking for many repositories at
+// once cannot turn the hub into a burst of logins against the tenant's
+// upstream account. Credentials share dialStripes slots by hash, so the
+// bound needs no per-credential state.
+const (
+	maxHandshakesPerCredential = 4
+	dialStripes                = 64
+)
 
 // Conn is an authenticated way to reach one repository on one upstream.
 type Conn struct {
@@ -98,6 +109,7 @@ type Pool struct {
 	maxConns int
 
 	group singleflight.Group
+	slots [dialStripes]chan struct{}
 	mu    sync.Mutex
 	chal  *lru[*transport.Challenge]
 	conns *lru[*Conn]
@@ -132,6 +144,9 @@ func NewPool(opts ...Option) *Pool {
 	}
 	p.public = p.transport(false)
 	p.private = p.transport(true)
+	for i := range p.slots {
+		p.slots[i] = make(chan struct{}, maxHandshakesPerCredential)
+	}
 	p.chal = newLRU[*transport.Challenge](p.maxConns, sweepEvery)
 	p.conns = newLRU[*Conn](p.maxConns, sweepEvery)
 	return p
@@ -148,8 +163,17 @@ func (p *Pool) transport(allowPrivate bool) http.RoundTripper {
 
 // fresh is an empty pool over the same transports (registry test).
 func (p *Pool) fresh() *Pool {
-	return &Pool{public: p.public, private: p.private, now: p.now, maxConns: p.maxConns,
+	f := &Pool{public: p.public, private: p.private, now: p.now, maxConns: p.maxConns,
 		chal: newLRU[*transport.Challenge](p.maxConns, sweepEvery), conns: newLRU[*Conn](p.maxConns, sweepEvery)}
+	f.slots = p.slots
+	return f
+}
+
+// slot is the handshake semaphore of a credential.
+func (p *Pool) slot(credID string) chan struct{} {
+	h := fnv.New32a()
+	h.Write([]byte(credID))
+	return p.slots[h.Sum32()%dialStripes]
 }
 
 func (p *Pool) base(c store.Credential) http.RoundTripper {
@@ -258,6 +282,13 @@ func (p *Pool) Conn(ctx context.Context, t Target) (*Conn, error) {
 	ch := p.group.DoChan(key, func() (any, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dialTimeout)
 		defer cancel()
+		slot := p.slot(t.Credential.ID)
+		select {
+		case slot <- struct{}{}:
+			defer func() { <-slot }()
+		case <-dctx.Done():
+			return nil, dctx.Err()
+		}
 		conn, ttl, err := p.dial(dctx, t)
 		if err != nil {
 			return nil, err
