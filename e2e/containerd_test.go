@@ -323,9 +323,9 @@ func TestContainerd(t *testing.T) {
 	c := h.cli
 	c.must("", "workspace", "create", "acme")
 	c.must(upA.Password+"\n", "registry", "add", "-w", "acme", "--name", "a", "--host", "registry-a.corp",
-		"--endpoint", upA.URL, "--username", upA.User, "--password-stdin")
+		"--endpoint", upA.URL, "--allow-private-network", "--username", upA.User, "--password-stdin")
 	c.must(upB.Password+"\n", "registry", "add", "-w", "acme", "--name", "b", "--host", "registry-b.corp",
-		"--endpoint", upB.URL, "--username", upB.User, "--password-stdin")
+		"--endpoint", upB.URL, "--allow-private-network", "--username", upB.User, "--password-stdin")
 	join := strings.TrimSpace(c.must("", "cluster", "create", "edge", "--workspace", "acme"))
 	c.must("", "install", "create", "-w", "acme", "--name", "app-a", "--cluster", "edge", "--repo", "registry-a.corp/org/*")
 	c.must("", "install", "create", "-w", "acme", "--name", "app-b", "--cluster", "edge", "--repo", "registry-b.corp/team/*")
@@ -636,15 +636,15 @@ func TestContainerdSharedNode(t *testing.T) {
 	join := strings.TrimSpace(c.must("", "cluster", "create", "akash", "--sa-jwks", jwks))
 	c.must("", "workspace", "create", "tenant-a")
 	c.must(upA.Password+"\n", "registry", "add", "-w", "tenant-a", "--name", "a", "--host", "registry-a.corp",
-		"--endpoint", upA.URL, "--username", upA.User, "--password-stdin")
+		"--endpoint", upA.URL, "--allow-private-network", "--username", upA.User, "--password-stdin")
 	// The tenant also has a credential for the public registry's host
 	// (private repositories there), so the hub lists that host too.
 	c.must("unused\n", "registry", "add", "-w", "tenant-a", "--name", "pub", "--host", "public.corp",
-		"--endpoint", public.URL, "--username", "tenant", "--password-stdin")
+		"--endpoint", public.URL, "--allow-private-network", "--username", "tenant", "--password-stdin")
 	// And a third private registry the operator did not enable for
 	// mirroring on this node.
 	c.must(upA.Password+"\n", "registry", "add", "-w", "tenant-a", "--name", "c", "--host", "registry-c.corp",
-		"--endpoint", upA.URL, "--username", upA.User, "--password-stdin")
+		"--endpoint", upA.URL, "--allow-private-network", "--username", upA.User, "--password-stdin")
 	c.must("", "install", "create", "-w", "tenant-a", "--name", "app", "--cluster", "akash", "--namespace", "ns-a",
 		"--repo", "registry-a.corp/org/*", "--repo", "public.corp/tenant-a/*", "--repo", "registry-c.corp/org/*")
 

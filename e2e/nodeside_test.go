@@ -200,7 +200,7 @@ func setupSingle(t *testing.T, h *hub, up *testupstream.Registry) string {
 	c := h.cli
 	c.must("", "workspace", "create", "acme")
 	c.must(up.Password+"\n", "registry", "add", "-w", "acme", "--name", "corp", "--host", "registry.corp",
-		"--endpoint", up.URL, "--username", up.User, "--password-stdin")
+		"--endpoint", up.URL, "--allow-private-network", "--username", up.User, "--password-stdin")
 	join := strings.TrimSpace(c.must("", "cluster", "create", "edge", "--workspace", "acme"))
 	c.must("", "install", "create", "-w", "acme", "--name", "web", "--cluster", "edge", "--repo", "registry.corp/org/*")
 	return join
@@ -384,7 +384,7 @@ func TestSharedClusterTenancy(t *testing.T) {
 		ws := "tenant-" + tenant
 		c.must("", "workspace", "create", ws)
 		c.must(up.Password+"\n", "registry", "add", "-w", ws, "--name", "corp", "--host", "registry.corp",
-			"--endpoint", up.URL, "--username", up.User, "--password-stdin")
+			"--endpoint", up.URL, "--allow-private-network", "--username", up.User, "--password-stdin")
 		c.must("", "install", "create", "-w", ws, "--name", "app", "--cluster", "akash", "--namespace", "ns-"+tenant,
 			"--repo", "registry.corp/"+ws+"/*")
 	}

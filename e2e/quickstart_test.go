@@ -32,7 +32,7 @@ func TestQuickStart(t *testing.T) {
 	c := h.cli
 	c.must("", "workspace", "create", "acme")
 	c.must(up.Password+"\n", "registry", "add", "--workspace", "acme", "--name", "corp", "--host", "registry.corp",
-		"--endpoint", up.URL, "--username", up.User, "--password-stdin")
+		"--endpoint", up.URL, "--allow-private-network", "--username", up.User, "--password-stdin")
 	if out := c.must("", "registry", "test", "--workspace", "acme", "corp", "--repo", "org/app"); !strings.Contains(strings.ToLower(out), "pull") {
 		t.Fatalf("registry test output: %s", out)
 	}

@@ -283,7 +283,8 @@ func (h *hub) setup(b testing.TB) {
 
 // addRegistry stores a credential for an upstream at host ("127.0.0.1:PORT").
 // An upstream without auth still gets a (dummy) basic credential: the hub
-// needs one to know the workspace may reach the host.
+// needs one to know the workspace may reach the host. The upstreams are
+// plain HTTP on loopback, which the hub allows only when told.
 func (h *hub) addRegistry(b testing.TB, name, host, user, pass string) {
 	b.Helper()
 	if user == "" && pass == "" {
@@ -291,6 +292,7 @@ func (h *hub) addRegistry(b testing.TB, name, host, user, pass string) {
 	}
 	h.api(b, "POST", "/api/v1/workspaces/bench/registries", api.CreateRegistryRequest{
 		Name: name, Host: host, Kind: "basic", Username: user, Password: api.Password(pass),
+		Insecure: true, AllowPrivateNetwork: true,
 	}, nil)
 }
 

@@ -34,7 +34,7 @@ func startNodeHub(b *testing.B) *nodeHub {
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(b))
 	h := &nodeHub{hub: startHubInProcess(b, natsAddr), nats: "nats://" + natsAddr}
 	h.api(b, "POST", "/api/v1/workspaces/bench/registries", api.CreateRegistryRequest{Name: "corp", Host: "registry.corp",
-		Endpoint: "http://127.0.0.1:1", Username: "u", Password: "never-contacted"}, nil)
+		Endpoint: "http://127.0.0.1:1", Username: "u", Password: "never-contacted", AllowPrivateNetwork: true}, nil)
 	var jt api.JoinToken
 	h.api(b, "POST", "/api/v1/clusters", api.CreateClusterRequest{Name: "edge", Workspace: "bench"}, &jt)
 	h.join = jt.JoinToken

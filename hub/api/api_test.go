@@ -137,6 +137,19 @@ func TestRegistryLifecycleNeverLeaksSecret(t *testing.T) {
 	if reg.Endpoint != "" {
 		t.Fatalf("clear endpoint: %+v", reg)
 	}
+	// The network policy: off by default, set and cleared by the operator.
+	if reg.AllowPrivateNetwork || len(reg.RealmHosts) != 0 {
+		t.Fatalf("network policy defaults: %+v", reg)
+	}
+	e.must("PATCH", "/api/v1/workspaces/acme/registries/local", `{"allow_private_network":true,"realm_hosts":["auth.corp","sso.corp:8443"]}`, 200, &reg)
+	if !reg.AllowPrivateNetwork || !slices.Equal(reg.RealmHosts, []string{"auth.corp", "sso.corp:8443"}) || reg.Version != 1 {
+		t.Fatalf("patch network policy: %+v", reg)
+	}
+	reg = Registry{} // realm_hosts is omitted when empty
+	e.must("PATCH", "/api/v1/workspaces/acme/registries/local", `{"allow_private_network":false,"realm_hosts":[]}`, 200, &reg)
+	if reg.AllowPrivateNetwork || len(reg.RealmHosts) != 0 {
+		t.Fatalf("clear network policy: %+v", reg)
+	}
 
 	var list RegistryList
 	e.must("GET", "/api/v1/workspaces/acme/registries", "", 200, &list)
@@ -299,6 +312,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"registry duplicate", "POST", regs, `{"name":"gh","host":"ghcr.io","username":"u","password":"` + pw + `"}`, 409, "already exists"},
 		{"registry in missing workspace", "POST", "/api/v1/workspaces/nope/registries", reg(""), 404, `workspace \"nope\" not found`},
 		{"registry patch empty", "PATCH", regs + "/gh", `{}`, 400, "nothing to update"},
+		{"registry bad realm host", "POST", regs, reg(`,"realm_hosts":["https://auth.example/token"]`), 400, `realm_hosts: realm host \"https://auth.example/token\"`},
+		{"registry realm host with comma", "PATCH", regs + "/gh", `{"realm_hosts":["a.example,b.example"]}`, 400, "realm_hosts"},
+		{"registry allow_private_network not a bool", "POST", regs, reg(`,"allow_private_network":"yes"`), 400, `field \"allow_private_network\" must be true or false`},
 		{"registry patch empty password", "PATCH", regs + "/gh", `{"password":""}`, 400, "empty password"},
 		{"registry patch drop basic username", "PATCH", regs + "/gh", `{"username":""}`, 400, "username"},
 		{"registry patch unknown field", "PATCH", regs + "/gh", `{"enabled":false}`, 400, `unknown field \"enabled\"`},

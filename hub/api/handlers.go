@@ -143,6 +143,9 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := checkUsername(req.Username); err != nil {
 		return err
 	}
+	if err := checkRealmHosts(req.RealmHosts); err != nil {
+		return err
+	}
 	prep, err := s.prepareCreate(req, prefix.String())
 	if err != nil {
 		return err
@@ -153,14 +156,16 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c := store.Credential{
-		WorkspaceID: ws.ID,
-		Name:        req.Name,
-		Host:        prefix.String(),
-		Endpoint:    endpoint,
-		Kind:        prep.Kind,
-		Username:    prep.Username,
-		Insecure:    req.Insecure,
-		Enabled:     true,
+		WorkspaceID:         ws.ID,
+		Name:                req.Name,
+		Host:                prefix.String(),
+		Endpoint:            endpoint,
+		Kind:                prep.Kind,
+		Username:            prep.Username,
+		Insecure:            req.Insecure,
+		Enabled:             true,
+		AllowPrivateNetwork: req.AllowPrivateNetwork,
+		RealmHosts:          req.RealmHosts,
 	}
 	sealed, err := credential.Seal(s.d.Sealer, c, secret)
 	if err != nil {
@@ -174,6 +179,16 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	// upstream host: agents drop the workspace's tokens and resync.
 	s.revoke("registry "+c.Name, func(rv Revoker) error { return rv.CredentialsChanged(r.Context(), c.WorkspaceID) })
 	writeJSON(w, http.StatusCreated, s.describeWith(c, secret))
+	return nil
+}
+
+// checkRealmHosts validates operator-named token-realm hosts.
+func checkRealmHosts(hosts []string) error {
+	for _, h := range hosts {
+		if err := upstream.ValidRealmHost(h); err != nil {
+			return badRequest("realm_hosts: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -221,10 +236,18 @@ func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil && req.ECR == nil && req.ACR == nil {
-		return badRequest("nothing to update: give username, password, endpoint, insecure, ecr or acr")
+	if req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil && req.ECR == nil && req.ACR == nil &&
+		req.AllowPrivateNetwork == nil && req.RealmHosts == nil {
+		return badRequest("nothing to update: give username, password, endpoint, insecure, allow_private_network, realm_hosts, ecr or acr")
 	}
-	u := store.CredentialUpdate{Username: req.Username, Insecure: req.Insecure}
+	u := store.CredentialUpdate{Username: req.Username, Insecure: req.Insecure, AllowPrivateNetwork: req.AllowPrivateNetwork}
+	if req.RealmHosts != nil {
+		if err := checkRealmHosts(*req.RealmHosts); err != nil {
+			return err
+		}
+		hosts := append([]string{}, *req.RealmHosts...)
+		u.RealmHosts = &hosts
+	}
 	if req.Endpoint != nil {
 		ep, err := parseEndpoint(*req.Endpoint)
 		if err != nil {

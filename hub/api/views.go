@@ -55,6 +55,11 @@ type CreateRegistryRequest struct {
 	Username string   `json:"username,omitempty"`
 	Password Password `json:"password"`
 	Insecure bool     `json:"insecure,omitempty"`
+	// AllowPrivateNetwork lets the upstream resolve to loopback, private or
+	// other special-purpose addresses (refused by default).
+	AllowPrivateNetwork bool `json:"allow_private_network,omitempty"`
+	// RealmHosts are token-realm hosts trusted besides the upstream's own.
+	RealmHosts []string `json:"realm_hosts,omitempty"`
 	// ECR and ACR hold the non-secret parameters of kinds ecr and acr
 	// (hub/api/registry_kinds.go); the secret is always Password.
 	ECR *ECRParams `json:"ecr,omitempty"`
@@ -66,7 +71,8 @@ type CreateRegistryRequest struct {
 func (r CreateRegistryRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("name", r.Name), slog.String("host", r.Host), slog.String("endpoint", r.Endpoint),
 		slog.String("kind", r.Kind), slog.String("username", r.Username), slog.Any("password", r.Password),
-		slog.Bool("insecure", r.Insecure))
+		slog.Bool("insecure", r.Insecure), slog.Bool("allow_private_network", r.AllowPrivateNetwork),
+		slog.Any("realm_hosts", r.RealmHosts))
 }
 
 // UpdateRegistryRequest is the body of PATCH .../registries/{name}. Absent
@@ -76,6 +82,10 @@ type UpdateRegistryRequest struct {
 	Endpoint *string   `json:"endpoint,omitempty"` // "" clears it
 	Password *Password `json:"password,omitempty"`
 	Insecure *bool     `json:"insecure,omitempty"`
+	// AllowPrivateNetwork and RealmHosts: see CreateRegistryRequest; an
+	// empty realm_hosts list clears them.
+	AllowPrivateNetwork *bool     `json:"allow_private_network,omitempty"`
+	RealmHosts          *[]string `json:"realm_hosts,omitempty"`
 	// ECR and ACR replace the kind's parameters (with a new password);
 	// absent, the stored ones are kept.
 	ECR *ECRParams `json:"ecr,omitempty"`
@@ -97,6 +107,12 @@ func (r UpdateRegistryRequest) LogValue() slog.Value {
 	if r.Insecure != nil {
 		attrs = append(attrs, slog.Bool("insecure", *r.Insecure))
 	}
+	if r.AllowPrivateNetwork != nil {
+		attrs = append(attrs, slog.Bool("allow_private_network", *r.AllowPrivateNetwork))
+	}
+	if r.RealmHosts != nil {
+		attrs = append(attrs, slog.Any("realm_hosts", *r.RealmHosts))
+	}
 	return slog.GroupValue(attrs...)
 }
 
@@ -108,16 +124,20 @@ type TestRegistryRequest struct {
 // Registry is a registry credential's metadata. It has no field for secret
 // material on purpose.
 type Registry struct {
-	Name      string    `json:"name"`
-	Host      string    `json:"host"`
-	Endpoint  string    `json:"endpoint"`
-	Kind      string    `json:"kind"`
-	Username  string    `json:"username"`
-	Insecure  bool      `json:"insecure"`
-	Enabled   bool      `json:"enabled"`
-	Version   int       `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Name     string `json:"name"`
+	Host     string `json:"host"`
+	Endpoint string `json:"endpoint"`
+	Kind     string `json:"kind"`
+	Username string `json:"username"`
+	Insecure bool   `json:"insecure"`
+	// AllowPrivateNetwork: the operator allowed special-purpose addresses.
+	AllowPrivateNetwork bool `json:"allow_private_network"`
+	// RealmHosts: token-realm hosts trusted besides the upstream's own.
+	RealmHosts []string  `json:"realm_hosts,omitempty"`
+	Enabled    bool      `json:"enabled"`
+	Version    int       `json:"version"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 	// Auth is how the credential authenticates (password, token, aws_keys,
 	// aws_assume_role, ecr_token, service_principal, json_key, ...);
 	// ExpiresAt is when a pasted token stops working; Warnings say what
@@ -213,16 +233,18 @@ func workspaceView(w store.Workspace) Workspace {
 
 func registryView(c store.Credential) Registry {
 	return Registry{
-		Name:      c.Name,
-		Host:      c.Host,
-		Endpoint:  c.Endpoint,
-		Kind:      c.Kind,
-		Username:  c.Username,
-		Insecure:  c.Insecure,
-		Enabled:   c.Enabled,
-		Version:   c.Version,
-		CreatedAt: c.CreatedAt.UTC(),
-		UpdatedAt: c.UpdatedAt.UTC(),
+		Name:                c.Name,
+		Host:                c.Host,
+		Endpoint:            c.Endpoint,
+		Kind:                c.Kind,
+		Username:            c.Username,
+		Insecure:            c.Insecure,
+		AllowPrivateNetwork: c.AllowPrivateNetwork,
+		RealmHosts:          c.RealmHosts,
+		Enabled:             c.Enabled,
+		Version:             c.Version,
+		CreatedAt:           c.CreatedAt.UTC(),
+		UpdatedAt:           c.UpdatedAt.UTC(),
 	}
 }
 

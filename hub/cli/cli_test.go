@@ -188,6 +188,17 @@ func TestWorkflow(t *testing.T) {
 	if reg.Insecure {
 		t.Errorf("insecure=false: %+v", reg)
 	}
+	reg = api.Registry{}
+	_ = json.Unmarshal([]byte(h.ok("", "registry", "update", "-w", "acme", "gh", "--allow-private-network",
+		"--realm-host", "auth.corp", "--realm-host", "sso.corp:8443", "-o", "json")), &reg)
+	if !reg.AllowPrivateNetwork || strings.Join(reg.RealmHosts, " ") != "auth.corp sso.corp:8443" {
+		t.Errorf("network policy update: %+v", reg)
+	}
+	reg = api.Registry{}
+	_ = json.Unmarshal([]byte(h.ok("", "registry", "update", "-w", "acme", "gh", "--allow-private-network=false", "--realm-host", "", "-o", "json")), &reg)
+	if reg.AllowPrivateNetwork || len(reg.RealmHosts) != 0 {
+		t.Errorf("network policy cleared: %+v", reg)
+	}
 	h.ok("", "registry", "disable", "-w", "acme", "gh")
 	_ = json.Unmarshal([]byte(h.ok("", "registry", "get", "-w", "acme", "gh", "-o", "json")), &reg)
 	if reg.Enabled {

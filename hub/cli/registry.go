@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,7 +28,8 @@ metadata only.`,
 func newRegistryAddCmd(g *globals) *cobra.Command {
 	var (
 		ws, name, host, endpoint, kind, username string
-		passwordStdin, insecure                  bool
+		passwordStdin, insecure, allowPrivate    bool
+		realmHosts                               []string
 		kf                                       kindFlags
 	)
 	c := &cobra.Command{
@@ -44,10 +46,13 @@ prefix that scopes the credential (ghcr.io/org-a): the longest matching
 prefix picks the credential for a pull. --endpoint is where the registry API
 answers when that is not https://<host>.
 
+` + networkHelp + `
+
 ` + kindsHelp,
 		Example: `  printf '%s' "$GHCR_PAT" | pullgate-hub registry add -w acme --name gh --host ghcr.io/acme --kind token --password-stdin
   pullgate-hub registry add -w acme --name hub --host docker.io --username acmebot --password-stdin < dockerhub.pat
-  pullgate-hub registry add -w acme --name corp --host registry.corp --endpoint http://10.0.0.5:5000 --username ci --password-stdin < pw.txt
+  pullgate-hub registry add -w acme --name corp --host registry.corp --endpoint http://10.0.0.5:5000 --allow-private-network --username ci --password-stdin < pw.txt
+  pullgate-hub registry add -w acme --name harbor --host harbor.corp.example --realm-host auth.corp.example --username ci --password-stdin < pw.txt
   printf '%s' "$AWS_SECRET_ACCESS_KEY" | pullgate-hub registry add -w acme --name ecr --host 123456789012.dkr.ecr.us-east-1.amazonaws.com --aws-access-key-id "$AWS_ACCESS_KEY_ID" --password-stdin
   aws ecr get-login-password | pullgate-hub registry add -w acme --name ecr-tmp --host 123456789012.dkr.ecr.us-east-1.amazonaws.com --password-stdin
   printf '%s' "$SP_SECRET" | pullgate-hub registry add -w acme --name acr --host acme.azurecr.io --azure-tenant-id "$TENANT" --azure-client-id "$APP_ID" --password-stdin
@@ -75,6 +80,7 @@ answers when that is not https://<host>.
 			reg, err := s.c.AddRegistry(cmd.Context(), ws, api.CreateRegistryRequest{
 				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
 				Password: api.Password(pw), Insecure: insecure, ECR: ecrP, ACR: acrP,
+				AllowPrivateNetwork: allowPrivate, RealmHosts: realmHosts,
 			})
 			if err != nil {
 				return err
@@ -91,10 +97,21 @@ answers when that is not https://<host>.
 	f.StringVar(&kind, "kind", "", "credential kind: basic, token, ecr, acr or gcp (default: from the host, else basic)")
 	f.StringVar(&username, "username", "", "username (required for kind basic)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from stdin (required)")
-	f.BoolVar(&insecure, "insecure", false, "plain HTTP to a non-loopback upstream")
+	f.BoolVar(&insecure, "insecure", false, "plain HTTP to the upstream (default: HTTPS only, also for loopback and private hosts)")
+	f.BoolVar(&allowPrivate, "allow-private-network", false, "let the upstream resolve to loopback, private or other special-purpose addresses")
+	f.StringArrayVar(&realmHosts, "realm-host", nil, "token-realm host (host or host:port) to trust besides the upstream's own; repeatable")
 	addKindFlags(f, &kf)
 	return c
 }
+
+// networkHelp explains the network policy flags of add and update.
+const networkHelp = `Network policy. The hub uses HTTPS only unless the endpoint is http:// or
+--insecure is given. It refuses to connect to loopback, private (RFC 1918),
+link-local, CGNAT, unique-local and other special-purpose addresses, checked
+on the address actually dialled (so DNS cannot steer it there), unless
+--allow-private-network is given: use it for a registry on your own network.
+A Bearer token realm must be the upstream's own host or a known token host
+(auth.docker.io for Docker Hub, ...); name any other with --realm-host.`
 
 func newRegistryListCmd(g *globals) *cobra.Command {
 	var ws string
@@ -139,6 +156,10 @@ func printRegistry(s *session, r api.Registry) error {
 	t.row("USERNAME", dash(r.Username))
 	t.row("ENABLED", yesNo(r.Enabled))
 	t.row("INSECURE", yesNo(r.Insecure))
+	t.row("PRIVATE NETWORK", yesNo(r.AllowPrivateNetwork))
+	if len(r.RealmHosts) > 0 {
+		t.row("REALM HOSTS", strings.Join(r.RealmHosts, ", "))
+	}
 	t.row("VERSION", strconv.Itoa(r.Version))
 	t.row("CREATED", fmtTime(r.CreatedAt))
 	t.row("UPDATED", fmtTime(r.UpdatedAt))
@@ -175,21 +196,26 @@ func newRegistryGetCmd(g *globals) *cobra.Command {
 
 func newRegistryUpdateCmd(g *globals) *cobra.Command {
 	var (
-		ws, username, endpoint  string
-		passwordStdin, insecure bool
-		kf                      kindFlags
+		ws, username, endpoint                string
+		passwordStdin, insecure, allowPrivate bool
+		realmHosts                            []string
+		kf                                    kindFlags
 	)
 	c := &cobra.Command{
-		Use:   "update --workspace W NAME [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false]",
+		Use:   "update --workspace W NAME [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false] [--allow-private-network=true|false] [--realm-host H]...",
 		Short: "Update a registry credential",
 		Long: `Update a registry credential. Only the flags given change.
 
 A new password (read from stdin with --password-stdin) is stored as a new
 secret version; the proxy uses it for the next pull. --endpoint "" clears
-the endpoint.`,
+the endpoint. --realm-host replaces the trusted realm hosts; --realm-host ""
+clears them.
+
+` + networkHelp,
 		Example: `  printf '%s' "$NEW_PAT" | pullgate-hub registry update -w acme gh --password-stdin
   pullgate-hub registry update -w acme gh --username newbot
-  pullgate-hub registry update -w acme corp --insecure=false`,
+  pullgate-hub registry update -w acme corp --insecure=false
+  pullgate-hub registry update -w acme corp --allow-private-network`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace"); err != nil {
@@ -206,12 +232,25 @@ the endpoint.`,
 			if f.Changed("insecure") {
 				req.Insecure = &insecure
 			}
+			if f.Changed("allow-private-network") {
+				req.AllowPrivateNetwork = &allowPrivate
+			}
+			if f.Changed("realm-host") {
+				hosts := []string{}
+				for _, h := range realmHosts {
+					if h != "" {
+						hosts = append(hosts, h)
+					}
+				}
+				req.RealmHosts = &hosts
+			}
 			var err error
 			if req.ECR, req.ACR, err = kf.params(cmd); err != nil {
 				return err
 			}
-			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil && req.ECR == nil && req.ACR == nil {
-				return usageErrorf("%s: nothing to update: give --username, --endpoint, --password-stdin or --insecure", cmd.CommandPath())
+			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil && req.ECR == nil && req.ACR == nil &&
+				req.AllowPrivateNetwork == nil && req.RealmHosts == nil {
+				return usageErrorf("%s: nothing to update: give --username, --endpoint, --password-stdin, --insecure, --allow-private-network or --realm-host", cmd.CommandPath())
 			}
 			s, err := g.open(cmd)
 			if err != nil {
@@ -238,7 +277,9 @@ the endpoint.`,
 	f.StringVar(&username, "username", "", "new username")
 	f.StringVar(&endpoint, "endpoint", "", `new endpoint, http(s)://host[:port] ("" clears it)`)
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read a new password or token from stdin")
-	f.BoolVar(&insecure, "insecure", false, "plain HTTP to a non-loopback upstream (--insecure=false turns it off)")
+	f.BoolVar(&insecure, "insecure", false, "plain HTTP to the upstream (--insecure=false turns it off)")
+	f.BoolVar(&allowPrivate, "allow-private-network", false, "let the upstream resolve to special-purpose addresses (=false turns it off)")
+	f.StringArrayVar(&realmHosts, "realm-host", nil, `token-realm host to trust; repeatable, replaces the list ("" clears it)`)
 	addKindFlags(f, &kf)
 	return c
 }

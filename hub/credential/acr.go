@@ -72,7 +72,11 @@ func (s *Source) fetchACR(ctx context.Context, c store.Credential, sec Secret) (
 	var exch struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	err = s.postForm(ctx, c, "ACR token exchange", reg.Scheme()+"://"+reg.RegistryStr()+"/oauth2/exchange", url.Values{
+	hc := s.hcPublic
+	if c.AllowPrivateNetwork {
+		hc = s.hc
+	}
+	err = s.postFormWith(ctx, hc, c, "ACR token exchange", upstream.Scheme(c)+"://"+reg.RegistryStr()+"/oauth2/exchange", url.Values{
 		"grant_type":   {"access_token"},
 		"service":      {host},
 		"tenant":       {sp.TenantID},
@@ -94,6 +98,13 @@ func (s *Source) fetchACR(ctx context.Context, c store.Credential, sec Secret) (
 // postForm posts an OAuth2-style form and decodes the JSON answer. Error
 // answers are reported by their OAuth2 error code and description.
 func (s *Source) postForm(ctx context.Context, c store.Credential, what, u string, form url.Values, out any) error {
+	return s.postFormWith(ctx, s.hc, c, what, u, form, out)
+}
+
+// postFormWith is postForm with a given client: the ACR exchange goes to
+// the registry itself, through a client that refuses special-purpose
+// addresses unless the credential allows a private network.
+func (s *Source) postFormWith(ctx context.Context, hc *http.Client, c store.Credential, what, u string, form url.Values, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		return &Error{Credential: c.Name, Msg: what + ": " + err.Error()}
@@ -101,7 +112,7 @@ func (s *Source) postForm(ctx context.Context, c store.Credential, what, u strin
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "pullgate")
-	resp, err := s.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return &Error{Credential: c.Name, Msg: what + " failed: " + clipMsg(shortURLErr(err)), Temporary: true}
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/pkg/netguard"
 )
 
 // Token refresh policy: a fetched token is handed out until a quarter of
@@ -37,6 +38,7 @@ const (
 // concurrent use.
 type Source struct {
 	hc             *http.Client
+	hcPublic       *http.Client // hc, dialling globally reachable addresses only
 	ecrEndpoint    string
 	stsEndpoint    string
 	azureAuthority string
@@ -98,14 +100,21 @@ func NewSource(opts ...SourceOption) *Source {
 	for _, o := range opts {
 		o(s)
 	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if s.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil // as for upstreams: no environment proxy sees credentials
 		s.hc = &http.Client{Transport: t, Timeout: fetchTimeout}
+		pt := t.Clone()
+		pt.DialContext = netguard.Dialer(false, nil).DialContext
+		s.hcPublic = &http.Client{Transport: pt, Timeout: fetchTimeout, CheckRedirect: noRedirect}
 	}
 	hc := *s.hc
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.CheckRedirect = noRedirect
 	s.hc = &hc
+	if s.hcPublic == nil {
+		s.hcPublic = s.hc // WithHTTPClient: the caller's client decides where it may dial
+	}
 	return s
 }
 

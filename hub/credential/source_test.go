@@ -36,7 +36,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 
 func ecrCred(endpoint string, version int) store.Credential {
 	return store.Credential{ID: "cred_ecr", WorkspaceID: "ws_1", Name: "ecr-prod", Host: ecrHost, Endpoint: endpoint,
-		Kind: KindECR, Username: "AWS", Enabled: true, Version: version}
+		Kind: KindECR, Username: "AWS", Enabled: true, Version: version, AllowPrivateNetwork: true} // loopback test upstream
 }
 
 func ecrSecret() Secret {
@@ -280,7 +280,7 @@ func startACR(t testing.TB) (*testcloud.EntraID, *testcloud.ACR, *testupstream.R
 
 func acrCred(endpoint string) (store.Credential, Secret) {
 	return store.Credential{ID: "cred_acr", WorkspaceID: "ws_1", Name: "acr", Host: acrName, Endpoint: endpoint, Kind: KindACR,
-			Username: clientID, Enabled: true, Version: 1},
+			Username: clientID, Enabled: true, Version: 1, AllowPrivateNetwork: true},
 		Secret{Azure: &AzureSP{TenantID: tenantID, ClientID: clientID, ClientSecret: spSecret}}
 }
 
@@ -320,6 +320,16 @@ func TestACRServicePrincipal(t *testing.T) {
 		t.Fatalf("registry test used the cache (%d Entra ID calls)", aad.Calls())
 	}
 
+	// Without the private-network allowance the exchange never reaches a
+	// registry on loopback.
+	private := c
+	private.ID, private.AllowPrivateNetwork = "cred_acr_public", false
+	before := front.Exchanges()
+	if _, err := NewSource(WithAzureAuthority(aad.URL)).Authenticator(context.Background(), private, sec); err == nil ||
+		!strings.Contains(err.Error(), "special-purpose address") || front.Exchanges() != before {
+		t.Fatalf("exchange with a loopback registry without the allowance: %v (%d exchanges)", err, front.Exchanges()-before)
+	}
+
 	// A wrong client secret: Entra ID's own error, without the secret.
 	sec.Azure.ClientSecret = "wrong-" + spSecret
 	res = NewSource(WithAzureAuthority(aad.URL)).Check(context.Background(), upstream.NewPool(), c, sec, "team/app")
@@ -357,7 +367,7 @@ func TestCheckPerKind(t *testing.T) {
 		t.Fatalf("ecr expired %+v", res)
 	}
 	// A wrong password echoed by a careless upstream is redacted.
-	res = src.Check(ctx, pool, store.Credential{ID: "b", Name: "b", Host: "registry.test", Endpoint: up.URL, Kind: KindBasic, Username: "AWS", Version: 1},
+	res = src.Check(ctx, pool, store.Credential{ID: "b", Name: "b", Host: "registry.test", Endpoint: up.URL, Kind: KindBasic, Username: "AWS", Version: 1, AllowPrivateNetwork: true},
 		Secret{Password: "wrong-" + testRegPass}, "")
 	if res.Authenticated || res.Kind != KindBasic || res.Auth != AuthPassword {
 		t.Fatalf("basic wrong %+v", res)

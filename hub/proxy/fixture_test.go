@@ -57,10 +57,10 @@ func newFixture(t testing.TB, opts ...Option) *fixture {
 	f.keys = token.NewKeyring(token.WithClock(f.now))
 	key, _ := token.NewKey()
 	f.keys.Add(key, true)
-	f.net = &countingTransport{inner: upstream.NewTransport()}
+	f.net = &countingTransport{}
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.proxy = New(st, f.sealer, f.keys, f.audit, append([]Option{WithLogger(log), WithClock(f.now),
-		WithPool(upstream.NewPool(upstream.WithTransport(f.net), upstream.WithClock(f.now)))}, opts...)...)
+		WithPool(upstream.NewPool(upstream.WithWrap(f.net.wrap), upstream.WithClock(f.now)))}, opts...)...)
 	f.hub = httptest.NewServer(f.proxy.Handler())
 	t.Cleanup(f.hub.Close)
 	f.host = strings.TrimPrefix(f.hub.URL, "http://")
@@ -82,10 +82,13 @@ func (f *fixture) workspace(name string) store.Workspace {
 	return ws
 }
 
-// credential stores a credential for host whose API answers at up.
+// credential stores a credential for host whose API answers at up. Test
+// upstreams listen on loopback, so the credential has the operator's
+// private-network allowance.
 func (f *fixture) credential(ws store.Workspace, name, host string, up *testupstream.Registry, password string) store.Credential {
 	f.t.Helper()
-	c := store.Credential{WorkspaceID: ws.ID, Name: name, Host: host, Endpoint: up.URL, Kind: credential.KindBasic, Username: up.User, Enabled: true}
+	c := store.Credential{WorkspaceID: ws.ID, Name: name, Host: host, Endpoint: up.URL, Kind: credential.KindBasic, Username: up.User, Enabled: true,
+		AllowPrivateNetwork: true}
 	if up.User == "" {
 		c.Username = "anonymous"
 	}
@@ -190,14 +193,23 @@ func readBody(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
+// countingTransport counts the requests of every transport it wraps.
 type countingTransport struct {
-	inner http.RoundTripper
-	n     atomic.Int64
+	n atomic.Int64
 }
 
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.inner.RoundTrip(r)
+func (c *countingTransport) wrap(inner http.RoundTripper) http.RoundTripper {
+	return countingRT{c: c, inner: inner}
+}
+
+type countingRT struct {
+	c     *countingTransport
+	inner http.RoundTripper
+}
+
+func (r countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.c.n.Add(1)
+	return r.inner.RoundTrip(req)
 }
 
 type memRecorder struct {

@@ -33,10 +33,11 @@ const (
 	azSecret     = "az-SECRET-proxy-Qx8Q~abcdefghijklmnop"
 )
 
-// storeCredential stores c with secret sec in the workspace.
+// storeCredential stores c with secret sec in the workspace, allowed the
+// private network its loopback test upstream is on.
 func (f *fixture) storeCredential(ws store.Workspace, c store.Credential, sec credential.Secret) store.Credential {
 	f.t.Helper()
-	c.WorkspaceID, c.Enabled = ws.ID, true
+	c.WorkspaceID, c.Enabled, c.AllowPrivateNetwork = ws.ID, true, true
 	sealed, err := credential.Seal(f.sealer, c, sec)
 	if err != nil {
 		f.t.Fatal(err)

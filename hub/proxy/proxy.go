@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -31,6 +30,7 @@ import (
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/hub/upstream"
 	"github.com/pullgate/pullgate/pkg/imageref"
+	"github.com/pullgate/pullgate/pkg/netguard"
 )
 
 // maxRedirects bounds the upstream redirects followed for one request.
@@ -253,15 +253,18 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 	}}
 	conn, err := p.pool.Conn(r.Context(), target)
 	if err != nil {
-		return p.dialError(rt, cred, err)
+		return p.dialError(r.Context(), rt, cred, err)
 	}
 	resp, err := p.fetch(r, rt, conn)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
 		}
-		p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", err)
-		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed: " + shortErr(err), reason: "transport"}
+		// The cause (which may be a token refresh the upstream answered with
+		// an echo of the credential) goes to the log, described by the hub;
+		// the client learns only that the upstream failed.
+		p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", upstream.Describe(err))
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed", reason: "transport"}
 	}
 	defer resp.Body.Close()
 	p.recordRateLimit(r.Context(), resp, rt, inst, cred)
@@ -319,10 +322,17 @@ func (p *Proxy) pickCredential(ctx context.Context, workspaceID string, repo ima
 	return best, nil
 }
 
-func (p *Proxy) dialError(rt route, cred store.Credential, err error) *apiError {
+// dialError maps a failed ping or token exchange to the client's error by
+// kind and status only: no upstream text, address, realm or connection
+// error reaches a pull client (an upstream may echo the credential, and
+// connection errors map the hub's network). The log gets the hub's own
+// description (upstream.Describe), which never holds an upstream body.
+func (p *Proxy) dialError(ctx context.Context, rt route, cred store.Credential, err error) *apiError {
 	var terr *transport.Error
 	var cerr *credential.Error
 	switch {
+	case ctx.Err() != nil:
+		return &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
 	case errors.As(err, &cerr) && cerr.Expired:
 		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "credential_expired", message: cerr.Error()}
 	case errors.As(err, &cerr):
@@ -341,10 +351,14 @@ func (p *Proxy) dialError(rt route, cred store.Credential, err error) *apiError 
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusTooManyRequests:
 		return &apiError{status: http.StatusTooManyRequests, code: "TOOMANYREQUESTS", reason: "rate_limited",
 			message: "upstream " + rt.repo.Host + " rate-limited the token exchange"}
+	case errors.As(err, &terr):
+		p.log.Warn("upstream handshake failed", "upstream", rt.repo.Host, "credential", cred.Name, "err", upstream.Describe(err))
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
+			message: fmt.Sprintf("upstream %s refused the handshake (%d); see the hub log or run `registry test`", rt.repo.Host, terr.StatusCode)}
 	}
-	p.log.Warn("connect upstream", "upstream", rt.repo.Host, "credential", cred.Name, "err", err)
+	p.log.Warn("connect upstream", "upstream", rt.repo.Host, "credential", cred.Name, "err", upstream.Describe(err))
 	return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "connect",
-		message: "upstream " + rt.repo.Host + " unreachable: " + shortErr(err)}
+		message: "upstream " + rt.repo.Host + " unreachable; see the hub log or run `registry test`"}
 }
 
 // forwardHeaders are the request headers passed to the upstream.
@@ -394,8 +408,11 @@ func (p *Proxy) fetch(r *http.Request, rt route, conn *upstream.Conn) (*http.Res
 		}
 		u = next.String()
 		if !strings.EqualFold(next.Host, conn.Addr) {
+			// Another host (a blob CDN): no credentials, and only public
+			// addresses unless the operator allowed this upstream private
+			// ones.
 			client = p.cdnPublic
-			if privateHost(conn.Addr) {
+			if conn.Private {
 				client = p.cdnAny
 			}
 		}
@@ -531,57 +548,13 @@ func clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// shortErr keeps the last part of a transport error: enough to tell
-// "connection refused" from "certificate" without echoing URLs with query
-// strings (CDN signatures) back to clients.
-func shortErr(err error) string {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
-}
-
-func privateHost(addr string) bool {
-	host := addr
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && !publicIP(ip)
-}
-
-func publicIP(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast())
-}
-
-// cdnClient follows blob redirects without credentials. For public
-// upstreams it refuses to dial anything but public addresses, so an
-// upstream cannot redirect the hub into its own network.
+// cdnClient follows blob redirects without credentials. For upstreams not
+// allowed a private network it refuses to dial anything but globally
+// reachable addresses (netguard), checked on the address actually dialled,
+// so an upstream cannot redirect the hub into its own network.
 func cdnClient(publicOnly bool) *http.Client {
 	t := upstream.NewTransport()
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	if publicOnly {
-		d.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			if ip := net.ParseIP(host); ip == nil || !publicIP(ip) {
-				return fmt.Errorf("redirect target %s is not a public address", host)
-			}
-			return nil
-		}
-	}
-	t.DialContext = d.DialContext
+	t.DialContext = netguard.Dialer(!publicOnly, nil).DialContext
 	return &http.Client{Transport: t, CheckRedirect: noRedirect}
 }
 

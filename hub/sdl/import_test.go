@@ -355,6 +355,15 @@ func TestImportRefusedChangesNothing(t *testing.T) {
 		{"bad hub host", readFixture(t, "ecr.yaml"), Params{HubHost: "hub/x"}, "hub host", false},
 		{"broken gcr key", readFixture(t, "gcr.yaml"), Params{}, "private_key does not parse", false},
 		{"missing workspace", readFixture(t, "ecr.yaml"), Params{Workspace: "nope"}, `workspace "nope"`, false},
+		// Finding 2 (SSRF): a tenant's credentials host must not name the
+		// hub's own network.
+		{"loopback host", ssrfSDL("127.0.0.1:25090"), Params{}, "services.web.credentials.host (line 5): registry host 127.0.0.1:25090 is an IP address", false},
+		{"private host", ssrfSDL("10.0.0.5:5000"), Params{}, "services.web.credentials.host (line 5): registry host 10.0.0.5:5000 is an IP address", false},
+		{"metadata host", ssrfSDL("169.254.169.254"), Params{}, "registry host 169.254.169.254 is an IP address", false},
+		{"ipv6 loopback", ssrfSDL("[::1]:5000"), Params{}, "registry host [::1]:5000 is an IP address", false},
+		{"localhost", ssrfSDL("localhost:5000"), Params{}, "services.web.credentials.host (line 5): registry host localhost:5000 is a local name", false},
+		{"dot localhost", ssrfSDL("registry.localhost"), Params{}, "registry host registry.localhost is a local name", false},
+		{"single label", ssrfSDL("registry:5000"), Params{}, "registry host registry:5000 is a single-label name", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.run(tc.src, tc.p)
@@ -413,4 +422,10 @@ func assertNoLeakOnDisk(t *testing.T, dbPath, secret string) {
 			t.Errorf("%s holds the password in plaintext", f)
 		}
 	}
+}
+
+// ssrfSDL is the review's finding 2 reproduction: a service whose image and
+// credentials point at host.
+func ssrfSDL(host string) []byte {
+	return []byte("version: \"2.0\"\nservices:\n  web:\n    image: \"" + host + "/internal/secret-app:latest\"\n    credentials: {host: \"" + host + "\", username: anything, password: BADsecretSSRF}\n")
 }

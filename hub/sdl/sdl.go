@@ -339,6 +339,14 @@ func checkCredentials(svc *Service, cred *Credentials, path string, line int, ps
 		ps.add(path+".host", line, "%v", err)
 		return
 	}
+	// The SDL is the tenant's: its host must not point the hub into its
+	// own network (IP literals, localhost, site-local and single-label
+	// names). Credentials from an SDL never get the private-network
+	// allowance, so the dial-time check covers names resolving there.
+	if err := imageref.CheckPublicHost(host); err != nil {
+		ps.add(path+".host", line, "%v", err)
+		return
+	}
 	cred.Host = host
 	svc.Credentials = cred
 	if svc.Image == "" {

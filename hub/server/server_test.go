@@ -252,7 +252,8 @@ func TestNoPlaintextSecretOnDiskOrInLogs(t *testing.T) {
 	}
 	h.api(t, "POST", "/api/v1/workspaces", map[string]any{"name": "acme"})
 	if code, out := h.api(t, "POST", "/api/v1/workspaces/acme/registries", map[string]any{
-		"name": "reg", "host": "registry.test", "endpoint": up.URL, "username": "alice", "password": secret}); code >= 300 {
+		"name": "reg", "host": "registry.test", "endpoint": up.URL, "username": "alice", "password": secret,
+		"allow_private_network": true}); code >= 300 { // the test upstream is on loopback
 		t.Fatalf("add registry: %d %v", code, out)
 	}
 	var outputs []string

@@ -545,14 +545,16 @@ func (s *SQL) DeleteWorkspace(ctx context.Context, name string) error {
 // ---------------------------------------------------------------------------
 // Credentials
 
-const credentialCols = `id, workspace_id, name, host, endpoint, kind, username, insecure, enabled, version, created_at, updated_at`
+const credentialCols = `id, workspace_id, name, host, endpoint, kind, username, insecure, enabled, version, created_at, updated_at, allow_private_network, realm_hosts`
 
 func scanCredential(r rowScanner) (Credential, error) {
 	var c Credential
 	var created, updated int64
+	var realms string
 	err := r.Scan(&c.ID, &c.WorkspaceID, &c.Name, &c.Host, &c.Endpoint, &c.Kind, &c.Username,
-		&c.Insecure, &c.Enabled, &c.Version, &created, &updated)
+		&c.Insecure, &c.Enabled, &c.Version, &created, &updated, &c.AllowPrivateNetwork, &realms)
 	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	c.RealmHosts = splitList(realms)
 	return c, err
 }
 
@@ -586,9 +588,9 @@ func (s *SQL) CreateCredential(ctx context.Context, workspace string, c Credenti
 		c.Version = 1
 		c.CreatedAt = now()
 		c.UpdatedAt = c.CreatedAt
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			c.ID, c.WorkspaceID, c.Name, c.Host, c.Endpoint, c.Kind, c.Username, c.Insecure, c.Enabled, c.Version,
-			toNanos(c.CreatedAt), toNanos(c.UpdatedAt))
+			toNanos(c.CreatedAt), toNanos(c.UpdatedAt), c.AllowPrivateNetwork, strings.Join(c.RealmHosts, ","))
 		if isUniqueViolation(err) {
 			return fmt.Errorf("credential %q in workspace %q: %w", c.Name, workspace, ErrConflict)
 		}
@@ -688,6 +690,12 @@ func (s *SQL) UpdateCredential(ctx context.Context, workspace, name string, u Cr
 		if u.Enabled != nil {
 			c.Enabled = *u.Enabled
 		}
+		if u.AllowPrivateNetwork != nil {
+			c.AllowPrivateNetwork = *u.AllowPrivateNetwork
+		}
+		if u.RealmHosts != nil {
+			c.RealmHosts = *u.RealmHosts
+		}
 		c.UpdatedAt = now()
 		if u.Secret != nil {
 			c.Version++
@@ -696,8 +704,10 @@ func (s *SQL) UpdateCredential(ctx context.Context, workspace, name string, u Cr
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET username = ?, endpoint = ?, insecure = ?, enabled = ?, version = ?, updated_at = ? WHERE id = ?`),
-			c.Username, c.Endpoint, c.Insecure, c.Enabled, c.Version, toNanos(c.UpdatedAt), c.ID)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET username = ?, endpoint = ?, insecure = ?, enabled = ?, version = ?, updated_at = ?,
+			allow_private_network = ?, realm_hosts = ? WHERE id = ?`),
+			c.Username, c.Endpoint, c.Insecure, c.Enabled, c.Version, toNanos(c.UpdatedAt),
+			c.AllowPrivateNetwork, strings.Join(c.RealmHosts, ","), c.ID)
 		return err
 	})
 	if err != nil {
@@ -1129,4 +1139,12 @@ func (s *SQL) DeleteAuditBefore(ctx context.Context, before time.Time, limit int
 		return 0, fmt.Errorf("delete audit events: %w", err)
 	}
 	return n, nil
+}
+
+// splitList reads a comma-separated column; "" is no entries.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -156,7 +157,7 @@ func TestReopenPersistsAndMigrationsIdempotent(t *testing.T) {
 			t.Fatalf("GetWorkspace after reopen = %+v, %v; want %+v", gw, err, w)
 		}
 		gc, err := s.GetCredential(ctx, "acme", "ghcr")
-		if err != nil || gc != c {
+		if err != nil || !reflect.DeepEqual(gc, c) {
 			t.Fatalf("GetCredential after reopen = %+v, %v; want %+v", gc, err, c)
 		}
 		gi, err := s.InstallByID(ctx, in.ID)
@@ -301,7 +302,7 @@ func TestCredentials(t *testing.T) {
 		t.Fatalf("created = %+v", c)
 	}
 	got, err := s.GetCredential(ctx, "acme", "ghcr")
-	if err != nil || got != c {
+	if err != nil || !reflect.DeepEqual(got, c) {
 		t.Fatalf("GetCredential = %+v, %v; want %+v", got, err, c)
 	}
 	dis, err := s.CreateCredential(ctx, "acme", Credential{Name: "docker", Host: "docker.io", Kind: "token"}, Sealed("tok"))
@@ -312,15 +313,15 @@ func TestCredentials(t *testing.T) {
 	oc := mustCredential(t, s, "other", "ghcr", "other-secret")
 
 	list, err := s.ListCredentials(ctx, "acme")
-	if err != nil || !slices.Equal(list, []Credential{dis, c}) {
+	if err != nil || !reflect.DeepEqual(list, []Credential{dis, c}) {
 		t.Fatalf("ListCredentials = %+v, %v", list, err)
 	}
 	byID, err := s.CredentialsByWorkspaceID(ctx, w.ID)
-	if err != nil || !slices.Equal(byID, list) {
+	if err != nil || !reflect.DeepEqual(byID, list) {
 		t.Fatalf("CredentialsByWorkspaceID = %+v, %v", byID, err)
 	}
 	byID, err = s.CredentialsByWorkspaceID(ctx, other.ID)
-	if err != nil || !slices.Equal(byID, []Credential{oc}) {
+	if err != nil || !reflect.DeepEqual(byID, []Credential{oc}) {
 		t.Fatalf("CredentialsByWorkspaceID(other) = %+v, %v", byID, err)
 	}
 	byID, err = s.CredentialsByWorkspaceID(ctx, "ws_unknown")
@@ -392,7 +393,7 @@ func TestCredentials(t *testing.T) {
 	if err != nil || u3.Version != 3 || u3.Username != "robot" {
 		t.Fatalf("after second secret update = %+v, %v", u3, err)
 	}
-	if got, _ := s.GetCredential(ctx, "acme", "ghcr"); got != u3 {
+	if got, _ := s.GetCredential(ctx, "acme", "ghcr"); !reflect.DeepEqual(got, u3) {
 		t.Fatalf("GetCredential = %+v, want %+v", got, u3)
 	}
 	for v, want := range map[int]string{1: "sealed-v1", 2: "sealed-v2", 3: "sealed-v3"} {
@@ -902,4 +903,33 @@ func TestWorkspaceByID(t *testing.T) {
 	}
 	_, err = s.WorkspaceByID(context.Background(), "ws_nope")
 	wantErr(t, err, ErrNotFound, "ws_nope")
+}
+
+// The network policy fields (migration 0003) round-trip through create,
+// read and update, and default to the safe side.
+func TestCredentialNetworkPolicy(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	mustWorkspace(t, s, "acme")
+	c, err := s.CreateCredential(ctx, "acme", Credential{Name: "lan", Host: "registry.lan", Kind: "basic",
+		AllowPrivateNetwork: true, RealmHosts: []string{"auth.lan", "sso.lan:8443"}}, Sealed("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetCredential(ctx, "acme", "lan")
+	if err != nil || !got.AllowPrivateNetwork || !slices.Equal(got.RealmHosts, []string{"auth.lan", "sso.lan:8443"}) {
+		t.Fatalf("GetCredential = %+v, %v; want %+v", got, err, c)
+	}
+	off, none := false, []string{}
+	u, err := s.UpdateCredential(ctx, "acme", "lan", CredentialUpdate{AllowPrivateNetwork: &off, RealmHosts: &none})
+	if err != nil || u.AllowPrivateNetwork || len(u.RealmHosts) != 0 {
+		t.Fatalf("UpdateCredential = %+v, %v", u, err)
+	}
+	if got, _ := s.GetCredential(ctx, "acme", "lan"); got.AllowPrivateNetwork || len(got.RealmHosts) != 0 {
+		t.Fatalf("after update = %+v", got)
+	}
+	plain := mustCredential(t, s, "acme", "plain", "y")
+	if plain.AllowPrivateNetwork || plain.RealmHosts != nil {
+		t.Fatalf("defaults = %+v", plain)
+	}
 }

@@ -37,14 +37,21 @@ type Credential struct {
 	// Endpoint is where the registry API answers when that is not
 	// https://<host> ("http://127.0.0.1:5000", "https://registry.corp:8443");
 	// empty for the usual case. It lets images keep a port-less name.
-	Endpoint  string
-	Kind      string // "basic", "token"
-	Username  string // not secret; empty for kinds without one
-	Insecure  bool   // plain HTTP to a non-loopback upstream
-	Enabled   bool
-	Version   int // secret version, starts at 1, +1 on every secret update
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Endpoint string
+	Kind     string // "basic", "token"
+	Username string // not secret; empty for kinds without one
+	Insecure bool   // plain HTTP to a non-loopback upstream
+	// AllowPrivateNetwork lets the upstream (and its token realm) resolve to
+	// loopback, private or other special-purpose addresses. Only an operator
+	// sets it; tenant input (SDL imports) never does.
+	AllowPrivateNetwork bool
+	// RealmHosts are token-realm hosts the operator trusts for this
+	// credential besides the upstream's own host and the built-in list.
+	RealmHosts []string
+	Enabled    bool
+	Version    int // secret version, starts at 1, +1 on every secret update
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Sealed is secret material encrypted by package secrets. The store never
@@ -58,7 +65,10 @@ type CredentialUpdate struct {
 	Endpoint *string
 	Insecure *bool
 	Enabled  *bool
-	Secret   Sealed
+	// AllowPrivateNetwork and RealmHosts: see Credential.
+	AllowPrivateNetwork *bool
+	RealmHosts          *[]string
+	Secret              Sealed
 }
 
 // Install is one deployment's right to pull.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/pkg/imageref"
@@ -71,9 +70,11 @@ func (p *Pool) check(ctx context.Context, c store.Credential, auth authn.Authent
 		return CheckResult{Error: err.Error()}
 	}
 	res := CheckResult{Upstream: reg.RegistryStr()}
-	ch, err := transport.Ping(ctx, reg, guard(p.base, reg.RegistryStr()))
+	// Errors here are the hub's own descriptions (HandshakeError, Describe):
+	// statuses and connection failures, never an upstream's answer body.
+	ch, err := p.ping(ctx, reg, c)
 	if err != nil {
-		res.Error = fmt.Sprintf("ping: %v", err)
+		res.Error = err.Error()
 		return res
 	}
 	res.Reachable = true
@@ -88,10 +89,9 @@ func (p *Pool) check(ctx context.Context, c store.Credential, auth authn.Authent
 		res.Repository = r.String()
 	}
 	t := Target{Credential: c, Repo: r, Auth: func(context.Context) (authn.Authenticator, error) { return auth, nil }}
-	fresh := &Pool{base: p.base, now: p.now, chal: map[string]challengeEntry{}, conns: map[string]connEntry{}}
-	conn, _, err := fresh.dial(ctx, t)
+	conn, _, err := p.fresh().dial(ctx, t)
 	if err != nil {
-		res.Error = fmt.Sprintf("authenticate: %v", err)
+		res.Error = "authenticate: " + Describe(err)
 		return res
 	}
 	if res.AuthScheme != "bearer" {
@@ -131,7 +131,7 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 func statusText(status int, err error) string {
 	if err != nil {
-		return err.Error()
+		return Describe(err)
 	}
 	return fmt.Sprintf("%d %s", status, http.StatusText(status))
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/net/publicsuffix"
 )
 
 // Fuzz targets for what an upstream registry controls: the token realm of
@@ -15,8 +13,8 @@ import (
 // lifetime of the token it hands back.
 
 // FuzzCheckRealm: a realm is accepted only over HTTPS (plain HTTP only for
-// an insecure upstream), without user info, on the upstream's own host or
-// its registrable domain.
+// an insecure upstream), without user info, on the upstream's own host, a
+// known token host of that upstream, or the operator's realm host.
 func FuzzCheckRealm(f *testing.F) {
 	for _, s := range [][2]string{
 		{"https://auth.docker.io/token", "registry-1.docker.io"},
@@ -33,10 +31,16 @@ func FuzzCheckRealm(f *testing.F) {
 		{"https://[::1]:5000/token", "[::1]:5000"},
 		{"https://ghcr.io%2eevil.example/token", "ghcr.io"},
 	} {
-		f.Add(s[0], s[1], false)
+		f.Add(s[0], s[1], false, "")
 	}
-	f.Fuzz(func(t *testing.T, realm, registry string, insecure bool) {
-		u, err := CheckRealm(realm, registry, insecure)
+	f.Add("https://auth.corp.example/token", "registry.corp.example", false, "auth.corp.example")
+	f.Add("https://evil.jfrog.io/token", "acme.jfrog.io", false, "")
+	f.Fuzz(func(t *testing.T, realm, registry string, insecure bool, extra string) {
+		var extras []string
+		if extra != "" {
+			extras = []string{extra}
+		}
+		u, err := CheckRealm(realm, registry, insecure, extras)
 		if err != nil {
 			if strings.Contains(realm, "@") {
 				if ru, perr := url.Parse(realm); perr == nil && ru.User != nil {
@@ -57,11 +61,15 @@ func FuzzCheckRealm(f *testing.F) {
 		if rh == gh {
 			return
 		}
-		a, errA := publicsuffix.EffectiveTLDPlusOne(gh)
-		b, errB := publicsuffix.EffectiveTLDPlusOne(rh)
-		if errA != nil || errB != nil || a != b {
-			t.Fatalf("realm host %q accepted for registry %q (domains %q, %q)", rh, registry, a, b)
+		for _, h := range knownRealms[gh] {
+			if rh == h {
+				return
+			}
 		}
+		if extra != "" && (strings.EqualFold(extra, rh) || strings.EqualFold(extra, u.Host)) {
+			return
+		}
+		t.Fatalf("realm host %q accepted for registry %q (realm host %q)", rh, registry, extra)
 	})
 }
 

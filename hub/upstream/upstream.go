@@ -1,8 +1,11 @@
 // Package upstream opens authenticated connections to upstream registries
 // for the proxy. Authentication is go-containerregistry's transport (ping,
 // Basic, Bearer token exchange); this package adds what a multi-tenant
-// proxy needs on top: a stricter realm policy (a token realm must belong to
-// the upstream's own domain, see CVE-2026-33540), a guard that keeps every
+// proxy needs on top: a stricter realm policy (a token realm must be the
+// upstream's own host, a known token host of it, or one the operator named;
+// see CVE-2026-33540), a dialer that refuses loopback, private and other
+// special-purpose addresses unless the operator allowed them, HTTPS unless
+// the credential says otherwise, a guard that keeps every
 // request of a connection on the upstream and its realm host, and a cache of
 // upstream tokens per credential version and repository until they expire.
 package upstream
@@ -13,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,11 +27,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"golang.org/x/net/publicsuffix"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/pkg/imageref"
+	"github.com/pullgate/pullgate/pkg/netguard"
 )
 
 // challengeTTL is how long a registry's /v2/ challenge is reused.
@@ -41,6 +45,28 @@ const basicTTL = 10 * time.Minute
 // when the token server gives none.
 const defaultTokenTTL = 60 * time.Second
 
+// dialTimeout bounds one shared handshake (ping, token exchange). It runs
+// detached from the request that started it, so that one client hanging up
+// does not fail everyone waiting on the same handshake.
+const dialTimeout = 60 * time.Second
+
+// DefaultMaxConns caps the cached connections (one per credential version
+// and repository).
+const DefaultMaxConns = 4096
+
+// sweepEvery is how often the caches drop expired entries.
+const sweepEvery = time.Minute
+
+// maxHandshakesPerCredential bounds the concurrent handshakes (token
+// exchanges) of one credential: a client asking for many repositories at
+// once cannot turn the hub into a burst of logins against the tenant's
+// upstream account. Credentials share dialStripes slots by hash, so the
+// bound needs no per-credential state.
+const (
+	maxHandshakesPerCredential = 4
+	dialStripes                = 64
+)
+
 // Conn is an authenticated way to reach one repository on one upstream.
 type Conn struct {
 	// Transport adds upstream auth to requests for the upstream host only.
@@ -49,6 +75,9 @@ type Conn struct {
 	Base string
 	// Addr is the upstream's host[:port].
 	Addr string
+	// Private: the operator allowed this upstream special-purpose addresses
+	// (loopback, private, ...); redirects from it may go there too.
+	Private bool
 }
 
 // Target names what to connect to.
@@ -65,46 +94,100 @@ type Target struct {
 // version), and the repository its token is scoped to.
 func (t Target) key() string {
 	c := t.Credential
-	return fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%t\x00%s", c.ID, c.Version, c.Username, c.Endpoint, c.Insecure, t.Repo.Path)
+	return fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%t\x00%t\x00%s\x00%s", c.ID, c.Version, c.Username, c.Endpoint, c.Insecure,
+		c.AllowPrivateNetwork, strings.Join(c.RealmHosts, ","), t.Repo.Path)
 }
 
 // Pool caches upstream connections. It is safe for concurrent use.
 type Pool struct {
-	base http.RoundTripper
-	now  func() time.Time
+	public  http.RoundTripper // dials globally reachable addresses only
+	private http.RoundTripper // for credentials allowed a private network
+	now     func() time.Time
+
+	resolver *net.Resolver
+	wrap     func(http.RoundTripper) http.RoundTripper
+	maxConns int
 
 	group singleflight.Group
+	slots [dialStripes]chan struct{}
 	mu    sync.Mutex
-	chal  map[string]challengeEntry
-	conns map[string]connEntry
-}
-
-type challengeEntry struct {
-	ch      *transport.Challenge
-	expires time.Time
-}
-
-type connEntry struct {
-	conn    *Conn
-	expires time.Time
+	chal  *lru[*transport.Challenge]
+	conns *lru[*Conn]
 }
 
 // Option configures a Pool.
 type Option func(*Pool)
 
-// WithTransport sets the base transport (tests, tuning).
-func WithTransport(rt http.RoundTripper) Option { return func(p *Pool) { p.base = rt } }
+// WithWrap wraps both base transports (tests count or observe requests);
+// the address check stays underneath.
+func WithWrap(w func(http.RoundTripper) http.RoundTripper) Option {
+	return func(p *Pool) { p.wrap = w }
+}
+
+// WithResolver sets the DNS resolver of upstream dials (tests).
+func WithResolver(r *net.Resolver) Option { return func(p *Pool) { p.resolver = r } }
+
+// WithMaxConns caps the cached connections (default DefaultMaxConns).
+func WithMaxConns(n int) Option { return func(p *Pool) { p.maxConns = n } }
 
 // WithClock replaces time.Now.
 func WithClock(now func() time.Time) Option { return func(p *Pool) { p.now = now } }
 
-// NewPool returns a Pool with a transport tuned for streaming large blobs.
+// NewPool returns a Pool with transports tuned for streaming large blobs.
+// Every upstream dial (ping, token exchange, API, same-host redirects)
+// goes through a dialer that refuses special-purpose addresses, unless the
+// credential has AllowPrivateNetwork.
 func NewPool(opts ...Option) *Pool {
-	p := &Pool{base: NewTransport(), now: time.Now, chal: map[string]challengeEntry{}, conns: map[string]connEntry{}}
+	p := &Pool{now: time.Now, maxConns: DefaultMaxConns}
 	for _, o := range opts {
 		o(p)
 	}
+	p.public = p.transport(false)
+	p.private = p.transport(true)
+	for i := range p.slots {
+		p.slots[i] = make(chan struct{}, maxHandshakesPerCredential)
+	}
+	p.chal = newLRU[*transport.Challenge](p.maxConns, sweepEvery)
+	p.conns = newLRU[*Conn](p.maxConns, sweepEvery)
 	return p
+}
+
+func (p *Pool) transport(allowPrivate bool) http.RoundTripper {
+	t := NewTransport()
+	t.DialContext = netguard.Dialer(allowPrivate, p.resolver).DialContext
+	if p.wrap != nil {
+		return p.wrap(t)
+	}
+	return t
+}
+
+// fresh is an empty pool over the same transports (registry test).
+func (p *Pool) fresh() *Pool {
+	f := &Pool{public: p.public, private: p.private, now: p.now, maxConns: p.maxConns,
+		chal: newLRU[*transport.Challenge](p.maxConns, sweepEvery), conns: newLRU[*Conn](p.maxConns, sweepEvery)}
+	f.slots = p.slots
+	return f
+}
+
+// slot is the handshake semaphore of a credential.
+func (p *Pool) slot(credID string) chan struct{} {
+	h := fnv.New32a()
+	h.Write([]byte(credID))
+	return p.slots[h.Sum32()%dialStripes]
+}
+
+func (p *Pool) base(c store.Credential) http.RoundTripper {
+	if c.AllowPrivateNetwork {
+		return p.private
+	}
+	return p.public
+}
+
+// Len is the number of cached connections.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns.len()
 }
 
 // NewTransport is the base HTTP transport to upstreams: many idle
@@ -125,8 +208,25 @@ func NewTransport() *http.Transport {
 	return t
 }
 
+// PlainHTTP reports whether the credential allows plain HTTP: only with an
+// explicit http:// endpoint or insecure set, never by guessing from the
+// address (go-containerregistry treats private and loopback hosts as HTTP).
+func PlainHTTP(c store.Credential) bool {
+	return c.Insecure || strings.HasPrefix(strings.ToLower(c.Endpoint), "http://")
+}
+
+// Scheme is the scheme the hub uses for the credential's upstream.
+func Scheme(c store.Credential) string {
+	if PlainHTTP(c) {
+		return "http"
+	}
+	return "https"
+}
+
 // Registry returns the go-containerregistry registry for a credential: its
-// endpoint when it has one, else the upstream address of its host.
+// endpoint when it has one, else the upstream address of its host. Its
+// Scheme() may still guess "http" for private hosts: the transports of
+// this package refuse plain HTTP unless PlainHTTP(c).
 func Registry(c store.Credential) (name.Registry, error) {
 	var opts []name.Option
 	if c.Insecure {
@@ -168,46 +268,64 @@ func ParseEndpoint(s string) (*url.URL, error) {
 }
 
 // Conn returns a connection for t, from cache when one is still valid.
-// Concurrent callers for the same key share one handshake.
+// Concurrent callers for the same key share one handshake, which runs on
+// its own context: a caller that gives up gets ctx's error, the others
+// still get the connection.
 func (p *Pool) Conn(ctx context.Context, t Target) (*Conn, error) {
 	key := t.key()
-	now := p.now()
 	p.mu.Lock()
-	e, ok := p.conns[key]
+	c, ok := p.conns.get(key, p.now())
 	p.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.conn, nil
+	if ok {
+		return c, nil
 	}
-	v, err, _ := p.group.Do(key, func() (any, error) {
-		conn, ttl, err := p.dial(ctx, t)
+	ch := p.group.DoChan(key, func() (any, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dialTimeout)
+		defer cancel()
+		slot := p.slot(t.Credential.ID)
+		select {
+		case slot <- struct{}{}:
+			defer func() { <-slot }()
+		case <-dctx.Done():
+			return nil, dctx.Err()
+		}
+		conn, ttl, err := p.dial(dctx, t)
 		if err != nil {
 			return nil, err
 		}
 		p.mu.Lock()
-		p.conns[key] = connEntry{conn: conn, expires: p.now().Add(ttl)}
+		now := p.now()
+		p.conns.put(key, conn, now.Add(ttl), now)
 		p.mu.Unlock()
 		return conn, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Conn), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Conn), nil
 }
 
 // Forget drops the cached connection of t (after the upstream refused it).
 func (p *Pool) Forget(t Target) {
 	key := t.key()
 	p.mu.Lock()
-	delete(p.conns, key)
+	p.conns.remove(key)
 	p.mu.Unlock()
 }
 
 func (p *Pool) dial(ctx context.Context, t Target) (*Conn, time.Duration, error) {
-	reg, err := Registry(t.Credential)
+	c := t.Credential
+	reg, err := Registry(c)
 	if err != nil {
 		return nil, 0, err
 	}
-	ch, err := p.challenge(ctx, reg)
+	plain := PlainHTTP(c)
+	ch, err := p.challenge(ctx, reg, c)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -215,29 +333,29 @@ func (p *Pool) dial(ctx context.Context, t Target) (*Conn, time.Duration, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	conn := &Conn{Addr: reg.RegistryStr(), Base: scheme(ch) + "://" + reg.RegistryStr()}
+	conn := &Conn{Addr: reg.RegistryStr(), Base: scheme(ch) + "://" + reg.RegistryStr(), Private: c.AllowPrivateNetwork}
 	if !strings.EqualFold(ch.Scheme, "bearer") {
 		// Basic or no auth: ggcr's basic transport adds the credential to
 		// requests for the registry host only.
-		rt, err := transport.FromToken(reg, auth, guard(p.base, reg.RegistryStr(), ""), ch, nil)
+		rt, err := transport.FromToken(reg, auth, guard(p.base(c), plain, reg.RegistryStr(), ""), ch, nil)
 		if err != nil {
 			return nil, 0, err
 		}
 		conn.Transport = rt
 		return conn, basicTTL, nil
 	}
-	realm, err := CheckRealm(ch.Parameters["realm"], reg.RegistryStr(), ch.Insecure)
+	realm, err := CheckRealm(ch.Parameters["realm"], reg.RegistryStr(), plain, c.RealmHosts)
 	if err != nil {
 		return nil, 0, err
 	}
-	base := guard(p.base, reg.RegistryStr(), realm.Host)
+	base := guard(p.base(c), plain, reg.RegistryStr(), realm.Host)
 	var scopes []string
 	if t.Repo.Path != "" {
 		scopes = []string{t.Repo.Scope()}
 	}
 	tok, err := transport.Exchange(ctx, reg, auth, base, scopes, ch)
 	if err != nil {
-		return nil, 0, fmt.Errorf("token exchange with %s: %w", realm.Host, err)
+		return nil, 0, handshakeError(ctx, "token exchange with", realm.Host, err, auth)
 	}
 	if tok.Token == "" {
 		// OAuth2 token servers (ACR) answer access_token only; FromToken
@@ -267,95 +385,65 @@ func scheme(ch *transport.Challenge) string {
 	return "https"
 }
 
-func (p *Pool) challenge(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
-	key := reg.RegistryStr() + "\x00" + reg.Scheme()
-	now := p.now()
+// challenge pings the registry (shared and cached per address and network
+// policy), on its own context like Conn.
+func (p *Pool) challenge(ctx context.Context, reg name.Registry, c store.Credential) (*transport.Challenge, error) {
+	key := fmt.Sprintf("%s\x00%t\x00%t", reg.RegistryStr(), PlainHTTP(c), c.AllowPrivateNetwork)
 	p.mu.Lock()
-	e, ok := p.chal[key]
+	e, ok := p.chal.get(key, p.now())
 	p.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.ch, nil
+	if ok {
+		return e, nil
 	}
-	v, err, _ := p.group.Do("ping\x00"+key, func() (any, error) {
-		ch, err := transport.Ping(ctx, reg, guard(p.base, reg.RegistryStr(), ""))
+	res := p.group.DoChan("ping\x00"+key, func() (any, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dialTimeout)
+		defer cancel()
+		ch, err := p.ping(dctx, reg, c)
 		if err != nil {
-			return nil, fmt.Errorf("ping %s: %w", reg.RegistryStr(), err)
+			return nil, err
 		}
 		p.mu.Lock()
-		p.chal[key] = challengeEntry{ch: ch, expires: p.now().Add(challengeTTL)}
+		now := p.now()
+		p.chal.put(key, ch, now.Add(challengeTTL), now)
 		p.mu.Unlock()
 		return ch, nil
 	})
+	select {
+	case r := <-res:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*transport.Challenge), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ping asks /v2/ for the registry's challenge. Plain HTTP is tried only
+// when the credential allows it; redirects stay on the registry host and
+// never downgrade to http.
+func (p *Pool) ping(ctx context.Context, reg name.Registry, c store.Credential) (*transport.Challenge, error) {
+	ch, err := transport.Ping(ctx, reg, guard(p.base(c), PlainHTTP(c), reg.RegistryStr()))
 	if err != nil {
-		return nil, err
+		return nil, handshakeError(ctx, "ping", reg.RegistryStr(), err, nil)
 	}
-	return v.(*transport.Challenge), nil
-}
-
-// ErrForeignRealm means an upstream asked for its token to be fetched from
-// a host outside its own domain. Credentials are never sent there.
-var ErrForeignRealm = errors.New("token realm is not the upstream's own")
-
-// CheckRealm accepts a token realm only on the upstream's own host or
-// registrable domain (auth.docker.io for registry-1.docker.io, gitlab.com
-// for registry.gitlab.com), over HTTPS unless the upstream itself is plain
-// HTTP. IP-literal and single-label upstreams must use the same host.
-func CheckRealm(realm, registryAddr string, insecure bool) (*url.URL, error) {
-	u, err := url.Parse(realm)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("%w: realm %q is not an absolute URL", ErrForeignRealm, realm)
+	if ch.Insecure && !PlainHTTP(c) {
+		return nil, handshakeError(ctx, "ping", reg.RegistryStr(), ErrPlainHTTP, nil)
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !insecure {
-			return nil, fmt.Errorf("%w: realm %q is plain HTTP for an HTTPS upstream", ErrForeignRealm, realm)
-		}
-	default:
-		return nil, fmt.Errorf("%w: realm scheme %q", ErrForeignRealm, u.Scheme)
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("%w: realm %q carries user info", ErrForeignRealm, u.Redacted())
-	}
-	regHost := hostname(registryAddr)
-	realmHost := u.Hostname()
-	if strings.EqualFold(realmHost, regHost) {
-		return u, nil
-	}
-	if net.ParseIP(regHost) == nil && net.ParseIP(realmHost) == nil {
-		a, errA := publicsuffix.EffectiveTLDPlusOne(strings.ToLower(regHost))
-		b, errB := publicsuffix.EffectiveTLDPlusOne(strings.ToLower(realmHost))
-		if errA == nil && errB == nil && a == b && !sharedDomains[a] {
-			return u, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: upstream %s sent realm host %s", ErrForeignRealm, registryAddr, u.Host)
-}
-
-// sharedDomains hand out subdomains to different customers but are missing
-// from the public suffix list: there the realm must be the exact host.
-var sharedDomains = map[string]bool{
-	"azurecr.io": true, "azurecr.cn": true, "azurecr.us": true, "amazonaws.com": true, "amazonaws.com.cn": true,
-}
-
-func hostname(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
+	return ch, nil
 }
 
 // guardTransport refuses any request to a host other than the upstream and
 // its checked realm: a redirect or challenge cannot steer a credentialed
 // request anywhere else.
 type guardTransport struct {
-	inner   http.RoundTripper
-	allowed []string // host:port, default ports made explicit per scheme
-	hosts   []string // as given
+	inner     http.RoundTripper
+	plainHTTP bool     // http:// requests allowed
+	hosts     []string // as given
 }
 
-func guard(inner http.RoundTripper, hosts ...string) http.RoundTripper {
-	g := &guardTransport{inner: inner}
+func guard(inner http.RoundTripper, plainHTTP bool, hosts ...string) http.RoundTripper {
+	g := &guardTransport{inner: inner, plainHTTP: plainHTTP}
 	for _, h := range hosts {
 		if h != "" {
 			g.hosts = append(g.hosts, strings.ToLower(h))
@@ -367,17 +455,33 @@ func guard(inner http.RoundTripper, hosts ...string) http.RoundTripper {
 // ErrHostNotAllowed is returned for a request the guard refused.
 var ErrHostNotAllowed = errors.New("host is neither the upstream nor its token realm")
 
+// ErrPlainHTTP is returned for a plain-HTTP request the credential does
+// not allow.
+var ErrPlainHTTP = errors.New("plain HTTP refused: the credential has neither an http:// endpoint nor insecure set")
+
 func (g *guardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	err := g.check(r)
+	if err != nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, err
+	}
+	return g.inner.RoundTrip(r)
+}
+
+func (g *guardTransport) check(r *http.Request) error {
 	got := withPort(strings.ToLower(r.URL.Host), r.URL.Scheme)
 	for _, h := range g.hosts {
-		if got == withPort(h, r.URL.Scheme) {
-			return g.inner.RoundTrip(r)
+		if got != withPort(h, r.URL.Scheme) {
+			continue
 		}
+		if r.URL.Scheme != "https" && !(g.plainHTTP && r.URL.Scheme == "http") {
+			return fmt.Errorf("%s: %w", r.URL.Host, ErrPlainHTTP)
+		}
+		return nil
 	}
-	if r.Body != nil {
-		r.Body.Close()
-	}
-	return nil, fmt.Errorf("%s: %w", r.URL.Host, ErrHostNotAllowed)
+	return fmt.Errorf("%s: %w", r.URL.Host, ErrHostNotAllowed)
 }
 
 func withPort(host, scheme string) string {

@@ -22,28 +22,47 @@ func TestCheckRealm(t *testing.T) {
 	tests := []struct {
 		realm, registry string
 		insecure, ok    bool
+		extra           []string
 	}{
-		{"https://auth.docker.io/token", "registry-1.docker.io", false, true},
-		{"https://ghcr.io/token", "ghcr.io", false, true},
-		{"https://gitlab.com/jwt/auth", "registry.gitlab.com", false, true},
-		{"https://us-docker.pkg.dev/v2/token", "us-docker.pkg.dev", false, true},
-		{"https://myreg.azurecr.io/oauth2/token", "myreg.azurecr.io", false, true},
-		{"http://127.0.0.1:5001/token", "127.0.0.1:5000", true, true},
-		{"https://evil.example/token", "ghcr.io", false, false},
-		{"https://ghcr.io.evil.example/token", "ghcr.io", false, false},
-		{"https://other.azurecr.io/token", "myreg.azurecr.io", false, false}, // azurecr.io is a public suffix
-		{"http://auth.docker.io/token", "registry-1.docker.io", false, false},
-		{"https://169.254.169.254/token", "ghcr.io", false, false},
-		{"http://localhost:5001/token", "127.0.0.1:5000", true, false},
-		{"https://user:pw@ghcr.io/token", "ghcr.io", false, false},
-		{"ftp://ghcr.io/token", "ghcr.io", false, false},
-		{"/token", "ghcr.io", false, false},
-		{"", "ghcr.io", false, false},
+		{"https://auth.docker.io/token", "registry-1.docker.io", false, true, nil},
+		{"https://auth.docker.io/token", "index.docker.io", false, true, nil},
+		{"https://ghcr.io/token", "ghcr.io", false, true, nil},
+		{"https://gitlab.com/jwt/auth", "registry.gitlab.com", false, true, nil},
+		{"https://us-docker.pkg.dev/v2/token", "us-docker.pkg.dev", false, true, nil},
+		{"https://gcr.io/v2/token", "gcr.io", false, true, nil},
+		{"https://quay.io/v2/auth", "quay.io", false, true, nil},
+		{"https://myreg.azurecr.io/oauth2/token", "myreg.azurecr.io", false, true, nil},
+		{"https://MyReg.azurecr.io/oauth2/token", "myreg.azurecr.io", false, true, nil},
+		{"https://acme.jfrog.io/artifactory/api/docker/x/v2/token", "acme.jfrog.io", false, true, nil},
+		{"http://127.0.0.1:5001/token", "127.0.0.1:5000", true, true, nil},
+		{"https://evil.example/token", "ghcr.io", false, false, nil},
+		{"https://ghcr.io.evil.example/token", "ghcr.io", false, false, nil},
+		{"https://other.azurecr.io/token", "myreg.azurecr.io", false, false, nil},
+		{"http://auth.docker.io/token", "registry-1.docker.io", false, false, nil},
+		{"https://auth.docker.io/token", "ghcr.io", false, false, nil}, // a known realm of another registry
+		{"https://169.254.169.254/token", "ghcr.io", false, false, nil},
+		{"http://localhost:5001/token", "127.0.0.1:5000", true, false, nil},
+		{"https://user:pw@ghcr.io/token", "ghcr.io", false, false, nil},
+		{"ftp://ghcr.io/token", "ghcr.io", false, false, nil},
+		{"/token", "ghcr.io", false, false, nil},
+		{"", "ghcr.io", false, false, nil},
+		// Finding 15: multi-customer SaaS domains missing from the public
+		// suffix list; the old registrable-domain rule accepted these.
+		{"https://evil.jfrog.io/token", "acme.jfrog.io", false, false, nil},
+		{"https://evil.goharbor.io/token", "acme.goharbor.io", false, false, nil},
+		{"https://evil.fr-par.scw.cloud/token", "rg.fr-par.scw.cloud", false, false, nil},
+		// Sibling hosts of a self-hosted registry: only when the operator
+		// names them for the credential (--realm-host).
+		{"https://auth.corp.example/token", "registry.corp.example", false, false, nil},
+		{"https://auth.corp.example/token", "registry.corp.example", false, true, []string{"auth.corp.example"}},
+		{"https://AUTH.corp.example:8443/token", "registry.corp.example", false, true, []string{"auth.corp.example:8443"}},
+		{"https://auth.corp.example:9443/token", "registry.corp.example", false, false, []string{"auth.corp.example:8443"}},
+		{"http://auth.corp.example/token", "registry.corp.example", false, false, []string{"auth.corp.example"}},
 	}
 	for _, tc := range tests {
-		_, err := CheckRealm(tc.realm, tc.registry, tc.insecure)
+		_, err := CheckRealm(tc.realm, tc.registry, tc.insecure, tc.extra)
 		if (err == nil) != tc.ok {
-			t.Errorf("CheckRealm(%q, %q) = %v, want ok=%v", tc.realm, tc.registry, err, tc.ok)
+			t.Errorf("CheckRealm(%q, %q, %v) = %v, want ok=%v", tc.realm, tc.registry, tc.extra, err, tc.ok)
 		}
 		if err != nil && !errors.Is(err, ErrForeignRealm) {
 			t.Errorf("error %v does not wrap ErrForeignRealm", err)
@@ -57,7 +76,7 @@ func TestGuardRefusesOtherHosts(t *testing.T) {
 		n.Add(1)
 		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
 	})
-	g := guard(inner, "ghcr.io", "auth.ghcr.io")
+	g := guard(inner, false, "ghcr.io", "auth.ghcr.io")
 	for _, u := range []string{"https://ghcr.io/v2/", "https://ghcr.io:443/v2/", "https://auth.ghcr.io/token"} {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		if _, err := g.RoundTrip(req); err != nil {
@@ -80,7 +99,8 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func target(up *testupstream.Registry, repo string, pass string) Target {
-	c := store.Credential{ID: "cred_1", Version: 1, Name: "reg", Host: "registry.test", Endpoint: up.URL, Kind: "basic", Username: up.User}
+	c := store.Credential{ID: "cred_1", Version: 1, Name: "reg", Host: "registry.test", Endpoint: up.URL, Kind: "basic", Username: up.User,
+		AllowPrivateNetwork: true} // the test upstream listens on loopback
 	return Target{Credential: c, Repo: imageref.Repo{Host: "registry.test", Path: repo},
 		Auth: func(context.Context) (authn.Authenticator, error) {
 			return authn.FromConfig(authn.AuthConfig{Username: up.User, Password: pass}), nil
@@ -183,7 +203,7 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
-	res := pool.Check(context.Background(), store.Credential{Host: "registry.test", Endpoint: "http://127.0.0.1:1"}, authn.Anonymous, "")
+	res := pool.Check(context.Background(), store.Credential{Host: "registry.test", Endpoint: "http://127.0.0.1:1", AllowPrivateNetwork: true}, authn.Anonymous, "")
 	if res.Reachable || res.Error == "" {
 		t.Fatalf("unreachable upstream: %+v", res)
 	}

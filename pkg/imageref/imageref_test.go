@@ -167,3 +167,18 @@ func TestHostErrorsDoNotEchoUserInfo(t *testing.T) {
 		t.Fatalf("http:// host: %v", err)
 	}
 }
+
+func TestCheckPublicHost(t *testing.T) {
+	for _, ok := range []string{"ghcr.io", "docker.io", "registry.corp.example:5000", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "registry.test"} {
+		if err := CheckPublicHost(ok); err != nil {
+			t.Errorf("CheckPublicHost(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:25090", "10.1.2.3", "192.168.1.10:5000", "169.254.169.254", "100.64.0.1",
+		"[::1]:5000", "[fd00::1]", "[fe80::1]:80", "localhost:5000", "localhost", "registry.localhost", "nas.local",
+		"metadata.google.internal", "router.home.arpa", "registry", "registry:5000"} {
+		if err := CheckPublicHost(bad); err == nil {
+			t.Errorf("CheckPublicHost(%q) accepted", bad)
+		}
+	}
+}
