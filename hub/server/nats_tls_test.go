@@ -218,7 +218,7 @@ func TestNATSCarriesNoSecretsInClear(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := agenttest.Start(t, agenttest.Config{NATSURL: scheme + "://" + r.addr(), Join: src,
-				Options: []agent.Option{agent.WithHubOptions(hubOpts...)}})
+				Options: []agent.Option{agent.WithHubOptions(hubOpts...), agent.WithExternalMirrors("registry.example.com")}})
 			a.WaitReady(t)
 
 			saToken := "eyJhbGciOiJSUzI1NiJ9.c2VydmljZS1hY2NvdW50LXRva2VuLW9mLXRoZS1wb2Q.U0FTSUdOQVRVUkVfTUFSS0VS"
