@@ -53,7 +53,7 @@ func TestContainerdTokenNeverUpstream(t *testing.T) {
 	join := strings.TrimSpace(c.must("", "cluster", "create", "edge", "--workspace", "acme"))
 	for i, u := range ups {
 		c.must(u.reg.Password+"\n", "registry", "add", "-w", "acme", "--name", fmt.Sprintf("r%d", i), "--host", u.host,
-			"--endpoint", u.reg.URL, "--username", u.reg.User, "--password-stdin")
+			"--endpoint", u.reg.URL, "--allow-private-network", "--username", u.reg.User, "--password-stdin")
 		c.must("", "install", "create", "-w", "acme", "--name", fmt.Sprintf("app%d", i), "--cluster", "edge",
 			"--repo", u.host+"/org/*")
 	}

@@ -27,12 +27,12 @@ func TestSharedClusterKeysNeedApproval(t *testing.T) {
 	join := strings.TrimSpace(c.must("", "cluster", "create", "akash"))
 	c.must("", "workspace", "create", "tenant-a")
 	c.must(up.Password+"\n", "registry", "add", "-w", "tenant-a", "--name", "corp", "--host", "registry.corp",
-		"--endpoint", up.URL, "--username", up.User, "--password-stdin")
+		"--endpoint", up.URL, "--allow-private-network", "--username", up.User, "--password-stdin")
 	c.must("", "install", "create", "-w", "tenant-a", "--name", "app", "--cluster", "akash", "--namespace", "ns-a",
 		"--repo", "registry.corp/tenant-a/*")
 	jwks := filepath.Join(t.TempDir(), "jwks.json")
 	os.WriteFile(jwks, iss.JWKS(), 0o600)
-	a := startAgent(t, h.nats, join, "--sa-jwks", jwks)
+	a := startAgent(t, h.nats, join, "--sa-jwks", jwks, "--external-mirror-host", "registry.corp")
 	k := newKubelet(t, a, "--shared", "--match-image", "registry.corp")
 	sa := iss.Token(t, "ns-a", "default", testsa.Opts{})
 
