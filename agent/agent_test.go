@@ -705,9 +705,10 @@ func TestContainerdMirrors(t *testing.T) {
 		return err == nil && strings.Contains(string(b), `server = "https://hub.example.com/v2"`)
 	}
 	agenttest.Eventually(t, 5*time.Second, func() bool { return has("ghcr.io") }, "ghcr.io mirror written")
-	if gauge(e.agent.Agent.Metrics(), "pullgate_agent_containerd_mirrors") != 1 {
-		t.Error("mirror gauge")
-	}
+	// The gauge is set after the files are written.
+	agenttest.Eventually(t, 5*time.Second, func() bool {
+		return gauge(e.agent.Agent.Metrics(), "pullgate_agent_containerd_mirrors") == 1
+	}, "mirror gauge")
 
 	// A new install on another host: the hub's notice makes the agent resync.
 	c := e.hub.AddInstallNotify(hubfake.Install{Name: "app-c", Workspace: "ws_1", ClusterID: e.cluster.ID, Repos: []string{"registry.corp/team"}})
