@@ -3,6 +3,7 @@ package sdl
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -84,14 +85,16 @@ func (d *Document) rewriteManifest(hub string) ([]byte, error) {
 		return nil, fmt.Errorf("rewrite manifest: %w", err)
 	}
 	for _, s := range d.Private() {
-		g, _ := man[s.manIndex[0]].(map[string]any)
-		svcs, _ := g["services"].([]any)
-		m, _ := svcs[s.manIndex[1]].(map[string]any)
-		if m == nil {
-			return nil, fmt.Errorf("rewrite manifest: service %q moved", s.Name)
+		m, err := manifestService(man, s.manIndex)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite manifest: service %q: %w", s.Name, err)
 		}
+		// encoding/json (the hub's parser and the provider's) matches keys
+		// case-insensitively: every spelling of "image" and "credentials"
+		// goes, or a "Credentials" key would survive the rewrite.
+		foldDelete(m, "image")
+		foldDelete(m, "credentials")
 		m["image"] = HubImage(hub, s)
-		delete(m, "credentials")
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -101,6 +104,54 @@ func (d *Document) rewriteManifest(hub string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// manifestService finds the service object at idx (group, service) in a
+// decoded manifest, refusing what encoding/json would read ambiguously.
+func manifestService(man []any, idx [2]int) (map[string]any, error) {
+	if idx[0] >= len(man) {
+		return nil, errors.New("moved")
+	}
+	g, _ := man[idx[0]].(map[string]any)
+	sv, err := foldGet(g, "services")
+	if err != nil {
+		return nil, err
+	}
+	svcs, _ := sv.([]any)
+	if idx[1] >= len(svcs) {
+		return nil, errors.New("moved")
+	}
+	m, _ := svcs[idx[1]].(map[string]any)
+	if m == nil {
+		return nil, errors.New("moved")
+	}
+	return m, nil
+}
+
+// foldGet returns the value of key in m as encoding/json matches it (case
+// insensitively). Several spellings are refused: which one a decoder took
+// depends on their order, which a map does not keep.
+func foldGet(m map[string]any, key string) (any, error) {
+	var v any
+	n := 0
+	for k, x := range m {
+		if strings.EqualFold(k, key) {
+			v, n = x, n+1
+		}
+	}
+	if n > 1 {
+		return nil, fmt.Errorf("several %q keys differing only in case; point the images at the hub by hand", key)
+	}
+	return v, nil
+}
+
+// foldDelete deletes every spelling of key from m.
+func foldDelete(m map[string]any, key string) {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			delete(m, k)
+		}
+	}
 }
 
 func (d *Document) rewriteSDL(hub string) ([]byte, error) {

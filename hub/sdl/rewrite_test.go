@@ -144,3 +144,29 @@ func TestRewriteManifest(t *testing.T) {
 		t.Errorf("fields lost:\n%s", out)
 	}
 }
+
+// encoding/json reads keys case-insensitively, as the provider does: a
+// "Credentials" or "IMAGE" spelling must not survive the rewrite, and
+// spellings that make the document ambiguous are refused.
+func TestRewriteManifestCaseFoldedKeys(t *testing.T) {
+	const pw = "case-folded-secret-pw"
+	doc := mustParse(t, []byte(`[{"name":"g","Services":[{"Name":"web","IMAGE":"ghcr.io/acme/web:1",`+
+		`"CredentiAls":{"host":"ghcr.io","username":"u","password":"`+pw+`"}}]}]`))
+	out, err := doc.Rewrite(testHub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), pw) || strings.Contains(strings.ToLower(string(out)), "credentials") {
+		t.Fatalf("credentials survived the rewrite:\n%s", out)
+	}
+	re := mustParse(t, out)
+	if len(re.Services) != 1 || re.Services[0].Image != testHub+"/ghcr.io/acme/web:1" {
+		t.Fatalf("rewritten services: %+v", re.Services)
+	}
+
+	amb := mustParse(t, []byte(`[{"name":"g","Services":[],"services":[{"name":"web","image":"ghcr.io/acme/web:1",`+
+		`"credentials":{"host":"ghcr.io","username":"u","password":"`+pw+`"}}]}]`))
+	if _, err := amb.Rewrite(testHub); err == nil || strings.Contains(err.Error(), pw) {
+		t.Fatalf("ambiguous services keys: %v", err)
+	}
+}
