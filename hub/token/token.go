@@ -161,6 +161,13 @@ func (k *Keyring) Verify(tok string) (Claims, error) {
 	if len(tok) > MaxLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxLen)
 	}
+	// base64's decoders skip CR and LF even in strict mode: without this
+	// check one token would verify in many spellings.
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; !(c == '.' || c == '-' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return Claims{}, fmt.Errorf("%w: character outside base64url at byte %d", ErrMalformed, i)
+		}
+	}
 	first := strings.IndexByte(tok, '.')
 	last := strings.LastIndexByte(tok, '.')
 	if first <= 0 || last == first || last == len(tok)-1 {
