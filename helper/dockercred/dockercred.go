@@ -87,9 +87,10 @@ func Host(serverURL string) (string, error) {
 	}
 	if !wire.RegistryOnly(s) {
 		// Quote the host part only (clipped): the rest of the URL may
-		// hold user info or a query with secrets.
-		if len(s) > 64 {
-			s = s[:64] + "…"
+		// hold user info or a query with secrets. 48 bytes: %q may double
+		// them (quotes, backslashes), and the error stays under 200 bytes.
+		if len(s) > 48 {
+			s = s[:48] + "…"
 		}
 		return "", fmt.Errorf("server URL: %q is not a registry host (want e.g. ghcr.io or https://registry.corp:5000)", s)
 	}

@@ -260,6 +260,11 @@ func ParsePattern(s string) (Pattern, error) {
 	if h == DockerHub && len(parts) == 1 && !strings.Contains(parts[0], "*") {
 		parts = []string{"library", parts[0]}
 	}
+	// A pattern that could only match repositories longer than the limit
+	// is a mistake: say so rather than allow nothing (found by fuzzing).
+	if path := strings.Join(parts, "/"); len(strings.NewReplacer("**", "", "*", "").Replace(path)) > 255 {
+		return Pattern{}, fmt.Errorf("repository pattern %q: longer than 255 characters", clip(s))
+	}
 	return Pattern{Host: h, parts: parts}, nil
 }
 
