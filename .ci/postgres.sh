@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A private PostgreSQL for the store tests: `postgres.sh start DIR` initialises
-# and starts a throwaway cluster in DIR on 127.0.0.1 and prints its DSN;
+# and starts a throwaway cluster in DIR, listening on a unix socket in DIR
+# only (no TCP port to collide with), and prints its DSN;
 # `postgres.sh stop DIR` stops it. Needs Debian's postgresql package.
 set -euo pipefail
 cmd=${1:?usage: postgres.sh start|stop DIR}
@@ -11,13 +12,13 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 case "$cmd" in
 start)
-  port=${PGPORT_TEST:-55432}
   mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
   as "$bindir/initdb" -D "$dir/data" -A trust -U pullgate >"$dir/initdb.log" 2>&1
   as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null
-  echo "postgres://pullgate@127.0.0.1:$port/postgres?sslmode=disable"
+    -o "-c listen_addresses= -k $dir -c fsync=off" start >/dev/null
+  echo "postgres://pullgate@/postgres?host=$dir&sslmode=disable"
   ;;
 stop)
   as "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
