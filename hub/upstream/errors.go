@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -77,5 +78,19 @@ func Describe(err error) string {
 		}
 		return uerr.Op + " " + where + ": " + Describe(uerr.Err)
 	}
-	return err.Error()
+	return firstLine(err.Error())
+}
+
+// firstLine keeps what other errors say before anything an upstream could
+// have put in them: go-containerregistry appends a token response's body
+// after a newline ("no token in bearer response:\n<body>") and quotes
+// redirect URLs with their query. The first line, up to a '?', clipped.
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n?"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
