@@ -747,8 +747,10 @@ func TestClusterKeys(t *testing.T) {
 		code int
 		want string
 	}{
+		{`{}`, 400, "thumbprints: required"},
+		{`{"issuer":"` + testsa.DefaultIssuer + `"}`, 400, "thumbprints: required"},
 		{`{"thumbprints":["nope"]}`, 409, "thumbprints"},
-		{`{"kids":["nope"]}`, 409, "key ids"},
+		{`{"kids":["nope"],"thumbprints":["` + p.Keys[0].Thumbprint + `"]}`, 409, "key ids"},
 		{`{"thumbprints":["` + p.Keys[0].Thumbprint + `"]}`, 400, "names no issuer"},
 		{`{"thumbprints":["` + p.Keys[0].Thumbprint + `"],"issuer":"http://k8s"}`, 400, "https://"},
 	} {
@@ -790,6 +792,36 @@ func TestClusterKeys(t *testing.T) {
 	e.must("GET", "/api/v1/clusters/shared/jwks", "", 200, &keys)
 	if len(keys.Approved.Keys) != 2 {
 		t.Fatal("a refused set changed the keys")
+	}
+}
+
+// A node that replaces the proposal between the operator's show and approve
+// gets nothing approved: approval names the thumbprints that were shown.
+func TestClusterKeysSwappedProposalRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	honest, evil := testsa.New(t), testsa.New(t)
+	e.must("POST", "/api/v1/clusters", `{"name":"shared"}`, 201, nil)
+	c, _ := e.st.GetCluster(ctx, "shared")
+	n1, _ := e.st.CreateNode(ctx, c.ID, "worker-1", []byte("h1"))
+	n2, _ := e.st.CreateNode(ctx, c.ID, "worker-2", []byte("h2"))
+	if err := e.st.ProposeClusterJWKS(ctx, c.ID, store.JWKSProposal{JWKS: honest.JWKS(), Issuer: testsa.DefaultIssuer, NodeID: n1.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var shown ClusterKeys
+	e.must("GET", "/api/v1/clusters/shared/jwks", "", 200, &shown)
+	if err := e.st.ProposeClusterJWKS(ctx, c.ID, store.JWKSProposal{JWKS: evil.JWKS(), Issuer: testsa.DefaultIssuer, NodeID: n2.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{}`, `{"thumbprints":["` + shown.Proposal.Keys[0].Thumbprint + `"]}`} {
+		if code, out := e.do("POST", "/api/v1/clusters/shared/jwks/approve", body); code < 400 {
+			t.Fatalf("approve %s after the proposal was swapped: %d %s", body, code, out)
+		}
+	}
+	var keys ClusterKeys
+	e.must("GET", "/api/v1/clusters/shared/jwks", "", 200, &keys)
+	if keys.Approved != nil {
+		t.Fatalf("the swapped proposal was approved: %+v", keys.Approved)
 	}
 }
 

@@ -48,8 +48,9 @@ type SetJWKSRequest struct {
 }
 
 // ApproveJWKSRequest is the POST /clusters/{cluster}/jwks/approve body.
-// KIDs and Thumbprints, when given, must be exactly those of the pending
-// proposal: the operator confirms what they checked. Issuer overrides the
+// Thumbprints (required) and KIDs (optional) must be exactly those of the
+// pending proposal: the operator confirms what they checked, and a node
+// that swaps the proposal between show and approve gets nothing approved. Issuer overrides the
 // proposal's (required when the proposal has none).
 type ApproveJWKSRequest struct {
 	KIDs        []string `json:"kids,omitempty"`
@@ -147,10 +148,13 @@ func (s *server) approveClusterKeys(w http.ResponseWriter, r *http.Request) erro
 	for _, k := range keys {
 		kids, tps = append(kids, k.KID), append(tps, k.Thumbprint)
 	}
+	if len(req.Thumbprints) == 0 {
+		return badRequest("thumbprints: required: name every thumbprint `cluster jwks show %s` printed, so that what is approved is what was checked (a node can replace the proposal at any time)", c.Name)
+	}
 	if len(req.KIDs) > 0 && !sameSet(req.KIDs, kids) {
 		return conflict("the proposed keys of cluster %q have key ids %s, not %s: check them with `cluster jwks show`", c.Name, strings.Join(kids, ", "), strings.Join(req.KIDs, ", "))
 	}
-	if len(req.Thumbprints) > 0 && !sameSet(req.Thumbprints, tps) {
+	if !sameSet(req.Thumbprints, tps) {
 		return conflict("the proposed keys of cluster %q have thumbprints %s, not %s: check them with `cluster jwks show`", c.Name, strings.Join(tps, ", "), strings.Join(req.Thumbprints, ", "))
 	}
 	issuer := req.Issuer

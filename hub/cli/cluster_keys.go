@@ -109,13 +109,13 @@ keys before approving it.`,
 	}
 	var approve api.ApproveJWKSRequest
 	approveCmd := &cobra.Command{
-		Use:   "approve CLUSTER [--thumbprint T]... [--kid K]... [--issuer URL]",
+		Use:   "approve CLUSTER --thumbprint T... [--kid K]... [--issuer URL]",
 		Short: "Approve the pending proposal as the cluster's service-account keys",
 		Long: `Make the key set an agent proposed the cluster's approved keys (replacing
-the old ones) with its issuer. --thumbprint and --kid, when given, must
-name exactly the proposal's keys, so that what is approved is what was
-checked; the approval is also refused if the proposal changed since it was
-read. --issuer overrides the proposal's issuer, and is required when the
+the old ones) with its issuer. --thumbprint (required, once per key) and
+--kid (optional) must name exactly the proposal's keys, so that what is
+approved is what was checked: a node can replace the proposal at any time,
+and a replaced proposal is refused. --issuer overrides the proposal's issuer, and is required when the
 proposal has none.`,
 		Example: `  pullgate-hub cluster jwks show akash-1
   pullgate-hub cluster jwks approve akash-1 --thumbprint 3q2-7w... --issuer https://kubernetes.default.svc.cluster.local`,
