@@ -27,6 +27,7 @@ import (
 	"github.com/pullgate/pullgate/agent/identity"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/internal/testlog"
+	"github.com/pullgate/pullgate/internal/testtls"
 	"github.com/pullgate/pullgate/internal/testupstream"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
@@ -194,7 +195,7 @@ func TestNATSCarriesNoSecretsInClear(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			certFile, keyFile, _ := writeSelfSigned(t, dir)
+			certFile, keyFile, _ := testtls.SelfSigned(t, dir)
 			cfg := Config{InsecureNATS: !c.tls}
 			scheme := "nats"
 			hubOpts := []hubclient.Option{hubclient.WithInsecurePlaintext(true)}
@@ -268,7 +269,7 @@ func TestNATSCarriesNoSecretsInClear(t *testing.T) {
 // is told the server has no TLS.
 func TestPlainTextToTLSHubRefused(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	certFile, keyFile, _ := testtls.SelfSigned(t, dir)
 	h := startNATSHub(t, Config{NATSTLSCert: certFile, NATSTLSKey: keyFile})
 	join := h.joinToken(t)
 
@@ -324,7 +325,7 @@ func TestPlainTextToTLSHubRefused(t *testing.T) {
 // anything listens or is created.
 func TestNATSServerTLSSettings(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	certFile, keyFile, _ := testtls.SelfSigned(t, dir)
 	httpsTLS, err := loadTLS(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -445,7 +446,7 @@ func startNATSHubTLS(t *testing.T, certFile, keyFile string) string {
 // TLS. The block is read by nats-server's own configuration parser.
 func TestExternalNATSWithTLSConfig(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	certFile, keyFile, _ := testtls.SelfSigned(t, dir)
 	data := filepath.Join(dir, "data")
 	cmd := NATSConfigCommand()
 	var out bytes.Buffer
