@@ -322,7 +322,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	close(a.listening)
 	a.log.Info("pullgate agent listening", "socket", a.socket, "metrics", a.MetricsAddr(),
-		"nats", hubclient.RedactURL(a.natsURL), "state_dir", a.stateDir)
+		"nats", wire.RedactURL(a.natsURL), "state_dir", a.stateDir)
 
 	id, err := a.loadOrEnrol(ctx)
 	if err != nil {

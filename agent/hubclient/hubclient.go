@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
-	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -111,18 +110,6 @@ func newConfig(opts []Option) config {
 	return c
 }
 
-// RedactURL drops user info from a NATS URL for logs and errors.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		if err != nil {
-			return "(unparsable URL)"
-		}
-		return u
-	}
-	p.User = url.User("REDACTED")
-	return p.String()
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -158,12 +145,12 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 	nc, err := nats.Connect(natsURL, nopts...)
 	if err != nil {
 		if IsRefusal(err) {
-			return wire.EnrolReply{}, fmt.Errorf("enrol with %s: %w", RedactURL(natsURL), ErrJoinRefused)
+			return wire.EnrolReply{}, fmt.Errorf("enrol with %s: %w", wire.RedactURL(natsURL), ErrJoinRefused)
 		}
 		if isTLSFailure(err) {
-			return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w", RedactURL(natsURL), tlsHint(err))
+			return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w", wire.RedactURL(natsURL), tlsHint(err))
 		}
-		return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w: %w", RedactURL(natsURL), ErrUnreachable, err)
+		return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w: %w", wire.RedactURL(natsURL), ErrUnreachable, err)
 	}
 	defer nc.Close()
 	var reply wire.EnrolReply
@@ -306,7 +293,7 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 	), cfg.extraNATSOpts...)
 	nc, err := nats.Connect(natsURL, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", RedactURL(natsURL), err)
+		return nil, fmt.Errorf("connect to %s: %w", wire.RedactURL(natsURL), err)
 	}
 	c.nc = nc
 	c.sub, err = nc.Subscribe(wire.RevokeSubject(id.ClusterID), func(m *nats.Msg) {

@@ -28,18 +28,6 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"nats://hub:4222":             "nats://hub:4222",
-		"nats://user:secret@hub:4222": "nats://REDACTED@hub:4222",
-		"tls://tok@hub":               "tls://REDACTED@hub",
-	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q", in, got)
-		}
-	}
-}
-
 func TestEnrol(t *testing.T) {
 	hub := hubfake.New(t)
 	cl := hub.AddCluster("prod", true)

@@ -23,17 +23,17 @@ func CheckNATSURL(raw string, insecure bool) error {
 		}
 		u, err := url.Parse(one)
 		if err != nil || u.Hostname() == "" {
-			return fmt.Errorf("NATS URL %q: want tls://HOST:PORT or nats://HOST:PORT", redactUserinfo(one))
+			return fmt.Errorf("NATS URL %q: want tls://HOST:PORT or nats://HOST:PORT", RedactURL(one))
 		}
 		switch strings.ToLower(u.Scheme) {
 		case "tls":
 		case "nats":
 			if !insecure && !IsLoopbackHost(u.Hostname()) {
 				return fmt.Errorf("NATS URL %s is plain text to a non-loopback host: use tls://%s (with --nats-ca if its certificate is not publicly trusted), or --insecure-nats to send credentials in clear text",
-					redactUserinfo(one), u.Host)
+					RedactURL(one), u.Host)
 			}
 		default:
-			return fmt.Errorf("NATS URL %s: scheme %q: want tls:// or nats://", redactUserinfo(one), u.Scheme)
+			return fmt.Errorf("NATS URL %s: scheme %q: want tls:// or nats://", RedactURL(one), u.Scheme)
 		}
 	}
 	return nil
@@ -50,13 +50,15 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func redactUserinfo(u string) string {
+// RedactURL drops user info from a NATS URL for logs and errors.
+func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	if p.User != nil {
-		p.User = url.User("REDACTED")
+	if p.User == nil {
+		return u
 	}
+	p.User = url.User("REDACTED")
 	return p.String()
 }
