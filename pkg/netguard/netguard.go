@@ -98,9 +98,6 @@ func Special(a netip.Addr) bool {
 	return false
 }
 
-// Public reports whether a is a globally reachable unicast address.
-func Public(a netip.Addr) bool { return !Special(a) }
-
 // Embedded returns the IPv4 address an IPv6 address carries by one of the
 // standard translation or tunnelling schemes, if any: IPv4-mapped and
 // -compatible (::ffff:a.b.c.d, ::a.b.c.d), NAT64 (64:ff9b::/96 and the

@@ -51,9 +51,6 @@ func TestSpecial(t *testing.T) {
 		if got := Special(a); got != tc.special {
 			t.Errorf("Special(%s) = %v, want %v", tc.addr, got, tc.special)
 		}
-		if Public(a) == tc.special {
-			t.Errorf("Public(%s) = %v", tc.addr, Public(a))
-		}
 	}
 	if !Special(netip.Addr{}) {
 		t.Error("the zero Addr is not special")
