@@ -137,6 +137,15 @@ app.kubernetes.io/component: agent
 {{- end -}}
 {{- end -}}
 
+{{/* Whether the agents may use plain-text NATS: asked for (agent.insecureNATS),
+or implied by a plain-text hub of this release that the agents use. One rule
+for the render-time check and the agent's --insecure-nats flag. */}}
+{{- define "pullgate.agent.insecureNATS" -}}
+{{- $a := .Values.agent -}}
+{{- $h := .Values.hub -}}
+{{- if or $a.insecureNATS (and $h.enabled $h.nats.insecure (not $a.natsURL)) -}}true{{- end -}}
+{{- end -}}
+
 {{/* Whether a NATS URL is plain text to a host other than loopback. */}}
 {{- define "pullgate.plainNATS" -}}
 {{- $u := . -}}
@@ -234,7 +243,7 @@ mountConfigDir: {{ $p.mountConfigDir }}
 {{- fail "agent.natsURL is required when this release does not deploy the hub (hub.enabled=false): the hub's NATS URL, e.g. tls://hub.example.com:4222" -}}
 {{- end -}}
 {{- $natsURL := include "pullgate.agent.natsURL" . -}}
-{{- if and (include "pullgate.plainNATS" $natsURL) (not $a.insecureNATS) (not (and $h.enabled $h.nats.insecure (not $a.natsURL))) -}}
+{{- if and (include "pullgate.plainNATS" $natsURL) (not (include "pullgate.agent.insecureNATS" .)) -}}
 {{- fail (printf "the agents' NATS URL %s is plain text: use tls:// (with agent.natsCA if its certificate is not publicly trusted), or set agent.insecureNATS=true to send credentials in clear text" $natsURL) -}}
 {{- end -}}
 {{- if and $a.natsCA.secretName $a.natsCA.configMapName -}}
