@@ -13,7 +13,9 @@ import "strings"
 // first component of a reference. "nginx" and "nginx:1.27" are not
 // registries.
 func RegistryOnly(image string) bool {
-	if image == "" || strings.ContainsAny(image, "/@ \t\r\n") {
+	// Spaces, control characters and non-ASCII never belong in a host
+	// (fuzzing found "\f." taken for one).
+	if image == "" || strings.ContainsFunc(image, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '/' || r == '@' }) {
 		return false
 	}
 	host := image

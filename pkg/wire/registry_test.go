@@ -22,6 +22,9 @@ func TestRegistryOnly(t *testing.T) {
 		{"", false},
 		{"ghcr.io:", false},
 		{"ghcr.io:v1", false},
+		{"\f.", false},
+		{"ghcr\u0085.io", false},
+		{"ghcr.io ", false},
 	} {
 		if got := RegistryOnly(tc.image); got != tc.want {
 			t.Errorf("RegistryOnly(%q) = %v, want %v", tc.image, got, tc.want)
