@@ -224,18 +224,27 @@ func (m *Mirrors) Hosts() []string {
 // file, and for a managed file someone edited or deleted (until the
 // watcher restores it).
 func (m *Mirrors) Routes(host string) bool {
+	if !m.listed(host) {
+		return false
+	}
+	// The file is read outside the lock: Set and the watcher go on.
+	cur, err := os.ReadFile(m.Path(host))
+	return err == nil && bytes.Equal(cur, m.Render(host))
+}
+
+// listed reports whether this process keeps a mirror for host: written by
+// it, and listed by the hub or within its grace period or hold.
+func (m *Mirrors) listed(host string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.owned[host] {
 		return false
 	}
-	if _, ok := m.want[host]; !ok {
-		if t, left := m.leftAt[host]; !left || !m.keptLocked(host, t) {
-			return false
-		}
+	if _, ok := m.want[host]; ok {
+		return true
 	}
-	cur, err := os.ReadFile(m.Path(host))
-	return err == nil && bytes.Equal(cur, m.Render(host))
+	t, left := m.leftAt[host]
+	return left && m.keptLocked(host, t)
 }
 
 // Set makes the directory hold a managed hosts.toml for exactly these
