@@ -246,13 +246,10 @@ always work.`,
 			switch saJWKS {
 			case "off", "":
 			case "auto":
-				keys, err := jwks.InCluster(os.Getenv)
+				keys, iss, err := jwks.InCluster(os.Getenv)
 				switch {
 				case err == nil:
-					opts = append(opts, agent.WithJWKS(keys))
-					if iss, err := jwks.InClusterIssuer(os.Getenv); err == nil {
-						opts = append(opts, agent.WithSAIssuer(iss))
-					}
+					opts = append(opts, agent.WithJWKS(keys), agent.WithSAIssuer(iss))
 				case !errors.Is(err, jwks.ErrNotInCluster):
 					log.Warn("not offering the cluster's service-account keys to the hub", "err", err)
 				}

@@ -15,16 +15,6 @@ const DiscoveryPath = "/.well-known/openid-configuration"
 // tokens, offered to the hub with the keys (part of the same proposal).
 type IssuerSource func(ctx context.Context) (string, error)
 
-// InClusterIssuer reads the issuer from the API server of the pod's
-// cluster (the same access as InCluster).
-func InClusterIssuer(getenv func(string) string, opts ...Option) (IssuerSource, error) {
-	c, err := newInCluster(getenv, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return c.issuer, nil
-}
-
 func (c *inCluster) issuer(ctx context.Context) (string, error) {
 	data, err := c.get(ctx, DiscoveryPath, "application/json")
 	if err != nil {

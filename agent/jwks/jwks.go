@@ -89,14 +89,15 @@ func WithServiceAccountDir(dir string) Option {
 	return func(c *inCluster) { c.tokenFile, c.caFile = dir+"/token", dir+"/ca.crt" }
 }
 
-// InCluster fetches the keys from the API server of the pod's cluster.
-// getenv is os.Getenv in production.
-func InCluster(getenv func(string) string, opts ...Option) (Source, error) {
+// InCluster fetches the keys, and the issuer of the tokens they sign, from
+// the API server of the pod's cluster, over one client. getenv is
+// os.Getenv in production.
+func InCluster(getenv func(string) string, opts ...Option) (Source, IssuerSource, error) {
 	c, err := newInCluster(getenv, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c.fetch, nil
+	return c.fetch, c.issuer, nil
 }
 
 func newInCluster(getenv func(string) string, opts ...Option) (*inCluster, error) {

@@ -60,22 +60,18 @@ func TestInCluster(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
 	os.WriteFile(filepath.Join(dir, "token"), []byte("pod-sa-token\n"), 0o600)
 
-	if _, err := InCluster(func(string) string { return "" }); err != ErrNotInCluster {
+	if _, _, err := InCluster(func(string) string { return "" }); err != ErrNotInCluster {
 		t.Fatalf("outside a pod: %v", err)
 	}
 	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "https://"), ":")
 	env := map[string]string{"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
-	src, err := InCluster(func(k string) string { return env[k] }, WithServiceAccountDir(dir))
+	src, iss, err := InCluster(func(k string) string { return env[k] }, WithServiceAccountDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := src(context.Background())
 	if err != nil || string(got) != keys {
 		t.Fatalf("%s %v", got, err)
-	}
-	iss, err := InClusterIssuer(func(k string) string { return env[k] }, WithServiceAccountDir(dir))
-	if err != nil {
-		t.Fatal(err)
 	}
 	if got, err := iss(context.Background()); err != nil || got != "https://kubernetes.default.svc.cluster.local" {
 		t.Fatalf("issuer %q %v", got, err)
@@ -86,7 +82,7 @@ func TestInCluster(t *testing.T) {
 	}
 	// Without a usable CA nothing is fetched.
 	os.WriteFile(filepath.Join(dir, "ca.crt"), []byte("not a certificate"), 0o600)
-	if _, err := InCluster(func(k string) string { return env[k] }, WithServiceAccountDir(dir)); err == nil {
+	if _, _, err := InCluster(func(k string) string { return env[k] }, WithServiceAccountDir(dir)); err == nil {
 		t.Fatal("unusable CA accepted")
 	}
 }
