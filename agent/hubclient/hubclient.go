@@ -110,7 +110,6 @@ func newConfig(opts []Option) config {
 	return c
 }
 
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

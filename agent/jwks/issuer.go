@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
+
+	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // DiscoveryPath is the API server's OpenID discovery document, which names
@@ -26,7 +27,7 @@ func (c *inCluster) issuer(ctx context.Context) (string, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return "", fmt.Errorf("jwks: %s: %w", DiscoveryPath, err)
 	}
-	if !strings.HasPrefix(doc.Issuer, "https://") || len(doc.Issuer) > 512 {
+	if !wire.ValidIssuer(doc.Issuer) {
 		return "", fmt.Errorf("jwks: %s: issuer %q is not an https:// URL", DiscoveryPath, doc.Issuer)
 	}
 	return doc.Issuer, nil

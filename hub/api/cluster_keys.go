@@ -9,6 +9,8 @@ import (
 
 	"github.com/pullgate/pullgate/hub/satoken"
 	"github.com/pullgate/pullgate/hub/store"
+
+	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // A cluster's service-account keys. Approved keys (set by the operator, or
@@ -99,7 +101,7 @@ func (s *server) getClusterKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func checkIssuer(field, issuer string) error {
-	if !strings.HasPrefix(issuer, "https://") || len(issuer) > 512 {
+	if !wire.ValidIssuer(issuer) {
 		return badRequest("%s %q: want the https:// issuer URL of the cluster's service-account tokens (kubectl get --raw /.well-known/openid-configuration)", field, issuer)
 	}
 	return nil

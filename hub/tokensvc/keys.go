@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"strings"
 
 	"github.com/pullgate/pullgate/hub/satoken"
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
-
-// maxIssuer bounds an offered issuer URL.
-const maxIssuer = 512
 
 // proposeKeys records the service-account keys (and issuer) a node offered
 // as a proposal for the operator, unless they are the approved keys or the
@@ -23,7 +19,7 @@ func (s *Service) proposeKeys(ctx context.Context, n store.Node, c store.Cluster
 	if err := satoken.ValidateJWKS(offered); err != nil {
 		return &wire.ErrorReply{Code: wire.CodeInvalid, Error: "jwks: " + err.Error()}
 	}
-	if len(issuer) > maxIssuer || (issuer != "" && !strings.HasPrefix(issuer, "https://")) {
+	if issuer != "" && !wire.ValidIssuer(issuer) {
 		issuer = "" // not a usable issuer: propose the keys alone
 	}
 	var doc bytes.Buffer
