@@ -1,15 +1,14 @@
 package hubclient
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/pullgate/pullgate/pkg/wire"
+
+	"github.com/pullgate/pullgate/pkg/natstls"
 )
 
 // WithCA verifies the hub's NATS certificate against this PEM file
@@ -36,17 +35,9 @@ func (c config) security(natsURL string) ([]nats.Option, error) {
 	if err := wire.CheckNATSURL(natsURL, c.insecure); err != nil {
 		return nil, err
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.caFile != "" {
-		pem, err := os.ReadFile(c.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("NATS CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("NATS CA %s: no PEM certificate in it", c.caFile)
-		}
-		tc.RootCAs = pool
+	tc, err := natstls.ClientConfig(c.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("NATS CA: %w", err)
 	}
 	return []nats.Option{func(o *nats.Options) error { o.TLSConfig = tc; return nil }}, nil
 }

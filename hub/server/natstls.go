@@ -2,13 +2,13 @@ package server
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 
 	"github.com/pullgate/pullgate/pkg/wire"
+
+	"github.com/pullgate/pullgate/pkg/natstls"
 )
 
 // natsServerTLS is the embedded NATS server's TLS: its own key pair, or
@@ -54,16 +54,9 @@ func natsClientTLS(cfg Config) (*tls.Config, error) {
 	if err := wire.CheckNATSURL(cfg.NATSURL, cfg.InsecureNATS); err != nil {
 		return nil, fmt.Errorf("--nats-url: %w", err)
 	}
-	if cfg.NATSCA == "" {
-		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
-	}
-	pem, err := os.ReadFile(cfg.NATSCA)
+	tc, err := natstls.ClientConfig(cfg.NATSCA)
 	if err != nil {
 		return nil, fmt.Errorf("--nats-ca: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--nats-ca %s: no PEM certificate in it", cfg.NATSCA)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return tc, nil
 }
