@@ -8,11 +8,7 @@ import (
 
 // dockerHub names Docker Hub's registry; the agent answers with it for
 // images of any of its aliases and for images without a registry host.
-const dockerHub = "docker.io"
-
-var dockerHubAliases = map[string]bool{
-	"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true, "registry.hub.docker.com": true,
-}
+const dockerHub = wire.DockerHub
 
 // RegistryOf is the registry an image (or a bare registry host, as the
 // docker-credential-helper protocol asks) names, lower-cased: the first
@@ -35,5 +31,5 @@ func RegistryOf(image string) string {
 // by any other registry (the runtime would send it there).
 func Answers(image, registry string) bool {
 	want := RegistryOf(image)
-	return registry == want || (registry == dockerHub && dockerHubAliases[want])
+	return registry == want || (registry == dockerHub && wire.IsDockerHubAlias(want))
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // DockerHub is the canonical host of Docker Hub.
@@ -20,10 +22,6 @@ const DockerHub = "docker.io"
 
 // dockerHubUpstream is where Docker Hub's registry API answers.
 const dockerHubUpstream = "registry-1.docker.io"
-
-var dockerHubAliases = map[string]bool{
-	"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true, "registry.hub.docker.com": true,
-}
 
 // hostnameRE is a DNS name: dot-separated labels of letters, digits and
 // inner hyphens.
@@ -54,7 +52,7 @@ func CanonicalHost(h string) (string, error) {
 	if h == "" {
 		return "", fmt.Errorf("registry host %q: empty", orig)
 	}
-	if dockerHubAliases[h] {
+	if wire.IsDockerHubAlias(h) {
 		return DockerHub, nil
 	}
 	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
@@ -185,7 +183,7 @@ func ParsePrefix(s string) (Prefix, error) {
 	if i := strings.IndexByte(hostPart, '/'); i >= 0 {
 		hostPart, rest = hostPart[:i], strings.Trim(hostPart[i:], "/")
 	}
-	if dockerHubAliases[strings.ToLower(hostPart)] && (rest == "v1" || rest == "v2") {
+	if wire.IsDockerHubAlias(strings.ToLower(hostPart)) && (rest == "v1" || rest == "v2") {
 		rest = ""
 	}
 	h, err := CanonicalHost(hostPart)
