@@ -30,7 +30,6 @@ import (
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/hub/upstream"
 	"github.com/pullgate/pullgate/pkg/imageref"
-	"github.com/pullgate/pullgate/pkg/netguard"
 )
 
 // maxRedirects bounds the upstream redirects followed for one request.
@@ -553,9 +552,7 @@ func clientAddr(r *http.Request) string {
 // reachable addresses (netguard), checked on the address actually dialled,
 // so an upstream cannot redirect the hub into its own network.
 func cdnClient(publicOnly bool) *http.Client {
-	t := upstream.NewTransport()
-	t.DialContext = netguard.Dialer(!publicOnly, nil).DialContext
-	return &http.Client{Transport: t, CheckRedirect: noRedirect}
+	return &http.Client{Transport: upstream.GuardedTransport(!publicOnly, nil), CheckRedirect: noRedirect}
 }
 
 // countingWriter records status and body bytes for audit and metrics.

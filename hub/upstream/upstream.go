@@ -153,8 +153,7 @@ func NewPool(opts ...Option) *Pool {
 }
 
 func (p *Pool) transport(allowPrivate bool) http.RoundTripper {
-	t := NewTransport()
-	t.DialContext = netguard.Dialer(allowPrivate, p.resolver).DialContext
+	t := GuardedTransport(allowPrivate, p.resolver)
 	if p.wrap != nil {
 		return p.wrap(t)
 	}
@@ -205,6 +204,15 @@ func NewTransport() *http.Transport {
 	// Bodies pass through byte for byte: no transparent gzip, which would
 	// change lengths and cost CPU on the streaming path.
 	t.DisableCompression = true
+	return t
+}
+
+// GuardedTransport is NewTransport dialling through netguard: only
+// globally reachable addresses unless allowPrivate (the operator allowed
+// the credential a private network). resolver may be nil.
+func GuardedTransport(allowPrivate bool, resolver *net.Resolver) *http.Transport {
+	t := NewTransport()
+	t.DialContext = netguard.Dialer(allowPrivate, resolver).DialContext
 	return t
 }
 
