@@ -221,20 +221,36 @@ func scanNode(r rowScanner, extra ...any) (Node, error) {
 	return n, err
 }
 
+// CreateNode adds a node without taking a join-token use (EnrolNode does).
 func (s *SQL) CreateNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error) {
+	n, err := newNode(clusterID, name, secretHash)
+	if err != nil {
+		return Node{}, err
+	}
+	if err := s.insertNode(ctx, s.db, n, secretHash); err != nil {
+		return Node{}, fmt.Errorf("create node %q in cluster %q: %w", name, clusterID, err)
+	}
+	return n, nil
+}
+
+// newNode checks a new node's name and secret hash and makes its row.
+func newNode(clusterID, name string, secretHash []byte) (Node, error) {
 	if err := checkName("node", name); err != nil {
 		return Node{}, err
 	}
 	if len(secretHash) == 0 {
 		return Node{}, fmt.Errorf("%w: empty node secret hash", ErrInvalid)
 	}
-	n := Node{ID: newID("node_"), ClusterID: clusterID, Name: name, CreatedAt: now()}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO nodes (`+nodeCols+`, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+	return Node{ID: newID("node_"), ClusterID: clusterID, Name: name, CreatedAt: now()}, nil
+}
+
+// insertNode writes a node row, in a transaction or not.
+func (s *SQL) insertNode(ctx context.Context, ex interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, n Node, secretHash []byte) error {
+	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO nodes (`+nodeCols+`, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		n.ID, n.ClusterID, n.Name, false, toNanos(n.CreatedAt), 0, secretHash)
-	if err != nil {
-		return Node{}, fmt.Errorf("create node %q in cluster %q: %w", name, clusterID, err)
-	}
-	return n, nil
+	return err
 }
 
 func (s *SQL) NodeByID(ctx context.Context, id string) (Node, []byte, error) {

@@ -67,14 +67,11 @@ func (s *SQL) RotateJoinTokenLimited(ctx context.Context, name string, joinHash 
 }
 
 func (s *SQL) EnrolNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error) {
-	if err := checkName("node", name); err != nil {
+	n, err := newNode(clusterID, name, secretHash)
+	if err != nil {
 		return Node{}, err
 	}
-	if len(secretHash) == 0 {
-		return Node{}, fmt.Errorf("%w: empty node secret hash", ErrInvalid)
-	}
-	n := Node{ID: newID("node_"), ClusterID: clusterID, Name: name, CreatedAt: now()}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var left, expires int64
 		err := tx.QueryRowContext(ctx, s.q(`SELECT join_uses_left, join_expires_at FROM clusters WHERE id = ?`+s.forUpdate()), clusterID).Scan(&left, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -97,9 +94,7 @@ func (s *SQL) EnrolNode(ctx context.Context, clusterID, name string, secretHash 
 				return fmt.Errorf("%w: no enrolments left", ErrJoinTokenSpent)
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO nodes (`+nodeCols+`, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			n.ID, n.ClusterID, n.Name, false, toNanos(n.CreatedAt), 0, secretHash)
-		return err
+		return s.insertNode(ctx, tx, n, secretHash)
 	})
 	if err != nil {
 		if errors.Is(err, ErrJoinTokenSpent) || errors.Is(err, ErrNotFound) {
