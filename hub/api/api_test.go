@@ -96,14 +96,14 @@ func TestWorkspaceCRUD(t *testing.T) {
 	if len(list.Workspaces) != 2 || list.Workspaces[0].Name != "acme" || list.Workspaces[1].Name != "beta" {
 		t.Fatalf("list %+v", list)
 	}
-	e.must("DELETE", "/api/v1/workspaces/acme", "", 204, nil)
+	e.must("DELETE", "/api/v1/workspaces/acme", "", 200, nil)
 	e.must("DELETE", "/api/v1/workspaces/acme", "", 404, nil)
 	e.must("GET", "/api/v1/workspaces", "", 200, &list)
 	if len(list.Workspaces) != 1 || list.Workspaces[0].Name != "beta" {
 		t.Fatalf("list after delete %+v", list)
 	}
 	// An empty list is [], not null.
-	e.must("DELETE", "/api/v1/workspaces/beta", "", 204, nil)
+	e.must("DELETE", "/api/v1/workspaces/beta", "", 200, nil)
 	if b := e.must("GET", "/api/v1/workspaces", "", 200, nil); !strings.Contains(b, `"workspaces":[]`) {
 		t.Errorf("empty list: %s", b)
 	}

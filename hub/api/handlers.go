@@ -100,17 +100,40 @@ func (s *server) getWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
-	ins, err := s.d.Store.ListInstalls(r.Context(), r.PathValue("ws"))
+	force, err := boolQuery(r, "force")
 	if err != nil {
 		return err
 	}
-	if err := s.d.Store.DeleteWorkspace(r.Context(), r.PathValue("ws")); err != nil {
+	ctx, name := r.Context(), r.PathValue("ws")
+	ws, err := s.d.Store.GetWorkspace(ctx, name)
+	if err != nil {
 		return err
 	}
-	for _, in := range ins {
-		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
+	// Read before the delete for the pushes after it; the store decides
+	// (in its transaction) what is actually removed.
+	ins, err := s.d.Store.ListInstalls(ctx, name)
+	if err != nil {
+		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	clusters, err := s.d.Store.ListClusters(ctx)
+	if err != nil {
+		return err
+	}
+	gone, err := s.d.Store.DeleteWorkspace(ctx, name, force)
+	if err != nil {
+		return err
+	}
+	// Agents of the workspace's clusters drop everything and are
+	// disconnected; installs on shared clusters are revoked there.
+	for _, c := range clusters {
+		if c.WorkspaceID == ws.ID {
+			s.revoke("cluster "+c.Name, func(rv Revoker) error { return rv.ClusterDeleted(ctx, c) })
+		}
+	}
+	for _, in := range ins {
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(ctx, in) })
+	}
+	writeJSON(w, http.StatusOK, deleteWorkspaceView(gone))
 	return nil
 }
 
@@ -146,12 +169,16 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := checkRealmHosts(req.RealmHosts); err != nil {
 		return err
 	}
+	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
 	prep, err := s.prepareCreate(req, prefix.String())
 	if err != nil {
 		return err
 	}
 	secret := prep.Secret
-	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
+	routing, err := s.checkNewPrefix(r.Context(), ws.Name, req.Name, prefix)
 	if err != nil {
 		return err
 	}
@@ -178,7 +205,9 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	// A new credential changes the workspace's epoch and may add an
 	// upstream host: agents drop the workspace's tokens and resync.
 	s.revoke("registry "+c.Name, func(rv Revoker) error { return rv.CredentialsChanged(r.Context(), c.WorkspaceID) })
-	writeJSON(w, http.StatusCreated, s.describeWith(c, secret))
+	view := s.describeWith(c, secret)
+	view.Warnings = append(view.Warnings, routing...)
+	writeJSON(w, http.StatusCreated, view)
 	return nil
 }
 
@@ -410,23 +439,18 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("name", req.Name); err != nil {
 		return err
 	}
+	if req.AllRepos && len(req.Repos) > 0 {
+		return badRequest("repos and all_repos exclude each other: give allow-list patterns or all_repos: true")
+	}
 	repos, err := parseRepos(req.Repos)
 	if err != nil {
 		return err
 	}
-	if req.Cluster != "" && !store.ValidName(req.Cluster) {
-		return badRequest("cluster %q: %s", req.Cluster, nameRule)
+	if err := checkBinding(req.Cluster, req.Namespace, req.ServiceAccount); err != nil {
+		return err
 	}
-	if req.Namespace != "" && !dnsLabel.MatchString(req.Namespace) {
-		return badRequest("namespace %q: not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)", req.Namespace)
-	}
-	if req.ServiceAccount != "" {
-		if len(req.ServiceAccount) > 253 || !dnsSubdomain.MatchString(req.ServiceAccount) {
-			return badRequest("service_account %q: not a Kubernetes service account name", req.ServiceAccount)
-		}
-		if req.Namespace == "" {
-			return badRequest("service_account: needs a namespace")
-		}
+	if req.ServiceAccount != "" && req.Namespace == "" {
+		return badRequest("service_account: needs a namespace")
 	}
 	if err := s.checkInstallCluster(r.Context(), r.PathValue("ws"), req.Cluster, req.Namespace); err != nil {
 		return err
@@ -443,7 +467,24 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallAdded(r.Context(), in) })
-	writeJSON(w, http.StatusCreated, installView(in))
+	view := installView(in)
+	view.Warnings = s.repoWarnings(r.Context(), r.PathValue("ws"), in.Repos)
+	writeJSON(w, http.StatusCreated, view)
+	return nil
+}
+
+// checkBinding validates the form of an install's cluster, namespace and
+// service account (each may be empty).
+func checkBinding(cluster, namespace, sa string) error {
+	if cluster != "" && !store.ValidName(cluster) {
+		return badRequest("cluster %q: %s", cluster, nameRule)
+	}
+	if namespace != "" && !dnsLabel.MatchString(namespace) {
+		return badRequest("namespace %q: not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)", namespace)
+	}
+	if sa != "" && (len(sa) > 253 || !dnsSubdomain.MatchString(sa)) {
+		return badRequest("service_account %q: not a Kubernetes service account name", sa)
+	}
 	return nil
 }
 
@@ -474,20 +515,72 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Repos == nil {
-		return badRequest("nothing to update: give repos (an empty list allows everything)")
+	binding := req.Cluster != nil || req.Namespace != nil || req.ServiceAccount != nil
+	if req.Repos == nil && !req.AllRepos && !binding {
+		return badRequest("nothing to update: give repos, all_repos, cluster, namespace or service_account")
 	}
-	repos, err := parseRepos(*req.Repos)
+	if req.AllRepos && req.Repos != nil && len(*req.Repos) > 0 {
+		return badRequest("repos and all_repos exclude each other: give allow-list patterns or all_repos: true")
+	}
+	u := store.InstallUpdate{Cluster: req.Cluster, Namespace: req.Namespace, ServiceAccount: req.ServiceAccount}
+	if req.Repos != nil || req.AllRepos {
+		var in []string
+		if req.Repos != nil {
+			in = *req.Repos
+		}
+		repos, err := parseRepos(in)
+		if err != nil {
+			return err
+		}
+		u.Repos = &repos
+	}
+	if err := checkBinding(deref(req.Cluster), deref(req.Namespace), deref(req.ServiceAccount)); err != nil {
+		return err
+	}
+	ctx, wsName, name := r.Context(), r.PathValue("ws"), r.PathValue("name")
+	old, err := s.d.Store.GetInstall(ctx, wsName, name)
 	if err != nil {
 		return err
 	}
-	in, err := s.d.Store.UpdateInstall(r.Context(), r.PathValue("ws"), r.PathValue("name"), store.InstallUpdate{Repos: &repos})
+	if binding {
+		cluster, namespace := old.Cluster, old.Namespace
+		if req.Cluster != nil {
+			cluster = *req.Cluster
+		}
+		if req.Namespace != nil {
+			namespace = *req.Namespace
+		}
+		if cluster != old.Cluster || namespace != old.Namespace {
+			if err := s.checkInstallCluster(ctx, wsName, cluster, namespace); err != nil {
+				return err
+			}
+		}
+	}
+	in, err := s.d.Store.UpdateInstall(ctx, wsName, name, u)
 	if err != nil {
 		return err
 	}
-	s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
-	writeJSON(w, http.StatusOK, installView(in))
+	if in.ClusterID != old.ClusterID {
+		// The old cluster's agents drop the install's tokens; the new
+		// cluster's resync and pick it up.
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(ctx, old) })
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallAdded(ctx, in) })
+	} else {
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(ctx, in) })
+	}
+	view := installView(in)
+	if u.Repos != nil {
+		view.Warnings = s.repoWarnings(ctx, wsName, in.Repos)
+	}
+	writeJSON(w, http.StatusOK, view)
 	return nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 func (s *server) setInstallEnabled(w http.ResponseWriter, r *http.Request, enabled bool) error {

@@ -79,7 +79,7 @@ func TestRegistryKinds(t *testing.T) {
 	}
 
 	// A pasted ECR token: expiry shown and warned about, in every view.
-	e.must("POST", regs, jsonBody(t, CreateRegistryRequest{Name: "ecr-pasted", Host: ecrHost, Username: "AWS", Password: Password(pasted)}), 201, &reg)
+	e.must("POST", regs, jsonBody(t, CreateRegistryRequest{Name: "ecr-pasted", Host: ecrHost + "/team", Username: "AWS", Password: Password(pasted)}), 201, &reg)
 	wantExp := e.now.Add(12 * time.Hour)
 	if reg.Auth != "ecr_token" || reg.ExpiresAt == nil || !reg.ExpiresAt.Equal(wantExp) || len(reg.Warnings) != 1 || !strings.Contains(reg.Warnings[0], "expires at") {
 		t.Fatalf("pasted: %+v", reg)

@@ -154,16 +154,31 @@ type RegistryList struct {
 
 // CreateInstallRequest is the body of POST .../installs.
 type CreateInstallRequest struct {
-	Name           string   `json:"name"`
-	Repos          []string `json:"repos,omitempty"`
-	Cluster        string   `json:"cluster,omitempty"`
-	Namespace      string   `json:"namespace,omitempty"`
-	ServiceAccount string   `json:"service_account,omitempty"`
+	Name  string   `json:"name"`
+	Repos []string `json:"repos,omitempty"`
+	// AllRepos says explicitly that the install may pull everything the
+	// workspace's registries reach; it excludes Repos. (An install created
+	// with neither is allowed everything too, for API clients written
+	// before the field; the CLI always asks for one or the other.)
+	AllRepos       bool   `json:"all_repos,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
+	Namespace      string `json:"namespace,omitempty"`
+	ServiceAccount string `json:"service_account,omitempty"`
 }
 
-// UpdateInstallRequest is the body of PATCH .../installs/{name}.
+// UpdateInstallRequest is the body of PATCH .../installs/{name}. Absent
+// fields are left as they are.
 type UpdateInstallRequest struct {
-	Repos *[]string `json:"repos,omitempty"`
+	// Repos replaces the allow-list; AllRepos (or an empty Repos) allows
+	// everything the workspace's registries reach.
+	Repos    *[]string `json:"repos,omitempty"`
+	AllRepos bool      `json:"all_repos,omitempty"`
+	// Cluster binds the install to a cluster ("" unbinds it); Namespace
+	// and ServiceAccount change what it is matched to. Checked as on
+	// create; a changed binding bumps the generation.
+	Cluster        *string `json:"cluster,omitempty"`
+	Namespace      *string `json:"namespace,omitempty"`
+	ServiceAccount *string `json:"service_account,omitempty"`
 }
 
 // Install is an install as the API shows it.
@@ -177,6 +192,36 @@ type Install struct {
 	Generation     int64     `json:"generation"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// Warnings (create and update only) name allow-list patterns that no
+	// registry credential of the workspace covers: a typo, or a credential
+	// still to add.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// DeleteWorkspaceResult is the body of DELETE /api/v1/workspaces/{ws}:
+// what went with the workspace, each by name.
+type DeleteWorkspaceResult struct {
+	Installs   []string `json:"installs"`
+	Registries []string `json:"registries"`
+	// Clusters are the workspace's own clusters, deleted with their node
+	// identities and join tokens (shared clusters stay).
+	Clusters []DeletedCluster `json:"clusters"`
+}
+
+// DeletedCluster is a cluster deleted with its workspace.
+type DeletedCluster struct {
+	Name  string `json:"name"`
+	Nodes int    `json:"nodes"`
+}
+
+func deleteWorkspaceView(c store.WorkspaceContents) DeleteWorkspaceResult {
+	out := DeleteWorkspaceResult{Installs: []string{}, Registries: []string{}, Clusters: []DeletedCluster{}}
+	out.Installs = append(out.Installs, c.Installs...)
+	out.Registries = append(out.Registries, c.Credentials...)
+	for _, cl := range c.Clusters {
+		out.Clusters = append(out.Clusters, DeletedCluster{Name: cl.Name, Nodes: cl.Nodes})
+	}
+	return out
 }
 
 // InstallList is the body of GET .../installs.

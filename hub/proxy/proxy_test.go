@@ -206,7 +206,7 @@ func TestRevocationIsImmediate(t *testing.T) {
 			f.mustErr(f.store.DeleteInstall(ctx, ws.Name, "web"))
 		}, http.StatusUnauthorized},
 		{"workspace deleted", func(f *fixture, ws store.Workspace) {
-			f.mustErr(f.store.DeleteWorkspace(ctx, ws.Name))
+			f.must(f.store.DeleteWorkspace(ctx, ws.Name, true))
 		}, http.StatusUnauthorized},
 		{"credential disabled", func(f *fixture, ws store.Workspace) {
 			f.must(f.store.UpdateCredential(ctx, ws.Name, "reg", store.CredentialUpdate{Enabled: &off}))

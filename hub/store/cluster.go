@@ -49,14 +49,29 @@ func (s *SQL) CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cl
 	c.CreatedAt = now()
 	c.Proposal = JWKSProposal{}
 	c.JoinUsesLeft, c.JoinExpiresAt = -1, time.Time{}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO clusters (id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, join_hash)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if c.WorkspaceID != "" {
+			// Locked: a workspace deleted meanwhile (DeleteWorkspace locks
+			// it too) would leave the cluster an orphan.
+			var id string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM workspaces WHERE id = ?`+s.forUpdate()), c.WorkspaceID).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: cluster %q: workspace id %q does not exist", ErrInvalid, c.Name, c.WorkspaceID)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO clusters (id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, join_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		c.ID, c.Name, c.WorkspaceID, string(c.SAJWKS), c.SAIssuer, c.SAAudience, toNanos(c.CreatedAt), joinHash)
-	if isUniqueViolation(err) {
-		return Cluster{}, fmt.Errorf("cluster %q: %w", c.Name, ErrConflict)
-	}
+			c.ID, c.Name, c.WorkspaceID, string(c.SAJWKS), c.SAIssuer, c.SAAudience, toNanos(c.CreatedAt), joinHash)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("cluster %q: %w", c.Name, ErrConflict)
+		}
+		return err
+	})
 	if err != nil {
-		return Cluster{}, fmt.Errorf("create cluster %q: %w", c.Name, err)
+		return Cluster{}, wrap(err, "create cluster %q", c.Name)
 	}
 	return c, nil
 }
@@ -197,6 +212,40 @@ func (s *SQL) bindCluster(ctx context.Context, tx *sql.Tx, wsID, cluster, namesp
 		return "", fmt.Errorf("%w: namespace %q on shared cluster %q is taken by another workspace", ErrConflict, namespace, cluster)
 	}
 	return id, nil
+}
+
+// applyBinding applies u's cluster, namespace and service account to in
+// and reports whether the binding changed. A new binding is checked as on
+// create (bindCluster), in the updating transaction.
+func (s *SQL) applyBinding(ctx context.Context, tx *sql.Tx, wsID string, in *Install, u InstallUpdate) (bool, error) {
+	if u.Cluster == nil && u.Namespace == nil && u.ServiceAccount == nil {
+		return false, nil
+	}
+	old := *in
+	if u.Cluster != nil {
+		in.Cluster = *u.Cluster
+	}
+	if u.Namespace != nil {
+		in.Namespace = *u.Namespace
+	}
+	if u.ServiceAccount != nil {
+		in.ServiceAccount = *u.ServiceAccount
+	}
+	if in.ServiceAccount != "" && in.Namespace == "" {
+		return false, fmt.Errorf("%w: install %q: a service account needs a namespace", ErrInvalid, in.Name)
+	}
+	if in.Cluster == old.Cluster && in.Namespace == old.Namespace && in.ServiceAccount == old.ServiceAccount {
+		return false, nil
+	}
+	in.ClusterID = ""
+	if in.Cluster != "" {
+		id, err := s.bindCluster(ctx, tx, wsID, in.Cluster, in.Namespace)
+		if err != nil {
+			return false, err
+		}
+		in.ClusterID = id
+	}
+	return true, nil
 }
 
 // nullable stores an empty id as NULL (a foreign key column).

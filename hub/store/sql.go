@@ -528,18 +528,89 @@ func (s *SQL) ListWorkspaces(ctx context.Context) ([]Workspace, error) {
 }
 
 // DeleteWorkspace removes the workspace with its credentials (and their
-// secrets) and installs. Audit events are kept.
-func (s *SQL) DeleteWorkspace(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM workspaces WHERE name = ?`), name)
+// secrets), its installs and its single-workspace clusters (with their
+// nodes, join token and service-account keys), in one transaction, and
+// returns what it removed. While the workspace has installs or clusters it
+// refuses with a *WorkspaceInUseError unless force is set. Audit events
+// are kept.
+func (s *SQL) DeleteWorkspace(ctx context.Context, name string, force bool) (WorkspaceContents, error) {
+	var out WorkspaceContents
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The row lock serialises this with CreateCluster, which checks
+		// the workspace in its own transaction: no cluster is created for
+		// a workspace being deleted.
+		var wsID string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM workspaces WHERE name = ?`+s.forUpdate()), name).Scan(&wsID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return workspaceNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		if out, err = s.workspaceContents(ctx, tx, wsID); err != nil {
+			return err
+		}
+		if (len(out.Installs) > 0 || len(out.Clusters) > 0) && !force {
+			return &WorkspaceInUseError{Workspace: name, Contents: out}
+		}
+		// Installs first: they reference the clusters. Installs of other
+		// workspaces are never bound to this workspace's clusters
+		// (bindCluster). Nodes go with their clusters (ON DELETE CASCADE),
+		// credentials and their secrets with the workspace.
+		for _, q := range []string{`DELETE FROM installs WHERE workspace_id = ?`, `DELETE FROM clusters WHERE workspace_id = ?`} {
+			if _, err := tx.ExecContext(ctx, s.q(q), wsID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM workspaces WHERE id = ?`), wsID)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("delete workspace %q: %w", name, err)
+		return WorkspaceContents{}, wrap(err, "delete workspace %q", name)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("delete workspace %q: %w", name, err)
-	} else if n == 0 {
-		return workspaceNotFound(name)
+	return out, nil
+}
+
+// workspaceContents lists what a workspace owns, each list by name.
+func (s *SQL) workspaceContents(ctx context.Context, tx *sql.Tx, wsID string) (WorkspaceContents, error) {
+	var out WorkspaceContents
+	names := func(query string) ([]string, error) {
+		rows, err := tx.QueryContext(ctx, s.q(query), wsID)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var ns []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return nil, err
+			}
+			ns = append(ns, n)
+		}
+		return ns, rows.Err()
 	}
-	return nil
+	var err error
+	if out.Installs, err = names(`SELECT name FROM installs WHERE workspace_id = ? ORDER BY name`); err != nil {
+		return out, err
+	}
+	if out.Credentials, err = names(`SELECT name FROM credentials WHERE workspace_id = ? ORDER BY name`); err != nil {
+		return out, err
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT c.name, (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id)
+		FROM clusters c WHERE c.workspace_id = ? ORDER BY c.name`), wsID)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c WorkspaceCluster
+		if err := rows.Scan(&c.Name, &c.Nodes); err != nil {
+			return out, err
+		}
+		out.Clusters = append(out.Clusters, c)
+	}
+	return out, rows.Err()
 }
 
 // ---------------------------------------------------------------------------
@@ -926,7 +997,11 @@ func (s *SQL) UpdateInstall(ctx context.Context, workspace, name string, u Insta
 			}
 			in.Repos = slices.Clone(*u.Repos)
 		}
-		if bump {
+		rebind, err := s.applyBinding(ctx, tx, wsID, &in, u)
+		if err != nil {
+			return err
+		}
+		if bump || rebind {
 			in.Generation++
 		}
 		in.UpdatedAt = now()
@@ -934,8 +1009,10 @@ func (s *SQL) UpdateInstall(ctx context.Context, workspace, name string, u Insta
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE installs SET repos = ?, enabled = ?, generation = ?, updated_at = ? WHERE id = ?`),
-			repos, in.Enabled, in.Generation, toNanos(in.UpdatedAt), in.ID)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE installs SET repos = ?, enabled = ?, generation = ?, updated_at = ?,
+			cluster_id = ?, namespace = ?, service_account = ? WHERE id = ?`),
+			repos, in.Enabled, in.Generation, toNanos(in.UpdatedAt),
+			nullable(in.ClusterID), in.Namespace, in.ServiceAccount, in.ID)
 		return err
 	})
 	if err != nil {

@@ -274,9 +274,10 @@ func TestWorkspaces(t *testing.T) {
 	wantErr(t, err, ErrConflict, `workspace "alpha"`)
 	_, err = s.GetWorkspace(ctx, "nope")
 	wantErr(t, err, ErrNotFound, `workspace "nope": not found`)
-	wantErr(t, s.DeleteWorkspace(ctx, "nope"), ErrNotFound, `workspace "nope"`)
+	_, err = s.DeleteWorkspace(ctx, "nope", true)
+	wantErr(t, err, ErrNotFound, `workspace "nope"`)
 
-	if err := s.DeleteWorkspace(ctx, "alpha"); err != nil {
+	if _, err := s.DeleteWorkspace(ctx, "alpha", false); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.GetWorkspace(ctx, "alpha")
@@ -554,11 +555,11 @@ func TestDeleteWorkspaceCascades(t *testing.T) {
 	if err := s.AppendAudit(ctx, []AuditEvent{{Workspace: "acme", Install: "i1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteWorkspace(ctx, "acme"); err != nil {
+	if _, err := s.DeleteWorkspace(ctx, "acme", true); err != nil {
 		t.Fatal(err)
 	}
 	for table, want := range map[string]int{
-		"workspaces": 1, "credentials": 2, "credential_secrets": 3, "installs": 1,
+		"workspaces": 1, "credentials": 2, "credential_secrets": 3, "installs": 1, "clusters": 1,
 		"audit_events": 1, // the trail outlives the workspace
 	} {
 		if n := count(t, s, table); n != want {

@@ -98,6 +98,15 @@ type Install struct {
 type InstallUpdate struct {
 	Enabled *bool
 	Repos   *[]string
+	// Cluster binds the install to the named cluster ("" unbinds it);
+	// Namespace and ServiceAccount change what it is matched to. They are
+	// checked as on create (the cluster exists, is the workspace's own or
+	// shared, a shared one needs a namespace no other workspace uses), and
+	// any change bumps Generation: tokens minted for the old binding stop
+	// working.
+	Cluster        *string
+	Namespace      *string
+	ServiceAccount *string
 }
 
 // SigningKey is an install-token signing key. Private is sealed.
@@ -199,6 +208,60 @@ func (e *ClusterInUseError) Error() string {
 
 func (e *ClusterInUseError) Unwrap() error { return ErrConflict }
 
+// WorkspaceContents is what a workspace owns, by name: what deleting it
+// removes.
+type WorkspaceContents struct {
+	Installs    []string
+	Credentials []string
+	// Clusters are the workspace's single-workspace clusters; shared
+	// clusters belong to no workspace and stay.
+	Clusters []WorkspaceCluster
+}
+
+// WorkspaceCluster is a single-workspace cluster and how many nodes are
+// enrolled in it.
+type WorkspaceCluster struct {
+	Name  string
+	Nodes int
+}
+
+// WorkspaceInUseError refuses deleting a workspace that still has installs
+// or clusters. It wraps ErrConflict.
+type WorkspaceInUseError struct {
+	Workspace string
+	Contents  WorkspaceContents
+}
+
+func (e *WorkspaceInUseError) Error() string {
+	return fmt.Sprintf("workspace %q still has %s; delete them first, or delete with force to remove them all",
+		e.Workspace, e.Contents.Summary())
+}
+
+func (e *WorkspaceInUseError) Unwrap() error { return ErrConflict }
+
+// Summary says what c holds, counts and names:
+// `2 install(s) (api, web), 1 cluster(s) (edge, 3 node(s)), 1 registry credential(s) (gh)`.
+func (c WorkspaceContents) Summary() string {
+	var parts []string
+	if len(c.Installs) > 0 {
+		parts = append(parts, fmt.Sprintf("%d install(s) (%s)", len(c.Installs), strings.Join(c.Installs, ", ")))
+	}
+	if len(c.Clusters) > 0 {
+		cs := make([]string, len(c.Clusters))
+		for i, cl := range c.Clusters {
+			cs[i] = fmt.Sprintf("%s, %d node(s)", cl.Name, cl.Nodes)
+		}
+		parts = append(parts, fmt.Sprintf("%d cluster(s) (%s)", len(c.Clusters), strings.Join(cs, "; ")))
+	}
+	if len(c.Credentials) > 0 {
+		parts = append(parts, fmt.Sprintf("%d registry credential(s) (%s)", len(c.Credentials), strings.Join(c.Credentials, ", ")))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // ErrJoinTokenSpent refuses a join token that has no enrolments left or has
 // expired.
 var ErrJoinTokenSpent = errors.New("join token used up or expired")
@@ -220,8 +283,12 @@ type Store interface {
 	GetWorkspace(ctx context.Context, name string) (Workspace, error)
 	WorkspaceByID(ctx context.Context, id string) (Workspace, error)
 	ListWorkspaces(ctx context.Context) ([]Workspace, error)
-	// DeleteWorkspace removes the workspace and everything it owns.
-	DeleteWorkspace(ctx context.Context, name string) error
+	// DeleteWorkspace removes the workspace and everything it owns: its
+	// credentials, installs and single-workspace clusters (with their
+	// nodes), and returns what it removed. While the workspace has
+	// installs or clusters it refuses with a *WorkspaceInUseError unless
+	// force is set.
+	DeleteWorkspace(ctx context.Context, name string, force bool) (WorkspaceContents, error)
 
 	CreateCredential(ctx context.Context, workspace string, c Credential, secret Sealed) (Credential, error)
 	GetCredential(ctx context.Context, workspace, name string) (Credential, error)

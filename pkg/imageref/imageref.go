@@ -316,3 +316,32 @@ func wildcard(n, m int, star func(int) bool, eq func(int, int) bool) bool {
 	}
 	return i == n
 }
+
+// Overlaps reports whether some repository the pattern allows lies under
+// pre: whether a credential scoped to pre can serve any pull the pattern
+// allows. Used to warn about patterns no credential covers.
+func (p Pattern) Overlaps(pre Prefix) bool {
+	if p.Host != pre.Host {
+		return false
+	}
+	if pre.Path == "" {
+		return true
+	}
+	comps := strings.Split(pre.Path, "/")
+	for i, c := range comps {
+		switch {
+		case i >= len(p.parts):
+			// The pattern only allows repositories shorter than pre.
+			return false
+		case p.parts[i] == "**":
+			// It absorbs the rest of pre; what follows matches some
+			// deeper repository.
+			return true
+		case !globComponent(p.parts[i], c):
+			return false
+		}
+	}
+	// The pattern's remaining parts match some repository under pre (each
+	// glob component matches some name, "**" matches none).
+	return true
+}
