@@ -227,10 +227,10 @@ func TestWorkflow(t *testing.T) {
 	if out := h.ok("", "cluster", "list"); !strings.Contains(out, "prod") || !strings.Contains(out, "(shared)") || strings.Contains(out, join) {
 		t.Errorf("cluster list:\n%s", out)
 	}
-	if code, _, errOut := h.run("", "install", "create", "-w", "acme", "--name", "x", "--cluster", "prod"); code != 1 || !strings.Contains(errOut, "needs --namespace") {
+	if code, _, errOut := h.run("", "install", "create", "-w", "acme", "--name", "x", "--all-repos", "--cluster", "prod"); code != 1 || !strings.Contains(errOut, "needs --namespace") {
 		t.Errorf("install on a shared cluster without namespace: exit %d %s", code, errOut)
 	}
-	if code, _, errOut := h.run("", "install", "create", "-w", "acme", "--name", "x", "--cluster", "nope", "--namespace", "a"); code != 1 || !strings.Contains(errOut, `cluster "nope" does not exist`) {
+	if code, _, errOut := h.run("", "install", "create", "-w", "acme", "--name", "x", "--all-repos", "--cluster", "nope", "--namespace", "a"); code != 1 || !strings.Contains(errOut, `cluster "nope" does not exist`) {
 		t.Errorf("install on a missing cluster: exit %d %s", code, errOut)
 	}
 	if out := h.ok("", "cluster", "node", "list", "prod"); !strings.Contains(out, "ID") {
@@ -243,7 +243,7 @@ func TestWorkflow(t *testing.T) {
 	if !strings.Contains(out, "ghcr.io/acme/*,docker.io/library/nginx") {
 		t.Errorf("install create: %q", out)
 	}
-	h.ok("", "install", "create", "-w", "acme", "--name", "all")
+	h.ok("", "install", "create", "-w", "acme", "--name", "all", "--all-repos")
 	out = h.ok("", "install", "list", "-w", "acme")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[1], "all") ||
 		!strings.Contains(lines[2], "shop") || !strings.Contains(lines[2], "puller") {
@@ -460,7 +460,7 @@ func TestAPIErrorsExit1(t *testing.T) {
 			}
 		})
 	}
-	h.ok("", "install", "create", "-w", "acme", "--name", "web")
+	h.ok("", "install", "create", "-w", "acme", "--name", "web", "--all-repos")
 	code, _, errOut := h.run("", "install", "token", "acme/web", "--ttl", "48h")
 	if code != 1 || !strings.Contains(errOut, `400 Bad Request: ttl "48h0m0s": must be between 1m0s and 24h0m0s`) {
 		t.Errorf("ttl 48h: %d %s", code, errOut)

@@ -155,12 +155,18 @@ func (c *Client) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
 	return out.Workspaces, nil
 }
 
-// DeleteWorkspace deletes a workspace with everything it owns.
-func (c *Client) DeleteWorkspace(ctx context.Context, name string) error {
-	if err := c.do(ctx, http.MethodDelete, wsPath(name), nil, nil, nil); err != nil {
-		return fmt.Errorf("delete workspace %q: %w", name, err)
+// DeleteWorkspace deletes a workspace with everything it owns. Without
+// force the hub refuses while the workspace has installs or clusters.
+func (c *Client) DeleteWorkspace(ctx context.Context, name string, force bool) (api.DeleteWorkspaceResult, error) {
+	var out api.DeleteWorkspaceResult
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
 	}
-	return nil
+	if err := c.do(ctx, http.MethodDelete, wsPath(name), q, nil, &out); err != nil {
+		return out, fmt.Errorf("delete workspace %q: %w", name, err)
+	}
+	return out, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -260,13 +266,10 @@ func (c *Client) GetInstall(ctx context.Context, ws, name string) (api.Install, 
 	return out, nil
 }
 
-// UpdateInstall replaces an install's repository allow-list (empty: all).
-func (c *Client) UpdateInstall(ctx context.Context, ws, name string, repos []string) (api.Install, error) {
-	if repos == nil {
-		repos = []string{}
-	}
+// UpdateInstall changes an install's allow-list and/or binding.
+func (c *Client) UpdateInstall(ctx context.Context, ws, name string, req api.UpdateInstallRequest) (api.Install, error) {
 	var out api.Install
-	if err := c.do(ctx, http.MethodPatch, instPath(ws, name), nil, api.UpdateInstallRequest{Repos: &repos}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPatch, instPath(ws, name), nil, req, &out); err != nil {
 		return out, fmt.Errorf("update install %q of workspace %q: %w", name, ws, err)
 	}
 	return out, nil

@@ -41,7 +41,7 @@ func TestClusterJoinTokensAndDelete(t *testing.T) {
 		}
 	}
 
-	h.ok("", "install", "create", "-w", "acme", "--name", "web", "--cluster", "edge")
+	h.ok("", "install", "create", "-w", "acme", "--name", "web", "--all-repos", "--cluster", "edge")
 	code, _, errOut = h.run("", "cluster", "delete", "edge")
 	if code != 1 || !strings.Contains(errOut, "acme/web") || !strings.Contains(errOut, "force") {
 		t.Fatalf("delete with installs: %d %s", code, errOut)

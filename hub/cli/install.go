@@ -17,6 +17,7 @@ func newInstallCmd(g *globals) *cobra.Command {
 cluster and a namespace (+ service account), with an allow-list of
 repository patterns. Disabling or deleting it revokes its tokens at once.`,
 		`  pullgate-hub install create -w acme --name web --repo 'ghcr.io/acme/*' --cluster prod --namespace shop
+  pullgate-hub install update -w acme web --cluster edge
   pullgate-hub install list -w acme
   pullgate-hub install token acme/web --ttl 1h`,
 		newInstallCreateCmd(g), newInstallListCmd(g), newInstallGetCmd(g), newInstallUpdateCmd(g),
@@ -28,19 +29,27 @@ func newInstallCreateCmd(g *globals) *cobra.Command {
 	var (
 		ws, name, cluster, namespace, sa string
 		repos                            []string
+		allRepos                         bool
 	)
 	c := &cobra.Command{
-		Use:   "create --workspace W --name N [--repo PATTERN ...] [--cluster C --namespace NS --service-account SA]",
+		Use:   "create --workspace W --name N (--repo PATTERN ... | --all-repos) [--cluster C --namespace NS --service-account SA]",
 		Short: "Create an install",
 		Long: `Create an install. Each --repo is an allow-list pattern over host/repository:
 '*' matches within one path component, '**' any number of components
-(ghcr.io/acme/*, ghcr.io/acme/**, docker.io/library/nginx). Without --repo
-the install may pull everything the workspace's registries reach.`,
+(ghcr.io/acme/*, ghcr.io/acme/**, docker.io/library/nginx). --all-repos lets
+the install pull everything the workspace's registries reach; one of the two
+is required, so a broad grant is always explicit.
+
+A pattern that no registry credential of the workspace covers is warned
+about (on stderr): its pulls would be refused, so it is most likely a typo.`,
 		Example: `  pullgate-hub install create -w acme --name web --repo 'ghcr.io/acme/*' --repo docker.io/nginx
-  pullgate-hub install create -w acme --name api --cluster prod --namespace shop --service-account puller`,
+  pullgate-hub install create -w acme --name api --all-repos --cluster prod --namespace shop --service-account puller`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace", "name"); err != nil {
+				return err
+			}
+			if err := reposOrAll(cmd, repos, allRepos); err != nil {
 				return err
 			}
 			s, err := g.open(cmd)
@@ -48,22 +57,47 @@ the install may pull everything the workspace's registries reach.`,
 				return err
 			}
 			in, err := s.c.CreateInstall(cmd.Context(), ws, api.CreateInstallRequest{
-				Name: name, Repos: repos, Cluster: cluster, Namespace: namespace, ServiceAccount: sa,
+				Name: name, Repos: repos, AllRepos: allRepos, Cluster: cluster, Namespace: namespace, ServiceAccount: sa,
 			})
 			if err != nil {
 				return err
 			}
+			warnInstall(s, in)
 			return s.say(in, "install %q created in workspace %q (repos: %s)", in.Name, ws, reposText(in.Repos))
 		},
 	}
 	addWorkspaceFlag(c, &ws)
 	f := c.Flags()
 	f.StringVar(&name, "name", "", "install name (required)")
-	f.StringArrayVar(&repos, "repo", nil, "allowed repository pattern (repeatable); none: everything")
+	f.StringArrayVar(&repos, "repo", nil, "allowed repository pattern (repeatable; this or --all-repos is required)")
+	f.BoolVar(&allRepos, "all-repos", false, "allow everything the workspace's registries reach")
 	f.StringVar(&cluster, "cluster", "", "cluster the install is bound to")
 	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace of the deployment")
 	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs --namespace)")
 	return c
+}
+
+// reposOrAll makes a broad grant explicit: exactly one of --repo and
+// --all-repos.
+func reposOrAll(cmd *cobra.Command, repos []string, all bool) error {
+	if len(repos) == 0 && !all {
+		return usageErrorf("%s needs --repo patterns or --all-repos (everything the workspace's registries reach)", cmd.CommandPath())
+	}
+	if len(repos) > 0 && all {
+		return usageErrorf("%s: --repo and --all-repos exclude each other", cmd.CommandPath())
+	}
+	return nil
+}
+
+// warnInstall prints an install's warnings (patterns no credential
+// covers) to stderr in table mode.
+func warnInstall(s *session, in api.Install) {
+	if s.json {
+		return
+	}
+	for _, w := range in.Warnings {
+		fmt.Fprintf(s.err, "warning: install %q: %s\n", in.Name, w)
+	}
 }
 
 func reposText(repos []string) string {
@@ -142,41 +176,73 @@ func newInstallGetCmd(g *globals) *cobra.Command {
 
 func newInstallUpdateCmd(g *globals) *cobra.Command {
 	var (
-		ws       string
-		repos    []string
-		allRepos bool
+		ws, cluster, namespace, sa string
+		repos                      []string
+		allRepos                   bool
 	)
 	c := &cobra.Command{
-		Use:   "update --workspace W NAME (--repo PATTERN ... | --all-repos)",
-		Short: "Replace an install's repository allow-list",
-		Long: `Replace an install's repository allow-list. A changed list bumps the
-install's generation: tokens minted before stop working; mint new ones.`,
-		Example: "  pullgate-hub install update -w acme web --repo 'ghcr.io/acme/web' --repo 'ghcr.io/acme/base'\n  pullgate-hub install update -w acme web --all-repos",
-		Args:    exactArgs("NAME"),
+		Use:   "update --workspace W NAME [--repo PATTERN ... | --all-repos] [--cluster C] [--namespace NS] [--service-account SA]",
+		Short: "Change an install's allow-list or bind it to a cluster",
+		Long: `Change an install. --repo (repeatable) replaces its repository allow-list,
+--all-repos allows everything the workspace's registries reach. --cluster
+binds it to a cluster (--cluster '' unbinds it), --namespace and
+--service-account change what it is matched to; a binding is checked as on
+create (the cluster exists, is the workspace's own or shared, and a shared
+one needs a namespace no other workspace uses).
+
+A changed allow-list or binding bumps the install's generation: tokens
+minted before stop working (agents fetch new ones; mint new ones for
+manual use). Patterns no registry credential covers are warned about.`,
+		Example: `  pullgate-hub install update -w acme web --repo 'ghcr.io/acme/web' --repo 'ghcr.io/acme/base'
+  pullgate-hub install update -w acme web --all-repos
+  pullgate-hub install update -w acme web --cluster edge
+  pullgate-hub install update -w acme web --cluster shared --namespace shop`,
+		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace"); err != nil {
 				return err
 			}
-			if len(repos) == 0 && !allRepos {
-				return usageErrorf("%s needs --repo patterns or --all-repos", cmd.CommandPath())
-			}
+			f := cmd.Flags()
+			binding := f.Changed("cluster") || f.Changed("namespace") || f.Changed("service-account")
 			if len(repos) > 0 && allRepos {
 				return usageErrorf("%s: --repo and --all-repos exclude each other", cmd.CommandPath())
+			}
+			if len(repos) == 0 && !allRepos && !binding {
+				return usageErrorf("%s needs --repo patterns or --all-repos, or --cluster, --namespace or --service-account", cmd.CommandPath())
+			}
+			req := api.UpdateInstallRequest{AllRepos: allRepos}
+			if len(repos) > 0 {
+				req.Repos = &repos
+			}
+			if f.Changed("cluster") {
+				req.Cluster = &cluster
+			}
+			if f.Changed("namespace") {
+				req.Namespace = &namespace
+			}
+			if f.Changed("service-account") {
+				req.ServiceAccount = &sa
 			}
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
-			in, err := s.c.UpdateInstall(cmd.Context(), ws, args[0], repos)
+			in, err := s.c.UpdateInstall(cmd.Context(), ws, args[0], req)
 			if err != nil {
 				return err
 			}
-			return s.say(in, "install %q updated (repos: %s, generation %d)", in.Name, reposText(in.Repos), in.Generation)
+			warnInstall(s, in)
+			return s.say(in, "install %q updated (repos: %s, cluster: %s, namespace: %s, generation %d)",
+				in.Name, reposText(in.Repos), dash(in.Cluster), dash(in.Namespace), in.Generation)
 		},
 	}
 	addWorkspaceFlag(c, &ws)
-	c.Flags().StringArrayVar(&repos, "repo", nil, "allowed repository pattern (repeatable)")
-	c.Flags().BoolVar(&allRepos, "all-repos", false, "allow everything the workspace's registries reach")
+	f := c.Flags()
+	f.StringArrayVar(&repos, "repo", nil, "allowed repository pattern (repeatable)")
+	f.BoolVar(&allRepos, "all-repos", false, "allow everything the workspace's registries reach")
+	f.StringVar(&cluster, "cluster", "", "bind the install to this cluster ('' unbinds it)")
+	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace of the deployment")
+	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs a namespace)")
 	return c
 }
 

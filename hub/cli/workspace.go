@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 
@@ -74,24 +76,53 @@ func newWorkspaceCmd(g *globals) *cobra.Command {
 			return t.flush()
 		},
 	}
+	var force bool
 	del := &cobra.Command{
-		Use:     "delete NAME",
+		Use:     "delete NAME [--force]",
 		Aliases: []string{"rm"},
-		Short:   "Delete a workspace with its registries and installs",
-		Long:    "Delete a workspace together with its registry credentials and installs.\nIts install tokens stop working at once. Audit events are kept.",
-		Example: "  pullgate-hub workspace delete acme",
+		Short:   "Delete a workspace (with --force: its installs, clusters and registries too)",
+		Long: `Delete a workspace. While it still has installs or clusters of its own the
+delete is refused, and what it has is listed. With --force everything goes
+with it, in one step, and is listed: its installs (their tokens stop working
+at once), its registry credentials, and its own clusters with their node
+identities and join tokens (their agents drop every cached token and are
+disconnected). Shared clusters stay. Audit events are kept.
+
+A workspace with registry credentials only is deleted without --force.`,
+		Example: "  pullgate-hub workspace delete acme\n  pullgate-hub workspace delete acme --force",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
-			if err := s.c.DeleteWorkspace(cmd.Context(), args[0]); err != nil {
+			out, err := s.c.DeleteWorkspace(cmd.Context(), args[0], force)
+			var ae *APIError
+			if errors.As(err, &ae) && ae.StatusCode == http.StatusConflict && !force {
+				return fmt.Errorf("%w\n(give --force to delete the workspace with all of it)", err)
+			}
+			if err != nil {
 				return err
 			}
-			return s.say(nil, "workspace %q deleted", args[0])
+			if !s.json {
+				if len(out.Installs) > 0 {
+					fmt.Fprintf(s.err, "deleted installs (their tokens stopped working): %s\n", strings.Join(out.Installs, ", "))
+				}
+				if len(out.Clusters) > 0 {
+					cs := make([]string, len(out.Clusters))
+					for i, c := range out.Clusters {
+						cs[i] = fmt.Sprintf("%s (%d node(s))", c.Name, c.Nodes)
+					}
+					fmt.Fprintf(s.err, "deleted clusters (their nodes can no longer connect): %s\n", strings.Join(cs, ", "))
+				}
+				if len(out.Registries) > 0 {
+					fmt.Fprintf(s.err, "deleted registry credentials: %s\n", strings.Join(out.Registries, ", "))
+				}
+			}
+			return s.say(out, "workspace %q deleted", args[0])
 		},
 	}
+	del.Flags().BoolVar(&force, "force", false, "delete the workspace's installs, clusters and registry credentials with it instead of refusing")
 	return group("workspace", "Manage workspaces (tenants)",
 		"A workspace is a tenant: it owns registry credentials and installs.",
 		"  pullgate-hub workspace create acme\n  pullgate-hub workspace list\n  pullgate-hub workspace delete acme",
