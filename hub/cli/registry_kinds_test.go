@@ -32,7 +32,7 @@ func TestRegistryKindsCLI(t *testing.T) {
 	}
 
 	// A pasted token: warned about on stderr, expiry in get.
-	code, out, errOut := h.run(pasted, "registry", "add", "-w", "acme", "--name", "ecr-tmp", "--host", ecrHost + "/tmp",
+	code, out, errOut := h.run(pasted, "registry", "add", "-w", "acme", "--name", "ecr-tmp", "--host", ecrHost+"/tmp",
 		"--token-expires-at", time.Now().Add(3*time.Hour).UTC().Format(time.RFC3339), "--password-stdin")
 	if code != 0 || !strings.Contains(errOut, "warning: registry \"ecr-tmp\": the pasted ECR token expires at") {
 		t.Fatalf("pasted: exit %d\n%s\n%s", code, out, errOut)
