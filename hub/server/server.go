@@ -87,6 +87,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// One hub per data directory: two would share the SQLite file, the
+	// NATS JetStream store and the keys.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sealer, err := openSealer(cfg, log)
 	if err != nil {
 		return err
