@@ -34,6 +34,10 @@ HTTP on 127.0.0.1:5080. Prometheus metrics are served on
 their own address (--metrics-listen, 127.0.0.1:9465), never on --listen.
 Audit events are kept for 90 days (--audit-retention).
 
+One hub per data dir: the hub locks <data>/hub.lock while it runs, and a
+second one started on the same --data refuses, naming the first (its pid
+and host). Replicas each get a data dir of their own.
+
 The embedded NATS server serves TLS with --nats-tls-cert/--nats-tls-key, or
 with the HTTPS pair (--tls-cert/--tls-key) when those are not given. It
 refuses to serve plain text on a non-loopback --nats-listen address unless
