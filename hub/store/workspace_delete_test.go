@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -193,5 +195,84 @@ func testUpdateInstallBinding(t *testing.T, s *SQL) {
 	unbound, err := s.UpdateInstall(ctx, "tenant-a", "web", InstallUpdate{Cluster: str("")})
 	if err != nil || unbound.Cluster != "" || unbound.ClusterID != "" || unbound.Generation != moved.Generation+1 {
 		t.Fatalf("unbind = %+v, %v", unbound, err)
+	}
+}
+
+// Migration 0006 removes clusters that earlier workspace deletes orphaned,
+// with their nodes, and nothing else.
+func TestMigration0006(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testMigration0006(t, db, &SQL{dialect: dialectSQLite}, func() (*SQL, error) { return OpenSQLite(context.Background(), path) })
+}
+
+func TestPostgresMigration0006(t *testing.T) {
+	dsn, _ := postgresSchema(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testMigration0006(t, db, &SQL{dialect: dialectPostgres}, func() (*SQL, error) { return OpenPostgres(context.Background(), dsn) })
+}
+
+func testMigration0006(t *testing.T, db *sql.DB, d *SQL, open func() (*SQL, error)) {
+	ctx := context.Background()
+	ms, err := loadMigrations(d.migrationDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, d.q(q), args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustExec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`)
+	for _, m := range ms {
+		if m.version >= 6 {
+			break
+		}
+		for _, st := range splitStatements(m.body) {
+			mustExec(st)
+		}
+		mustExec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, m.version)
+	}
+	mustExec(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws_live', 'acme', 1)`)
+	for _, c := range [][3]string{{"cl_live", "live", "ws_live"}, {"cl_shared", "shared", ""}, {"cl_orphan", "orphan", "ws_gone"}} {
+		mustExec(`INSERT INTO clusters (id, name, workspace_id, join_hash, created_at) VALUES (?, ?, ?, ?, 1)`, c[0], c[1], c[2], []byte{0})
+		mustExec(`INSERT INTO nodes (id, cluster_id, name, secret_hash, revoked, created_at) VALUES (?, ?, 'n', ?, ?, 1)`, "node_"+c[1], c[0], []byte{1}, false)
+	}
+	mustExec(`INSERT INTO installs (id, workspace_id, name, cluster_id, namespace, service_account, repos, enabled, generation, created_at, updated_at)
+		VALUES ('i1', 'ws_live', 'web', 'cl_live', '', '', '[]', ?, 1, 1, 1)`, true)
+	db.Close()
+
+	s, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetCluster(ctx, "orphan"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("orphaned cluster after migration: %v", err)
+	}
+	if _, _, err := s.NodeByID(ctx, "node_orphan"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("node of the orphaned cluster after migration: %v", err)
+	}
+	for _, c := range []string{"live", "shared"} {
+		if _, err := s.GetCluster(ctx, c); err != nil {
+			t.Fatalf("cluster %s after migration: %v", c, err)
+		}
+		if _, _, err := s.NodeByID(ctx, "node_"+c); err != nil {
+			t.Fatalf("node of %s after migration: %v", c, err)
+		}
+	}
+	if in, err := s.InstallByID(ctx, "i1"); err != nil || in.ClusterID != "cl_live" || in.Generation != 1 {
+		t.Fatalf("install after migration: %+v %v", in, err)
+	}
+	// The name is free again.
+	if _, err := s.CreateCluster(ctx, Cluster{Name: "orphan"}, []byte("h")); err != nil {
+		t.Fatal(err)
 	}
 }
