@@ -232,6 +232,9 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 	if aerr != nil {
 		return aerr
 	}
+	if aerr := p.outOfScope(w, r, claims, rt); aerr != nil {
+		return aerr
+	}
 	defer func() {
 		// Past access, rt.repo.Host is a configured credential's host:
 		// a bounded label.
