@@ -57,8 +57,9 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	// Rewrite first: a document that cannot be rewritten is refused before
 	// anything is stored.
 	var rewritten []byte
+	var rewriteWarnings []string
 	if req.Rewrite {
-		if rewritten, err = doc.Rewrite(hub); err != nil {
+		if rewritten, rewriteWarnings, err = doc.Rewrite(hub); err != nil {
 			return badRequest("rewrite: %v", err)
 		}
 	}
@@ -74,6 +75,7 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return sdlErr(err)
 	}
+	rep.Warnings = append(rep.Warnings, rewriteWarnings...)
 	if in, ok := rep.ChangedInstall(); ok && rep.Install.Action == sdl.Updated {
 		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	}

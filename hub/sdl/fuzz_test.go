@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,6 +40,8 @@ func FuzzParse(f *testing.F) {
 		`[{"name":"g","services":[{"name":"web","image":"ghcr.io/org/app:v1","credentials":{"host":"ghcr.io","username":"u","password":"hunter2hunter2"}}]}]`,
 		`[{"name":"g","services":[{"name":"web","image":"localhost:5000/app","credentials":{"host":"localhost:5000","username":"u","password":"pw-pw-pw-pw"}}]}] trailing`,
 		"[]", "{}", "version: \"2.0\"\n", "---\n---\n",
+		"version: \"2.2\"\nx-base: &b {image: ghcr.io/org/app:1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef}\nservices:\n  web:\n    <<: *b\n    credentials: {host: ghcr.io, username: u, password: hunter2hunter2, x-note: n}\n",
+		"version: v2.1\nx-c: &c {host: ghcr.io, username: u, password: hunter2hunter2}\nservices:\n  web:\n    image: ghcr.io/org/app:v1\n    credentials: {<<: *c}\n  db:\n    image: registry.corp:5000/db:1\n    credentials: {host: \"registry.corp:5000\", username: u, password: pw-pw-pw-pw}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -79,17 +82,32 @@ func checkDocument(t *testing.T, data []byte, parse func([]byte) (*Document, err
 		noSecrets(t, "String", s.Credentials.String(), passwords)
 		checkRepo(t, s)
 	}
-	out, err := doc.Rewrite(fuzzHub)
+	out, warnings, err := doc.Rewrite(fuzzHub)
 	if err != nil {
 		noSecrets(t, "rewrite error", err.Error(), passwords)
 		return
+	}
+	for _, w := range warnings {
+		noSecrets(t, "rewrite warning", w, passwords)
+	}
+	// Services the hub cannot name in path-prefix form stay as they are,
+	// with their credentials, one warning each.
+	edit, _ := doc.rewritable(fuzzHub)
+	kept := map[string]bool{}
+	for _, s := range doc.Private() {
+		if !slices.Contains(edit, s) {
+			kept[s.Credentials.Password] = true
+		}
+	}
+	if len(warnings) != len(doc.Private())-len(edit) {
+		t.Fatalf("%d warnings for %d services left alone", len(warnings), len(doc.Private())-len(edit))
 	}
 	doc2, err := Parse(out)
 	if err != nil {
 		t.Fatalf("rewritten document does not parse: %v\n%s", err, out)
 	}
-	if len(doc2.Private()) != 0 {
-		t.Fatalf("rewritten document still has credentials:\n%s", out)
+	if len(doc2.Private()) != len(doc.Private())-len(edit) {
+		t.Fatalf("rewritten document still has %d credentials, %d left alone:\n%s", len(doc2.Private()), len(doc.Private())-len(edit), out)
 	}
 	if len(doc2.Services) != len(doc.Services) {
 		t.Fatalf("rewrite changed the number of services: %d, then %d", len(doc.Services), len(doc2.Services))
@@ -98,19 +116,23 @@ func checkDocument(t *testing.T, data []byte, parse func([]byte) (*Document, err
 		if s.Credentials == nil {
 			continue
 		}
-		if got, want := doc2.Services[i].Image, HubImage(fuzzHub, s); got != want {
+		want := HubImage(fuzzHub, s)
+		if !slices.Contains(edit, s) {
+			want = s.Image
+		}
+		if got := doc2.Services[i].Image; got != want {
 			t.Fatalf("service %q: image %q, want %q", s.Name, got, want)
 		}
 	}
 	// A password may legitimately stay where the tenant also wrote it
 	// outside a credentials block; never more often than that.
 	for pw := range passwords {
-		if len(pw) < 4 {
+		if len(pw) < 4 || kept[pw] {
 			continue
 		}
 		before, after := occurrences(data, pw), occurrences(out, pw)
 		inCreds := 0
-		for _, s := range doc.Private() {
+		for _, s := range edit {
 			if s.Credentials.Password == pw {
 				inCreds++
 			}
@@ -119,7 +141,7 @@ func checkDocument(t *testing.T, data []byte, parse func([]byte) (*Document, err
 			t.Fatalf("password %q: %d occurrences after the rewrite, %d before of which %d in credentials:\n%s", pw, after, before, inCreds, out)
 		}
 	}
-	again, err := doc2.Rewrite(fuzzHub)
+	again, _, err := doc2.Rewrite(fuzzHub)
 	if err != nil || !bytes.Equal(again, out) {
 		t.Fatalf("rewrite not idempotent (%v):\n%s\n---\n%s", err, out, again)
 	}
