@@ -71,7 +71,7 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	}
 	im := &sdl.Importer{Store: s.d.Store, Sealer: s.d.Sealer, Now: s.now}
 	rep, err := im.Import(r.Context(), sdl.Params{Workspace: wsName, Cluster: req.Cluster, Namespace: req.Namespace,
-		Install: req.Install, DryRun: req.DryRun, HubHost: hub}, doc)
+		Install: req.Install, DryRun: req.DryRun, HubHost: hub, CredentialScope: req.CredentialScope}, doc)
 	if err != nil {
 		return sdlErr(err)
 	}
