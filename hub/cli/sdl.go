@@ -75,8 +75,9 @@ them.
 public URL, else the address of --hub) and the credentials blocks removed,
 for runtimes that pull in path-prefix form. Everything else, comments
 included, is kept. OUT "-" writes to stdout. An image on a registry with a
-port cannot be named that way: it is left as it is, with its credentials,
-and a warning says so (pull it through a containerd mirror). An image named
+port cannot be named that way: its image is left as it is (its credentials
+go all the same) and a warning says so: its pulls reach the hub through the
+nodes' containerd mirror. An image named
 by tag and digest (app:1.0@sha256:...) keeps both. A password that would
 stay behind in a YAML anchor refuses the rewrite.`,
 		Example: `  pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc

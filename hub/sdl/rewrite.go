@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -56,21 +55,24 @@ func HubImage(hub string, s *Service) string {
 	return ref + ":" + s.Ref
 }
 
-// rewritable splits the private services into those the rewrite points at
-// the hub and, with a warning each, those it leaves as they are: an image
-// on a registry with a port cannot be named in path-prefix form (the port
-// would go inside a repository path).
-func (d *Document) rewritable(hub string) (edit []*Service, warnings []string) {
+// keptImages finds the private services whose image the rewrite leaves as
+// it is, with a warning each: an image on a registry with a port cannot be
+// named in path-prefix form (the port would go inside a repository path).
+// Their credentials go all the same (the hub imported them, and no answer
+// of the hub holds a password): the nodes' containerd mirror for that
+// registry brings their pulls to the hub.
+func (d *Document) keptImages(hub string) (keep map[*Service]bool, warnings []string) {
+	keep = map[*Service]bool{}
 	for _, s := range d.Private() {
 		if _, err := name.ParseReference(HubImage(hub, s), name.StrictValidation); err != nil {
+			keep[s] = true
 			warnings = append(warnings, fmt.Sprintf("%s.image: %s is on %s, which cannot be named through the hub in path-prefix form "+
-				"(a registry port cannot go inside a repository path): left as it is, with its credentials; pull it through a containerd mirror instead",
-				servicePath(s), clip(s.Image), s.Repo.Host))
-			continue
+				"(a registry port cannot go inside a repository path): image left as it is, credentials removed; "+
+				"its pulls reach the hub only through the nodes' containerd mirror for %s",
+				servicePath(s), clip(s.Image), s.Repo.Host, s.Repo.Host))
 		}
-		edit = append(edit, s)
 	}
-	return edit, warnings
+	return keep, warnings
 }
 
 // Rewrite returns the document with every private service's image pointed
@@ -87,12 +89,12 @@ func (d *Document) Rewrite(hubHost string) ([]byte, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	edit, warnings := d.rewritable(hub)
+	keep, warnings := d.keptImages(hub)
 	var out []byte
 	if d.Format == FormatManifest {
-		out, err = d.rewriteManifest(hub, edit)
+		out, err = d.rewriteManifest(hub, keep)
 	} else {
-		out, err = d.rewriteSDL(hub, edit)
+		out, err = d.rewriteSDL(hub, keep)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -100,14 +102,14 @@ func (d *Document) Rewrite(hubHost string) ([]byte, []string, error) {
 	return out, warnings, nil
 }
 
-func (d *Document) rewriteManifest(hub string, edit []*Service) ([]byte, error) {
+func (d *Document) rewriteManifest(hub string, keep map[*Service]bool) ([]byte, error) {
 	var man []any
 	dec := json.NewDecoder(bytes.NewReader(d.src))
 	dec.UseNumber()
 	if err := dec.Decode(&man); err != nil {
 		return nil, fmt.Errorf("rewrite manifest: %w", err)
 	}
-	for _, s := range edit {
+	for _, s := range d.Private() {
 		m, err := manifestService(man, s.manIndex)
 		if err != nil {
 			return nil, fmt.Errorf("rewrite manifest: service %q: %w", s.Name, err)
@@ -115,9 +117,11 @@ func (d *Document) rewriteManifest(hub string, edit []*Service) ([]byte, error) 
 		// encoding/json (the hub's parser and the provider's) matches keys
 		// case-insensitively: every spelling of "image" and "credentials"
 		// goes, or a "Credentials" key would survive the rewrite.
-		foldDelete(m, "image")
 		foldDelete(m, "credentials")
-		m["image"] = HubImage(hub, s)
+		if !keep[s] {
+			foldDelete(m, "image")
+			m["image"] = HubImage(hub, s)
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -177,13 +181,14 @@ func foldDelete(m map[string]any, key string) {
 	}
 }
 
-func (d *Document) rewriteSDL(hub string, priv []*Service) ([]byte, error) {
+func (d *Document) rewriteSDL(hub string, keep map[*Service]bool) ([]byte, error) {
+	priv := d.Private()
 	for _, s := range priv {
 		if s.credMerged {
 			return nil, fmt.Errorf("%s: its credentials come through a YAML merge key (<<), which the rewrite cannot remove without changing the other services sharing them: write the credentials block in the service, or point the image at the hub by hand", servicePath(s))
 		}
 	}
-	out, err := d.editSDL(hub, priv)
+	out, err := d.editSDL(hub, priv, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -193,16 +198,16 @@ func (d *Document) rewriteSDL(hub string, priv []*Service) ([]byte, error) {
 	return out, nil
 }
 
-func (d *Document) editSDL(hub string, priv []*Service) ([]byte, error) {
+func (d *Document) editSDL(hub string, priv []*Service, keep map[*Service]bool) ([]byte, error) {
 	// The intended result as a tree: a fresh parse with the edits applied.
 	var want yaml.Node
 	if err := yaml.Unmarshal(d.src, &want); err != nil {
 		return nil, fmt.Errorf("rewrite: %w", err)
 	}
-	if err := applyEdits(&want, priv, hub); err != nil {
+	if err := applyEdits(&want, priv, keep, hub); err != nil {
 		return nil, err
 	}
-	if text, ok := textEdit(d.src, priv, hub); ok {
+	if text, ok := textEdit(d.src, priv, keep, hub); ok {
 		var got yaml.Node
 		if yaml.Unmarshal(text, &got) == nil && sameNode(&got, &want) {
 			return text, nil
@@ -223,7 +228,7 @@ func (d *Document) editSDL(hub string, priv []*Service) ([]byte, error) {
 
 // applyEdits sets the private services' images and drops their
 // credentials in a parsed document.
-func applyEdits(root *yaml.Node, priv []*Service, hub string) error {
+func applyEdits(root *yaml.Node, priv []*Service, keep map[*Service]bool, hub string) error {
 	top := root.Content[0]
 	var services *yaml.Node
 	for i := 0; i+1 < len(top.Content); i += 2 {
@@ -244,11 +249,13 @@ func applyEdits(root *yaml.Node, priv []*Service, hub string) error {
 		// A new node, never the one an alias shares with other services;
 		// an image that came through a merge key gets a key of its own.
 		img := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: HubImage(hub, s)}
-		own := false
+		own := keep[s]
 		for i := 0; i+1 < len(svc.Content); i += 2 {
 			switch svc.Content[i].Value {
 			case "image":
-				svc.Content[i+1], own = img, true
+				if !keep[s] {
+					svc.Content[i+1], own = img, true
+				}
 			case "credentials":
 				svc.Content = append(svc.Content[:i:i], svc.Content[i+2:]...)
 				i -= 2
@@ -268,12 +275,6 @@ func applyEdits(root *yaml.Node, priv []*Service, hub string) error {
 // behind when the credentials key goes.
 func (d *Document) checkNoPasswordLeft(out []byte, priv []*Service) error {
 	creds := map[*yaml.Node]bool{}
-	keep := map[string]bool{}
-	for _, s := range d.Private() {
-		if !slices.Contains(priv, s) {
-			keep[s.Credentials.Password] = true
-		}
-	}
 	var outRoot yaml.Node
 	if err := yaml.Unmarshal(out, &outRoot); err != nil {
 		return fmt.Errorf("rewrite: %w", err)
@@ -281,9 +282,6 @@ func (d *Document) checkNoPasswordLeft(out []byte, priv []*Service) error {
 	markCredentials(d.root, creds)
 	for _, s := range priv {
 		pw := s.Credentials.Password
-		if keep[pw] {
-			continue
-		}
 		if countIn(&outRoot, pw, nil) > countIn(d.root, pw, creds) {
 			return fmt.Errorf("%s: its password would stay in the rewritten SDL (in a YAML anchor its credentials alias?): move the credentials block into the service, or point the image at the hub by hand", servicePath(s))
 		}
@@ -355,7 +353,7 @@ func countIn(n *yaml.Node, pw string, skip map[*yaml.Node]bool) int {
 // replaced on its line and the credentials key is removed with every more
 // deeply indented line after it. It reports false for anything it cannot
 // edit that way.
-func textEdit(src []byte, priv []*Service, hub string) ([]byte, bool) {
+func textEdit(src []byte, priv []*Service, keep map[*Service]bool, hub string) ([]byte, bool) {
 	lines := strings.SplitAfter(string(src), "\n")
 	drop := make([]bool, len(lines))
 	edited := map[int]bool{}
@@ -374,15 +372,17 @@ func textEdit(src []byte, priv []*Service, hub string) ([]byte, bool) {
 		if !ok {
 			return nil, false
 		}
-		tok := HubImage(hub, s)
-		switch {
-		case img.Style&yaml.DoubleQuotedStyle != 0:
-			tok = `"` + tok + `"`
-		case img.Style&yaml.SingleQuotedStyle != 0:
-			tok = "'" + tok + "'"
+		if !keep[s] {
+			tok := HubImage(hub, s)
+			switch {
+			case img.Style&yaml.DoubleQuotedStyle != 0:
+				tok = `"` + tok + `"`
+			case img.Style&yaml.SingleQuotedStyle != 0:
+				tok = "'" + tok + "'"
+			}
+			lines[li] = string(runes[:col]) + tok + string(runes[end:])
+			edited[img.Line] = true
 		}
-		lines[li] = string(runes[:col]) + tok + string(runes[end:])
-		edited[img.Line] = true
 
 		// The credentials key must start its line (block style).
 		kl, kc := key.Line-1, key.Column-1

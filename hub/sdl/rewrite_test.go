@@ -96,7 +96,7 @@ func TestRewriteOtherLayouts(t *testing.T) {
 					t.Errorf("service %s: %q", s.Name, s.Image)
 				}
 			}
-			text, ok := textEdit(doc.src, doc.Private(), testHub)
+			text, ok := textEdit(doc.src, doc.Private(), nil, testHub)
 			var n yaml.Node
 			inPlace := ok && yaml.Unmarshal(text, &n) == nil && string(text) == string(out)
 			if inPlace != tc.inPlace {
