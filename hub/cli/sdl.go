@@ -45,7 +45,7 @@ func newSDLImportCmd(g *globals) *cobra.Command {
 		dryRun                                                       bool
 	)
 	c := &cobra.Command{
-		Use:   "import FILE --workspace W --cluster C --namespace NS [--install I] [--rewrite OUT] [--dry-run]",
+		Use:   "import FILE --workspace W --cluster C --namespace NS [--install I] [--rewrite OUT] [--dry-run] [--credential-scope host|repository]",
 		Short: "Import the registry credentials of an Akash SDL (or provider manifest)",
 		Long: `Import the registry credentials of an Akash SDL (v2.0, v2.1 or v2.2 YAML) or
 of a provider manifest (JSON list of groups) into a workspace. FILE "-" reads
@@ -65,9 +65,8 @@ installs pull through it. --credential-scope repository keeps them apart: one
 credential per repository and username (the hub picks the longest matching
 prefix), so each deployment keeps its own password.
 
-Everything is checked first:
-errors name the service, the field and the line, and a refused import
-changes nothing. The passwords go to the hub only; nothing printed shows
+Everything is checked first: errors name the service, the field and the
+line, and a refused import changes nothing. The passwords go to the hub only; nothing printed shows
 them.
 
 --rewrite OUT writes the SDL with the private images pointed at the hub
@@ -77,11 +76,12 @@ for runtimes that pull in path-prefix form. Everything else, comments
 included, is kept. OUT "-" writes to stdout. An image on a registry with a
 port cannot be named that way: its image is left as it is (its credentials
 go all the same) and a warning says so: its pulls reach the hub through the
-nodes' containerd mirror. An image named
-by tag and digest (app:1.0@sha256:...) keeps both. A password that would
-stay behind in a YAML anchor refuses the rewrite.`,
+nodes' containerd mirror. An image named by tag and digest
+(app:1.0@sha256:...) keeps both. A password that would stay behind in a
+YAML anchor refuses the rewrite.`,
 		Example: `  pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc
   pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc --dry-run
+  pullgate-hub sdl import deploy-b.yaml -w tenant --cluster provider-1 --namespace lease-def --credential-scope repository
   pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc --rewrite deploy.hub.yaml --hub-host hub.example.com
   provider-services ... manifest.json | pullgate-hub sdl import - -w tenant --cluster provider-1 --namespace lease-abc --install dseq-1234`,
 		Args: exactArgs("FILE"),
