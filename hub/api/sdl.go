@@ -57,8 +57,9 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	// Rewrite first: a document that cannot be rewritten is refused before
 	// anything is stored.
 	var rewritten []byte
+	var rewriteWarnings []string
 	if req.Rewrite {
-		if rewritten, err = doc.Rewrite(hub); err != nil {
+		if rewritten, rewriteWarnings, err = doc.Rewrite(hub); err != nil {
 			return badRequest("rewrite: %v", err)
 		}
 	}
@@ -70,10 +71,11 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	}
 	im := &sdl.Importer{Store: s.d.Store, Sealer: s.d.Sealer, Now: s.now}
 	rep, err := im.Import(r.Context(), sdl.Params{Workspace: wsName, Cluster: req.Cluster, Namespace: req.Namespace,
-		Install: req.Install, DryRun: req.DryRun, HubHost: hub}, doc)
+		Install: req.Install, DryRun: req.DryRun, HubHost: hub, CredentialScope: req.CredentialScope}, doc)
 	if err != nil {
 		return sdlErr(err)
 	}
+	rep.Warnings = append(rep.Warnings, rewriteWarnings...)
 	if in, ok := rep.ChangedInstall(); ok && rep.Install.Action == sdl.Updated {
 		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(r.Context(), in) })
 	}

@@ -124,3 +124,33 @@ func TestSDLImportBadInputChangesNothing(t *testing.T) {
 		e.assertNoLeak(pw)
 	}
 }
+
+// A rewrite leaves an image on a registry with a port alone, says so in
+// the report's warnings, and imports the rest; credential_scope reaches
+// the importer.
+func TestSDLImportRewriteWarningsAndScope(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"tenant"}`, 201, nil)
+	e.must("POST", "/api/v1/clusters", `{"name":"provider-1"}`, 201, nil)
+	const path = "/api/v1/workspaces/tenant/sdl-imports"
+	src := "version: \"2.2\"\nx-owner: team-a\nservices:\n  a:\n    image: registry.corp:5000/x/a:1\n    credentials: {host: \"registry.corp:5000\", username: u, password: api-PORT-secret}\n" +
+		"  b:\n    image: ghcr.io/x/b:1\n    credentials: {host: ghcr.io, username: u, password: api-GHCR-secret}\n"
+	var res SDLImport
+	e.must("POST", path, jsonBody(t, SDLImportRequest{SDL: src, Cluster: "provider-1", Namespace: "lease-1", Rewrite: true, HubHost: "hub.example.com",
+		CredentialScope: "repository"}), 200, &res)
+	if res.Version != "2.2" || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "registry.corp:5000") || !strings.Contains(res.Warnings[0], "left as it is") {
+		t.Fatalf("import %+v", res)
+	}
+	if !strings.Contains(res.Rewritten, "image: registry.corp:5000/x/a:1") || !strings.Contains(res.Rewritten, "image: hub.example.com/ghcr.io/x/b:1") ||
+		strings.Contains(res.Rewritten, "api-GHCR-secret") || strings.Contains(res.Rewritten, "api-PORT-secret") {
+		t.Fatalf("rewritten:\n%s", res.Rewritten)
+	}
+	hosts := map[string]bool{}
+	for _, c := range res.Credentials {
+		hosts[c.Host] = true
+	}
+	if !hosts["ghcr.io/x/b"] || !hosts["registry.corp:5000/x/a"] {
+		t.Fatalf("repository-scoped credentials %+v", res.Credentials)
+	}
+	e.must("POST", path, jsonBody(t, SDLImportRequest{SDL: src, Cluster: "provider-1", Namespace: "lease-1", CredentialScope: "cluster"}), 400, nil)
+}

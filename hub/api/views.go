@@ -350,6 +350,8 @@ type SDLImportRequest struct {
 	// and the credentials removed.
 	Rewrite bool   `json:"rewrite,omitempty"`
 	HubHost string `json:"hub_host,omitempty"`
+	// CredentialScope is "host" (default) or "repository" (sdl.Params).
+	CredentialScope string `json:"credential_scope,omitempty"`
 }
 
 // LogValue shows the request to slog without the document (it holds

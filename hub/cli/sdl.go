@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -40,38 +41,56 @@ images, bound to the lease's cluster and namespace.`,
 
 func newSDLImportCmd(g *globals) *cobra.Command {
 	var (
-		ws, cluster, namespace, install, rewrite, hubHost string
-		dryRun                                            bool
+		ws, cluster, namespace, install, rewrite, hubHost, credScope string
+		dryRun                                                       bool
 	)
 	c := &cobra.Command{
-		Use:   "import FILE --workspace W --cluster C --namespace NS [--install I] [--rewrite OUT] [--dry-run]",
+		Use:   "import FILE --workspace W --cluster C --namespace NS [--install I] [--rewrite OUT] [--dry-run] [--credential-scope host|repository]",
 		Short: "Import the registry credentials of an Akash SDL (or provider manifest)",
-		Long: `Import the registry credentials of an Akash SDL (v2.0 or v2.1 YAML) or of a
-provider manifest (JSON list of groups) into a workspace. FILE "-" reads stdin.
+		Long: `Import the registry credentials of an Akash SDL (v2.0, v2.1 or v2.2 YAML) or
+of a provider manifest (JSON list of groups) into a workspace. FILE "-" reads
+stdin. The SDL is read as leniently as Akash reads it: x- extension keys and
+YAML merge keys (<<) are accepted, and "2", "v2.1" or "2.1.3" as versions.
 
 For every service with a credentials block (host, username and password, as
 Akash requires), the workspace gets a registry credential per host and
 username (a new secret version only when the password changed), and the
 install (--install, default sdl-<service names>) gets an allow-list of
 exactly the private repositories, bound to --cluster and --namespace.
-Importing the same file again changes nothing. Everything is checked first:
-errors name the service, the field and the line, and a refused import
-changes nothing. The passwords go to the hub only; nothing printed shows
+Importing the same file again changes nothing.
+
+Two deployments that pull as the same user of the same host share that
+credential: when an import changes its password, the report says which other
+installs pull through it. --credential-scope repository keeps them apart: one
+credential per repository and username (the hub picks the longest matching
+prefix), so each deployment keeps its own password.
+
+Everything is checked first: errors name the service, the field and the
+line, and a refused import changes nothing. The passwords go to the hub only; nothing printed shows
 them.
 
 --rewrite OUT writes the SDL with the private images pointed at the hub
 (HUB/<upstream-host>/<repository>:<tag>, HUB from --hub-host, else the hub's
 public URL, else the address of --hub) and the credentials blocks removed,
 for runtimes that pull in path-prefix form. Everything else, comments
-included, is kept. OUT "-" writes to stdout.`,
+included, is kept. OUT "-" writes to stdout. An image on a registry with a
+port cannot be named that way: its image is left as it is (its credentials
+go all the same) and a warning says so: its pulls reach the hub through the
+nodes' containerd mirror. An image named by tag and digest
+(app:1.0@sha256:...) keeps both. A password that would stay behind in a
+YAML anchor refuses the rewrite.`,
 		Example: `  pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc
   pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc --dry-run
+  pullgate-hub sdl import deploy-b.yaml -w tenant --cluster provider-1 --namespace lease-def --credential-scope repository
   pullgate-hub sdl import deploy.yaml -w tenant --cluster provider-1 --namespace lease-abc --rewrite deploy.hub.yaml --hub-host hub.example.com
   provider-services ... manifest.json | pullgate-hub sdl import - -w tenant --cluster provider-1 --namespace lease-abc --install dseq-1234`,
 		Args: exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace", "cluster", "namespace"); err != nil {
 				return err
+			}
+			if credScope != sdl.ScopeHost && credScope != sdl.ScopeRepository {
+				return usageErrorf("--credential-scope %q: want host or repository", credScope)
 			}
 			if rewrite != "" && rewrite != "-" && args[0] != "-" && sameFile(rewrite, args[0]) {
 				return usageErrorf("--rewrite %s: would overwrite the SDL being imported; write it elsewhere", rewrite)
@@ -80,12 +99,19 @@ included, is kept. OUT "-" writes to stdout.`,
 			if err != nil {
 				return err
 			}
+			if len(bytes.TrimSpace(data)) == 0 {
+				name := args[0]
+				if name == "-" {
+					name = "standard input"
+				}
+				return fmt.Errorf("%s is empty: give an Akash SDL (YAML) or a provider manifest (JSON list of groups)", name)
+			}
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
 			req := api.SDLImportRequest{Cluster: cluster, Namespace: namespace, Install: install, DryRun: dryRun,
-				Rewrite: rewrite != "", HubHost: hubHost}
+				Rewrite: rewrite != "", HubHost: hubHost, CredentialScope: credScope}
 			if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' {
 				if !json.Valid(t) {
 					return fmt.Errorf("%s: starts like a manifest (a JSON list) but is not valid JSON", args[0])
@@ -123,6 +149,7 @@ included, is kept. OUT "-" writes to stdout.`,
 	f.StringVar(&rewrite, "rewrite", "", `write the SDL with private images pointed at the hub to this file ("-": stdout)`)
 	f.StringVar(&hubHost, "hub-host", "", "host[:port] rewritten images point at (default: the hub's public URL, else the --hub address)")
 	f.BoolVar(&dryRun, "dry-run", false, "check and report without changing anything")
+	f.StringVar(&credScope, "credential-scope", sdl.ScopeHost, "what one imported credential covers: host (per host and username) or repository (per repository and username, keeps deployments apart)")
 	return c
 }
 
@@ -194,9 +221,9 @@ func printImport(s *session, r api.SDLImport, rewrite string) {
 	_ = t.flush()
 	if len(r.Credentials) > 0 {
 		fmt.Fprintln(s.out)
-		t = newTable(s.out, "CREDENTIAL", "HOST", "USERNAME", "KIND", "ACTION", "VERSION", "EXPIRES")
+		t = newTable(s.out, "CREDENTIAL", "HOST", "USERNAME", "KIND", "ACTION", "VERSION", "EXPIRES", "ALSO USED BY")
 		for _, c := range r.Credentials {
-			t.row(c.Name, c.Host, c.Username, c.Kind, c.Action, strconv.Itoa(c.Version), fmtExpiry(c.ExpiresAt))
+			t.row(c.Name, c.Host, c.Username, c.Kind, c.Action, strconv.Itoa(c.Version), fmtExpiry(c.ExpiresAt), dash(strings.Join(c.SharedWith, ",")))
 		}
 		_ = t.flush()
 	}

@@ -83,6 +83,8 @@ func TestSDLImportCLI(t *testing.T) {
 	}
 
 	// Refused: clear errors, exit codes, nothing changed.
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, []byte(" \n\n"), 0o644)
 	big := filepath.Join(dir, "big.yaml")
 	os.WriteFile(big, []byte(strings.Repeat("#", 600<<10)), 0o644)
 	before, _ := h.st.ListCredentials(ctx, "tenant")
@@ -100,6 +102,8 @@ func TestSDLImportCLI(t *testing.T) {
 		{[]string{"sdl", "import", multi, "-w", "tenant", "--namespace", "lease-9"}, 2, "--cluster"},
 		{[]string{"sdl", "import", "-w", "tenant", "--cluster", "provider-1", "--namespace", "lease-9"}, 2, "FILE"},
 		{[]string{"sdl", "import", out, "-w", "tenant", "--cluster", "provider-1", "--namespace", "lease-9", "--rewrite", out}, 2, "would overwrite the SDL"},
+		{[]string{"sdl", "import", empty, "-w", "tenant", "--cluster", "provider-1", "--namespace", "lease-9"}, 1, empty + " is empty: give an Akash SDL (YAML) or a provider manifest"},
+		{[]string{"sdl", "import", multi, "-w", "tenant", "--cluster", "provider-1", "--namespace", "lease-9", "--credential-scope", "cluster"}, 2, `--credential-scope "cluster": want host or repository`},
 	} {
 		code, _, stderr := h.run("", tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
@@ -122,7 +126,7 @@ func TestSDLImportCLI(t *testing.T) {
 func TestSDLHelp(t *testing.T) {
 	h := newHub(t)
 	out := h.ok("", "sdl", "import", "--help")
-	for _, want := range []string{"Example", "--rewrite", "--dry-run", "--hub-host", "pullgate-hub sdl import deploy.yaml"} {
+	for _, want := range []string{"Example", "--rewrite", "--dry-run", "--hub-host", "--credential-scope", "x- extension keys", "pullgate-hub sdl import deploy.yaml"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help lacks %q:\n%s", want, out)
 		}

@@ -118,6 +118,9 @@ type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	ExpiresIn   int64  `json:"expires_in"`
 	IssuedAt    string `json:"issued_at"`
+	// Scope is the granted scope, when scopes were requested (OAuth2:
+	// "may be the same scope as requested or a subset").
+	Scope string `json:"scope,omitempty"`
 }
 
 // serveToken answers GET with Basic auth (docker, containers-image, crane)
@@ -157,12 +160,38 @@ func (p *Proxy) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := start
+	// No scope asked for (docker login): the token as presented. Scopes
+	// asked for: a token narrowed to what is granted of them, expiring with
+	// the token presented (see grantScopes).
+	granted := ""
+	if scopes := requestedScopes(r); len(scopes) > 0 {
+		names, g, aerr := grantScopes(claims, inst, scopes)
+		if aerr != nil {
+			writeError(w, r, aerr)
+			return
+		}
+		ttl := claims.ExpiresAt().Sub(now)
+		if ttl <= 0 {
+			writeError(w, r, errUnauthorized("expired", "install token expired"))
+			return
+		}
+		narrowed := claims
+		narrowed.Scoped, narrowed.Scope = true, names
+		t, c, err := p.keys.Mint(narrowed, ttl)
+		if err != nil {
+			p.log.Error("mint scoped token", "install", inst.Name, "err", err)
+			writeError(w, r, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "token signing unavailable"))
+			return
+		}
+		tok, claims, granted = t, c, g
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(tokenResponse{
 		Token: tok, AccessToken: tok,
 		ExpiresIn: int64(claims.ExpiresAt().Sub(now) / time.Second),
 		IssuedAt:  now.UTC().Format(time.RFC3339),
+		Scope:     granted,
 	})
 }
 

@@ -4,9 +4,12 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/pkg/imageref"
 )
 
@@ -167,6 +170,43 @@ func FuzzCredentials(f *testing.F) {
 			r.Header = http.Header{"Authorization": {"Bearer " + pass}}
 			if got, ok := credentials(r); !ok || got != tok {
 				t.Fatalf("Bearer %q gave %q %v", pass, got, ok)
+			}
+		}
+	})
+}
+
+// FuzzTokenScope: a token request's scopes are client input. Whatever is
+// granted is pull on a repository name the allow-list allows, at most once
+// each, and the grant spells back to the same names.
+func FuzzTokenScope(f *testing.F) {
+	for _, s := range []string{"repository:registry.test/org/app:pull", "repository:localhost:5000/app:pull,push", "repository:org/app:*",
+		"registry:catalog:*", "repository::pull", "repository:a:", "repository(plugin):x/y:pull", "repository:registry.test/org/other:pull"} {
+		f.Add(s, "repository:org/app:pull")
+	}
+	inst := store.Install{Name: "web", Repos: []string{"registry.test/org/app", "localhost:5000/**"}}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		names, granted, aerr := grantScopes(token.Claims{}, inst, []string{a, b})
+		if aerr != nil {
+			t.Fatalf("two scopes refused: %v", aerr.message)
+		}
+		want := make([]string, 0, len(names))
+		for i, n := range names {
+			if len(n) > 512 || slices.Contains(names[:i], n) || !nameAllowed(inst, n) {
+				t.Fatalf("granted %q", n)
+			}
+			if got, ok := pullScope("repository:" + n + ":pull"); !ok || got != n {
+				t.Fatalf("granted name %q does not spell back (%q)", n, got)
+			}
+			want = append(want, "repository:"+n+":pull")
+		}
+		if granted != strings.Join(want, " ") {
+			t.Fatalf("granted %q for names %q", granted, names)
+		}
+		// A token scoped to these names never widens.
+		narrowed, _, _ := grantScopes(token.Claims{Scoped: true, Scope: names[:min(1, len(names))]}, inst, []string{a, b})
+		for _, n := range narrowed {
+			if n != names[0] {
+				t.Fatalf("narrowed token widened to %q", n)
 			}
 		}
 	})

@@ -232,6 +232,9 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 	if aerr != nil {
 		return aerr
 	}
+	if aerr := p.outOfScope(w, r, claims, rt); aerr != nil {
+		return aerr
+	}
 	defer func() {
 		// Past access, rt.repo.Host is a configured credential's host:
 		// a bounded label.
@@ -284,7 +287,12 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 		}
 		return aerr
 	}
-	n, aerr := p.copyResponse(w, r, rt, resp, recheck)
+	var n int64
+	if rt.kind == kindTags && resp.StatusCode == http.StatusOK {
+		n, aerr = p.serveTagList(w, r, rt, resp)
+	} else {
+		n, aerr = p.copyResponse(w, r, rt, resp, recheck)
+	}
 	if p.metrics != nil && n > 0 {
 		// Only upstream content counts, and rt.repo.Host is here the host
 		// of a configured credential, never a client's invention.
@@ -445,6 +453,8 @@ func upstreamStatus(resp *http.Response, rt route, cred store.Credential) *apiEr
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK || code == http.StatusPartialContent || code == http.StatusNotModified:
 		return nil
+	case code == http.StatusNotFound && rt.kind == kindReferrers:
+		return referrersNotFound(resp, rt)
 	case code == http.StatusNotFound:
 		what := map[string]string{kindManifests: "MANIFEST_UNKNOWN", kindBlobs: "BLOB_UNKNOWN"}[rt.kind]
 		if what == "" {

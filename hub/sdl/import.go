@@ -47,7 +47,19 @@ type Params struct {
 	// HubHost, when set, makes the report name each private service's
 	// image through the hub.
 	HubHost string
+	// CredentialScope is what one imported credential covers: ScopeHost
+	// (the default: one per host and username) or ScopeRepository (one per
+	// repository and username, so that deployments pulling different
+	// repositories as the same user with different passwords keep one
+	// each: the proxy picks the longest matching prefix).
+	CredentialScope string
 }
+
+// Credential scopes of an import.
+const (
+	ScopeHost       = "host"
+	ScopeRepository = "repository"
+)
 
 // Report says what an import did (or, dry run, would do). It never holds
 // a password.
@@ -90,6 +102,9 @@ type CredentialReport struct {
 	Services  []string   `json:"services"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// SharedWith names the workspace's other installs whose pulls this
+	// credential serves: an "updated" password is theirs too.
+	SharedWith []string `json:"shared_with,omitempty"`
 }
 
 // InstallReport is the install the import manages.
@@ -153,6 +168,13 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 	}
 	rep := &Report{Workspace: p.Workspace, Cluster: p.Cluster, Namespace: p.Namespace, Format: doc.Format, Version: doc.Version,
 		DryRun: p.DryRun, Services: []ServiceReport{}, Credentials: []CredentialReport{}}
+	switch p.CredentialScope {
+	case "":
+		p.CredentialScope = ScopeHost
+	case ScopeHost, ScopeRepository:
+	default:
+		return nil, invalid("credential_scope", 0, "%q: want host or repository", clip(p.CredentialScope))
+	}
 	ws, err := im.Store.GetWorkspace(ctx, p.Workspace)
 	if err != nil {
 		return nil, err
@@ -165,7 +187,7 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 	passwords := map[credKey]string{}
 	for _, s := range doc.Private() {
 		c := s.Credentials
-		k := credKey{c.Host, c.Username}
+		k := keyOf(s, p.CredentialScope)
 		path := servicePath(s) + ".credentials"
 		if pw, seen := passwords[k]; seen {
 			if pw != c.Password {
@@ -175,7 +197,7 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 			continue
 		}
 		passwords[k] = c.Password
-		prep, err := credential.Prepare(credential.Input{Host: c.Host, Username: c.Username, Password: c.Password}, now())
+		prep, err := credential.Prepare(credential.Input{Host: k.host, Username: c.Username, Password: c.Password}, now())
 		if err != nil {
 			var ie *credential.InputError
 			if !errors.As(err, &ie) {
@@ -184,7 +206,7 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 			ps.add(path, c.line, "%s", credential.Redact(ie.Msg, credential.Secret{Password: c.Password}))
 			continue
 		}
-		cp := &credPlan{key: k, name: CredentialName(c.Host, c.Username), prep: prep, services: []string{s.Name}}
+		cp := &credPlan{key: k, name: CredentialName(k.host, c.Username), prep: prep, services: []string{s.Name}}
 		byKey[k] = cp
 		plans = append(plans, cp)
 	}
@@ -229,7 +251,7 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 	// Every private image must be served by its SDL credential and no
 	// other: the proxy picks the longest matching prefix.
 	for _, s := range doc.Private() {
-		cp := byKey[credKey{s.Credentials.Host, s.Credentials.Username}]
+		cp := byKey[keyOf(s, p.CredentialScope)]
 		cands := credential.Candidates(after, s.Repo)
 		names := make([]string, 0, len(cands))
 		for _, c := range cands {
@@ -290,6 +312,19 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 		rep.Warnings = append(rep.Warnings, "no service has credentials: nothing to import (public images need no hub state)")
 	}
 
+	// Who else pulls through each credential: a password this import
+	// changes is theirs too.
+	installs, err := im.Store.ListInstalls(ctx, p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	shared := map[string][]string{}
+	for _, cp := range plans {
+		if cp.existing != nil {
+			shared[cp.name] = sharingInstalls(after, *cp.existing, installs, instName)
+		}
+	}
+
 	// Apply.
 	for _, cp := range plans {
 		c := store.Credential{WorkspaceID: ws.ID, Name: cp.name, Host: cp.key.host, Kind: cp.prep.Kind, Username: cp.prep.Username, Enabled: true}
@@ -326,6 +361,16 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 		if !c.Enabled {
 			cr.Warnings = append(cr.Warnings, "this credential is disabled: pulls of its images are refused until it is enabled")
 		}
+		cr.SharedWith = shared[cp.name]
+		if cp.action == Updated && len(cr.SharedWith) > 0 {
+			verb := "replaced"
+			if p.DryRun {
+				verb = "would replace"
+			}
+			cr.Warnings = append(cr.Warnings, fmt.Sprintf("this import %s the password of %s user %s for installs %s too, which pull through the same credential: "+
+				"to keep deployments apart, import with credential scope repository (--credential-scope repository: one credential per repository) or into another workspace",
+				verb, c.Host, c.Username, strings.Join(cr.SharedWith, ", ")))
+		}
 		rep.Credentials = append(rep.Credentials, cr)
 	}
 	if instAction != "" {
@@ -359,7 +404,7 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 		sr := ServiceReport{Name: s.Name, Group: s.Group, Image: s.Image, Private: s.Credentials != nil}
 		if sr.Private {
 			sr.Repository = s.Repo.String()
-			sr.Credential = byKey[credKey{s.Credentials.Host, s.Credentials.Username}].name
+			sr.Credential = byKey[keyOf(s, p.CredentialScope)].name
 			if img := HubImage(hub, s); hub != "" && validRef(img) {
 				sr.HubImage = img
 			}
@@ -367,6 +412,46 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 		rep.Services = append(rep.Services, sr)
 	}
 	return rep, nil
+}
+
+// keyOf is the credential a private service's image is imported under.
+func keyOf(s *Service, scope string) credKey {
+	if scope == ScopeRepository {
+		return credKey{s.Repo.String(), s.Credentials.Username}
+	}
+	return credKey{s.Credentials.Host, s.Credentials.Username}
+}
+
+// sharingInstalls names the installs, other than this import's, that pull
+// through cred: an allow-list entry that cred would serve (the longest
+// matching prefix among creds, for an exact repository; a prefix match for
+// a wildcard pattern), or no allow-list at all.
+func sharingInstalls(creds []store.Credential, cred store.Credential, installs []store.Install, self string) []string {
+	var out []string
+	for _, in := range installs {
+		if in.Name == self {
+			continue
+		}
+		uses := len(in.Repos) == 0
+		for _, pat := range in.Repos {
+			if uses {
+				break
+			}
+			if !strings.Contains(pat, "*") {
+				if i := strings.IndexByte(pat, '/'); i > 0 {
+					if repo, err := imageref.ParseRepo(pat[:i], pat[i+1:]); err == nil {
+						uses = slices.ContainsFunc(credential.Candidates(creds, repo), func(c store.Credential) bool { return c.Name == cred.Name })
+					}
+				}
+				continue
+			}
+			uses = strings.HasPrefix(pat, cred.Host+"/")
+		}
+		if uses {
+			out = append(out, in.Name)
+		}
+	}
+	return out
 }
 
 func servicePath(s *Service) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/secrets"
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/pkg/imageref"
 )
 
 type env struct {
@@ -428,4 +429,88 @@ func assertNoLeakOnDisk(t *testing.T, dbPath, secret string) {
 // credentials point at host.
 func ssrfSDL(host string) []byte {
 	return []byte("version: \"2.0\"\nservices:\n  web:\n    image: \"" + host + "/internal/secret-app:latest\"\n    credentials: {host: \"" + host + "\", username: anything, password: BADsecretSSRF}\n")
+}
+
+// Two deployments pulling as the same user of the same host share one
+// credential: the second import's password replaces the first's, and the
+// report says so; credential scope repository keeps them apart.
+func TestImportSameUserTwoDeployments(t *testing.T) {
+	sdlFor := func(repo, pw string) []byte {
+		return []byte("version: \"2.0\"\nservices:\n  app:\n    image: ghcr.io/acme/" + repo + ":1\n    credentials: {host: ghcr.io, username: bot, password: " + pw + "}\n")
+	}
+	password := func(e *env, name string) string {
+		t.Helper()
+		c, err := e.st.GetCredential(context.Background(), "tenant", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, _ := e.st.CredentialSecret(context.Background(), c.ID, c.Version)
+		s, err := credential.Open(e.im.Sealer, c, sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Password
+	}
+
+	t.Run("host scope: replaced, and said so", func(t *testing.T) {
+		e := newEnv(t)
+		e.ok(sdlFor("a", "first-PASSWORD-a"), Params{Install: "dep-a", Namespace: "lease-a"})
+		dry := e.ok(sdlFor("b", "second-PASSWORD-b"), Params{Install: "dep-b", Namespace: "lease-b", DryRun: true})
+		if c := dry.Credentials[0]; c.Action != Updated || len(c.SharedWith) != 1 || c.SharedWith[0] != "dep-a" ||
+			len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "would replace the password of ghcr.io user bot for installs dep-a") {
+			t.Fatalf("dry run report %+v", c)
+		}
+		rep := e.ok(sdlFor("b", "second-PASSWORD-b"), Params{Install: "dep-b", Namespace: "lease-b"})
+		c := rep.Credentials[0]
+		if c.Action != Updated || !strings.Contains(strings.Join(c.Warnings, " "), "replaced the password of ghcr.io user bot for installs dep-a too") ||
+			!strings.Contains(c.Warnings[0], "--credential-scope repository") {
+			t.Fatalf("report %+v", c)
+		}
+		if got := password(e, c.Name); got != "second-PASSWORD-b" {
+			t.Fatal("password not replaced (the behaviour the warning describes)")
+		}
+		// Re-importing the first deployment's own SDL: it is the one
+		// changing a password others use now.
+		again := e.ok(sdlFor("a", "first-PASSWORD-a"), Params{Install: "dep-a", Namespace: "lease-a"})
+		if c := again.Credentials[0]; len(c.SharedWith) != 1 || c.SharedWith[0] != "dep-b" {
+			t.Fatalf("re-import report %+v", c)
+		}
+		// An unchanged password is no news.
+		same := e.ok(sdlFor("a", "first-PASSWORD-a"), Params{Install: "dep-a", Namespace: "lease-a"})
+		if c := same.Credentials[0]; c.Action != Unchanged || len(c.Warnings) != 0 {
+			t.Fatalf("unchanged re-import %+v", c)
+		}
+	})
+
+	t.Run("repository scope keeps them apart", func(t *testing.T) {
+		e := newEnv(t)
+		first := e.ok(sdlFor("a", "first-PASSWORD-a"), Params{Install: "dep-a", Namespace: "lease-a"})
+		rep := e.ok(sdlFor("b", "second-PASSWORD-b"), Params{Install: "dep-b", Namespace: "lease-b", CredentialScope: ScopeRepository})
+		c := rep.Credentials[0]
+		if c.Action != Created || c.Host != "ghcr.io/acme/b" || c.Name == first.Credentials[0].Name || len(c.Warnings) != 0 {
+			t.Fatalf("report %+v", c)
+		}
+		if password(e, first.Credentials[0].Name) != "first-PASSWORD-a" || password(e, c.Name) != "second-PASSWORD-b" {
+			t.Fatal("passwords not kept apart")
+		}
+		// The proxy's pick: each repository its deployment's credential.
+		creds, _ := e.st.ListCredentials(context.Background(), "tenant")
+		for repo, want := range map[string]string{"a": first.Credentials[0].Name, "b": c.Name} {
+			r, _, _ := imageref.ParseImage("ghcr.io/acme/" + repo + ":1")
+			if got, _ := credential.Pick(creds, r); got.Name != want {
+				t.Errorf("ghcr.io/acme/%s picks %s, want %s", repo, got.Name, want)
+			}
+		}
+		// Importing the same SDL again with the same scope changes nothing.
+		if again := e.ok(sdlFor("b", "second-PASSWORD-b"), Params{Install: "dep-b", Namespace: "lease-b", CredentialScope: ScopeRepository}); again.Credentials[0].Action != Unchanged {
+			t.Fatalf("re-import %+v", again.Credentials[0])
+		}
+	})
+
+	t.Run("unknown scope", func(t *testing.T) {
+		e := newEnv(t)
+		if _, err := e.run(sdlFor("a", "first-PASSWORD-a"), Params{CredentialScope: "cluster"}); err == nil || !strings.Contains(err.Error(), `credential_scope: "cluster": want host or repository`) {
+			t.Fatalf("err %v", err)
+		}
+	})
 }

@@ -1,4 +1,4 @@
-// Package sdl reads Akash deployments (SDL v2.0 and v2.1 YAML, and the
+// Package sdl reads Akash deployments (SDL v2.0, v2.1 and v2.2 YAML, and the
 // provider's manifest JSON) for what pullgate needs from them: each
 // service's image and registry credentials. It validates the credentials
 // as Akash does (host, username and password required) with errors that
@@ -40,8 +40,15 @@ const (
 	FormatManifest = "manifest"
 )
 
-// Versions are the SDL versions understood.
-var Versions = []string{"2.0", "2.1"}
+// Versions are the SDL versions understood. As Akash's own parser does,
+// a version is read leniently ("2", "v2.1", "2.1.3"): 2.0 exactly, any
+// 2.1.x as 2.1, any 2.2.x as 2.2. The versions differ in profiles and
+// pricing, not in services' images or credentials.
+var Versions = []string{"2.0", "2.1", "2.2"}
+
+// maxMergedFields bounds the fields YAML merge keys (<<) may expand one
+// mapping to: merges of merges of lists fan out.
+const maxMergedFields = 4096
 
 // Document is a parsed SDL or manifest.
 type Document struct {
@@ -65,12 +72,18 @@ type Service struct {
 	// services with credentials.
 	Repo imageref.Repo
 	Ref  string
+	// Tag is the tag of an image named by tag and digest (app:1.0@sha256:...),
+	// whose Ref is the digest; "" otherwise.
+	Tag string
 
 	line      int        // of the service's key
 	imageNode *yaml.Node // SDL only
 	credKey   *yaml.Node // SDL only
-	mapping   *yaml.Node // SDL only: the service's mapping
-	manIndex  [2]int     // manifest: group and service index
+	// imageMerged and credMerged: SDL only, the image or credentials come
+	// through a merge key (<<), not from the service's own mapping.
+	imageMerged, credMerged bool
+	mapping                 *yaml.Node // SDL only: the service's mapping
+	manIndex                [2]int     // manifest: group and service index
 }
 
 // Credentials is a service's credentials block. Host is normalised
@@ -200,22 +213,27 @@ func ParseSDL(data []byte) (*Document, error) {
 	var ps problems
 	fields := mapping(top, "", &ps)
 	for _, f := range fields {
-		switch f.key {
-		case "version", "services", "profiles", "deployment", "endpoints", "include", "reclamation":
+		switch {
+		case f.key == "version", f.key == "services", f.key == "profiles", f.key == "deployment", f.key == "endpoints",
+			f.key == "include", f.key == "reclamation":
+		case isExtension(f.key):
+			// x-...: an extension (anchors for the rest of the SDL), ignored.
 		default:
-			ps.add(f.key, f.keyNode.Line, "unexpected field (an SDL has version, services, profiles, deployment, endpoints)")
+			ps.add(f.key, f.keyNode.Line, "unexpected field (an SDL has version, services, profiles, deployment, endpoints, and x- extensions)")
 		}
 	}
 	v, ok := lookup(fields, "version")
 	switch {
 	case !ok:
-		ps.add("version", top.Line, "missing (want \"2.0\" or \"2.1\")")
+		ps.add("version", top.Line, "missing (want \"2.0\", \"2.1\" or \"2.2\")")
 	case v.val.Kind != yaml.ScalarNode:
 		ps.add("version", v.val.Line, "want a string, got %s", kindName(v.val))
-	case v.val.Value != "2.0" && v.val.Value != "2.1":
-		ps.add("version", v.val.Line, "%q: pullgate reads SDL versions 2.0 and 2.1", clip(v.val.Value))
 	default:
-		doc.Version = v.val.Value
+		if ver, ok := sdlVersion(v.val.Value); ok {
+			doc.Version = ver
+		} else {
+			ps.add("version", v.val.Line, "%q: pullgate reads SDL versions 2.0, 2.1 and 2.2", clip(v.val.Value))
+		}
 	}
 	s, ok := lookup(fields, "services")
 	switch {
@@ -224,7 +242,7 @@ func ParseSDL(data []byte) (*Document, error) {
 	case s.val.Kind != yaml.MappingNode:
 		ps.add("services", s.val.Line, "want a mapping of service names to services, got %s", kindName(s.val))
 	default:
-		svcs := mapping(s.val, "services", &ps)
+		svcs := mergedMapping(s.val, "services", &ps)
 		if len(svcs) == 0 {
 			ps.add("services", s.val.Line, "no services")
 		}
@@ -255,11 +273,7 @@ func parseService(f field, ps *problems) *Service {
 		return nil
 	}
 	svc := &Service{Name: f.key, line: f.keyNode.Line, mapping: f.val}
-	fields := mapping(f.val, path, ps)
-	if _, ok := lookup(fields, "<<"); ok {
-		ps.add(path, f.val.Line, "YAML merge keys (<<) are not supported; write the service out")
-		return nil
-	}
+	fields := mergedMapping(f.val, path, ps)
 	img, ok := lookup(fields, "image")
 	switch {
 	case !ok:
@@ -267,7 +281,7 @@ func parseService(f field, ps *problems) *Service {
 	case img.val.Kind != yaml.ScalarNode || img.val.Tag == "!!null":
 		ps.add(path+".image", img.val.Line, "want a string, got %s", kindName(img.val))
 	default:
-		svc.Image, svc.imageNode = strings.TrimSpace(img.val.Value), img.val
+		svc.Image, svc.imageNode, svc.imageMerged = strings.TrimSpace(img.val.Value), img.val, img.merged
 		if svc.Image == "" {
 			ps.add(path+".image", img.val.Line, "empty")
 		}
@@ -276,16 +290,19 @@ func parseService(f field, ps *problems) *Service {
 	if !ok || (c.val.Kind == yaml.ScalarNode && c.val.Tag == "!!null") {
 		return svc
 	}
-	svc.credKey = c.keyNode
+	svc.credKey, svc.credMerged = c.keyNode, c.merged
 	cpath := path + ".credentials"
 	if c.val.Kind != yaml.MappingNode {
 		ps.add(cpath, c.val.Line, "want a mapping with host, username and password, got %s", kindName(c.val))
 		return svc
 	}
 	cred := &Credentials{line: c.keyNode.Line}
-	for _, cf := range mapping(c.val, cpath, ps) {
+	for _, cf := range mergedMapping(c.val, cpath, ps) {
 		fp := cpath + "." + cf.key
 		var dst *string
+		if isExtension(cf.key) {
+			continue
+		}
 		switch cf.key {
 		case "host":
 			dst = &cred.Host
@@ -296,7 +313,7 @@ func parseService(f field, ps *problems) *Service {
 		case "password":
 			dst = &cred.Password
 		default:
-			ps.add(fp, cf.keyNode.Line, "unexpected field (credentials have host, email, username and password)")
+			ps.add(fp, cf.keyNode.Line, "unexpected field (credentials have host, email, username, password and x- extensions)")
 			continue
 		}
 		switch {
@@ -362,7 +379,56 @@ func checkCredentials(svc *Service, cred *Credentials, path string, line int, ps
 			"image %q is on %s but credentials.host is %s: the credentials would not apply to it", clip(svc.Image), repo.Host, host)
 		return
 	}
-	svc.Repo, svc.Ref = repo, ref
+	svc.Repo, svc.Ref, svc.Tag = repo, ref, tagWithDigest(svc.Image, ref)
+}
+
+// tagWithDigest is the tag of an image named by tag and digest
+// ("app:1.0@sha256:..."), which the reference parser drops: a rewrite
+// keeps it for the reader (the digest decides what is pulled).
+func tagWithDigest(image, ref string) string {
+	base, _, ok := strings.Cut(image, "@")
+	if !ok || !strings.Contains(ref, ":") {
+		return ""
+	}
+	slash := strings.LastIndexByte(base, '/')
+	if colon := strings.LastIndexByte(base, ':'); colon > slash {
+		return base[colon+1:]
+	}
+	return ""
+}
+
+// isExtension reports an x- extension key, which Akash's tooling and
+// compose-style SDLs use for anchors.
+func isExtension(key string) bool { return strings.HasPrefix(key, "x-") }
+
+// sdlVersion reads an SDL version as Akash does (semver, tolerant: an
+// optional "v", missing parts are 0) and names the schema it selects.
+func sdlVersion(v string) (string, bool) {
+	v = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(v), "v"), "V")
+	parts := strings.Split(v, ".")
+	if len(parts) > 3 {
+		return "", false
+	}
+	var n [3]int
+	for i, p := range parts {
+		if p == "" || len(p) > 6 || strings.Trim(p, "0123456789") != "" {
+			return "", false
+		}
+		for _, c := range p {
+			n[i] = n[i]*10 + int(c-'0')
+		}
+	}
+	switch {
+	case n[0] != 2:
+		return "", false
+	case n[1] == 0 && n[2] == 0:
+		return "2.0", true
+	case n[1] == 1:
+		return "2.1", true
+	case n[1] == 2:
+		return "2.2", true
+	}
+	return "", false
 }
 
 func (s *Service) imageLine(def int) int {
@@ -377,6 +443,58 @@ type field struct {
 	key     string
 	keyNode *yaml.Node
 	val     *yaml.Node
+	merged  bool // from a merge key (<<), not the mapping's own
+}
+
+// mergedMapping lists a mapping's fields with YAML merge keys (<<)
+// applied as yaml.v3 (and so Akash) decodes them: the mapping's own
+// fields first, then those of the merged mappings that it does not define,
+// earlier merged mappings before later ones, merges of merges included.
+func mergedMapping(n *yaml.Node, path string, ps *problems) []field {
+	budget := maxMergedFields
+	return mergeInto(n, path, ps, 0, &budget)
+}
+
+func mergeInto(n *yaml.Node, path string, ps *problems, depth int, budget *int) []field {
+	var own, merges []field
+	for _, f := range mapping(n, path, ps) {
+		if f.key == "<<" && f.keyNode.Tag != "!!str" {
+			merges = append(merges, f)
+		} else {
+			own = append(own, f)
+		}
+	}
+	*budget -= len(own)
+	for _, m := range merges {
+		if depth >= 8 || *budget < 0 {
+			ps.add(path, m.keyNode.Line, "YAML merge keys (<<) nest deeper than 8 or expand to more than %d fields", maxMergedFields)
+			return own
+		}
+		var srcs []*yaml.Node
+		switch m.val.Kind {
+		case yaml.MappingNode:
+			srcs = []*yaml.Node{m.val}
+		case yaml.SequenceNode:
+			for _, e := range m.val.Content {
+				srcs = append(srcs, resolve(e))
+			}
+		default:
+			srcs = []*yaml.Node{m.val}
+		}
+		for _, src := range srcs {
+			if src.Kind != yaml.MappingNode {
+				ps.add(path, m.keyNode.Line, "a merge key (<<) takes a mapping or a list of mappings, got %s", kindName(src))
+				continue
+			}
+			for _, f := range mergeInto(src, path, ps, depth+1, budget) {
+				if _, dup := lookup(own, f.key); !dup {
+					f.merged = true
+					own = append(own, f)
+				}
+			}
+		}
+	}
+	return own
 }
 
 // mapping lists a mapping's fields, reporting duplicate and non-string

@@ -35,13 +35,19 @@ var (
 
 // Claims are what an install token grants.
 type Claims struct {
-	Issuer     string   `json:"iss"`
-	ID         string   `json:"jti"`
-	Install    string   `json:"inst"`
-	Workspace  string   `json:"ws"`
-	Cluster    string   `json:"cl,omitempty"`
-	Node       string   `json:"node,omitempty"`
-	Repos      []string `json:"repos,omitempty"`
+	Issuer    string   `json:"iss"`
+	ID        string   `json:"jti"`
+	Install   string   `json:"inst"`
+	Workspace string   `json:"ws"`
+	Cluster   string   `json:"cl,omitempty"`
+	Node      string   `json:"node,omitempty"`
+	Repos     []string `json:"repos,omitempty"`
+	// Scoped marks a token the hub's token endpoint narrowed to a
+	// requested scope: it is good only for the repository names in Scope
+	// (as the client writes them in the path), on top of its install's
+	// allow-list. An unscoped token is good for the whole allow-list.
+	Scoped     bool     `json:"scoped,omitempty"`
+	Scope      []string `json:"scope,omitempty"`
 	Generation int64    `json:"gen"`
 	IssuedAt   int64    `json:"iat"`
 	Expiry     int64    `json:"exp"`

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// maxTagList bounds an upstream tag list the hub rewrites in memory; a
+// longer one is refused (the client can page with ?n=).
+const maxTagList = 8 << 20
+
+// serveTagList answers tags/list with the upstream's list under the name
+// the client asked for (distribution spec: "name" is the repository of the
+// request): registry.test/team/app in the path-prefix form, team/app in the
+// mirror form, never the upstream's own path. Other fields pass unchanged.
+func (p *Proxy) serveTagList(w *countingWriter, r *http.Request, rt route, resp *http.Response) (int64, *apiError) {
+	h := w.Header()
+	for _, k := range []string{"Content-Type", "Etag", "Last-Modified"} {
+		if v := resp.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	if link := resp.Header.Get("Link"); link != "" {
+		if l, ok := rewriteLink(link, rt); ok {
+			h.Set("Link", l)
+		}
+	}
+	if r.Method == http.MethodHead {
+		// The length of the rewritten body is not known without it.
+		w.WriteHeader(http.StatusOK)
+		return 0, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxTagList+1))
+	if err != nil {
+		return 0, p.streamFailed(r, rt, "read tag list", err)
+	}
+	if len(raw) > maxTagList {
+		return 0, &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_body",
+			message: "upstream " + rt.repo.Host + " tag list is larger than " + strconv.Itoa(maxTagList>>20) + " MiB: page it with ?n="}
+	}
+	var list map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
+		return 0, &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_body",
+			message: "upstream " + rt.repo.Host + " answered a tag list that is not a JSON object"}
+	}
+	list["name"], _ = json.Marshal(rt.name)
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(list); err != nil {
+		return 0, errUpstream("encode tag list: " + err.Error())
+	}
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	n, err := w.Write(buf.Bytes())
+	if err != nil {
+		return int64(n), p.streamFailed(r, rt, "write to client", err)
+	}
+	return int64(n), nil
+}
