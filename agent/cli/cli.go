@@ -22,6 +22,7 @@ import (
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
+	"github.com/pullgate/pullgate/internal/version"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -102,6 +103,8 @@ over a unix socket. Tokens revoked at the hub are dropped at once.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = version.Version()
+	root.SetVersionTemplate(version.String("pullgate-agent") + "\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(runCommand(stderr, env), kubeletConfigCommand(stdout, env))

@@ -30,6 +30,7 @@ import (
 	kubeletv1 "k8s.io/kubelet/config/v1"
 
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
+	"github.com/pullgate/pullgate/internal/version"
 )
 
 // DockerHelperName is the docker-credential-helper name of the helper
@@ -54,6 +55,10 @@ func main() {
 // Main runs the installer with the command line args; it returns the exit
 // code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, version.String("pullgate-node-install"))
+		return 0
+	}
 	o, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -84,6 +89,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.inPlace, "config-in-place", false, "--config is a file mounted on its own (hostPath type File): rewrite it in place instead of renaming a new file over it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: pullgate-node-install --bin-dir DIR [--config FILE] [flags] [-- kubelet-config flags]
+       pullgate-node-install --version
 
 Installs pullgate-credential-provider into the kubelet's credential provider
 bin dir and writes pullgate's entry into the kubelet's CredentialProviderConfig
