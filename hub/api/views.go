@@ -78,6 +78,9 @@ func (r CreateRegistryRequest) LogValue() slog.Value {
 // UpdateRegistryRequest is the body of PATCH .../registries/{name}. Absent
 // fields are left as they are; a password stores a new secret version.
 type UpdateRegistryRequest struct {
+	// Kind changes the credential's kind (basic, token, ecr, acr, gcp); a
+	// different kind needs Password too, since the secret's form changes.
+	Kind     *string   `json:"kind,omitempty"`
 	Username *string   `json:"username,omitempty"`
 	Endpoint *string   `json:"endpoint,omitempty"` // "" clears it
 	Password *Password `json:"password,omitempty"`

@@ -65,11 +65,21 @@ answers when that is not https://<host>.
 			if !passwordStdin {
 				return usageErrorf("%s needs --password-stdin: the password is read from stdin only", cmd.CommandPath())
 			}
-			s, err := g.open(cmd)
+			ecrP, acrP, err := kf.params(cmd)
 			if err != nil {
 				return err
 			}
-			ecrP, acrP, err := kf.params(cmd)
+			req := api.CreateRegistryRequest{
+				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
+				Insecure: insecure, ECR: ecrP, ACR: acrP,
+				AllowPrivateNetwork: allowPrivate, RealmHosts: realmHosts,
+			}
+			// Every flag is checked before the password is read: a typo
+			// must not cost a typed or piped secret.
+			if _, _, err := api.CheckCreateRegistry(req); err != nil {
+				return usageErrorf("%s: %v", cmd.CommandPath(), err)
+			}
+			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -77,11 +87,8 @@ answers when that is not https://<host>.
 			if err != nil {
 				return err
 			}
-			reg, err := s.c.AddRegistry(cmd.Context(), ws, api.CreateRegistryRequest{
-				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
-				Password: api.Password(pw), Insecure: insecure, ECR: ecrP, ACR: acrP,
-				AllowPrivateNetwork: allowPrivate, RealmHosts: realmHosts,
-			})
+			req.Password = api.Password(pw)
+			reg, err := s.c.AddRegistry(cmd.Context(), ws, req)
 			if err != nil {
 				return err
 			}
@@ -196,26 +203,29 @@ func newRegistryGetCmd(g *globals) *cobra.Command {
 
 func newRegistryUpdateCmd(g *globals) *cobra.Command {
 	var (
-		ws, username, endpoint                string
+		ws, username, endpoint, kind          string
 		passwordStdin, insecure, allowPrivate bool
 		realmHosts                            []string
 		kf                                    kindFlags
 	)
 	c := &cobra.Command{
-		Use:   "update --workspace W NAME [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false] [--allow-private-network=true|false] [--realm-host H]...",
+		Use:   "update --workspace W NAME [--kind K --password-stdin] [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false] [--allow-private-network=true|false] [--realm-host H]...",
 		Short: "Update a registry credential",
 		Long: `Update a registry credential. Only the flags given change.
 
 A new password (read from stdin with --password-stdin) is stored as a new
 secret version; the proxy uses it for the next pull. --endpoint "" clears
 the endpoint. --realm-host replaces the trusted realm hosts; --realm-host ""
-clears them.
+clears them. --kind changes the kind: the secret's form changes with it, so
+a new one is read with --password-stdin, the old kind's parameters are
+dropped and the username is kept only between basic, token and acr.
 
 ` + networkHelp,
 		Example: `  printf '%s' "$NEW_PAT" | pullgate-hub registry update -w acme gh --password-stdin
   pullgate-hub registry update -w acme gh --username newbot
   pullgate-hub registry update -w acme corp --insecure=false
-  pullgate-hub registry update -w acme corp --allow-private-network`,
+  pullgate-hub registry update -w acme corp --allow-private-network
+  printf '%s' "$GHCR_PAT" | pullgate-hub registry update -w acme gh --kind token --password-stdin`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace"); err != nil {
@@ -223,6 +233,12 @@ clears them.
 			}
 			f := cmd.Flags()
 			var req api.UpdateRegistryRequest
+			if f.Changed("kind") {
+				if !passwordStdin {
+					return usageErrorf("%s: --kind changes the form of the secret: give the new one with --password-stdin", cmd.CommandPath())
+				}
+				req.Kind = &kind
+			}
 			if f.Changed("username") {
 				req.Username = &username
 			}
@@ -250,7 +266,10 @@ clears them.
 			}
 			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil && req.ECR == nil && req.ACR == nil &&
 				req.AllowPrivateNetwork == nil && req.RealmHosts == nil {
-				return usageErrorf("%s: nothing to update: give --username, --endpoint, --password-stdin, --insecure, --allow-private-network or --realm-host", cmd.CommandPath())
+				return usageErrorf("%s: nothing to update: give --kind, --username, --endpoint, --password-stdin, --insecure, --allow-private-network or --realm-host", cmd.CommandPath())
+			}
+			if err := api.CheckUpdateRegistry(req); err != nil {
+				return usageErrorf("%s: %v", cmd.CommandPath(), err)
 			}
 			s, err := g.open(cmd)
 			if err != nil {
@@ -274,6 +293,7 @@ clears them.
 	}
 	addWorkspaceFlag(c, &ws)
 	f := c.Flags()
+	f.StringVar(&kind, "kind", "", "new credential kind: basic, token, ecr, acr or gcp (with --password-stdin)")
 	f.StringVar(&username, "username", "", "new username")
 	f.StringVar(&endpoint, "endpoint", "", `new endpoint, http(s)://host[:port] ("" clears it)`)
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read a new password or token from stdin")
