@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -213,10 +214,19 @@ func TestWorkflow(t *testing.T) {
 		strings.Count(out, " ok ") != 3 {
 		t.Errorf("registry test:\n%s", out)
 	}
-	h.setCheck(upstream.CheckResult{Reachable: true, AuthScheme: "basic", Error: "authenticate: /v2/ answered 401 Unauthorized"})
+	rejected := "authenticate: the upstream rejected the username or password (/v2/ answered 401 Unauthorized)"
+	h.setCheck(upstream.CheckResult{Reachable: true, AuthScheme: "basic", Error: rejected})
 	code, out, errOut = h.run("", "registry", "test", "-w", "acme", "gh")
-	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(errOut, "test failed: authenticate: /v2/ answered 401") {
+	if code != 1 || !strings.Contains(errOut, "test failed: "+rejected) {
 		t.Errorf("failed registry test: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The failed step's DETAIL says why; the steps after it are skipped.
+	if !regexp.MustCompile(`(?m)^authenticate +FAILED +the upstream rejected the username or password \(/v2/ answered 401 Unauthorized\)$`).MatchString(out) {
+		t.Errorf("failed step without its detail:\n%s", out)
+	}
+	h.setCheck(upstream.CheckResult{Reachable: true, AuthScheme: "bearer", Authenticated: true, Error: "list tags of ghcr.io/acme/nope: 404 Not Found"})
+	if _, out, _ = h.run("", "registry", "test", "-w", "acme", "gh", "--repo", "nope"); !regexp.MustCompile(`(?m)^list tags of ghcr.io/acme/nope +FAILED +404 Not Found$`).MatchString(out) {
+		t.Errorf("failed list step without its detail:\n%s", out)
 	}
 
 	// Clusters: a join token on stdout, shown once.

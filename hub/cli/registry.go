@@ -406,7 +406,9 @@ the handshake does not go through.`,
 // when an earlier step failed.
 func printCheck(s *session, r upstream.CheckResult) {
 	t := newTable(s.out, "STEP", "RESULT", "DETAIL")
-	failed := false
+	failed, shown := false, false
+	// The first failed step carries the error (the check stops there),
+	// without the step's own name repeated.
 	step := func(name string, ok bool, detail string) {
 		switch {
 		case failed:
@@ -415,7 +417,15 @@ func printCheck(s *session, r upstream.CheckResult) {
 			t.row(name, "ok", detail)
 		default:
 			failed = true
-			t.row(name, "FAILED", "")
+			why := r.Error
+			for _, p := range []string{"authenticate: ", "list tags of " + r.Repository + ": "} {
+				why = strings.TrimPrefix(why, p)
+			}
+			if why == "" {
+				why = "-"
+			}
+			shown = r.Error != ""
+			t.row(name, "FAILED", why)
 		}
 	}
 	if r.TokenSource != "" {
@@ -441,7 +451,7 @@ func printCheck(s *session, r upstream.CheckResult) {
 	for _, w := range r.Warnings {
 		fmt.Fprintf(s.out, "warning: %s\n", w)
 	}
-	if r.Error != "" {
+	if r.Error != "" && !shown {
 		fmt.Fprintf(s.out, "upstream error: %s\n", r.Error)
 	}
 }
