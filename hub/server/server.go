@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg Config) error {
 		proxy.WithCredentialSource(creds), proxy.WithStreamChecks(0, 0, cfg.WriteTimeout))
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
-		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL,
+		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return creds.Check(ctx, pool, c, s, repo)
 		},

@@ -81,7 +81,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("pullgate-node-install", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.helper, "helper", filepath.Join(dir, kubeletconfig.PluginName), "the credential helper binary to install")
-	fs.StringVar(&o.agent, "agent", filepath.Join(dir, "pullgate-agent"), "the pullgate-agent binary (runs `kubelet-config`)")
+	fs.StringVar(&o.agent, "agent", filepath.Join(dir, "pullgate-agent"), "the pullgate-agent binary (run as: pullgate-agent kubelet-config)")
 	fs.StringVar(&o.binDir, "bin-dir", "", "the kubelet's credential provider bin dir (--image-credential-provider-bin-dir), as mounted here")
 	fs.StringVar(&o.pluginName, "plugin-name", kubeletconfig.PluginName, "the helper's file name in --bin-dir and its provider name in the config")
 	fs.BoolVar(&o.dockerLink, "docker-credential-link", true, "also link "+DockerHelperName+" to the helper in --bin-dir")
