@@ -558,8 +558,15 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	root := NewRoot()
-	root.SetArgs([]string{"registry", "add", "--help"})
+	root.SetArgs([]string{"--version"})
 	var out bytes.Buffer
+	root.SetOut(&out)
+	if code := Execute(context.Background(), root); code != 0 || !strings.HasPrefix(out.String(), "pullgate-hub dev (") {
+		t.Errorf("--version: exit %d %q", code, out.String())
+	}
+	root = NewRoot()
+	root.SetArgs([]string{"registry", "add", "--help"})
+	out.Reset()
 	root.SetOut(&out)
 	Execute(context.Background(), root)
 	if strings.Contains(out.String(), "--password ") || !strings.Contains(out.String(), "--password-stdin") {
