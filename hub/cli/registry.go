@@ -112,8 +112,8 @@ answers when that is not https://<host>.
 }
 
 // networkHelp explains the network policy flags of add and update.
-const networkHelp = `Network policy. The hub uses HTTPS only unless the endpoint is http:// or
---insecure is given. It refuses to connect to loopback, private (RFC 1918),
+const networkHelp = `Network policy. The hub uses HTTPS only unless the endpoint is http:// (then
+plain HTTP only) or --insecure is given (HTTPS first, then HTTP). It refuses to connect to loopback, private (RFC 1918),
 link-local, CGNAT, unique-local and other special-purpose addresses, checked
 on the address actually dialled (so DNS cannot steer it there), unless
 --allow-private-network is given: use it for a registry on your own network.
