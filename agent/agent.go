@@ -319,7 +319,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { cancel(); <-done }()
 	}
 	close(a.listening)
-	a.log.Info("pullgate agent listening", "socket", a.socket, "metrics", a.MetricsAddr(),
+	a.log.Info("pullgate agent listening", "version", version.Version(), "socket", a.socket, "metrics", a.MetricsAddr(),
 		"nats", wire.RedactURL(a.natsURL), "state_dir", a.stateDir)
 
 	id, err := a.loadOrEnrol(ctx)

@@ -29,6 +29,7 @@ import (
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/tokensvc"
 	"github.com/pullgate/pullgate/hub/upstream"
+	"github.com/pullgate/pullgate/internal/version"
 )
 
 // Config is everything `pullgate-hub serve` takes.
@@ -222,7 +223,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("hub serving", "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir)
+	log.Info("hub serving", "version", version.Version(), "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
