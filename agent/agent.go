@@ -32,6 +32,7 @@ import (
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/metrics"
 	"github.com/pullgate/pullgate/agent/server"
+	"github.com/pullgate/pullgate/internal/version"
 	"github.com/pullgate/pullgate/pkg/imageref"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
@@ -42,9 +43,6 @@ const (
 	DefaultMetricsListen = "127.0.0.1:9464"
 	DefaultResync        = 60 * time.Second
 )
-
-// Version is reported to the hub on enrolment.
-var Version = "dev"
 
 // Agent is one node agent. Create it with New and start it with Run.
 type Agent struct {
@@ -241,7 +239,7 @@ func New(opts ...Option) (*Agent, error) {
 		a.mirrors = m
 	}
 	a.hubOpts = append([]hubclient.Option{hubclient.WithLogger(a.log), hubclient.WithMetrics(a.m),
-		hubclient.WithName("pullgate-agent " + a.nodeName), hubclient.WithAgentVersion(Version)}, a.hubOpts...)
+		hubclient.WithName("pullgate-agent " + a.nodeName), hubclient.WithAgentVersion(version.Version())}, a.hubOpts...)
 	if err := hubclient.Validate(a.natsURL, a.hubOpts...); err != nil {
 		return nil, err
 	}
@@ -321,7 +319,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { cancel(); <-done }()
 	}
 	close(a.listening)
-	a.log.Info("pullgate agent listening", "socket", a.socket, "metrics", a.MetricsAddr(),
+	a.log.Info("pullgate agent listening", "version", version.Version(), "socket", a.socket, "metrics", a.MetricsAddr(),
 		"nats", wire.RedactURL(a.natsURL), "state_dir", a.stateDir)
 
 	id, err := a.loadOrEnrol(ctx)
@@ -716,7 +714,7 @@ func (a *Agent) enrolOnce(ctx context.Context) (identity.Identity, error) {
 	if err != nil {
 		return identity.Identity{}, err
 	}
-	reply, err := hubclient.Enrol(ctx, a.natsURL, tok, wire.EnrolRequest{NodeName: a.nodeName, AgentVersion: Version}, a.hubOpts...)
+	reply, err := hubclient.Enrol(ctx, a.natsURL, tok, wire.EnrolRequest{NodeName: a.nodeName, AgentVersion: version.Version()}, a.hubOpts...)
 	if err != nil {
 		return identity.Identity{}, err
 	}

@@ -226,6 +226,17 @@ func TestDebPackages(t *testing.T) {
 			t.Errorf("%v: %v\n%s", c, err, out)
 		}
 	}
+	// Every installed binary carries the package's version stamp.
+	for _, c := range [][]string{
+		{"/usr/bin/pullgate-hub", "--version"},
+		{"/usr/bin/pullgate-agent", "--version"},
+		{"/usr/bin/pullgate-credential-provider", "--version"},
+		{"/usr/bin/docker-credential-pullgate", "version"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil || !strings.Contains(string(out), " "+pkgVersion+" (") {
+			t.Errorf("%v: %v %q, want version %s", c, err, out, pkgVersion)
+		}
+	}
 
 	// The units as installed, against the installed binaries.
 	if out, err := exec.Command("systemd-analyze", "verify",

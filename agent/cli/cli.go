@@ -22,6 +22,7 @@ import (
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
+	"github.com/pullgate/pullgate/internal/version"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -102,6 +103,8 @@ over a unix socket. Tokens revoked at the hub are dropped at once.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = version.Version()
+	root.SetVersionTemplate(version.String("pullgate-agent") + "\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(runCommand(stderr, env), kubeletConfigCommand(stdout, env))
@@ -345,7 +348,7 @@ namespace/service account.`,
 	f := cmd.Flags()
 	f.BoolVar(&o.Shared, "shared", false, "multi-workspace cluster: pass pods' service-account tokens (tokenAttributes)")
 	f.StringArrayVar(&o.MatchImages, "match-image", nil, "image pattern the helper serves (repeatable), e.g. ghcr.io, *.azurecr.io, hub.example.com")
-	f.StringVar(&o.Socket, "socket", wire.DefaultSocket, "the agent's socket, passed to the helper ("+EnvSocket+")")
+	f.StringVar(&o.Socket, "socket", wire.DefaultSocket, "the agent's socket, passed to the helper: the same as pullgate-agent run --socket ("+EnvSocket+")")
 	f.StringVar(&o.PluginName, "plugin-name", kubeletconfig.PluginName, "the helper's file name in the kubelet's credential provider bin dir")
 	f.DurationVar(&o.CacheDuration, "cache-duration", kubeletconfig.DefaultCacheDuration, "defaultCacheDuration; responses carry a shorter one from the token's life")
 	f.StringVar(&o.Audience, "audience", kubeletconfig.DefaultAudience, "service-account token audience (with --shared)")

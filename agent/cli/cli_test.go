@@ -53,6 +53,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"kubelet-config"}, 2, "--match-image is required"},
 		{[]string{"kubelet-config", "--match-image", "https://ghcr.io"}, 2, "no scheme"},
 		{[]string{"nope"}, 2, "unknown command"},
+		{[]string{"--version"}, 0, "pullgate-agent dev ("},
 	} {
 		code, out, errs := run(t, nil, tc.args...)
 		if code != tc.code || !strings.Contains(out+errs, tc.want) {

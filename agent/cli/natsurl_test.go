@@ -24,7 +24,7 @@ func TestRunRefusesPlainTextNATSOffLoopback(t *testing.T) {
 		{[]string{"run", "--join-token", "pgj1.x.y"}, map[string]string{EnvNATSURL: "nats://10.0.0.5:4222"},
 			[]string{"plain text", "--insecure-nats"}},
 		{[]string{"run", "--nats-url", "nats://127.0.0.1:4222,nats://hub.example.com:4222"}, nil, []string{"hub.example.com"}},
-		{[]string{"run", "--nats-url", "http://hub.example.com:4222"}, nil, []string{"scheme"}},
+		{[]string{"run", "--nats-url", "http://hub.example.com:5080"}, nil, []string{"is not a NATS URL", "--nats-listen", "4222"}},
 		{[]string{"run", "--nats-url", "tls://hub.example.com:4222", "--nats-ca", badCA}, nil, []string{"no PEM certificate"}},
 		{[]string{"run", "--nats-url", "tls://hub.example.com:4222", "--nats-ca", badCA + ".missing"}, nil, []string{"NATS CA"}},
 	} {

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -149,6 +150,9 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 		if isTLSFailure(err) {
 			return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w", wire.RedactURL(natsURL), tlsHint(err))
 		}
+		if perr := probeNATS(ctx, natsURL, cfg.timeout); perr != nil {
+			return wire.EnrolReply{}, fmt.Errorf("enrol: connect: %w", perr)
+		}
 		return wire.EnrolReply{}, fmt.Errorf("enrol: connect to %s: %w: %w", wire.RedactURL(natsURL), ErrUnreachable, err)
 	}
 	defer nc.Close()
@@ -238,6 +242,7 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 			ev.Refused(err)
 		}
 	}
+	var probed atomic.Bool // whether a failed connect was probed for a non-NATS server
 	nopts := append(append(secure,
 		nats.UserInfo(id.NodeID, id.NodeSecret),
 		nats.CustomInboxPrefix(wire.InboxPrefix(id.NodeID)),
@@ -275,6 +280,15 @@ func Dial(natsURL string, id identity.Identity, ev Events, opts ...Option) (*Con
 				return
 			}
 			log.Debug("reconnect attempt failed", "err", err)
+			if !IsRefusal(err) && !probed.Swap(true) {
+				// Once per connection: a wrong port stays wrong.
+				ctx, cancel := context.WithTimeout(context.Background(), 2*maxProbeWait)
+				perr := probeNATS(ctx, natsURL, cfg.timeout)
+				cancel()
+				if perr != nil {
+					log.Error("cannot connect to the hub's NATS", "err", perr)
+				}
+			}
 			refused(err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

@@ -21,8 +21,12 @@ import (
 // EnvSocket overrides the agent socket (the protocol passes no flags).
 const EnvSocket = "PULLGATE_SOCKET"
 
-// ErrReadOnly is the answer to store, erase and list.
-var ErrReadOnly = errors.New("pullgate credentials come from the node agent; store/erase are not supported")
+// ErrReadOnly is the answer to store, erase and list (wrapped with the
+// action's name).
+var ErrReadOnly = errors.New("pullgate credentials come from the node agent: only get is supported")
+
+// readOnly names the refused action, as the client invoked it.
+func readOnly(action string) error { return fmt.Errorf("%s: %w", action, ErrReadOnly) }
 
 // Helper implements credentials.Helper.
 type Helper struct {
@@ -41,13 +45,13 @@ func New(socket string) Helper {
 var _ credentials.Helper = Helper{}
 
 // Add refuses.
-func (Helper) Add(*credentials.Credentials) error { return ErrReadOnly }
+func (Helper) Add(*credentials.Credentials) error { return readOnly("store") }
 
 // Delete refuses.
-func (Helper) Delete(string) error { return ErrReadOnly }
+func (Helper) Delete(string) error { return readOnly("erase") }
 
 // List refuses.
-func (Helper) List() (map[string]string, error) { return nil, ErrReadOnly }
+func (Helper) List() (map[string]string, error) { return nil, readOnly("list") }
 
 // Get asks the agent for the registry host of serverURL.
 func (h Helper) Get(serverURL string) (string, string, error) {

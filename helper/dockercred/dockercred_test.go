@@ -2,6 +2,7 @@ package dockercred
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -40,7 +41,8 @@ func TestReadOnly(t *testing.T) {
 		}
 		var out bytes.Buffer
 		err := credentials.HandleCommand(h, action, in, &out)
-		if err == nil || !strings.Contains(err.Error(), "store/erase are not supported") || strings.Contains(err.Error(), "topsecret") {
+		if err == nil || !errors.Is(err, ErrReadOnly) || !strings.HasPrefix(err.Error(), action+": ") ||
+			!strings.Contains(err.Error(), "only get is supported") || strings.Contains(err.Error(), "topsecret") {
 			t.Errorf("%s: %v", action, err)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/helper/agentclient"
+	"github.com/pullgate/pullgate/internal/version"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -204,8 +205,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	h := Helper{}
 	fs.StringVar(&h.Socket, "socket", wire.DefaultSocket, "the pullgate agent's unix socket")
 	fs.DurationVar(&h.Timeout, "timeout", 12*time.Second, "how long to wait for the agent")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: pullgate-credential-provider [--socket PATH] [--timeout DURATION] < CredentialProviderRequest
+       pullgate-credential-provider --version
 
 A kubelet image credential provider (%s): reads a
 CredentialProviderRequest on stdin and answers install tokens from the local
@@ -220,6 +223,10 @@ docker-credential-helper instead (get <<< SERVER_URL).
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("pullgate-credential-provider"))
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pullgate-credential-provider: unexpected arguments %q\n", fs.Args())

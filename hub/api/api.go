@@ -51,6 +51,9 @@ type Deps struct {
 	// PublicURL is the hub's public URL; its host is what SDL imports
 	// point rewritten images at (default: the request's Host). Optional.
 	PublicURL string
+	// AuditFlush, when set, writes the audit events still queued before
+	// an audit query, so that a pull that just ended is in the answer.
+	AuditFlush func(context.Context) error
 }
 
 // route is one entry of the route table. The table is the single source of

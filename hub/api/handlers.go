@@ -145,28 +145,8 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	if err := checkName("name", req.Name); err != nil {
-		return err
-	}
-	if strings.TrimSpace(req.Host) == "" {
-		return badRequest("host: required (e.g. ghcr.io or ghcr.io/org)")
-	}
-	if strings.Contains(req.Host, "@") {
-		// Not echoed: it may be user:password@host.
-		return badRequest("host: must not contain user info; give username and password separately")
-	}
-	prefix, err := imageref.ParsePrefix(req.Host)
+	prefix, endpoint, err := CheckCreateRegistry(req)
 	if err != nil {
-		return badRequest("host: %v", err)
-	}
-	endpoint, err := parseEndpoint(req.Endpoint)
-	if err != nil {
-		return err
-	}
-	if err := checkUsername(req.Username); err != nil {
-		return err
-	}
-	if err := checkRealmHosts(req.RealmHosts); err != nil {
 		return err
 	}
 	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
@@ -265,23 +245,20 @@ func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil && req.ECR == nil && req.ACR == nil &&
+	if req.Kind == nil && req.Username == nil && req.Password == nil && req.Insecure == nil && req.Endpoint == nil && req.ECR == nil && req.ACR == nil &&
 		req.AllowPrivateNetwork == nil && req.RealmHosts == nil {
-		return badRequest("nothing to update: give username, password, endpoint, insecure, allow_private_network, realm_hosts, ecr or acr")
+		return badRequest("nothing to update: give kind, username, password, endpoint, insecure, allow_private_network, realm_hosts, ecr or acr")
+	}
+	if err := CheckUpdateRegistry(req); err != nil {
+		return err
 	}
 	u := store.CredentialUpdate{Username: req.Username, Insecure: req.Insecure, AllowPrivateNetwork: req.AllowPrivateNetwork}
 	if req.RealmHosts != nil {
-		if err := checkRealmHosts(*req.RealmHosts); err != nil {
-			return err
-		}
 		hosts := append([]string{}, *req.RealmHosts...)
 		u.RealmHosts = &hosts
 	}
 	if req.Endpoint != nil {
-		ep, err := parseEndpoint(*req.Endpoint)
-		if err != nil {
-			return err
-		}
+		ep, _ := parseEndpoint(*req.Endpoint) // checked above
 		u.Endpoint = &ep
 	}
 	wsName, name := r.PathValue("ws"), r.PathValue("name")
@@ -289,11 +266,11 @@ func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if req.Kind != nil && *req.Kind != c.Kind {
+		return s.changeRegistryKind(w, r, c, *req.Kind, req, u)
+	}
 	username := c.Username
 	if req.Username != nil {
-		if err := checkUsername(*req.Username); err != nil {
-			return err
-		}
 		username = *req.Username
 		if (c.Kind == credential.KindBasic || c.Kind == credential.KindACR) && username == "" && req.ACR == nil {
 			return badRequest("username: kind %s needs a username", c.Kind)
@@ -726,13 +703,23 @@ func (s *server) queryAudit(w http.ResponseWriter, r *http.Request) error {
 		}
 		q.Limit = n
 	}
+	if s.d.AuditFlush != nil {
+		if err := s.d.AuditFlush(r.Context()); err != nil {
+			return err
+		}
+	}
 	evs, err := s.d.Store.QueryAudit(r.Context(), q)
 	if err != nil {
 		return err
 	}
 	out := AuditEvents{Events: make([]AuditEvent, 0, len(evs))}
+	names := newAuditNames(s.d.Store)
 	for _, e := range evs {
-		out.Events = append(out.Events, auditView(e))
+		v := auditView(e)
+		if err := names.name(r.Context(), &v); err != nil {
+			return err
+		}
+		out.Events = append(out.Events, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/pullgate/pullgate/hub/credential"
@@ -139,4 +140,38 @@ func (s *server) describeWith(c store.Credential, sec credential.Secret) Registr
 		v.ExpiresAt = &t
 	}
 	return v
+}
+
+// changeRegistryKind gives c another kind. The secret's form depends on
+// the kind, so a new password is required and the old kind's parameters
+// are not carried over; the username is kept only between kinds where it
+// means the same (basic, token, acr with a username).
+func (s *server) changeRegistryKind(w http.ResponseWriter, r *http.Request, c store.Credential, kind string, req UpdateRegistryRequest, u store.CredentialUpdate) error {
+	if req.Password == nil {
+		return badRequest("kind: changing kind %s to %s replaces the secret: give the password too", c.Kind, kind)
+	}
+	plain := func(k string) bool {
+		return k == credential.KindBasic || k == credential.KindToken || k == credential.KindACR
+	}
+	username := ""
+	switch {
+	case req.Username != nil:
+		username = *req.Username
+	case plain(c.Kind) && plain(kind) && req.ACR == nil:
+		username = c.Username
+	}
+	p, err := credential.Prepare(kindInput(kind, c.Host, username, *req.Password, req.ECR, req.ACR), s.now())
+	if err != nil {
+		return prepareErr(err)
+	}
+	u.Kind, u.Username = &p.Kind, &p.Username
+	if u.Secret, err = credential.Seal(s.d.Sealer, c, p.Secret); err != nil {
+		return err
+	}
+	c, err = s.d.Store.UpdateCredential(r.Context(), r.PathValue("ws"), r.PathValue("name"), u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.describeWith(c, p.Secret))
+	return nil
 }

@@ -78,6 +78,9 @@ func (r CreateRegistryRequest) LogValue() slog.Value {
 // UpdateRegistryRequest is the body of PATCH .../registries/{name}. Absent
 // fields are left as they are; a password stores a new secret version.
 type UpdateRegistryRequest struct {
+	// Kind changes the credential's kind (basic, token, ecr, acr, gcp); a
+	// different kind needs Password too, since the secret's form changes.
+	Kind     *string   `json:"kind,omitempty"`
 	Username *string   `json:"username,omitempty"`
 	Endpoint *string   `json:"endpoint,omitempty"` // "" clears it
 	Password *Password `json:"password,omitempty"`
@@ -246,21 +249,25 @@ type Token struct {
 // AuditEvent is one proxied or refused request (or, with Count > 1, an
 // aggregate of refused ones).
 type AuditEvent struct {
-	ID         int64     `json:"id"`
-	Time       time.Time `json:"time"`
-	Workspace  string    `json:"workspace"`
-	Install    string    `json:"install"`
-	Cluster    string    `json:"cluster"`
-	Node       string    `json:"node"`
-	ClientAddr string    `json:"client_addr"`
-	Upstream   string    `json:"upstream"`
-	Repository string    `json:"repository"`
-	Reference  string    `json:"reference"`
-	Kind       string    `json:"kind"`
-	Method     string    `json:"method"`
-	Bytes      int64     `json:"bytes"`
-	Status     int       `json:"status"`
-	DurationMS int64     `json:"duration_ms"`
+	ID        int64     `json:"id"`
+	Time      time.Time `json:"time"`
+	Workspace string    `json:"workspace"`
+	Install   string    `json:"install"`
+	Cluster   string    `json:"cluster"` // the cluster's id
+	Node      string    `json:"node"`    // the node's id
+	// ClusterName and NodeName are their names, empty when the cluster
+	// or node has since been deleted.
+	ClusterName string `json:"cluster_name,omitempty"`
+	NodeName    string `json:"node_name,omitempty"`
+	ClientAddr  string `json:"client_addr"`
+	Upstream    string `json:"upstream"`
+	Repository  string `json:"repository"`
+	Reference   string `json:"reference"`
+	Kind        string `json:"kind"`
+	Method      string `json:"method"`
+	Bytes       int64  `json:"bytes"`
+	Status      int    `json:"status"`
+	DurationMS  int64  `json:"duration_ms"`
 	// Reason is set for a refused request (why); Count > 1 for refusals
 	// aggregated into one event.
 	Reason string `json:"reason"`

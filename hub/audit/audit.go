@@ -18,6 +18,7 @@ type Writer struct {
 	log      *slog.Logger
 	onError  func()
 	events   chan store.AuditEvent
+	flushes  chan chan struct{}
 	interval time.Duration
 	maxBatch int
 	done     chan struct{}
@@ -42,7 +43,7 @@ func WithErrorHook(f func()) Option { return func(w *Writer) { w.onError = f } }
 
 // NewWriter starts a writer. Call Close to flush and stop it.
 func NewWriter(s store.Store, log *slog.Logger, opts ...Option) *Writer {
-	w := &Writer{store: s, log: log, onError: func() {}, events: make(chan store.AuditEvent, 8192),
+	w := &Writer{store: s, log: log, onError: func() {}, events: make(chan store.AuditEvent, 8192), flushes: make(chan chan struct{}),
 		interval: 100 * time.Millisecond, maxBatch: 512, done: make(chan struct{}),
 		window: DefaultRefusalWindow, now: time.Now}
 	for _, o := range opts {
@@ -67,6 +68,27 @@ func (w *Writer) Record(e store.AuditEvent) {
 	}
 	if write {
 		w.events <- e
+	}
+}
+
+// Flush writes every event recorded before it was called (the audit API
+// calls it before a query, so that a pull that just ended shows up). Refused
+// requests counted into an aggregate are not: the aggregate is written when
+// its window ends. Flush returns early when ctx ends or the writer closes.
+func (w *Writer) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case w.flushes <- done:
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -109,6 +131,18 @@ func (w *Writer) run() {
 		case <-tick.C:
 			batch = append(batch, w.refused.expire()...)
 			flush()
+		case done := <-w.flushes:
+			// Everything queued before the request: Record's send
+			// happened before Flush's.
+			for n := len(w.events); n > 0; n-- {
+				e, ok := <-w.events
+				if !ok {
+					break
+				}
+				batch = append(batch, e)
+			}
+			flush()
+			close(done)
 		}
 	}
 }

@@ -60,3 +60,28 @@ func TestWriterFlushesOnInterval(t *testing.T) {
 	}
 	t.Fatal("event not written within 5s by the interval flush")
 }
+
+// Flush writes what was recorded before it, without waiting for the
+// interval: an audit query right after a pull sees the pull.
+func TestWriterFlush(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w := NewWriter(st, slog.Default(), WithInterval(time.Hour))
+	for i := range 3 {
+		w.Record(store.AuditEvent{Workspace: "ws", Kind: "blob", Reference: fmt.Sprint(i), Status: 200})
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.QueryAudit(context.Background(), store.AuditQuery{Workspace: "ws"})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("after Flush: %d events, %v; want 3", len(got), err)
+	}
+	w.Close()
+	if err := w.Flush(context.Background()); err != nil {
+		t.Errorf("Flush after Close: %v", err)
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +40,11 @@ install and reason a minute they are aggregated into one event, shown as
 "reason x N"; tokens that do not verify at all are aggregated per reason.
 --refused shows only refused requests. The hub deletes events older than
 its --audit-retention (90 days by default).
+
+NODE is the node's name as it enrolled (its id once the node is deleted).
+The hub writes events in batches; each query first writes what is queued,
+so a pull that has just ended is in the answer. Refused requests counted
+into an aggregate appear when their minute ends.
 
 --since takes a duration back from now (30m, 24h) or an RFC 3339 time;
 "all" shows everything. --follow keeps polling (every second) and prints
@@ -74,8 +82,8 @@ query prints one JSON array; --follow prints one JSON object per line.`,
 			return followAudit(ctx, s, a, q, interval)
 		},
 	}
-	addWorkspaceFlag(c, &ws)
 	f := c.Flags()
+	f.StringVarP(&ws, "workspace", "w", "", "only events of this workspace (default: all)")
 	f.StringVar(&install, "install", "", "only events of this install")
 	f.StringVar(&since, "since", "1h", `only events since a duration ago or an RFC 3339 time ("all": no limit)`)
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
@@ -151,6 +159,62 @@ type auditPrinter struct {
 	s       *session
 	follow  bool
 	printed bool // header printed
+	// widths of the columns under --follow: each poll prints on its own,
+	// so the columns keep the widths of what was printed before (and of
+	// auditMinWidths). A longer value widens its column and the header is
+	// printed again above it: every row lines up with the header above.
+	widths []int
+}
+
+var auditHeader = []string{"TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "REASON"}
+
+// auditMinWidths are --follow's starting widths: enough for typical
+// values, so that later rows rarely need more than the first ones.
+var auditMinWidths = []int{23, 10, 10, 12, 15, 12, 16, 12, 8, 16, 8, 8, 0}
+
+func auditRow(e api.AuditEvent) []string {
+	node := e.NodeName
+	if node == "" {
+		node = e.Node // deleted since: its id is all there is
+	}
+	return []string{e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Workspace, dash(e.Install), dash(node), dash(e.ClientAddr),
+		e.Upstream, e.Repository, dash(e.Reference), e.Kind, strconv.Itoa(e.Status) + " " + http.StatusText(e.Status),
+		strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), reason(e)}
+}
+
+// printFixed prints rows padded to a.widths, widened first to fit them
+// (with the header again when a column widens after the first print).
+func (a *auditPrinter) printFixed(rows [][]string) error {
+	first := a.widths == nil
+	if first {
+		a.widths = append([]int(nil), auditMinWidths...)
+	}
+	widened := false
+	for _, r := range rows {
+		for i, c := range r[:len(r)-1] { // the last column is not padded
+			if n := utf8.RuneCountInString(c); n > a.widths[i] {
+				a.widths[i], widened = n, true
+			}
+		}
+	}
+	if widened && !first {
+		rows = append([][]string{auditHeader}, rows...)
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		for i, c := range r {
+			c = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(c)
+			if i == len(r)-1 {
+				b.WriteString(c)
+				break
+			}
+			b.WriteString(c)
+			b.WriteString(strings.Repeat(" ", a.widths[i]-utf8.RuneCountInString(c)+2))
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(a.s.out, b.String())
+	return err
 }
 
 func (a *auditPrinter) print(evs []api.AuditEvent) error {
@@ -173,15 +237,20 @@ func (a *auditPrinter) print(evs []api.AuditEvent) error {
 	if len(evs) == 0 && (a.printed || a.follow) {
 		return nil
 	}
-	t := newTable(s.out)
+	var rows [][]string
 	if !a.printed {
-		t.row("TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "REASON")
+		rows = append(rows, append([]string(nil), auditHeader...))
 		a.printed = true
 	}
 	for _, e := range evs {
-		t.row(e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Workspace, dash(e.Install), dash(e.Node), dash(e.ClientAddr),
-			e.Upstream, e.Repository, dash(e.Reference), e.Kind, strconv.Itoa(e.Status)+" "+http.StatusText(e.Status),
-			strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), reason(e))
+		rows = append(rows, auditRow(e))
+	}
+	if a.follow {
+		return a.printFixed(rows)
+	}
+	t := newTable(s.out)
+	for _, r := range rows {
+		t.row(r...)
 	}
 	return t.flush()
 }

@@ -349,7 +349,7 @@ install and workspace.`,
 			return nil
 		},
 	}
-	addWorkspaceFlag(c, &ws)
+	c.Flags().StringVarP(&ws, "workspace", "w", "", "workspace name, when the argument is INSTALL alone")
 	c.Flags().DurationVar(&ttl, "ttl", 10*time.Minute, "token lifetime, 1m to 24h")
 	return c
 }

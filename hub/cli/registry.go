@@ -65,11 +65,21 @@ answers when that is not https://<host>.
 			if !passwordStdin {
 				return usageErrorf("%s needs --password-stdin: the password is read from stdin only", cmd.CommandPath())
 			}
-			s, err := g.open(cmd)
+			ecrP, acrP, err := kf.params(cmd)
 			if err != nil {
 				return err
 			}
-			ecrP, acrP, err := kf.params(cmd)
+			req := api.CreateRegistryRequest{
+				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
+				Insecure: insecure, ECR: ecrP, ACR: acrP,
+				AllowPrivateNetwork: allowPrivate, RealmHosts: realmHosts,
+			}
+			// Every flag is checked before the password is read: a typo
+			// must not cost a typed or piped secret.
+			if _, _, err := api.CheckCreateRegistry(req); err != nil {
+				return usageErrorf("%s: %v", cmd.CommandPath(), err)
+			}
+			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -77,11 +87,8 @@ answers when that is not https://<host>.
 			if err != nil {
 				return err
 			}
-			reg, err := s.c.AddRegistry(cmd.Context(), ws, api.CreateRegistryRequest{
-				Name: name, Host: host, Endpoint: endpoint, Kind: kind, Username: username,
-				Password: api.Password(pw), Insecure: insecure, ECR: ecrP, ACR: acrP,
-				AllowPrivateNetwork: allowPrivate, RealmHosts: realmHosts,
-			})
+			req.Password = api.Password(pw)
+			reg, err := s.c.AddRegistry(cmd.Context(), ws, req)
 			if err != nil {
 				return err
 			}
@@ -105,8 +112,8 @@ answers when that is not https://<host>.
 }
 
 // networkHelp explains the network policy flags of add and update.
-const networkHelp = `Network policy. The hub uses HTTPS only unless the endpoint is http:// or
---insecure is given. It refuses to connect to loopback, private (RFC 1918),
+const networkHelp = `Network policy. The hub uses HTTPS only unless the endpoint is http:// (then
+plain HTTP only) or --insecure is given (HTTPS first, then HTTP). It refuses to connect to loopback, private (RFC 1918),
 link-local, CGNAT, unique-local and other special-purpose addresses, checked
 on the address actually dialled (so DNS cannot steer it there), unless
 --allow-private-network is given: use it for a registry on your own network.
@@ -196,26 +203,29 @@ func newRegistryGetCmd(g *globals) *cobra.Command {
 
 func newRegistryUpdateCmd(g *globals) *cobra.Command {
 	var (
-		ws, username, endpoint                string
+		ws, username, endpoint, kind          string
 		passwordStdin, insecure, allowPrivate bool
 		realmHosts                            []string
 		kf                                    kindFlags
 	)
 	c := &cobra.Command{
-		Use:   "update --workspace W NAME [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false] [--allow-private-network=true|false] [--realm-host H]...",
+		Use:   "update --workspace W NAME [--kind K --password-stdin] [--username U] [--endpoint E] [--password-stdin] [--insecure=true|false] [--allow-private-network=true|false] [--realm-host H]...",
 		Short: "Update a registry credential",
 		Long: `Update a registry credential. Only the flags given change.
 
 A new password (read from stdin with --password-stdin) is stored as a new
 secret version; the proxy uses it for the next pull. --endpoint "" clears
 the endpoint. --realm-host replaces the trusted realm hosts; --realm-host ""
-clears them.
+clears them. --kind changes the kind: the secret's form changes with it, so
+a new one is read with --password-stdin, the old kind's parameters are
+dropped and the username is kept only between basic, token and acr.
 
 ` + networkHelp,
 		Example: `  printf '%s' "$NEW_PAT" | pullgate-hub registry update -w acme gh --password-stdin
   pullgate-hub registry update -w acme gh --username newbot
   pullgate-hub registry update -w acme corp --insecure=false
-  pullgate-hub registry update -w acme corp --allow-private-network`,
+  pullgate-hub registry update -w acme corp --allow-private-network
+  printf '%s' "$GHCR_PAT" | pullgate-hub registry update -w acme gh --kind token --password-stdin`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace"); err != nil {
@@ -223,6 +233,12 @@ clears them.
 			}
 			f := cmd.Flags()
 			var req api.UpdateRegistryRequest
+			if f.Changed("kind") {
+				if !passwordStdin {
+					return usageErrorf("%s: --kind changes the form of the secret: give the new one with --password-stdin", cmd.CommandPath())
+				}
+				req.Kind = &kind
+			}
 			if f.Changed("username") {
 				req.Username = &username
 			}
@@ -250,7 +266,10 @@ clears them.
 			}
 			if !passwordStdin && req.Username == nil && req.Endpoint == nil && req.Insecure == nil && req.ECR == nil && req.ACR == nil &&
 				req.AllowPrivateNetwork == nil && req.RealmHosts == nil {
-				return usageErrorf("%s: nothing to update: give --username, --endpoint, --password-stdin, --insecure, --allow-private-network or --realm-host", cmd.CommandPath())
+				return usageErrorf("%s: nothing to update: give --kind, --username, --endpoint, --password-stdin, --insecure, --allow-private-network or --realm-host", cmd.CommandPath())
+			}
+			if err := api.CheckUpdateRegistry(req); err != nil {
+				return usageErrorf("%s: %v", cmd.CommandPath(), err)
 			}
 			s, err := g.open(cmd)
 			if err != nil {
@@ -274,6 +293,7 @@ clears them.
 	}
 	addWorkspaceFlag(c, &ws)
 	f := c.Flags()
+	f.StringVar(&kind, "kind", "", "new credential kind: basic, token, ecr, acr or gcp (with --password-stdin)")
 	f.StringVar(&username, "username", "", "new username")
 	f.StringVar(&endpoint, "endpoint", "", `new endpoint, http(s)://host[:port] ("" clears it)`)
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read a new password or token from stdin")
@@ -386,7 +406,9 @@ the handshake does not go through.`,
 // when an earlier step failed.
 func printCheck(s *session, r upstream.CheckResult) {
 	t := newTable(s.out, "STEP", "RESULT", "DETAIL")
-	failed := false
+	failed, shown := false, false
+	// The first failed step carries the error (the check stops there),
+	// without the step's own name repeated.
 	step := func(name string, ok bool, detail string) {
 		switch {
 		case failed:
@@ -395,7 +417,15 @@ func printCheck(s *session, r upstream.CheckResult) {
 			t.row(name, "ok", detail)
 		default:
 			failed = true
-			t.row(name, "FAILED", "")
+			why := r.Error
+			for _, p := range []string{"authenticate: ", "list tags of " + r.Repository + ": "} {
+				why = strings.TrimPrefix(why, p)
+			}
+			if why == "" {
+				why = "-"
+			}
+			shown = r.Error != ""
+			t.row(name, "FAILED", why)
 		}
 	}
 	if r.TokenSource != "" {
@@ -421,7 +451,7 @@ func printCheck(s *session, r upstream.CheckResult) {
 	for _, w := range r.Warnings {
 		fmt.Fprintf(s.out, "warning: %s\n", w)
 	}
-	if r.Error != "" {
+	if r.Error != "" && !shown {
 		fmt.Fprintf(s.out, "upstream error: %s\n", r.Error)
 	}
 }

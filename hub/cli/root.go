@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pullgate/pullgate/internal/version"
 )
 
 // Defaults of the global flags.
@@ -108,6 +110,8 @@ admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
 		RunE:          missingSubcommand,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.Version = version.Version()
+	root.SetVersionTemplate(version.String("pullgate-hub") + "\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.hub, "hub", "", "hub URL (env "+EnvHub+", default "+DefaultHub+")")
 	pf.StringVar(&g.token, "token", "", "admin token (env "+EnvToken+"; else read from --token-file)")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -40,6 +41,9 @@ const (
 
 // Kinds lists the kinds this hub understands.
 var Kinds = []string{KindBasic, KindToken, KindECR, KindACR, KindGCP}
+
+// ValidKind reports whether kind is one of Kinds.
+func ValidKind(kind string) bool { return slices.Contains(Kinds, kind) }
 
 // tokenUser is sent as the username of a token credential without one:
 // registries that take a PAT as password ignore the username.

@@ -92,17 +92,9 @@ var GCPUsernames = []string{gcpJSONKey, gcpJSONKeyBase64, gcpOAuthToken}
 // Prepare infers the kind when it is empty, checks the input as a whole
 // for that kind, and returns what to store.
 func Prepare(in Input, now time.Time) (Prepared, error) {
-	kind := in.Kind
-	if kind == "" {
-		kind = InferKind(in.Host)
-	}
-	if !slices.Contains(Kinds, kind) {
-		return Prepared{}, inputErr("kind %q: want one of %v", kind, Kinds)
-	}
-	if in.Host != "" {
-		if err := CheckHost(kind, in.Host); err != nil {
-			return Prepared{}, &InputError{Msg: err.Error()}
-		}
+	kind, err := CheckParams(in)
+	if err != nil {
+		return Prepared{}, err
 	}
 	if in.Password == "" {
 		return Prepared{}, inputErr("empty password")
@@ -110,19 +102,8 @@ func Prepare(in Input, now time.Time) (Prepared, error) {
 	if len(in.Password) > MaxSecretLen {
 		return Prepared{}, inputErr("password longer than %d bytes", MaxSecretLen)
 	}
-	hasAWS := in.AWSAccessKeyID != "" || in.AWSRoleARN != "" || in.AWSExternalID != "" || in.AWSRegion != "" || !in.TokenExpiresAt.IsZero()
-	hasAzure := in.AzureTenantID != "" || in.AzureClientID != ""
-	if hasAWS && kind != KindECR {
-		return Prepared{}, inputErr("kind %s: ecr parameters (access key id, role, region, token expiry) are for kind ecr", kind)
-	}
-	if hasAzure && kind != KindACR {
-		return Prepared{}, inputErr("kind %s: acr parameters (tenant id, client id) are for kind acr", kind)
-	}
 	switch kind {
 	case KindBasic:
-		if in.Username == "" {
-			return Prepared{}, inputErr("kind basic needs a username")
-		}
 		return Prepared{Kind: kind, Username: in.Username, Secret: Secret{Password: in.Password}}, nil
 	case KindToken:
 		return Prepared{Kind: kind, Username: in.Username, Secret: Secret{Password: in.Password}}, nil
@@ -135,15 +116,111 @@ func Prepare(in Input, now time.Time) (Prepared, error) {
 	}
 }
 
-func prepareECR(in Input, now time.Time) (Prepared, error) {
-	if in.Username != "" && in.Username != ecrUser {
-		return Prepared{}, inputErr("kind ecr: username is always %s (give the AWS access key id as the access key id)", ecrUser)
+// CheckParams checks everything of in but the secret (in.Password is not
+// looked at): the kind, inferred from the host when empty, the host for
+// that kind, and the kind's other parameters. It returns the kind. Clients
+// call it to refuse a bad command line before they read the secret;
+// Prepare calls it first.
+func CheckParams(in Input) (string, error) {
+	kind := in.Kind
+	if kind == "" {
+		kind = InferKind(in.Host)
 	}
-	p := Prepared{Kind: KindECR, Username: ecrUser}
+	if !slices.Contains(Kinds, kind) {
+		return "", inputErr("kind %q: want one of %v", clip(kind), Kinds)
+	}
+	if in.Host != "" {
+		if err := CheckHost(kind, in.Host); err != nil {
+			return "", &InputError{Msg: err.Error()}
+		}
+	}
+	hasAWS := in.AWSAccessKeyID != "" || in.AWSRoleARN != "" || in.AWSExternalID != "" || in.AWSRegion != "" || !in.TokenExpiresAt.IsZero()
+	hasAzure := in.AzureTenantID != "" || in.AzureClientID != ""
+	if hasAWS && kind != KindECR {
+		return "", inputErr("kind %s: ecr parameters (access key id, role, region, token expiry) are for kind ecr", kind)
+	}
+	if hasAzure && kind != KindACR {
+		return "", inputErr("kind %s: acr parameters (tenant id, client id) are for kind acr", kind)
+	}
+	var err error
+	switch kind {
+	case KindBasic:
+		if in.Username == "" {
+			err = inputErr("kind basic needs a username")
+		}
+	case KindECR:
+		err = checkECRParams(in)
+	case KindACR:
+		err = checkACRParams(in)
+	case KindGCP:
+		if in.Username != "" && !slices.Contains(GCPUsernames, in.Username) {
+			err = inputErr("kind gcp: username %q: want one of %v", clip(in.Username), GCPUsernames)
+		}
+	}
+	return kind, err
+}
+
+// checkECRParams checks an ecr credential's parameters but the secret.
+func checkECRParams(in Input) error {
+	if in.Username != "" && in.Username != ecrUser {
+		return inputErr("kind ecr: username is always %s (give the AWS access key id as the access key id)", ecrUser)
+	}
 	if in.AWSAccessKeyID == "" {
 		if in.AWSRoleARN != "" || in.AWSExternalID != "" || in.AWSRegion != "" {
-			return Prepared{}, inputErr("kind ecr: role, external id and region need an access key id (without one, the password is a pasted ECR token)")
+			return inputErr("kind ecr: role, external id and region need an access key id (without one, the password is a pasted ECR token)")
 		}
+		return nil
+	}
+	if !accessKeyRE.MatchString(in.AWSAccessKeyID) {
+		return inputErr("kind ecr: access key id is not an AWS access key id (16 to 128 uppercase letters and digits, e.g. AKIA...)")
+	}
+	if in.AWSRoleARN != "" && !roleARNRE.MatchString(in.AWSRoleARN) {
+		return inputErr("kind ecr: role ARN %q: want arn:aws:iam::<account>:role/<name>", clip(in.AWSRoleARN))
+	}
+	if in.AWSExternalID != "" {
+		if in.AWSRoleARN == "" {
+			return inputErr("kind ecr: an external id needs a role ARN")
+		}
+		if len(in.AWSExternalID) < 2 || len(in.AWSExternalID) > 1224 || !externalRE.MatchString(in.AWSExternalID) {
+			return inputErr("kind ecr: external id: 2 to 1224 letters, digits or +=,.@:/-")
+		}
+	}
+	if in.AWSRegion != "" && !regionRE.MatchString(in.AWSRegion) {
+		return inputErr("kind ecr: region %q is not an AWS region name (e.g. us-east-1)", clip(in.AWSRegion))
+	}
+	if !in.TokenExpiresAt.IsZero() {
+		return inputErr("kind ecr: a token expiry is for pasted tokens, not access keys")
+	}
+	return nil
+}
+
+// checkACRParams checks an acr credential's parameters but the secret.
+func checkACRParams(in Input) error {
+	if in.AzureTenantID == "" && in.AzureClientID == "" {
+		if in.Username == "" {
+			return inputErr("kind acr needs a username (admin user or repository token name) with its password, or a service principal (tenant id and client id, with the client secret as password)")
+		}
+		return nil
+	}
+	if in.AzureTenantID == "" || in.AzureClientID == "" {
+		return inputErr("kind acr: a service principal needs both a tenant id and a client id")
+	}
+	if !tenantRE.MatchString(in.AzureTenantID) {
+		return inputErr("kind acr: tenant id %q: want a GUID or a domain name", clip(in.AzureTenantID))
+	}
+	if !guidRE.MatchString(in.AzureClientID) {
+		return inputErr("kind acr: client id %q: want the application (client) id, a GUID", clip(in.AzureClientID))
+	}
+	if in.Username != "" && !strings.EqualFold(in.Username, in.AzureClientID) {
+		return inputErr("kind acr: with a service principal the username is its client id; leave it empty")
+	}
+	return nil
+}
+
+// prepareECR builds an ecr secret; CheckParams has checked the parameters.
+func prepareECR(in Input, now time.Time) (Prepared, error) {
+	p := Prepared{Kind: KindECR, Username: ecrUser}
+	if in.AWSAccessKeyID == "" {
 		tok, exp := parseECRToken(in.Password)
 		if tok == "" || strings.IndexFunc(tok, unicode.IsSpace) >= 0 {
 			return Prepared{}, inputErr("kind ecr: the pasted token is empty or contains white space (paste the output of `aws ecr get-login-password`)")
@@ -163,28 +240,8 @@ func prepareECR(in Input, now time.Time) (Prepared, error) {
 		p.Secret = Secret{Password: tok, ExpiresAt: exp.UTC().Truncate(time.Second)}
 		return p, nil
 	}
-	if !accessKeyRE.MatchString(in.AWSAccessKeyID) {
-		return Prepared{}, inputErr("kind ecr: access key id is not an AWS access key id (16 to 128 uppercase letters and digits, e.g. AKIA...)")
-	}
 	if strings.IndexFunc(in.Password, unicode.IsSpace) >= 0 || len(in.Password) > 256 {
 		return Prepared{}, inputErr("kind ecr: the secret access key contains white space or is longer than 256 bytes")
-	}
-	if in.AWSRoleARN != "" && !roleARNRE.MatchString(in.AWSRoleARN) {
-		return Prepared{}, inputErr("kind ecr: role ARN %q: want arn:aws:iam::<account>:role/<name>", clip(in.AWSRoleARN))
-	}
-	if in.AWSExternalID != "" {
-		if in.AWSRoleARN == "" {
-			return Prepared{}, inputErr("kind ecr: an external id needs a role ARN")
-		}
-		if len(in.AWSExternalID) < 2 || len(in.AWSExternalID) > 1224 || !externalRE.MatchString(in.AWSExternalID) {
-			return Prepared{}, inputErr("kind ecr: external id: 2 to 1224 letters, digits or +=,.@:/-")
-		}
-	}
-	if in.AWSRegion != "" && !regionRE.MatchString(in.AWSRegion) {
-		return Prepared{}, inputErr("kind ecr: region %q is not an AWS region name (e.g. us-east-1)", clip(in.AWSRegion))
-	}
-	if !in.TokenExpiresAt.IsZero() {
-		return Prepared{}, inputErr("kind ecr: a token expiry is for pasted tokens, not access keys")
 	}
 	p.Secret = Secret{AWS: &AWSKeys{AccessKeyID: in.AWSAccessKeyID, SecretAccessKey: in.Password,
 		RoleARN: in.AWSRoleARN, ExternalID: in.AWSExternalID, Region: in.AWSRegion}}
@@ -215,24 +272,10 @@ func parseECRToken(s string) (string, time.Time) {
 	return s, exp
 }
 
+// prepareACR builds an acr secret; CheckParams has checked the parameters.
 func prepareACR(in Input) (Prepared, error) {
 	if in.AzureTenantID == "" && in.AzureClientID == "" {
-		if in.Username == "" {
-			return Prepared{}, inputErr("kind acr needs a username (admin user or repository token name) with its password, or a service principal (tenant id and client id, with the client secret as password)")
-		}
 		return Prepared{Kind: KindACR, Username: in.Username, Secret: Secret{Password: in.Password}}, nil
-	}
-	if in.AzureTenantID == "" || in.AzureClientID == "" {
-		return Prepared{}, inputErr("kind acr: a service principal needs both a tenant id and a client id")
-	}
-	if !tenantRE.MatchString(in.AzureTenantID) {
-		return Prepared{}, inputErr("kind acr: tenant id %q: want a GUID or a domain name", clip(in.AzureTenantID))
-	}
-	if !guidRE.MatchString(in.AzureClientID) {
-		return Prepared{}, inputErr("kind acr: client id %q: want the application (client) id, a GUID", clip(in.AzureClientID))
-	}
-	if in.Username != "" && !strings.EqualFold(in.Username, in.AzureClientID) {
-		return Prepared{}, inputErr("kind acr: with a service principal the username is its client id; leave it empty")
 	}
 	return Prepared{Kind: KindACR, Username: strings.ToLower(in.AzureClientID), Secret: Secret{Azure: &AzureSP{
 		TenantID: in.AzureTenantID, ClientID: strings.ToLower(in.AzureClientID), ClientSecret: in.Password}}}, nil

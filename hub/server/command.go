@@ -84,7 +84,7 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients reach the hub at, for auth challenges (default: from each request)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file path or postgres:// URL (default: <data>/pullgate.db)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", `embedded NATS listen address ("" to disable)`)
-	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one (configure it with `pullgate-hub nats-config`); tls:// unless on loopback")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS server at `URL` instead of the embedded one (configure it with: pullgate-hub nats-config); tls:// unless on loopback")
 	f.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "TLS certificate file of the embedded NATS server (default: --tls-cert)")
 	f.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "TLS private key file of the embedded NATS server (default: --tls-key)")
 	f.StringVar(&cfg.NATSCA, "nats-ca", "", "CA certificate file to verify the external --nats-url server (default: system roots)")

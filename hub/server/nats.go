@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -50,13 +51,65 @@ func startNATS(listen string, tlsConf *tls.Config, creds natsauth.Credentials) (
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
+	fatal := make(chan error, 1)
+	ns.SetLogger(fatalCatcher{fatal}, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(15 * time.Second) {
+	if err := waitNATSReady(ns, fatal, listen, 15*time.Second); err != nil {
 		ns.Shutdown()
-		return nil, fmt.Errorf("nats: not ready on %s after 15s", listen)
+		return nil, err
 	}
 	return ns, nil
 }
+
+// waitNATSReady waits until the embedded server takes connections, and
+// returns at once when it could not listen (nats-server only logs that).
+func waitNATSReady(ns *natsserver.Server, fatal <-chan error, listen string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case err := <-fatal:
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("nats: listen on %s: the address is in use (another hub or NATS server?): stop it or choose another --nats-listen", listen)
+			}
+			return fmt.Errorf("nats: listen on %s: %w", listen, err)
+		default:
+		}
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats: not ready on %s after %v", listen, timeout)
+		}
+	}
+}
+
+// fatalCatcher is the embedded server's logger: it drops everything (the
+// hub logs its own view of NATS) but hands the first fatal error, a
+// listener that could not bind, to startNATS.
+type fatalCatcher struct{ ch chan<- error }
+
+func (f fatalCatcher) Fatalf(format string, v ...any) {
+	var err error
+	for _, a := range v {
+		if e, ok := a.(error); ok {
+			err = e
+			break
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf(format, v...)
+	}
+	select {
+	case f.ch <- err:
+	default:
+	}
+}
+
+func (fatalCatcher) Noticef(string, ...any) {}
+func (fatalCatcher) Warnf(string, ...any)   {}
+func (fatalCatcher) Errorf(string, ...any)  {}
+func (fatalCatcher) Debugf(string, ...any)  {}
+func (fatalCatcher) Tracef(string, ...any)  {}
 
 // connectNATS connects the hub to its NATS server as the callout's auth
 // user. Publishes are not buffered while disconnected: a revocation that

@@ -29,6 +29,7 @@ import (
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/tokensvc"
 	"github.com/pullgate/pullgate/hub/upstream"
+	"github.com/pullgate/pullgate/internal/version"
 )
 
 // Config is everything `pullgate-hub serve` takes.
@@ -163,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 		proxy.WithCredentialSource(creds), proxy.WithStreamChecks(0, 0, cfg.WriteTimeout))
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
-		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL,
+		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return creds.Check(ctx, pool, c, s, repo)
 		},
@@ -229,7 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("hub serving", "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir)
+	log.Info("hub serving", "version", version.Version(), "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}

@@ -749,6 +749,12 @@ func (s *SQL) UpdateCredential(ctx context.Context, workspace, name string, u Cr
 		if err != nil {
 			return err
 		}
+		if u.Kind != nil && *u.Kind != c.Kind {
+			if u.Secret == nil {
+				return fmt.Errorf("%w: credential %q: a new kind needs a new secret", ErrInvalid, name)
+			}
+			c.Kind = *u.Kind
+		}
 		if u.Username != nil {
 			c.Username = *u.Username
 		}
@@ -775,9 +781,9 @@ func (s *SQL) UpdateCredential(ctx context.Context, workspace, name string, u Cr
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET username = ?, endpoint = ?, insecure = ?, enabled = ?, version = ?, updated_at = ?,
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET kind = ?, username = ?, endpoint = ?, insecure = ?, enabled = ?, version = ?, updated_at = ?,
 			allow_private_network = ?, realm_hosts = ? WHERE id = ?`),
-			c.Username, c.Endpoint, c.Insecure, c.Enabled, c.Version, toNanos(c.UpdatedAt),
+			c.Kind, c.Username, c.Endpoint, c.Insecure, c.Enabled, c.Version, toNanos(c.UpdatedAt),
 			c.AllowPrivateNetwork, strings.Join(c.RealmHosts, ","), c.ID)
 		return err
 	})

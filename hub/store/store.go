@@ -61,6 +61,8 @@ type Sealed []byte
 // CredentialUpdate changes a credential. Nil fields are left as they are.
 // A non-nil Secret stores a new secret version.
 type CredentialUpdate struct {
+	// Kind changes the credential's kind; a new kind needs a new Secret.
+	Kind     *string
 	Username *string
 	Endpoint *string
 	Insecure *bool

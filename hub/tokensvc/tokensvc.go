@@ -190,7 +190,7 @@ func (s *Service) handleEnrol(m *nats.Msg) {
 		s.respond(m, wire.EnrolReply{ErrorReply: *internal(err)})
 		return
 	}
-	s.log.Info("node enrolled", "cluster", c.Name, "node", n.ID, "name", n.Name)
+	s.log.Info("node enrolled", "cluster", c.Name, "node", n.ID, "name", n.Name, "agent_version", clipVersion(req.AgentVersion))
 	s.respond(m, wire.EnrolReply{NodeID: n.ID, NodeSecret: secret, ClusterID: c.ID, Cluster: c.Name, Shared: c.WorkspaceID == ""})
 }
 
@@ -472,4 +472,22 @@ func sortedKeys(set map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// clipVersion bounds the agent version a node reports (its own word, only
+// logged) to a short printable string.
+func clipVersion(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, v)
+	if len(v) > 64 {
+		v = v[:64] + "..."
+	}
+	if v == "" {
+		v = "unknown"
+	}
+	return v
 }

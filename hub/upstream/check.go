@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -64,6 +65,10 @@ func Redact(s string, cfg *authn.AuthConfig) string {
 	return s
 }
 
+// ErrRejectedCredentials names a 401 from the upstream (or its token
+// service) to a request that carried the credential.
+var ErrRejectedCredentials = errors.New("the upstream rejected the username or password")
+
 func (p *Pool) check(ctx context.Context, c store.Credential, auth authn.Authenticator, repo string) CheckResult {
 	reg, err := Registry(c)
 	if err != nil {
@@ -91,13 +96,21 @@ func (p *Pool) check(ctx context.Context, c store.Credential, auth authn.Authent
 	t := Target{Credential: c, Repo: r, Auth: func(context.Context) (authn.Authenticator, error) { return auth, nil }}
 	conn, _, err := p.fresh().dial(ctx, t)
 	if err != nil {
-		res.Error = "authenticate: " + Describe(err)
+		var he *HandshakeError
+		if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+			res.Error = "authenticate: " + ErrRejectedCredentials.Error() + " (" + Describe(err) + ")"
+		} else {
+			res.Error = "authenticate: " + Describe(err)
+		}
 		return res
 	}
 	if res.AuthScheme != "bearer" {
 		// Basic upstreams: /v2/ with the credential must answer 200.
 		if status, err := get(ctx, conn, "/v2/"); err != nil || status != http.StatusOK {
 			res.Error = fmt.Sprintf("authenticate: /v2/ answered %s", statusText(status, err))
+			if status == http.StatusUnauthorized {
+				res.Error = fmt.Sprintf("authenticate: %v (/v2/ answered %s)", ErrRejectedCredentials, statusText(status, err))
+			}
 			return res
 		}
 	}

@@ -428,11 +428,21 @@ func (p *Pool) challenge(ctx context.Context, reg name.Registry, c store.Credent
 }
 
 // ping asks /v2/ for the registry's challenge. Plain HTTP is tried only
-// when the credential allows it; redirects stay on the registry host and
+// when the credential allows it, and alone for an http:// endpoint; redirects stay on the registry host and
 // never downgrade to http.
 func (p *Pool) ping(ctx context.Context, reg name.Registry, c store.Credential) (*transport.Challenge, error) {
-	ch, err := transport.Ping(ctx, reg, guard(p.base(c), PlainHTTP(c), reg.RegistryStr()))
+	rt := guard(p.base(c), PlainHTTP(c), reg.RegistryStr())
+	if ExplicitHTTP(c) {
+		// ggcr tries https first for an insecure registry; an http://
+		// endpoint means HTTP only.
+		rt = httpOnly{rt}
+	}
+	ch, err := transport.Ping(ctx, reg, rt)
 	if err != nil {
+		var ha *httpAttempt
+		if ExplicitHTTP(c) && errors.As(err, &ha) {
+			err = ha.asURLError()
+		}
 		return nil, handshakeError(ctx, "ping", reg.RegistryStr(), err, nil)
 	}
 	if ch.Insecure && !PlainHTTP(c) {

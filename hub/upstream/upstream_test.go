@@ -186,10 +186,10 @@ func TestCheck(t *testing.T) {
 		errMatch string
 	}{
 		{"basic ok", basic, "check-SECRET", "org/app", true, true, ""},
-		{"basic wrong password", basic, "nope-nope", "org/app", false, false, "401"},
+		{"basic wrong password", basic, "nope-nope", "org/app", false, false, "authenticate: the upstream rejected the username or password (/v2/ answered 401 Unauthorized)"},
 		{"bearer ok", bearer, "check-SECRET", "org/app", true, true, ""},
 		{"bearer no repo", bearer, "check-SECRET", "", true, false, ""},
-		{"bearer wrong password", bearer, "nope-nope", "org/app", false, false, "authenticate"},
+		{"bearer wrong password", bearer, "nope-nope", "org/app", false, false, "authenticate: the upstream rejected the username or password ("},
 		{"bearer missing repo", bearer, "check-SECRET", "org/missing", true, false, "list tags"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,9 @@ func CheckNATSURL(raw string, insecure bool) error {
 				return fmt.Errorf("NATS URL %s is plain text to a non-loopback host: use tls://%s (with --nats-ca if its certificate is not publicly trusted), or --insecure-nats to send credentials in clear text",
 					RedactURL(one), u.Host)
 			}
+		case "http", "https":
+			return fmt.Errorf("NATS URL %s is not a NATS URL: NATS speaks its own protocol, at tls://HOST:PORT or nats://HOST:PORT (the hub's --nats-listen address, port 4222 by default), not at the hub's HTTP address",
+				RedactURL(one))
 		default:
 			return fmt.Errorf("NATS URL %s: scheme %q: want tls:// or nats://", RedactURL(one), u.Scheme)
 		}

@@ -26,6 +26,9 @@ func TestCheckNATSURL(t *testing.T) {
 		{"nats://hub.example.com:4222", true, ""},
 		{"tls://a:4222, nats://b:4222", false, "nats://b:4222"},
 		{"ws://hub.example.com:4222", true, "scheme"},
+		{"http://hub.example.com:5080", true, "is not a NATS URL"},
+		{"https://hub.example.com", false, "not at the hub's HTTP address"},
+		{"tls://a:4222,http://user:secretpw@b:5080", false, "tls://HOST:PORT or nats://HOST:PORT"},
 		{"", false, "empty"},
 		{"nats://", false, "want tls://"},
 	} {

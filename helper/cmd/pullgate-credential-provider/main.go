@@ -5,6 +5,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,17 @@ import (
 
 	"github.com/pullgate/pullgate/helper/dockercred"
 	"github.com/pullgate/pullgate/helper/kubelet"
+	"github.com/pullgate/pullgate/internal/version"
 )
 
 func main() {
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "docker-credential-") {
+	if name := filepath.Base(os.Args[0]); strings.HasPrefix(name, "docker-credential-") {
+		// The protocol's own version action prints the library's version:
+		// answer every spelling with this build's stamp instead.
+		if len(os.Args) == 2 && (os.Args[1] == "version" || os.Args[1] == "--version" || os.Args[1] == "-v") {
+			fmt.Println(version.String(name))
+			return
+		}
 		credentials.Serve(dockercred.New(os.Getenv(dockercred.EnvSocket)))
 		return
 	}

@@ -273,14 +273,20 @@ func TestDockerCredentialHelper(t *testing.T) {
 	}
 	for _, action := range []string{"store", "erase", "list"} {
 		r := execHelper(t, "docker-credential-pullgate", []byte(`{"ServerURL":"ghcr.io","Username":"u","Secret":"s3cr3t"}`), env, action)
-		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "pullgate credentials come from the node agent; store/erase are not supported") ||
+		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, action+": pullgate credentials come from the node agent: only get is supported") ||
 			strings.Contains(r.stdout+r.stderr, "s3cr3t") {
 			t.Fatalf("%s: exit %d %q %q", action, r.code, r.stdout, r.stderr)
 		}
 	}
-	r = execHelper(t, "docker-credential-pullgate", nil, env, "version")
-	if r.code != 0 {
-		t.Fatalf("version: %d", r.code)
+	for _, v := range []string{"version", "--version", "-v"} {
+		r = execHelper(t, "docker-credential-pullgate", nil, env, v)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "docker-credential-pullgate dev (") {
+			t.Fatalf("%s: exit %d %q", v, r.code, r.stdout)
+		}
+	}
+	r = execHelper(t, "pullgate-credential-provider", nil, env, "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "pullgate-credential-provider dev (") {
+		t.Fatalf("--version: exit %d %q", r.code, r.stdout)
 	}
 	// Agent down.
 	r = execHelper(t, "docker-credential-pullgate", []byte("ghcr.io\n"), []string{"PULLGATE_SOCKET=/nonexistent.sock"}, "get")

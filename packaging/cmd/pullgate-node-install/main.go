@@ -30,6 +30,7 @@ import (
 	kubeletv1 "k8s.io/kubelet/config/v1"
 
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
+	"github.com/pullgate/pullgate/internal/version"
 )
 
 // DockerHelperName is the docker-credential-helper name of the helper
@@ -54,6 +55,10 @@ func main() {
 // Main runs the installer with the command line args; it returns the exit
 // code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, version.String("pullgate-node-install"))
+		return 0
+	}
 	o, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -76,7 +81,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("pullgate-node-install", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.helper, "helper", filepath.Join(dir, kubeletconfig.PluginName), "the credential helper binary to install")
-	fs.StringVar(&o.agent, "agent", filepath.Join(dir, "pullgate-agent"), "the pullgate-agent binary (runs `kubelet-config`)")
+	fs.StringVar(&o.agent, "agent", filepath.Join(dir, "pullgate-agent"), "the pullgate-agent binary (run as: pullgate-agent kubelet-config)")
 	fs.StringVar(&o.binDir, "bin-dir", "", "the kubelet's credential provider bin dir (--image-credential-provider-bin-dir), as mounted here")
 	fs.StringVar(&o.pluginName, "plugin-name", kubeletconfig.PluginName, "the helper's file name in --bin-dir and its provider name in the config")
 	fs.BoolVar(&o.dockerLink, "docker-credential-link", true, "also link "+DockerHelperName+" to the helper in --bin-dir")
@@ -84,6 +89,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.inPlace, "config-in-place", false, "--config is a file mounted on its own (hostPath type File): rewrite it in place instead of renaming a new file over it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: pullgate-node-install --bin-dir DIR [--config FILE] [flags] [-- kubelet-config flags]
+       pullgate-node-install --version
 
 Installs pullgate-credential-provider into the kubelet's credential provider
 bin dir and writes pullgate's entry into the kubelet's CredentialProviderConfig
