@@ -21,21 +21,27 @@ import (
 // binaries, on loopback (nats:// instead of tls://HUB:4222): the join token
 // from `cluster create` into a 0600 file, the agent on it, the helper smoke
 // test with a CredentialProviderRequest on stdin, and kubelet-config with
-// the agent's --socket. The README binds the quick start's install with
-// `install update --cluster`; here the install is created bound.
+// the agent's --socket. The quick start's install exists unbound and
+// disabled; the node section binds it with `install update --cluster` and
+// enables it, as the README says.
 func TestREADMENodeSection(t *testing.T) {
 	work := t.TempDir()
 	h := startHub(t, work, "")
 	c := h.cli
 	c.must("", "workspace", "create", "acme")
 	c.must("x", "registry", "add", "--workspace", "acme", "--name", "github", "--host", "ghcr.io/acme", "--kind", "token", "--password-stdin")
+	c.must("", "install", "create", "--workspace", "acme", "--name", "web", "--repo", "ghcr.io/acme/*")
+	c.must("", "install", "disable", "--workspace", "acme", "web")
 
 	// pg cluster create edge --workspace acme > edge.join-token
 	tokenOut := filepath.Join(work, "edge.join-token")
 	if err := os.WriteFile(tokenOut, []byte(c.must("", "cluster", "create", "edge", "--workspace", "acme")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.must("", "install", "create", "--workspace", "acme", "--name", "web", "--cluster", "edge", "--repo", "ghcr.io/acme/*")
+	// pg install update --workspace acme web --cluster edge
+	// pg install enable --workspace acme web
+	c.must("", "install", "update", "--workspace", "acme", "web", "--cluster", "edge")
+	c.must("", "install", "enable", "--workspace", "acme", "web")
 
 	// install -D -m 0600 edge.join-token /etc/pullgate/join-token
 	node := t.TempDir()
