@@ -278,7 +278,7 @@ func (h *hub) setup(b testing.TB) {
 	}
 	h.admin = strings.TrimSpace(string(tok))
 	h.api(b, "POST", "/api/v1/workspaces", api.CreateWorkspaceRequest{Name: "bench"}, nil)
-	h.api(b, "POST", "/api/v1/workspaces/bench/installs", api.CreateInstallRequest{Name: "bench"}, nil)
+	h.api(b, "POST", "/api/v1/workspaces/bench/installs", api.CreateInstallRequest{Name: "bench", AllRepos: true}, nil)
 }
 
 // addRegistry stores a credential for an upstream at host ("127.0.0.1:PORT").

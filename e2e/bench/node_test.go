@@ -38,7 +38,7 @@ func startNodeHub(b *testing.B) *nodeHub {
 	var jt api.JoinToken
 	h.api(b, "POST", "/api/v1/clusters", api.CreateClusterRequest{Name: "edge", Workspace: "bench"}, &jt)
 	h.join = jt.JoinToken
-	h.api(b, "POST", "/api/v1/workspaces/bench/installs", api.CreateInstallRequest{Name: "web", Cluster: "edge"}, nil)
+	h.api(b, "POST", "/api/v1/workspaces/bench/installs", api.CreateInstallRequest{Name: "web", Cluster: "edge", AllRepos: true}, nil)
 	return h
 }
 

@@ -260,7 +260,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	e.must("POST", "/api/v1/workspaces", `{"name":"acme"}`, 201, nil)
 	e.must("POST", "/api/v1/workspaces/acme/registries", `{"name":"gh","host":"ghcr.io","username":"bot","password":"`+pw+`"}`, 201, nil)
 	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"web","repos":["ghcr.io/org/*"]}`, 201, nil)
-	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"off"}`, 201, nil)
+	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"off","all_repos":true}`, 201, nil)
 	e.must("POST", "/api/v1/workspaces/acme/installs/off/disable", "", 200, nil)
 
 	huge := `{"name":"` + strings.Repeat("a", 2<<20) + `"}`
@@ -325,14 +325,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"install pattern too long", "POST", ins, `{"name":"new","repos":["ghcr.io/` + strings.Repeat("a/", 300) + `a"]}`, 400, "repos[0]: longer than"},
 		{"install bad pattern chars", "POST", ins, `{"name":"new","repos":["ghcr.io/Org/App"]}`, 400, "repos[0]"},
 		{"install bad name", "POST", ins, `{"name":"-x"}`, 400, `name \"-x\"`},
-		{"install bad cluster", "POST", ins, `{"name":"new","cluster":"Prod Cluster"}`, 400, "cluster"},
-		{"install bad namespace", "POST", ins, `{"name":"new","namespace":"Bad_NS"}`, 400, "namespace"},
-		{"install sa without namespace", "POST", ins, `{"name":"new","service_account":"default"}`, 400, "service_account: needs a namespace"},
+		{"install bad cluster", "POST", ins, `{"name":"new","cluster":"Prod Cluster","all_repos":true}`, 400, "cluster"},
+		{"install bad namespace", "POST", ins, `{"name":"new","namespace":"Bad_NS","all_repos":true}`, 400, "namespace"},
+		{"install sa without namespace", "POST", ins, `{"name":"new","service_account":"default","all_repos":true}`, 400, "service_account: needs a namespace"},
 		{"install repos not an array", "POST", ins, `{"name":"new","repos":"ghcr.io/x"}`, 400, `field \"repos\" must be an array`},
-		{"install duplicate", "POST", ins, `{"name":"web"}`, 409, "already exists"},
+		{"install duplicate", "POST", ins, `{"name":"web","all_repos":true}`, 409, "already exists"},
+		{"install without repos", "POST", ins, `{"name":"new"}`, 400, "or all_repos: true"},
+		{"install repos and all_repos", "POST", ins, `{"name":"new","repos":["ghcr.io/x"],"all_repos":true}`, 400, "exclude each other"},
+		{"install patch empty repos", "PATCH", ins + "/web", `{"repos":[]}`, 400, "say all_repos: true"},
 		{"install patch bad pattern", "PATCH", ins + "/web", `{"repos":["nope"]}`, 400, "repos[0]"},
 		{"install patch nothing", "PATCH", ins + "/web", `{}`, 400, "nothing to update"},
-		{"install patch missing", "PATCH", ins + "/nope", `{"repos":[]}`, 404, "not found"},
+		{"install patch missing", "PATCH", ins + "/nope", `{"all_repos":true}`, 404, "not found"},
 
 		{"ttl too short", "POST", ins + "/web/tokens", `{"ttl":"5s"}`, 400, `ttl \"5s\"`},
 		{"ttl too long", "POST", ins + "/web/tokens", `{"ttl":"48h"}`, 400, `ttl \"48h\"`},
@@ -390,9 +393,12 @@ func TestInstallsAndTokens(t *testing.T) {
 		in.Cluster != "prod" || in.Namespace != "shop" || in.ServiceAccount != "puller" {
 		t.Fatalf("created %+v", in)
 	}
-	// No repos: everything, shown as [].
-	if b := e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"all"}`, 201, nil); !strings.Contains(b, `"repos":[]`) {
-		t.Errorf("install without repos: %s", b)
+	// No repos and no all_repos: refused, the broad grant is explicit.
+	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"all"}`, 400, nil)
+	e.must("PATCH", "/api/v1/workspaces/acme/installs/web", `{"repos":[]}`, 400, nil)
+	// all_repos: everything, shown as [].
+	if b := e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"all","all_repos":true}`, 201, nil); !strings.Contains(b, `"repos":[]`) {
+		t.Errorf("install with all_repos: %s", b)
 	}
 	var list InstallList
 	e.must("GET", "/api/v1/workspaces/acme/installs", "", 200, &list)
@@ -475,7 +481,7 @@ func TestInstallsAndTokens(t *testing.T) {
 func TestMintWithoutKeyring(t *testing.T) {
 	e := newEnv(t, func(d *Deps) { d.Keyring = nil })
 	e.must("POST", "/api/v1/workspaces", `{"name":"acme"}`, 201, nil)
-	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"web"}`, 201, nil)
+	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"web","all_repos":true}`, 201, nil)
 	e.must("POST", "/api/v1/workspaces/acme/installs/web/tokens", "", 501, nil)
 }
 
@@ -642,11 +648,11 @@ func TestClusters(t *testing.T) {
 		}
 	}
 	// A single-workspace cluster takes installs of its workspace only.
-	code, body := e.do("POST", "/api/v1/workspaces/other/installs", `{"name":"web","cluster":"edge"}`)
+	code, body := e.do("POST", "/api/v1/workspaces/other/installs", `{"name":"web","cluster":"edge","all_repos":true}`)
 	if code != 400 || !strings.Contains(body, "belongs to workspace") {
 		t.Fatalf("foreign install: %d %s", code, body)
 	}
-	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"web","cluster":"edge"}`, 201, nil)
+	e.must("POST", "/api/v1/workspaces/acme/installs", `{"name":"web","cluster":"edge","all_repos":true}`, 201, nil)
 	var nodes NodeList
 	e.must("GET", "/api/v1/clusters/edge/nodes", "", 200, &nodes)
 	if code, _ := e.do("POST", "/api/v1/clusters/edge/nodes/node_x/revoke", ""); code != 404 {
@@ -832,13 +838,13 @@ func TestSharedNamespaceTaken(t *testing.T) {
 	e.must("POST", "/api/v1/workspaces", `{"name":"victim-a"}`, 201, nil)
 	e.must("POST", "/api/v1/workspaces", `{"name":"tenant-evil"}`, 201, nil)
 	e.must("POST", "/api/v1/clusters", `{"name":"shared-2"}`, 201, nil)
-	e.must("POST", "/api/v1/workspaces/victim-a/installs", `{"name":"a-s2","cluster":"shared-2","namespace":"ns-a"}`, 201, nil)
-	code, body := e.do("POST", "/api/v1/workspaces/tenant-evil/installs", `{"name":"squat2","cluster":"shared-2","namespace":"ns-a"}`)
+	e.must("POST", "/api/v1/workspaces/victim-a/installs", `{"name":"a-s2","cluster":"shared-2","namespace":"ns-a","all_repos":true}`, 201, nil)
+	code, body := e.do("POST", "/api/v1/workspaces/tenant-evil/installs", `{"name":"squat2","cluster":"shared-2","namespace":"ns-a","all_repos":true}`)
 	if code != 409 || !strings.Contains(body, "ns-a") || !strings.Contains(body, "taken") ||
 		strings.Contains(body, "victim") || strings.Contains(body, "a-s2") {
 		t.Fatalf("squat: %d %s", code, body)
 	}
-	e.must("POST", "/api/v1/workspaces/tenant-evil/installs", `{"name":"own","cluster":"shared-2","namespace":"ns-evil"}`, 201, nil)
+	e.must("POST", "/api/v1/workspaces/tenant-evil/installs", `{"name":"own","cluster":"shared-2","namespace":"ns-evil","all_repos":true}`, 201, nil)
 }
 
 // Unauthenticated requests are logged; a client-chosen method must not

@@ -419,6 +419,11 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 	if req.AllRepos && len(req.Repos) > 0 {
 		return badRequest("repos and all_repos exclude each other: give allow-list patterns or all_repos: true")
 	}
+	if !req.AllRepos && len(req.Repos) == 0 {
+		// The broad grant is never a default: an install that may pull
+		// everything its workspace's credentials reach says so.
+		return badRequest("repos: required: give allow-list patterns (e.g. [\"ghcr.io/acme/*\"]) or all_repos: true")
+	}
 	repos, err := parseRepos(req.Repos)
 	if err != nil {
 		return err
@@ -498,6 +503,9 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.AllRepos && req.Repos != nil && len(*req.Repos) > 0 {
 		return badRequest("repos and all_repos exclude each other: give allow-list patterns or all_repos: true")
+	}
+	if !req.AllRepos && req.Repos != nil && len(*req.Repos) == 0 {
+		return badRequest("repos: an empty allow-list would allow everything: say all_repos: true for that")
 	}
 	u := store.InstallUpdate{Cluster: req.Cluster, Namespace: req.Namespace, ServiceAccount: req.ServiceAccount}
 	if req.Repos != nil || req.AllRepos {

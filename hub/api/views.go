@@ -160,9 +160,8 @@ type CreateInstallRequest struct {
 	Name  string   `json:"name"`
 	Repos []string `json:"repos,omitempty"`
 	// AllRepos says explicitly that the install may pull everything the
-	// workspace's registries reach; it excludes Repos. (An install created
-	// with neither is allowed everything too, for API clients written
-	// before the field; the CLI always asks for one or the other.)
+	// workspace's registries reach; it excludes Repos. One of the two is
+	// required: the broad grant is never a default.
 	AllRepos       bool   `json:"all_repos,omitempty"`
 	Cluster        string `json:"cluster,omitempty"`
 	Namespace      string `json:"namespace,omitempty"`
@@ -172,8 +171,8 @@ type CreateInstallRequest struct {
 // UpdateInstallRequest is the body of PATCH .../installs/{name}. Absent
 // fields are left as they are.
 type UpdateInstallRequest struct {
-	// Repos replaces the allow-list; AllRepos (or an empty Repos) allows
-	// everything the workspace's registries reach.
+	// Repos replaces the allow-list (an empty one is refused); AllRepos
+	// allows everything the workspace's registries reach.
 	Repos    *[]string `json:"repos,omitempty"`
 	AllRepos bool      `json:"all_repos,omitempty"`
 	// Cluster binds the install to a cluster ("" unbinds it); Namespace

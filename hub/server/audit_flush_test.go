@@ -25,7 +25,7 @@ func TestAuditRightAfterPull(t *testing.T) {
 		"allow_private_network": true}); code >= 300 {
 		t.Fatalf("add registry: %d %v", code, out)
 	}
-	h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web"})
+	h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web", "all_repos": true})
 	_, out := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", map[string]any{})
 	tok, _ := out["token"].(string)
 	for i := 1; i <= 5; i++ {

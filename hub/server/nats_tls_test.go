@@ -171,7 +171,7 @@ func (h *natsHub) joinToken(t *testing.T) string {
 	h.api(t, "POST", "/api/v1/workspaces/acme/registries", map[string]any{
 		"name": "reg", "host": "registry.example.com", "username": "alice", "password": "upstream-password"})
 	out := h.api(t, "POST", "/api/v1/clusters", map[string]any{"name": "edge", "workspace": "acme"})
-	h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web", "cluster": "edge", "namespace": "default"})
+	h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web", "cluster": "edge", "namespace": "default", "all_repos": true})
 	tok, _ := out["join_token"].(string)
 	if !strings.HasPrefix(tok, wire.JoinTokenPrefix) {
 		t.Fatalf("create cluster: %v", out)

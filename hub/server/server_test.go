@@ -175,7 +175,7 @@ func TestServeFirstStartAndRestart(t *testing.T) {
 	if code, out := h.api(t, "POST", "/api/v1/workspaces", map[string]any{"name": "acme"}); code != http.StatusCreated && code != http.StatusOK {
 		t.Fatalf("create workspace: %d %v", code, out)
 	}
-	if code, out := h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web"}); code >= 300 {
+	if code, out := h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web", "all_repos": true}); code >= 300 {
 		t.Fatalf("create install: %d %v", code, out)
 	}
 	code, out := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", map[string]any{"ttl": "10m"})
@@ -266,7 +266,7 @@ func TestNoPlaintextSecretOnDiskOrInLogs(t *testing.T) {
 		b, _ := json.Marshal(out)
 		outputs = append(outputs, string(b))
 	}
-	h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web"})
+	h.api(t, "POST", "/api/v1/workspaces/acme/installs", map[string]any{"name": "web", "all_repos": true})
 	_, out := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", map[string]any{})
 	req, _ := http.NewRequest("GET", h.url+"/v2/registry.test/org/app/manifests/v1", nil)
 	req.SetBasicAuth("x", out["token"].(string))
