@@ -220,6 +220,9 @@ type AuditEvent struct {
 	// aggregated into one event.
 	Reason string `json:"reason"`
 	Count  int64  `json:"count"`
+	// Cache says how the pull-through cache answered: hit, miss, stale
+	// (served while the upstream was down) or empty (not cached).
+	Cache string `json:"cache,omitempty"`
 }
 
 // AuditEvents is the body of GET /api/v1/audit.
@@ -285,6 +288,7 @@ func auditView(e store.AuditEvent) AuditEvent {
 		DurationMS: e.Duration.Milliseconds(),
 		Reason:     e.Reason,
 		Count:      max(e.Count, 1),
+		Cache:      e.Cache,
 	}
 }
 

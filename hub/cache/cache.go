@@ -47,7 +47,7 @@ type Cache struct {
 	size     int64 // committed bytes
 	reserved int64 // bytes announced by running fills
 
-	hits, misses, evictions, failures atomic.Int64
+	hits, misses, evictions, failures, filled atomic.Int64
 }
 
 type entry struct {
@@ -110,6 +110,8 @@ type Stats struct {
 	// FillFailures counts fills that were discarded: upstream errors,
 	// digest mismatches, abandoned fills.
 	FillFailures int64 `json:"fillFailures"`
+	// FilledBytes counts bytes read from upstreams into the cache.
+	FilledBytes int64 `json:"filledBytes"`
 }
 
 // Stats returns the current counters.
@@ -117,7 +119,8 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Stats{Entries: len(c.entries), Bytes: c.size, MaxBytes: c.max, Filling: len(c.fills),
-		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), FillFailures: c.failures.Load()}
+		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), FillFailures: c.failures.Load(),
+		FilledBytes: c.filled.Load()}
 }
 
 // EntryInfo is one entry of List.
@@ -310,8 +313,17 @@ func (c *Cache) Fill(ctx context.Context, digest string, fetch FetchFunc) (r *Re
 		err = ErrTooLarge
 	}
 	var w Writer
+	var ra ReaderAtCloser
 	if err == nil {
 		w, err = c.store.Create(fctx, digest)
+		if err == nil {
+			// One reader for every follower, opened now: the entry's
+			// temp name is gone once it is committed.
+			if ra, err = w.NewReader(); err != nil {
+				w.Abort()
+				err = fmt.Errorf("cache: follow fill: %w", err)
+			}
+		}
 		if err != nil {
 			up.Body.Close()
 		}
@@ -321,13 +333,13 @@ func (c *Cache) Fill(ctx context.Context, digest string, fetch FetchFunc) (r *Re
 		return nil, true, err
 	}
 	c.mu.Lock()
-	f.w, f.size, f.mediaType = w, up.Size, up.MediaType
+	f.w, f.ra, f.size, f.mediaType = w, ra, up.Size, up.MediaType
 	if up.Size > 0 {
 		c.reserved += up.Size
 		c.evictLocked(fctx, 0)
 	}
 	r, err = c.joinLocked(ctx, f)
-	f.refs-- // the caller's placeholder, now held by r
+	c.releaseFillLocked(f) // the caller's placeholder, now held by r
 	c.mu.Unlock()
 	go c.run(fctx, f, up)
 	if err != nil {
@@ -363,7 +375,8 @@ func (c *Cache) Wait(ctx context.Context, digest string) (bool, error) {
 type fill struct {
 	digest    string
 	w         Writer
-	size      int64 // announced by the upstream; -1 unknown
+	ra        ReaderAtCloser // shared by followers; closed by the last
+	size      int64          // announced by the upstream; -1 unknown
 	mediaType string
 	hash      hash.Hash
 	cancel    context.CancelFunc
@@ -377,18 +390,19 @@ type fill struct {
 }
 
 func (c *Cache) joinLocked(ctx context.Context, f *fill) (*Reader, error) {
-	if f.w == nil {
-		// The fetch has not answered yet: the reader opens the writer's
-		// bytes when it first reads.
-		f.refs++
-		return &Reader{c: c, ctx: ctx, f: f, info: Info{Digest: f.digest, Size: -1}}, nil
-	}
-	ra, err := f.w.NewReader()
-	if err != nil {
-		return nil, fmt.Errorf("cache: follow fill: %w", err)
-	}
 	f.refs++
-	return &Reader{c: c, ctx: ctx, f: f, ra: ra, info: Info{Digest: f.digest, Size: f.size, MediaType: f.mediaType}}, nil
+	// Before the fetch answered the size is unknown; Ready waits for it.
+	return &Reader{c: c, ctx: ctx, f: f, info: Info{Digest: f.digest, Size: f.size, MediaType: f.mediaType}}, nil
+}
+
+// releaseFillLocked drops one reference to f and closes its shared reader
+// when nobody needs it any more.
+func (c *Cache) releaseFillLocked(f *fill) {
+	f.refs--
+	if f.refs == 0 && f.done && f.ra != nil {
+		f.ra.Close()
+		f.ra = nil
+	}
 }
 
 func (c *Cache) broadcastLocked(f *fill) {
@@ -410,6 +424,7 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 				break
 			}
 			f.hash.Write(buf[:n])
+			c.filled.Add(int64(n))
 			c.mu.Lock()
 			f.written += int64(n)
 			over := f.size >= 0 && f.written > f.size
@@ -467,6 +482,10 @@ func (c *Cache) finish(f *fill, w Writer, mediaType string, err error) {
 	} else {
 		c.failures.Add(1)
 	}
+	if f.refs == 0 && f.ra != nil {
+		f.ra.Close()
+		f.ra = nil
+	}
 	c.broadcastLocked(f)
 	f.cancel()
 }
@@ -483,7 +502,6 @@ type Reader struct {
 
 	// Following a fill.
 	f      *fill
-	ra     ReaderAtCloser
 	off    int64
 	closed bool
 }
@@ -504,6 +522,35 @@ func (r *Reader) Blob() Blob {
 	return r.blob
 }
 
+// Ready waits until a followed fill has its upstream answer (so Info
+// has the size and media type) and returns the fill's error if it failed
+// before that. It returns at once for a committed entry.
+func (r *Reader) Ready() error {
+	if r.blob != nil {
+		return nil
+	}
+	for {
+		r.c.mu.Lock()
+		f := r.f
+		if f.w == nil && f.done {
+			r.c.mu.Unlock()
+			return f.err
+		}
+		if f.w != nil {
+			r.info.Size, r.info.MediaType = f.size, f.mediaType
+			r.c.mu.Unlock()
+			return nil
+		}
+		ch := f.changed
+		r.c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+}
+
 // Read reads a committed entry, or follows a fill: it waits for bytes
 // while the fill runs, and ends with io.EOF only once the entry was
 // verified and committed. A fill that fails ends with its error
@@ -515,22 +562,26 @@ func (r *Reader) Read(p []byte) (int, error) {
 	for {
 		r.c.mu.Lock()
 		f := r.f
-		if r.ra == nil && f.w != nil {
-			ra, err := f.w.NewReader()
-			if err != nil {
-				r.c.mu.Unlock()
-				return 0, fmt.Errorf("cache: follow fill: %w", err)
-			}
-			r.ra, r.info.Size, r.info.MediaType = ra, f.size, f.mediaType
-		}
+		ra := f.ra
 		written, done, ferr, ch := f.written, f.done, f.err, f.changed
+		if !done && f.size > 0 && written >= f.size {
+			// The last byte waits for the verdict: a client must not
+			// receive a complete response of bytes that turn out not to
+			// match their digest.
+			written = f.size - 1
+		}
 		r.c.mu.Unlock()
-		if r.off < written && r.ra != nil {
+		if done && ferr != nil {
+			// Failed: not even the bytes already written (they may be
+			// the ones that did not match).
+			return 0, ferr
+		}
+		if r.off < written && ra != nil {
 			n := int64(len(p))
 			if n > written-r.off {
 				n = written - r.off
 			}
-			m, err := r.ra.ReadAt(p[:n], r.off)
+			m, err := ra.ReadAt(p[:n], r.off)
 			r.off += int64(m)
 			if m > 0 {
 				return m, nil
@@ -540,9 +591,6 @@ func (r *Reader) Read(p []byte) (int, error) {
 			}
 		}
 		if done {
-			if ferr != nil {
-				return 0, ferr
-			}
 			if r.off >= written {
 				return 0, io.EOF
 			}
@@ -569,11 +617,8 @@ func (r *Reader) Close() error {
 		r.c.release(r.e)
 		return err
 	}
-	if r.ra != nil {
-		r.ra.Close()
-	}
 	r.c.mu.Lock()
-	r.f.refs--
+	r.c.releaseFillLocked(r.f)
 	abandon := r.f.refs == 0 && !r.f.done
 	r.c.mu.Unlock()
 	if abandon {

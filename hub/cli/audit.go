@@ -175,13 +175,13 @@ func (a *auditPrinter) print(evs []api.AuditEvent) error {
 	}
 	t := newTable(s.out)
 	if !a.printed {
-		t.row("TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "REASON")
+		t.row("TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "REASON", "CACHE")
 		a.printed = true
 	}
 	for _, e := range evs {
 		t.row(e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Workspace, dash(e.Install), dash(e.Node), dash(e.ClientAddr),
 			e.Upstream, e.Repository, dash(e.Reference), e.Kind, strconv.Itoa(e.Status)+" "+http.StatusText(e.Status),
-			strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), reason(e))
+			strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), reason(e), dash(e.Cache))
 	}
 	return t.flush()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/pullgate/pullgate/hub/cache"
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/metrics"
 	"github.com/pullgate/pullgate/hub/secrets"
@@ -57,8 +58,10 @@ type Proxy struct {
 	now       func() time.Time
 
 	verified  *verifiedCache
-	cdnPublic *http.Client // redirect targets of public upstreams: public addresses only
-	cdnAny    *http.Client // redirect targets of loopback/private upstreams
+	cache     *CacheConfig         // nil: no pull-through cache
+	confirms  *cache.Confirmations // per credential, repository and digest
+	cdnPublic *http.Client         // redirect targets of public upstreams: public addresses only
+	cdnAny    *http.Client         // redirect targets of loopback/private upstreams
 	bufs      sync.Pool
 
 	recheckEvery time.Duration
@@ -213,7 +216,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(cw, r, aerr)
 		}
 	}
-	ev.Status, ev.Bytes, ev.Duration = cw.status, cw.bytes, p.now().Sub(start)
+	ev.Status, ev.Bytes, ev.Duration, ev.Cache = cw.status, cw.bytes, p.now().Sub(start), cw.cache
+	p.cacheCounted(rt, cw.cache)
 	if p.audit != nil {
 		p.audit.Record(ev)
 	}
@@ -250,6 +254,11 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 		}
 		return p.creds.Authenticator(ctx, cred, sec)
 	}}
+	if p.cacheable(r, rt) {
+		if done, aerr := p.serveCached(w, r, claims, rt, inst, cred, target); done {
+			return aerr
+		}
+	}
 	conn, err := p.pool.Conn(r.Context(), target)
 	if err != nil {
 		return p.dialError(r.Context(), rt, cred, err)
@@ -561,6 +570,7 @@ type countingWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	cache       string // hit, miss or stale when the cache answered
 }
 
 func (w *countingWriter) WriteHeader(code int) {
