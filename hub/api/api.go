@@ -51,6 +51,9 @@ type Deps struct {
 	// PublicURL is the hub's public URL; its host is what SDL imports
 	// point rewritten images at (default: the request's Host). Optional.
 	PublicURL string
+	// Cache is the pull-through cache; nil when the hub runs without one
+	// (its routes answer 501).
+	Cache CacheAdmin
 }
 
 // route is one entry of the route table. The table is the single source of
@@ -111,6 +114,11 @@ var routes = []route{
 	{"POST", pCluster + "/nodes/{node}/revoke", (*server).revokeNode},
 
 	{"GET", "/api/v1/audit", (*server).queryAudit},
+
+	{"GET", "/api/v1/cache", (*server).getCacheStats},
+	{"GET", "/api/v1/cache/entries", (*server).listCacheEntries},
+	{"DELETE", "/api/v1/cache/entries/{digest}", (*server).evictCacheEntry},
+	{"POST", "/api/v1/cache/warm", (*server).warmCache},
 }
 
 type server struct {

@@ -88,7 +88,7 @@ func (p *Proxy) cacheable(r *http.Request, rt route) bool {
 // and its refusal is the client's answer.
 func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install, cred store.Credential, target upstream.Target) (bool, *apiError) {
 	ctx := r.Context()
-	credKey := cred.ID + ":" + strconv.Itoa(cred.Version)
+	credKey := confirmCredKey(cred)
 	repo := rt.repo.String()
 	now := p.now()
 	cc := p.cache
@@ -203,41 +203,10 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 
 	// A miss: fill with this credential's GET (its 200 is this
 	// credential's confirmation).
-	fetch := func(fctx context.Context) (cache.Upstream, error) {
-		conn, err := p.pool.Conn(fctx, target)
-		if err != nil {
-			return cache.Upstream{}, fillError{p.dialError(fctx, rt, cred, err)}
-		}
-		req := r.Clone(fctx)
-		req.Method, req.Header = http.MethodGet, http.Header{}
-		if rt.kind == kindManifests {
-			req.Header["Accept"] = manifestAccept
-		}
-		drt := rt
-		drt.ref = digest
-		resp, err := p.fetch(req, drt, conn)
-		if err != nil {
-			p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", upstream.Describe(err))
-			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed", reason: "transport"}}
-		}
-		p.recordRateLimit(fctx, resp, rt, inst, cred)
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				p.pool.Forget(target)
-			}
-			if aerr := upstreamStatus(resp, drt, cred); aerr != nil {
-				return cache.Upstream{}, fillError{aerr}
-			}
-			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
-				message: "upstream " + rt.repo.Host + " answered " + strconv.Itoa(resp.StatusCode)}}
-		}
-		c := confirmationOf(resp.Header, now)
-		c.Digest, c.Size = digest, resp.ContentLength
+	fetch := p.fillFetch(rt, digest, inst, cred, target, func(c cache.Confirmation) {
 		conf = c
 		p.confirms.Put(dk, c)
-		return cache.Upstream{Body: resp.Body, Size: resp.ContentLength, MediaType: c.MediaType}, nil
-	}
+	})
 	rd, started, err := cc.Cache.Fill(ctx, digest, fetch)
 	var fe fillError
 	switch {
@@ -277,6 +246,53 @@ func (p *Proxy) cacheCounted(rt route, result string) {
 	p.metrics.CacheRequests.WithLabelValues(rt.auditKind(), result).Inc()
 	if result == cacheStale {
 		p.metrics.CacheStaleServes.Inc()
+	}
+}
+
+// confirmCredKey names a credential in confirmations: its id and
+// version, so a rotated secret confirms again.
+func confirmCredKey(cred store.Credential) string {
+	return cred.ID + ":" + strconv.Itoa(cred.Version)
+}
+
+// fillFetch returns the fetch of a fill: a GET of digest in rt's
+// repository with cred, whose 200 is reported to confirmed.
+func (p *Proxy) fillFetch(rt route, digest string, inst store.Install, cred store.Credential, target upstream.Target, confirmed func(cache.Confirmation)) cache.FetchFunc {
+	return func(fctx context.Context) (cache.Upstream, error) {
+		conn, err := p.pool.Conn(fctx, target)
+		if err != nil {
+			return cache.Upstream{}, fillError{p.dialError(fctx, rt, cred, err)}
+		}
+		req, err := http.NewRequestWithContext(fctx, http.MethodGet, "/", nil)
+		if err != nil {
+			return cache.Upstream{}, err
+		}
+		if rt.kind == kindManifests {
+			req.Header["Accept"] = manifestAccept
+		}
+		drt := rt
+		drt.ref = digest
+		resp, err := p.fetch(req, drt, conn)
+		if err != nil {
+			p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", upstream.Describe(err))
+			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed", reason: "transport"}}
+		}
+		p.recordRateLimit(fctx, resp, rt, inst, cred)
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				p.pool.Forget(target)
+			}
+			if aerr := upstreamStatus(resp, drt, cred); aerr != nil {
+				return cache.Upstream{}, fillError{aerr}
+			}
+			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
+				message: "upstream " + rt.repo.Host + " answered " + strconv.Itoa(resp.StatusCode)}}
+		}
+		c := confirmationOf(resp.Header, p.now())
+		c.Digest, c.Size = digest, resp.ContentLength
+		confirmed(c)
+		return cache.Upstream{Body: resp.Body, Size: resp.ContentLength, MediaType: c.MediaType}, nil
 	}
 }
 

@@ -171,10 +171,9 @@ func newFront(t *testing.T, up *testupstream.Registry) (*front, *testupstream.Re
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(fr.srv.Close)
-	view := *up
-	view.URL = fr.srv.URL
-	view.Host = strings.TrimPrefix(fr.srv.URL, "http://")
-	return fr, &view
+	// The same registry as a credential sees it: through the front.
+	view := &testupstream.Registry{URL: fr.srv.URL, Host: strings.TrimPrefix(fr.srv.URL, "http://"), User: up.User, Password: up.Password}
+	return fr, view
 }
 
 // A corrupted upstream blob is served to nobody from the cache: the first

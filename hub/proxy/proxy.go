@@ -243,17 +243,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 			p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
 		}
 	}()
-	target := upstream.Target{Credential: cred, Repo: rt.repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
-		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
-		if err != nil {
-			return nil, err
-		}
-		sec, err := credential.Open(p.sealer, cred, sealed)
-		if err != nil {
-			return nil, err
-		}
-		return p.creds.Authenticator(ctx, cred, sec)
-	}}
+	target := p.targetFor(cred, rt.repo)
 	if p.cacheable(r, rt) {
 		if done, aerr := p.serveCached(w, r, claims, rt, inst, cred, target); done {
 			return aerr
@@ -300,6 +290,22 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 		p.metrics.BytesProxied.WithLabelValues(rt.repo.Host, rt.auditKind()).Add(float64(n))
 	}
 	return aerr
+}
+
+// targetFor is the upstream pool's key and login for a credential and
+// repository.
+func (p *Proxy) targetFor(cred store.Credential, repo imageref.Repo) upstream.Target {
+	return upstream.Target{Credential: cred, Repo: repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
+		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := credential.Open(p.sealer, cred, sealed)
+		if err != nil {
+			return nil, err
+		}
+		return p.creds.Authenticator(ctx, cred, sec)
+	}}
 }
 
 // access checks that the install may pull rt's repository and picks the
