@@ -13,7 +13,7 @@ import (
 type CacheAdmin interface {
 	Stats() CacheStats
 	Entries() []CacheEntry
-	// Evict removes one entry; ErrCacheEntryInUse while it is read or
+	// Evict removes a digest's entries (of every origin); ErrCacheEntryInUse while it is read or
 	// written, a store.ErrNotFound-wrapping error when unknown.
 	Evict(ctx context.Context, digest string) error
 	// Warm pulls one image into the cache with the workspace's credential.
@@ -47,6 +47,9 @@ type CacheStats struct {
 
 // CacheEntry is one committed entry.
 type CacheEntry struct {
+	// Origin is the upstream the entry was fetched from: entries are
+	// shared only among pulls from the same upstream.
+	Origin    string    `json:"origin"`
 	Digest    string    `json:"digest"`
 	Size      int64     `json:"size"`
 	MediaType string    `json:"media_type,omitempty"`

@@ -41,9 +41,9 @@ type Cache struct {
 	now   func() time.Time
 
 	mu       sync.Mutex
-	entries  map[string]*entry
+	entries  map[Key]*entry
 	lru      *list.List // of *entry, front = most recently used
-	fills    map[string]*fill
+	fills    map[Key]*fill
 	size     int64 // committed bytes
 	reserved int64 // bytes announced by running fills
 
@@ -73,7 +73,7 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 		maxBytes = DefaultMaxBytes
 	}
 	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now,
-		entries: map[string]*entry{}, lru: list.New(), fills: map[string]*fill{}}
+		entries: map[Key]*entry{}, lru: list.New(), fills: map[Key]*fill{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -86,7 +86,7 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 	for _, i := range infos {
 		e := &entry{info: i, used: i.Modified}
 		e.elem = c.lru.PushFront(e)
-		c.entries[i.Digest] = e
+		c.entries[i.Key()] = e
 		c.size += i.Size
 	}
 	c.mu.Lock()
@@ -142,12 +142,12 @@ func (c *Cache) List() []EntryInfo {
 	return out
 }
 
-// Has reports whether digest is committed or being filled.
-func (c *Cache) Has(digest string) bool {
+// Has reports whether k is committed or being filled.
+func (c *Cache) Has(k Key) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.entries[digest]
-	_, filling := c.fills[digest]
+	_, ok := c.entries[k]
+	_, filling := c.fills[k]
 	return ok || filling
 }
 
@@ -156,13 +156,13 @@ var ErrInUse = errors.New("cache: entry in use")
 
 // Evict removes one entry now. An entry being read or written is not
 // evicted (ErrInUse); an unknown one is ErrNotFound.
-func (c *Cache) Evict(ctx context.Context, digest string) error {
+func (c *Cache) Evict(ctx context.Context, k Key) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.fills[digest]; ok {
+	if _, ok := c.fills[k]; ok {
 		return ErrInUse
 	}
-	e, ok := c.entries[digest]
+	e, ok := c.entries[k]
 	if !ok {
 		return ErrNotFound
 	}
@@ -172,12 +172,42 @@ func (c *Cache) Evict(ctx context.Context, digest string) error {
 	return c.removeLocked(ctx, e)
 }
 
+// EvictDigest evicts every entry of digest, whatever its origin, and
+// returns how many went. An entry in use makes it fail with ErrInUse
+// (entries of other origins may have gone).
+func (c *Cache) EvictDigest(ctx context.Context, digest string) (int, error) {
+	c.mu.Lock()
+	var keys []Key
+	for k := range c.entries {
+		if k.Digest == digest {
+			keys = append(keys, k)
+		}
+	}
+	for k := range c.fills {
+		if k.Digest == digest {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return 0, ErrNotFound
+	}
+	n := 0
+	for _, k := range keys {
+		if err := c.Evict(ctx, k); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 func (c *Cache) removeLocked(ctx context.Context, e *entry) error {
-	if err := c.store.Delete(ctx, e.info.Digest); err != nil {
+	if err := c.store.Delete(ctx, e.info.Key()); err != nil {
 		return err
 	}
 	c.lru.Remove(e.elem)
-	delete(c.entries, e.info.Digest)
+	delete(c.entries, e.info.Key())
 	c.size -= e.info.Size
 	c.evictions.Add(1)
 	return nil
@@ -204,20 +234,20 @@ func (c *Cache) evictLocked(ctx context.Context, extra int64) {
 // reader is closed), or of a fill in progress. ok is false when the
 // digest is neither. It does not count a hit or miss: the caller decides
 // whether it serves the entry.
-func (c *Cache) Lookup(ctx context.Context, digest string) (r *Reader, ok bool, err error) {
+func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err error) {
 	c.mu.Lock()
-	if e, found := c.entries[digest]; found {
+	if e, found := c.entries[k]; found {
 		e.refs++
 		c.mu.Unlock()
-		b, err := c.store.Open(ctx, digest)
+		b, err := c.store.Open(ctx, k)
 		if err != nil {
 			c.release(e)
 			if errors.Is(err, ErrNotFound) {
 				// Gone underneath (an operator deleted files): forget it.
 				c.mu.Lock()
-				if e.refs == 0 && c.entries[digest] == e {
+				if e.refs == 0 && c.entries[k] == e {
 					c.lru.Remove(e.elem)
-					delete(c.entries, digest)
+					delete(c.entries, k)
 					c.size -= e.info.Size
 				}
 				c.mu.Unlock()
@@ -227,7 +257,7 @@ func (c *Cache) Lookup(ctx context.Context, digest string) (r *Reader, ok bool, 
 		}
 		return &Reader{c: c, ctx: ctx, e: e, blob: b, info: b.Info()}, true, nil
 	}
-	if f, found := c.fills[digest]; found {
+	if f, found := c.fills[k]; found {
 		r, err := c.joinLocked(ctx, f)
 		c.mu.Unlock()
 		if err != nil {
@@ -248,7 +278,7 @@ func (c *Cache) CountMiss() { c.misses.Add(1) }
 func (c *Cache) touch(e *entry) {
 	c.mu.Lock()
 	e.used = c.now()
-	if c.entries[e.info.Digest] == e {
+	if c.entries[e.info.Key()] == e {
 		c.lru.MoveToFront(e.elem)
 	}
 	c.mu.Unlock()
@@ -282,28 +312,28 @@ type FetchFunc func(ctx context.Context) (Upstream, error)
 //
 // The caller must have established that its client may read digest
 // before calling Fill or Lookup: the cache does not know tenants.
-func (c *Cache) Fill(ctx context.Context, digest string, fetch FetchFunc) (r *Reader, started bool, err error) {
-	if r, ok, err := c.Lookup(ctx, digest); err != nil || ok {
+func (c *Cache) Fill(ctx context.Context, k Key, fetch FetchFunc) (r *Reader, started bool, err error) {
+	if r, ok, err := c.Lookup(ctx, k); err != nil || ok {
 		return r, false, err
 	}
-	h, err := newHash(digest)
+	h, err := newHash(k.Digest)
 	if err != nil {
 		return nil, false, err
 	}
 	c.mu.Lock()
-	if _, ok := c.entries[digest]; ok {
+	if _, ok := c.entries[k]; ok {
 		c.mu.Unlock()
-		r, _, err := c.Lookup(ctx, digest)
+		r, _, err := c.Lookup(ctx, k)
 		return r, false, err
 	}
-	if f, ok := c.fills[digest]; ok {
+	if f, ok := c.fills[k]; ok {
 		r, err := c.joinLocked(ctx, f)
 		c.mu.Unlock()
 		return r, false, err
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := &fill{digest: digest, size: -1, changed: make(chan struct{}), cancel: cancel, hash: h}
-	c.fills[digest] = f
+	f := &fill{key: k, size: -1, changed: make(chan struct{}), cancel: cancel, hash: h}
+	c.fills[k] = f
 	f.refs = 1 // the caller's, until it has its reader
 	c.mu.Unlock()
 
@@ -315,7 +345,7 @@ func (c *Cache) Fill(ctx context.Context, digest string, fetch FetchFunc) (r *Re
 	var w Writer
 	var ra ReaderAtCloser
 	if err == nil {
-		w, err = c.store.Create(fctx, digest)
+		w, err = c.store.Create(fctx, k)
 		if err == nil {
 			// One reader for every follower, opened now: the entry's
 			// temp name is gone once it is committed.
@@ -348,13 +378,13 @@ func (c *Cache) Fill(ctx context.Context, digest string, fetch FetchFunc) (r *Re
 	return r, true, nil
 }
 
-// Wait blocks until digest is no longer being filled, and reports whether
-// it is then committed.
-func (c *Cache) Wait(ctx context.Context, digest string) (bool, error) {
+// Wait blocks until k is no longer being filled, and reports whether it
+// is then committed.
+func (c *Cache) Wait(ctx context.Context, k Key) (bool, error) {
 	for {
 		c.mu.Lock()
-		f, filling := c.fills[digest]
-		_, ok := c.entries[digest]
+		f, filling := c.fills[k]
+		_, ok := c.entries[k]
 		var ch chan struct{}
 		if filling {
 			ch = f.changed
@@ -373,7 +403,7 @@ func (c *Cache) Wait(ctx context.Context, digest string) (bool, error) {
 
 // fill is an entry being written.
 type fill struct {
-	digest    string
+	key       Key
 	w         Writer
 	ra        ReaderAtCloser // shared by followers; closed by the last
 	size      int64          // announced by the upstream; -1 unknown
@@ -392,7 +422,7 @@ type fill struct {
 func (c *Cache) joinLocked(ctx context.Context, f *fill) (*Reader, error) {
 	f.refs++
 	// Before the fetch answered the size is unknown; Ready waits for it.
-	return &Reader{c: c, ctx: ctx, f: f, info: Info{Digest: f.digest, Size: f.size, MediaType: f.mediaType}}, nil
+	return &Reader{c: c, ctx: ctx, f: f, info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.size, MediaType: f.mediaType}}, nil
 }
 
 // releaseFillLocked drops one reference to f and closes its shared reader
@@ -448,8 +478,8 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 		}
 	}
 	if err == nil {
-		if got := hashDigest(f.digest, f.hash); got != f.digest || (f.size >= 0 && f.written != f.size) {
-			c.log.Warn("cache: upstream content does not match its digest; not cached", "digest", f.digest, "got", got, "bytes", f.written)
+		if got := hashDigest(f.key.Digest, f.hash); got != f.key.Digest || (f.size >= 0 && f.written != f.size) {
+			c.log.Warn("cache: upstream content does not match its digest; not cached", "origin", f.key.Origin, "digest", f.key.Digest, "got", got, "bytes", f.written)
 			err = ErrDigestMismatch
 		}
 	}
@@ -457,7 +487,7 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 		err = f.w.Commit(f.mediaType)
 	} else {
 		if aerr := f.w.Abort(); aerr != nil {
-			c.log.Warn("cache: discard entry", "digest", f.digest, "err", aerr)
+			c.log.Warn("cache: discard entry", "digest", f.key.Digest, "err", aerr)
 		}
 	}
 	c.finish(f, f.w, f.mediaType, err)
@@ -468,15 +498,15 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 func (c *Cache) finish(f *fill, w Writer, mediaType string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.fills, f.digest)
+	delete(c.fills, f.key)
 	if f.size > 0 && w != nil {
 		c.reserved -= f.size
 	}
 	f.done, f.err = true, err
 	if err == nil {
-		e := &entry{info: Info{Digest: f.digest, Size: f.written, MediaType: mediaType, Modified: c.now()}, used: c.now()}
+		e := &entry{info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.written, MediaType: mediaType, Modified: c.now()}, used: c.now()}
 		e.elem = c.lru.PushFront(e)
-		c.entries[f.digest] = e
+		c.entries[f.key] = e
 		c.size += f.written
 		c.evictLocked(context.Background(), 0)
 	} else {

@@ -16,14 +16,17 @@ import (
 	"time"
 )
 
-func content(t testing.TB, n int) ([]byte, string) {
+// testOrigin is the upstream the test entries come from.
+const testOrigin = "https://registry.test"
+
+func content(t testing.TB, n int) ([]byte, Key) {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(b)
-	return b, "sha256:" + hex.EncodeToString(sum[:])
+	return b, Key{Origin: testOrigin, Digest: "sha256:" + hex.EncodeToString(sum[:])}
 }
 
 func open(t testing.TB, dir string, max int64) *Cache {
@@ -278,8 +281,8 @@ func TestAbandonedFill(t *testing.T) {
 func TestEvictionLRUAndPinned(t *testing.T) {
 	ctx := context.Background()
 	c := open(t, t.TempDir(), 300<<10)
-	var ds []string
-	put := func() string {
+	var ds []Key
+	put := func() Key {
 		b, d := content(t, 100<<10)
 		r, _, err := c.Fill(ctx, d, (&upstream{b: b}).fetch)
 		if err != nil {
@@ -309,12 +312,12 @@ func TestEvictionLRUAndPinned(t *testing.T) {
 	// nothing pinned goes.
 	var pins []*Reader
 	for _, d := range c.List() {
-		r, _, _ := c.Lookup(ctx, d.Digest)
+		r, _, _ := c.Lookup(ctx, d.Key())
 		pins = append(pins, r)
 	}
 	e := put()
 	for _, p := range pins {
-		if !c.Has(p.Info().Digest) {
+		if !c.Has(p.Info().Key()) {
 			t.Fatalf("pinned entry %s evicted", p.Info().Digest)
 		}
 	}
@@ -368,5 +371,36 @@ func TestConfirmations(t *testing.T) {
 	}
 	if n := len(c.m); n > 4 {
 		t.Fatalf("%d confirmations kept, max 4", n)
+	}
+}
+
+// One digest from two upstreams is two entries: an upstream can only ever
+// be served what it (or another request to the same upstream) filled.
+func TestOriginsAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := open(t, dir, 8<<20)
+	b, k := content(t, 64<<10)
+	if r, _, err := c.Fill(ctx, k, (&upstream{b: b}).fetch); err != nil {
+		t.Fatal(err)
+	} else if _, err := readAll(t, r); err != nil {
+		t.Fatal(err)
+	}
+	other := Key{Origin: "https://evil.test", Digest: k.Digest}
+	if c.Has(other) {
+		t.Fatal("an entry of one origin is visible under another")
+	}
+	if _, ok, _ := c.Lookup(ctx, other); ok {
+		t.Fatal("lookup under another origin found the entry")
+	}
+	c2 := open(t, dir, 8<<20)
+	if !c2.Has(k) || c2.Has(other) {
+		t.Fatal("origin lost on reopen")
+	}
+	if n, err := c2.EvictDigest(ctx, k.Digest); n != 1 || err != nil {
+		t.Fatalf("EvictDigest: %d, %v", n, err)
+	}
+	if _, err := c2.EvictDigest(ctx, k.Digest); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("EvictDigest of nothing: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +15,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Local stores entries as files: <dir>/blobs/<algorithm>/<2 hex>/<hex>,
-// with a small <hex>.meta (the media type) next to it. Entries are written
+// Local stores entries as files: <dir>/blobs/<origin>/<algorithm>/<2
+// hex>/<hex>, where <origin> is 16 hex digits of the sha256 of the
+// entry's origin, with a small <hex>.meta (origin and media type) next to
+// it. Entries are written
 // under <dir>/tmp and renamed into place only after they are complete and
 // synced, so a crash leaves at most a stray temp file, which NewLocal
 // removes.
@@ -43,27 +47,33 @@ func NewLocal(dir string) (*Local, error) {
 	return &Local{dir: dir}, nil
 }
 
-// path is where a committed digest lives. The digest is parsed again here:
-// it becomes a file name.
-func (l *Local) path(digest string) (string, error) {
-	h, err := v1.NewHash(digest)
+// path is where a committed entry lives. The digest is parsed again
+// here: it becomes a file name; the origin only through its hash.
+func (l *Local) path(k Key) (string, error) {
+	h, err := v1.NewHash(k.Digest)
 	if err != nil {
-		return "", fmt.Errorf("cache: bad digest %q: %w", digest, err)
+		return "", fmt.Errorf("cache: bad digest %q: %w", k.Digest, err)
 	}
 	if len(h.Hex) < 2 || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
-		return "", fmt.Errorf("cache: bad digest %q", digest)
+		return "", fmt.Errorf("cache: bad digest %q", k.Digest)
 	}
-	return filepath.Join(l.dir, "blobs", h.Algorithm, h.Hex[:2], h.Hex), nil
+	return filepath.Join(l.dir, "blobs", originDir(k.Origin), h.Algorithm, h.Hex[:2], h.Hex), nil
+}
+
+func originDir(origin string) string {
+	sum := sha256.Sum256([]byte(origin))
+	return hex.EncodeToString(sum[:8])
 }
 
 type meta struct {
+	Origin    string `json:"origin"`
 	MediaType string `json:"mediaType,omitempty"`
 }
 
 // Open opens a committed entry. The Blob is an *os.File underneath
 // (LocalBlob.File), so a hit can be sent with sendfile.
-func (l *Local) Open(_ context.Context, digest string) (Blob, error) {
-	p, err := l.path(digest)
+func (l *Local) Open(_ context.Context, k Key) (Blob, error) {
+	p, err := l.path(k)
 	if err != nil {
 		return nil, err
 	}
@@ -72,14 +82,14 @@ func (l *Local) Open(_ context.Context, digest string) (Blob, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cache: open %s: %w", digest, err)
+		return nil, fmt.Errorf("cache: open %s: %w", k.Digest, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cache: stat %s: %w", digest, err)
+		return nil, fmt.Errorf("cache: stat %s: %w", k.Digest, err)
 	}
-	info := Info{Digest: digest, Size: st.Size(), Modified: st.ModTime()}
+	info := Info{Origin: k.Origin, Digest: k.Digest, Size: st.Size(), Modified: st.ModTime()}
 	if b, err := os.ReadFile(p + ".meta"); err == nil {
 		var m meta
 		if json.Unmarshal(b, &m) == nil {
@@ -102,8 +112,8 @@ func (b *LocalBlob) Info() Info { return b.info }
 func (b *LocalBlob) OSFile() *os.File { return b.File }
 
 // Create starts an entry in <dir>/tmp.
-func (l *Local) Create(_ context.Context, digest string) (Writer, error) {
-	p, err := l.path(digest)
+func (l *Local) Create(_ context.Context, k Key) (Writer, error) {
+	p, err := l.path(k)
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +121,13 @@ func (l *Local) Create(_ context.Context, digest string) (Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: create entry: %w", err)
 	}
-	return &localWriter{f: f, final: p}, nil
+	return &localWriter{f: f, final: p, origin: k.Origin}, nil
 }
 
 type localWriter struct {
-	f     *os.File
-	final string
+	f      *os.File
+	final  string
+	origin string
 }
 
 func (w *localWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
@@ -142,7 +153,7 @@ func (w *localWriter) Commit(mediaType string) error {
 	}
 	// The media type first: an entry is visible once its data file is,
 	// and then its meta must already be there.
-	b, _ := json.Marshal(meta{MediaType: mediaType})
+	b, _ := json.Marshal(meta{Origin: w.origin, MediaType: mediaType})
 	if err := os.WriteFile(w.final+".meta", b, 0o600); err != nil {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("cache: commit entry: %w", err)
@@ -163,19 +174,20 @@ func (w *localWriter) Abort() error {
 }
 
 // Delete removes a committed entry.
-func (l *Local) Delete(_ context.Context, digest string) error {
-	p, err := l.path(digest)
+func (l *Local) Delete(_ context.Context, k Key) error {
+	p, err := l.path(k)
 	if err != nil {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("cache: delete %s: %w", digest, err)
+		return fmt.Errorf("cache: delete %s: %w", k.Digest, err)
 	}
 	os.Remove(p + ".meta")
 	return nil
 }
 
-// Walk lists committed entries. Stray meta files without data are removed.
+// Walk lists committed entries. Stray meta files without data are
+// removed; data without a meta file naming its origin is no entry.
 func (l *Local) Walk(ctx context.Context, fn func(Info) error) error {
 	root := filepath.Join(l.dir, "blobs")
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -190,30 +202,31 @@ func (l *Local) Walk(ctx context.Context, fn func(Info) error) error {
 		}
 		rel, _ := filepath.Rel(root, p)
 		parts := strings.Split(filepath.ToSlash(rel), "/")
-		if len(parts) != 3 {
+		if len(parts) != 4 {
 			return nil
 		}
-		if hex, ok := strings.CutSuffix(parts[2], ".meta"); ok {
-			if _, err := os.Stat(filepath.Join(filepath.Dir(p), hex)); errors.Is(err, fs.ErrNotExist) {
+		if hexName, ok := strings.CutSuffix(parts[3], ".meta"); ok {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(p), hexName)); errors.Is(err, fs.ErrNotExist) {
 				os.Remove(p)
 			}
 			return nil
 		}
-		digest := parts[0] + ":" + parts[2]
-		if want, err := l.path(digest); err != nil || want != p {
+		b, err := os.ReadFile(p + ".meta")
+		if err != nil {
+			return nil
+		}
+		var m meta
+		if json.Unmarshal(b, &m) != nil {
+			return nil
+		}
+		k := Key{Origin: m.Origin, Digest: parts[1] + ":" + parts[3]}
+		if want, err := l.path(k); err != nil || want != p {
 			return nil
 		}
 		st, err := d.Info()
 		if err != nil {
 			return nil
 		}
-		info := Info{Digest: digest, Size: st.Size(), Modified: st.ModTime()}
-		if b, err := os.ReadFile(p + ".meta"); err == nil {
-			var m meta
-			if json.Unmarshal(b, &m) == nil {
-				info.MediaType = m.MediaType
-			}
-		}
-		return fn(info)
+		return fn(Info{Origin: k.Origin, Digest: k.Digest, Size: st.Size(), MediaType: m.MediaType, Modified: st.ModTime()})
 	})
 }

@@ -20,27 +20,40 @@ import (
 // entry.
 var ErrNotFound = errors.New("cache: no such entry")
 
+// Key names an entry: its digest, and the upstream it was fetched from.
+// Entries are shared only among requests to the same upstream: an
+// upstream a tenant controls could otherwise answer "yes, I have that
+// digest" to read another tenant's cached content by digest.
+type Key struct {
+	Origin string
+	Digest string
+}
+
 // Info describes a committed entry.
 type Info struct {
+	Origin    string    `json:"origin"`
 	Digest    string    `json:"digest"`
 	Size      int64     `json:"size"`
 	MediaType string    `json:"mediaType,omitempty"`
 	Modified  time.Time `json:"modified"`
 }
 
+// Key is the entry's key.
+func (i Info) Key() Key { return Key{Origin: i.Origin, Digest: i.Digest} }
+
 // Storage holds committed entries by digest. The local filesystem (Local)
 // is the embedded default; an object store shared by several hub replicas
 // can implement it too: nothing outside this interface assumes files.
 type Storage interface {
 	// Open returns a committed entry, or ErrNotFound.
-	Open(ctx context.Context, digest string) (Blob, error)
-	// Create starts a new entry for digest. Nothing is visible under
-	// digest until Commit; an entry that is never committed (Abort, a
-	// crash) is never returned by Open.
-	Create(ctx context.Context, digest string) (Writer, error)
+	Open(ctx context.Context, k Key) (Blob, error)
+	// Create starts a new entry for k. Nothing is visible under k until
+	// Commit; an entry that is never committed (Abort, a crash) is never
+	// returned by Open.
+	Create(ctx context.Context, k Key) (Writer, error)
 	// Delete removes a committed entry; readers that have it open keep
 	// reading what they opened.
-	Delete(ctx context.Context, digest string) error
+	Delete(ctx context.Context, k Key) error
 	// Walk calls fn for every committed entry.
 	Walk(ctx context.Context, fn func(Info) error) error
 }

@@ -64,9 +64,9 @@ with that install's own registry credential, that the repository has it.`,
 			if s.json {
 				return s.printJSON(es)
 			}
-			t := newTable(s.out, "DIGEST", "SIZE", "MEDIA TYPE", "LAST USED", "IN USE")
+			t := newTable(s.out, "ORIGIN", "DIGEST", "SIZE", "MEDIA TYPE", "LAST USED", "IN USE")
 			for _, e := range es {
-				t.row(e.Digest, strconv.FormatInt(e.Size, 10), dash(e.MediaType), fmtTime(e.LastUsed), strconv.Itoa(e.InUse))
+				t.row(e.Origin, e.Digest, strconv.FormatInt(e.Size, 10), dash(e.MediaType), fmtTime(e.LastUsed), strconv.Itoa(e.InUse))
 			}
 			return t.flush()
 		},

@@ -92,6 +92,8 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 	repo := rt.repo.String()
 	now := p.now()
 	cc := p.cache
+	origin := cacheOrigin(cred)
+	key := func(d string) cache.Key { return cache.Key{Origin: origin, Digest: d} }
 	stale := false
 	digest := rt.ref
 	var conf cache.Confirmation
@@ -100,12 +102,12 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 	if rt.kind == kindManifests && !isDigest(rt.ref) {
 		tk := cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: "tag:" + rt.ref}
 		c, ok := p.confirms.Get(tk, now, cc.TagTTL)
-		if !ok || cc.TagTTL <= 0 || !cc.Cache.Has(c.Digest) || !accepts(r, c.MediaType) {
+		if !ok || cc.TagTTL <= 0 || !cc.Cache.Has(key(c.Digest)) || !accepts(r, c.MediaType) {
 			h, aerr, down := p.headUpstream(r, rt, inst, cred, target, rt.ref, r.Header.Values("Accept"))
 			switch {
 			case down && cc.StaleWindow > 0:
 				c, ok = p.confirms.Get(tk, now, cc.StaleWindow)
-				if !ok || !cc.Cache.Has(c.Digest) || !accepts(r, c.MediaType) {
+				if !ok || !cc.Cache.Has(key(c.Digest)) || !accepts(r, c.MediaType) {
 					return true, aerr
 				}
 				stale = true
@@ -149,13 +151,13 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 		p.confirms.Put(dk, conf)
 		return nil
 	}
-	if !confirmed && cc.Cache.Has(digest) {
+	if !confirmed && cc.Cache.Has(key(digest)) {
 		if aerr := confirm(); aerr != nil {
 			return true, aerr
 		}
 	}
 
-	rd, ok, err := cc.Cache.Lookup(ctx, digest)
+	rd, ok, err := cc.Cache.Lookup(ctx, key(digest))
 	if err != nil {
 		p.log.Warn("cache lookup", "digest", digest, "err", err)
 		return false, nil
@@ -166,7 +168,7 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 		if aerr := confirm(); aerr != nil {
 			return true, aerr
 		}
-		if rd, ok, err = cc.Cache.Lookup(ctx, digest); err != nil {
+		if rd, ok, err = cc.Cache.Lookup(ctx, key(digest)); err != nil {
 			return false, nil
 		}
 	}
@@ -207,7 +209,7 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 		conf = c
 		p.confirms.Put(dk, c)
 	})
-	rd, started, err := cc.Cache.Fill(ctx, digest, fetch)
+	rd, started, err := cc.Cache.Fill(ctx, key(digest), fetch)
 	var fe fillError
 	switch {
 	case errors.As(err, &fe):
@@ -247,6 +249,18 @@ func (p *Proxy) cacheCounted(rt route, result string) {
 	if result == cacheStale {
 		p.metrics.CacheStaleServes.Inc()
 	}
+}
+
+// cacheOrigin is the upstream a credential reaches (its endpoint's
+// registry, or its host's): entries are shared only among credentials of
+// the same upstream. A tenant can point a credential at an upstream it
+// controls, which would confirm any digest; it must not thereby read
+// what another upstream's pulls cached.
+func cacheOrigin(cred store.Credential) string {
+	if reg, err := upstream.Registry(cred); err == nil {
+		return strings.ToLower(reg.RegistryStr())
+	}
+	return "host:" + strings.ToLower(cred.Host)
 }
 
 // confirmCredKey names a credential in confirmations: its id and

@@ -58,6 +58,16 @@ func blobPath(f *fixture, repo, digest string) string {
 	return "/v2/" + upstreamHost + "/" + repo + "/blobs/" + digest
 }
 
+// cached reports whether digest has a committed entry of any origin.
+func cached(c *cache.Cache, digest string) bool {
+	for _, e := range c.List() {
+		if e.Digest == digest {
+			return true
+		}
+	}
+	return false
+}
+
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
@@ -216,7 +226,7 @@ func TestCacheCorruptUpstreamNeverServed(t *testing.T) {
 	if b := readBody(t, resp); resp.StatusCode != http.StatusOK || sha([]byte(b)) != h.String() {
 		t.Fatalf("after healing: %d", resp.StatusCode)
 	}
-	if !c.Has(h.String()) {
+	if !cached(c, h.String()) {
 		t.Fatal("good bytes not cached")
 	}
 }
@@ -251,7 +261,7 @@ func TestCacheTenantWithoutAccess(t *testing.T) {
 			if _, err := f.pull(f.ref(upstreamHost, "org/app", "v1"), tokA); err != nil {
 				t.Fatalf("A's pull: %v", err)
 			}
-			if !c.Has(h.String()) || !c.Has(md.String()) {
+			if !cached(c, h.String()) || !cached(c, md.String()) {
 				t.Fatal("A's pull was not cached")
 			}
 			wsB := f.workspace("globex")
@@ -278,6 +288,65 @@ func TestCacheTenantWithoutAccess(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// liar is an upstream a tenant controls: it answers 200 to every HEAD,
+// with the digest asked for, and has no content.
+func liar(t *testing.T) *testupstream.Registry {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(r.URL.Path, "/")
+		if r.Method == http.MethodHead && len(parts) > 2 {
+			w.Header().Set("Docker-Content-Digest", parts[len(parts)-1])
+			w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+			w.Header().Set("Content-Length", "1")
+			return
+		}
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return &testupstream.Registry{URL: srv.URL, Host: strings.TrimPrefix(srv.URL, "http://"), User: "mallory", Password: "any"}
+}
+
+// A tenant that points its credential at an upstream it controls, which
+// claims to have every digest, still cannot read what another tenant's
+// pulls from the real upstream cached: entries are per upstream.
+func TestCacheLyingUpstreamGetsNothing(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	img, h := up.PushBlobImage(t, "org/app", "v1", 256<<10)
+	md, _ := img.Digest()
+	f, c := newCacheFixture(t, 64<<20, CacheConfig{})
+	wsA := f.workspace("acme")
+	f.credential(wsA, "reg", upstreamHost, up, up.Password)
+	f.install(wsA, "web")
+	if _, err := f.pull(f.ref(upstreamHost, "org/app", "v1"), f.token(wsA, "web", 10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !cached(c, h.String()) {
+		t.Fatal("A's pull was not cached")
+	}
+	wsB := f.workspace("mallory")
+	f.credential(wsB, "reg", upstreamHost, liar(t), "any")
+	f.install(wsB, "web")
+	tokB := f.token(wsB, "web", 10*time.Minute)
+	for _, path := range []string{blobPath(f, "org/app", h.String()), "/v2/" + upstreamHost + "/org/app/manifests/" + md.String()} {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			resp := f.get(method, path, tokB, "Accept", "application/vnd.docker.distribution.manifest.v2+json")
+			body := readBody(t, resp)
+			// A HEAD passes the liar's own answer through; a GET must not
+			// produce A's bytes.
+			if method == http.MethodGet && resp.StatusCode == http.StatusOK {
+				t.Fatalf("B %s %s through a lying upstream: 200, %d bytes", method, path, len(body))
+			}
+		}
+	}
+	for _, e := range f.audit.all() {
+		if e.Workspace == "mallory" && (e.Cache == cacheHit || e.Cache == cacheStale) {
+			t.Fatalf("B was answered from the cache: %+v", e)
+		}
 	}
 }
 
@@ -407,7 +476,7 @@ func TestCacheRevokeOnHit(t *testing.T) {
 	f.install(ws, "web")
 	tok := f.token(ws, "web", 10*time.Minute)
 	resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok)
-	if b := readBody(t, resp); sha([]byte(b)) != h.String() || !c.Has(h.String()) {
+	if b := readBody(t, resp); sha([]byte(b)) != h.String() || !cached(c, h.String()) {
 		t.Fatal("blob not pulled and cached")
 	}
 	// A cached stream in progress: read a little, revoke, read the rest.

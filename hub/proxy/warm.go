@@ -155,8 +155,9 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred store.Credential, credKey string) (WarmedEntry, []byte, error) {
 	e := WarmedEntry{Digest: rt.ref, Kind: rt.auditKind()}
 	cc := p.cache.Cache
+	key := cache.Key{Origin: cacheOrigin(cred), Digest: rt.ref}
 	dk := cache.ConfirmKey{Credential: credKey, Repository: rt.repo.String(), Reference: rt.ref}
-	if cc.Has(rt.ref) {
+	if cc.Has(key) {
 		// Cached by someone: confirm with this workspace's credential too,
 		// so the answer is this workspace's own.
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, "/", nil)
@@ -172,7 +173,7 @@ func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred 
 		p.confirms.Put(dk, c)
 		e.Cached = true
 	}
-	rd, started, err := cc.Fill(ctx, rt.ref, p.fillFetch(rt, rt.ref, inst, cred, p.targetFor(cred, rt.repo), func(c cache.Confirmation) { p.confirms.Put(dk, c) }))
+	rd, started, err := cc.Fill(ctx, key, p.fillFetch(rt, rt.ref, inst, cred, p.targetFor(cred, rt.repo), func(c cache.Confirmation) { p.confirms.Put(dk, c) }))
 	var fe fillError
 	switch {
 	case errors.As(err, &fe):
@@ -187,11 +188,11 @@ func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred 
 		return p.warmOne(ctx, rt, inst, cred, credKey)
 	}
 	if rt.kind != kindManifests {
-		if _, err := cc.Wait(ctx, rt.ref); err != nil {
+		if _, err := cc.Wait(ctx, key); err != nil {
 			return e, nil, err
 		}
 		rd.Close()
-		r2, ok, err := cc.Lookup(ctx, rt.ref)
+		r2, ok, err := cc.Lookup(ctx, key)
 		if err != nil || !ok {
 			return e, nil, &WarmError{http.StatusBadGateway, "blob " + rt.ref + " was not cached (upstream content did not match its digest, or the cache is too small)"}
 		}

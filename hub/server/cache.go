@@ -71,13 +71,13 @@ func (a cacheAdmin) Stats() api.CacheStats {
 func (a cacheAdmin) Entries() []api.CacheEntry {
 	var out []api.CacheEntry
 	for _, e := range a.c.List() {
-		out = append(out, api.CacheEntry{Digest: e.Digest, Size: e.Size, MediaType: e.MediaType, LastUsed: e.LastUsed.UTC(), InUse: e.InUse})
+		out = append(out, api.CacheEntry{Origin: e.Origin, Digest: e.Digest, Size: e.Size, MediaType: e.MediaType, LastUsed: e.LastUsed.UTC(), InUse: e.InUse})
 	}
 	return out
 }
 
 func (a cacheAdmin) Evict(ctx context.Context, digest string) error {
-	switch err := a.c.Evict(ctx, digest); {
+	switch _, err := a.c.EvictDigest(ctx, digest); {
 	case errors.Is(err, cache.ErrInUse):
 		return api.ErrCacheEntryInUse
 	case errors.Is(err, cache.ErrNotFound):
