@@ -229,6 +229,9 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 			}
 		}
 		w.cache = cacheHit
+		if stale {
+			w.cache = cacheStale
+		}
 		cc.Cache.CountHit()
 	} else {
 		w.cache = cacheMiss
