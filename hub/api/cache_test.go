@@ -22,4 +22,3 @@ func TestCacheRoutesWithoutCache(t *testing.T) {
 		}
 	}
 }
-
