@@ -85,7 +85,7 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS keys")
+	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS keys, cache")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:5080", "HTTP(S) listen address")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
