@@ -492,47 +492,64 @@ type sendWriter struct {
 	err     *apiError
 }
 
-// ReadFrom is what io.Copy in ServeContent calls with an
-// *io.LimitedReader over the *os.File.
+// ReadFrom is what io.Copy in ServeContent calls, with an
+// *io.LimitedReader over the *os.File. Over HTTP/1.x each slice goes to
+// the connection's ReadFrom (sendfile); over HTTP/2, which has none, it is
+// copied through a pooled buffer. Either way the token is re-checked
+// between slices and the write deadline moved.
 func (s *sendWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !s.wroteHeader {
 		s.WriteHeader(http.StatusOK)
 	}
 	lr, isLimited := src.(*io.LimitedReader)
 	rf, canSend := s.countingWriter.ResponseWriter.(io.ReaderFrom)
-	if !isLimited || !canSend {
-		return io.Copy(writerOnly{s}, src)
+	sendfile := isLimited && canSend
+	var buf []byte
+	if !sendfile {
+		bp := s.p.bufs.Get().(*[]byte)
+		defer s.p.bufs.Put(bp)
+		buf = *bp
 	}
 	rc := http.NewResponseController(s.countingWriter)
 	var total int64
-	for lr.N > 0 {
+	for {
+		chunk := s.p.recheckBytes
+		if isLimited {
+			if lr.N <= 0 {
+				return total, nil
+			}
+			chunk = min(lr.N, chunk)
+		}
 		if err := rc.SetWriteDeadline(time.Now().Add(s.p.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			s.err = s.p.streamFailed(s.r, s.rt, "set write deadline", err)
 			return total, err
 		}
-		chunk := min(lr.N, s.p.recheckBytes)
-		n, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: chunk})
-		lr.N -= n
+		var n int64
+		var err error
+		if sendfile {
+			n, err = rf.ReadFrom(&io.LimitedReader{R: lr.R, N: chunk})
+			lr.N -= n
+			s.bytes += n
+		} else {
+			// countingWriter.Write counts the bytes.
+			n, err = io.CopyBuffer(writerOnly{s.countingWriter}, io.LimitReader(src, chunk), buf)
+		}
 		total += n
-		s.bytes += n
 		if err != nil {
 			s.err = s.p.streamFailed(s.r, s.rt, "write to client", err)
 			return total, err
 		}
-		if n < chunk {
-			return total, nil // the file ended early
+		if n < chunk || (isLimited && lr.N <= 0) {
+			return total, nil // the content ended
 		}
-		if lr.N > 0 {
-			if aerr := s.recheck(s.r.Context()); aerr != nil && aerr.refusal != "" {
-				s.p.log.Info("stream cut: install token no longer valid", "upstream", s.rt.repo.Host, "repository", s.rt.repo.Path,
-					"ref", s.rt.ref, "reason", aerr.refusal, "bytes", total)
-				s.p.refused(aerr)
-				s.err = aerr
-				return total, errors.New("install token no longer valid")
-			}
+		if aerr := s.recheck(s.r.Context()); aerr != nil && aerr.refusal != "" {
+			s.p.log.Info("stream cut: install token no longer valid", "upstream", s.rt.repo.Host, "repository", s.rt.repo.Path,
+				"ref", s.rt.ref, "reason", aerr.refusal, "bytes", total)
+			s.p.refused(aerr)
+			s.err = aerr
+			return total, errors.New("install token no longer valid")
 		}
 	}
-	return total, nil
 }
 
 // writerOnly hides ReadFrom so io.Copy does not call it again.

@@ -465,6 +465,50 @@ func TestCacheEvictionWhilePulling(t *testing.T) {
 	}
 }
 
+// Over HTTP/2 (no sendfile) a cached stream is cut by a revoke too.
+func TestCacheRevokeOnHitHTTP2(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h := up.PushBlobImage(t, "org/app", "v1", 32<<20)
+	f, c := newCacheFixture(t, 64<<20, CacheConfig{}, WithStreamChecks(time.Hour, 256<<10, 0))
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web")
+	tok := f.token(ws, "web", 10*time.Minute)
+	srv := httptest.NewUnstartedServer(f.proxy.Handler())
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	client := srv.Client()
+	get := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+blobPath(f, "org/app", h.String()), nil)
+		req.SetBasicAuth("x", tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+		}
+		return resp
+	}
+	resp := get()
+	if b, err := io.ReadAll(resp.Body); err != nil || sha(b) != h.String() || !cached(c, h.String()) {
+		t.Fatalf("first pull over HTTP/2: %v", err)
+	}
+	resp.Body.Close()
+	resp = get()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	f.must(f.store.UpdateInstall(context.Background(), ws.Name, "web", store.InstallUpdate{Enabled: &off}))
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("cached HTTP/2 stream not cut by the revoke: %d more bytes and a clean end", n)
+	}
+}
+
 // A revoke refuses the next request even when the bytes are cached, and
 // cuts a cached stream that is already running.
 func TestCacheRevokeOnHit(t *testing.T) {
