@@ -58,11 +58,12 @@ type Proxy struct {
 	now       func() time.Time
 
 	verified  *verifiedCache
-	cache     *CacheConfig         // nil: no pull-through cache
-	confirms  *cache.Confirmations // per credential, repository and digest
-	cdnPublic *http.Client         // redirect targets of public upstreams: public addresses only
-	cdnAny    *http.Client         // redirect targets of loopback/private upstreams
+	cdnPublic *http.Client // redirect targets of public upstreams: public addresses only
+	cdnAny    *http.Client // redirect targets of loopback/private upstreams
 	bufs      sync.Pool
+
+	cache    *CacheConfig         // nil: no pull-through cache
+	confirms *cache.Confirmations // per credential, repository and digest
 
 	recheckEvery time.Duration
 	recheckBytes int64
