@@ -104,13 +104,21 @@ type hub struct {
 
 // startHub starts a hub (a child process unless inProcessOK and
 // PULLGATE_BENCH_HUB=inprocess) with its own data dir, HTTP on a free
-// 127.0.0.1 port and the embedded NATS server disabled, and stops it when
+// 127.0.0.1 port, the embedded NATS server disabled and the pull-through
+// cache off (these benchmarks measure the proxy path), and stops it when
 // the benchmark ends.
 func startHub(b testing.TB, inProcessOK bool) *hub {
 	b.Helper()
 	if inProcessOK && os.Getenv(hubModeEnv) == "inprocess" {
 		return startHubInProcess(b, "")
 	}
+	return startHubProcess(b, "--cache=off")
+}
+
+// startHubProcess starts the built hub as a child process with extra
+// serve flags.
+func startHubProcess(b testing.TB, extra ...string) *hub {
+	b.Helper()
 	bin := hubBinary(b)
 	dir := b.TempDir()
 	h := &hub{Mode: "child process", dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "hub.log")}
@@ -124,7 +132,7 @@ func startHub(b testing.TB, inProcessOK bool) *hub {
 		}
 		// As deployed: default log level and format; stderr goes to a
 		// file so logging never blocks on a pipe.
-		cmd := exec.Command(bin, "serve", "--data", h.dataDir, "--listen", h.Host, "--nats-listen=", "--metrics-listen=")
+		cmd := exec.Command(bin, append([]string{"serve", "--data", h.dataDir, "--listen", h.Host, "--nats-listen=", "--metrics-listen="}, extra...)...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.Env = hubEnv()
 		err = cmd.Start()
@@ -191,6 +199,7 @@ func startHubInProcess(b testing.TB, natsListen string) *hub {
 			Listen:     "127.0.0.1:0",
 			NATSListen: natsListen,
 			TokenTTL:   10 * time.Minute,
+			Cache:      server.CacheConfig{Off: true},
 			Logger:     slog.New(slog.NewTextHandler(logFile, nil)),
 			Ready:      func(addr string) { addrc <- addr },
 		})

@@ -177,31 +177,38 @@ func procMem(pid int) (rss, hwm int64, err error) {
 // procCPU is the user+system CPU time a process has used so far, threads
 // that have exited included (from /proc/<pid>/stat, 10 ms resolution).
 func procCPU(pid int) (time.Duration, error) {
+	u, s, err := procUserSys(pid)
+	return u + s, err
+}
+
+// procUserSys is a process's user and system CPU time so far (utime and
+// stime, fields 14 and 15 of /proc/<pid>/stat).
+func procUserSys(pid int) (user, sys time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line.
+	// Fields after the parenthesised command name.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	var ticks int64
-	for _, v := range f[11:13] {
+	var ticks [2]int64
+	for j, v := range f[11:13] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 		}
-		ticks += n
+		ticks[j] = n
 	}
 	const userHZ = 100 // USER_HZ is 100 on every Linux architecture Go supports
-	return time.Duration(ticks) * (time.Second / userHZ), nil
+	tick := time.Second / userHZ
+	return time.Duration(ticks[0]) * tick, time.Duration(ticks[1]) * tick, nil
 }
 
 // cpuMeter measures a child hub's CPU time over an interval; it measures

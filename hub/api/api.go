@@ -54,6 +54,9 @@ type Deps struct {
 	// AuditFlush, when set, writes the audit events still queued before
 	// an audit query, so that a pull that just ended is in the answer.
 	AuditFlush func(context.Context) error
+	// Cache is the pull-through cache; nil when the hub runs without one
+	// (its routes answer 501).
+	Cache CacheAdmin
 }
 
 // route is one entry of the route table. The table is the single source of
@@ -114,6 +117,11 @@ var routes = []route{
 	{"POST", pCluster + "/nodes/{node}/revoke", (*server).revokeNode},
 
 	{"GET", "/api/v1/audit", (*server).queryAudit},
+
+	{"GET", "/api/v1/cache", (*server).getCacheStats},
+	{"GET", "/api/v1/cache/entries", (*server).listCacheEntries},
+	{"DELETE", "/api/v1/cache/entries/{digest}", (*server).evictCacheEntry},
+	{"POST", "/api/v1/cache/warm", (*server).warmCache},
 }
 
 type server struct {

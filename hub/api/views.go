@@ -271,6 +271,9 @@ type AuditEvent struct {
 	// aggregated into one event.
 	Reason string `json:"reason"`
 	Count  int64  `json:"count"`
+	// Cache says how the pull-through cache answered: hit, miss, stale
+	// (served while the upstream was down) or empty (not cached).
+	Cache string `json:"cache,omitempty"`
 }
 
 // AuditEvents is the body of GET /api/v1/audit.
@@ -336,6 +339,7 @@ func auditView(e store.AuditEvent) AuditEvent {
 		DurationMS: e.Duration.Milliseconds(),
 		Reason:     e.Reason,
 		Count:      max(e.Count, 1),
+		Cache:      e.Cache,
 	}
 }
 

@@ -166,11 +166,11 @@ type auditPrinter struct {
 	widths []int
 }
 
-var auditHeader = []string{"TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "REASON"}
+var auditHeader = []string{"TIME", "WORKSPACE", "INSTALL", "NODE", "CLIENT", "UPSTREAM", "REPOSITORY", "REFERENCE", "KIND", "STATUS", "BYTES", "DURATION", "CACHE", "REASON"}
 
 // auditMinWidths are --follow's starting widths: enough for typical
 // values, so that later rows rarely need more than the first ones.
-var auditMinWidths = []int{23, 10, 10, 12, 15, 12, 16, 12, 8, 16, 8, 8, 0}
+var auditMinWidths = []int{23, 10, 10, 12, 15, 12, 16, 12, 8, 16, 8, 8, 5, 0}
 
 func auditRow(e api.AuditEvent) []string {
 	node := e.NodeName
@@ -179,7 +179,7 @@ func auditRow(e api.AuditEvent) []string {
 	}
 	return []string{e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Workspace, dash(e.Install), dash(node), dash(e.ClientAddr),
 		e.Upstream, e.Repository, dash(e.Reference), e.Kind, strconv.Itoa(e.Status) + " " + http.StatusText(e.Status),
-		strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), reason(e)}
+		strconv.FormatInt(e.Bytes, 10), (time.Duration(e.DurationMS) * time.Millisecond).String(), dash(e.Cache), reason(e)}
 }
 
 // printFixed prints rows padded to a.widths, widened first to fit them

@@ -96,6 +96,7 @@ the hub only. Operator commands talk to a running hub:
   install     one deployment's right to pull, and its install tokens
   audit       the trail of proxied pulls
   sdl         import an Akash SDL's registry credentials as hub state
+  cache       the pull-through cache: stats, list, evict, warm
 
 They find the hub with --hub (or $` + EnvHub + `) and authenticate with the
 admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
@@ -121,6 +122,7 @@ admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
 
 	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
 	root.AddCommand(newSDLCmd(g))
+	root.AddCommand(newCacheCmd(g))
 	root.AddCommand(extra...)
 	return root
 }

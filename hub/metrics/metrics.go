@@ -30,6 +30,7 @@ type Hub struct {
 	// TokenFetches counts the hub's own upstream token fetches (ECR
 	// GetAuthorizationToken, Entra ID + ACR exchange) by kind and result.
 	TokenFetches *prometheus.CounterVec
+	cacheMetrics
 }
 
 // New registers the hub's collectors, plus Go runtime and process ones.
@@ -72,6 +73,8 @@ func New() *Hub {
 	h.TokenFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pullgate_upstream_token_fetches_total", Help: "Upstream registry tokens the hub fetched itself (ECR, ACR), by credential kind and result.",
 	}, []string{"kind", "result"})
+	h.cacheMetrics = newCacheMetrics()
+	h.Registry.MustRegister(h.cacheMetrics.collectors()...)
 	h.Registry.MustRegister(h.RateLimitLimit, h.RateLimitRemaining, h.RateLimitWindow, h.TokenFetches)
 	h.Registry.MustRegister(h.Requests, h.Latency, h.BytesProxied, h.UpstreamErrors, h.TokensMinted, h.TokensRefused, h.AuditDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/pullgate/pullgate/hub/cache"
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/metrics"
 	"github.com/pullgate/pullgate/hub/secrets"
@@ -60,6 +61,9 @@ type Proxy struct {
 	cdnPublic *http.Client // redirect targets of public upstreams: public addresses only
 	cdnAny    *http.Client // redirect targets of loopback/private upstreams
 	bufs      sync.Pool
+
+	cache    *CacheConfig         // nil: no pull-through cache
+	confirms *cache.Confirmations // per credential, repository and digest
 
 	recheckEvery time.Duration
 	recheckBytes int64
@@ -213,7 +217,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(cw, r, aerr)
 		}
 	}
-	ev.Status, ev.Bytes, ev.Duration = cw.status, cw.bytes, p.now().Sub(start)
+	ev.Status, ev.Bytes, ev.Duration, ev.Cache = cw.status, cw.bytes, p.now().Sub(start), cw.cache
+	p.cacheCounted(rt, cw.cache)
 	if p.audit != nil {
 		p.audit.Record(ev)
 	}
@@ -242,17 +247,12 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 			p.metrics.UpstreamErrors.WithLabelValues(rt.repo.Host, aerr.reason).Inc()
 		}
 	}()
-	target := upstream.Target{Credential: cred, Repo: rt.repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
-		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
-		if err != nil {
-			return nil, err
+	target := p.targetFor(cred, rt.repo)
+	if p.cacheable(r, rt) {
+		if done, aerr := p.serveCached(w, r, claims, rt, inst, cred, target); done {
+			return aerr
 		}
-		sec, err := credential.Open(p.sealer, cred, sealed)
-		if err != nil {
-			return nil, err
-		}
-		return p.creds.Authenticator(ctx, cred, sec)
-	}}
+	}
 	conn, err := p.pool.Conn(r.Context(), target)
 	if err != nil {
 		return p.dialError(r.Context(), rt, cred, err)
@@ -299,6 +299,22 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 		p.metrics.BytesProxied.WithLabelValues(rt.repo.Host, rt.auditKind()).Add(float64(n))
 	}
 	return aerr
+}
+
+// targetFor is the upstream pool's key and login for a credential and
+// repository.
+func (p *Proxy) targetFor(cred store.Credential, repo imageref.Repo) upstream.Target {
+	return upstream.Target{Credential: cred, Repo: repo, Auth: func(ctx context.Context) (authn.Authenticator, error) {
+		sealed, err := p.store.CredentialSecret(ctx, cred.ID, cred.Version)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := credential.Open(p.sealer, cred, sealed)
+		if err != nil {
+			return nil, err
+		}
+		return p.creds.Authenticator(ctx, cred, sec)
+	}}
 }
 
 // access checks that the install may pull rt's repository and picks the
@@ -571,6 +587,7 @@ type countingWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	cache       string // hit, miss or stale when the cache answered
 }
 
 func (w *countingWriter) WriteHeader(code int) {

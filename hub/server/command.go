@@ -25,6 +25,7 @@ const DefaultMetricsListen = "127.0.0.1:9465"
 func Command() *cobra.Command {
 	var cfg Config
 	var logLevel, logFormat string
+	var cacheMode, cacheSize string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub: pull proxy, REST API, token service and embedded NATS",
@@ -37,6 +38,14 @@ Audit events are kept for 90 days (--audit-retention).
 One hub per data dir: the hub locks <data>/hub.lock while it runs, and a
 second one started on the same --data refuses, naming the first (its pid
 and host). Replicas each get a data dir of their own.
+
+Blobs and manifests are cached in <data>/cache (--cache-size, 20GiB by
+default; --cache off turns the cache off). A cached entry is served to an
+install only after the upstream confirmed, with that install's own
+credential, that the repository has it (a HEAD, remembered for
+--cache-confirm-ttl). While an upstream is unreachable, failing or rate
+limiting, cached content its credential confirmed within --cache-stale is
+served, and the audit trail says "stale".
 
 The embedded NATS server serves TLS with --nats-tls-cert/--nats-tls-key, or
 with the HTTPS pair (--tls-cert/--tls-key) when those are not given. It
@@ -68,6 +77,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if cfg.WriteTimeout < time.Second {
 				return fmt.Errorf("--write-timeout %v: want 1s or more", cfg.WriteTimeout)
 			}
+			if err := cacheFlags(&cfg, cacheMode, cacheSize); err != nil {
+				return err
+			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
 			}
@@ -77,7 +89,7 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS keys")
+	f.StringVar(&cfg.DataDir, "data", "./pullgate-data", "data directory: database, master key, admin token, NATS keys, cache")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:5080", "HTTP(S) listen address")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
@@ -94,9 +106,46 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	cfg.AuditRetention = audit.DefaultRetention
 	f.Var(daysValue{&cfg.AuditRetention}, "audit-retention", "delete audit events older than this (90d, 720h; 0 keeps them for ever)")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "drop a pull client that accepts no data for this long")
+	f.StringVar(&cacheMode, "cache", "on", "pull-through cache of blobs and manifests: on or off")
+	f.StringVar(&cfg.Cache.Dir, "cache-dir", "", "directory of the cache (default: <data>/cache)")
+	f.StringVar(&cacheSize, "cache-size", "20GiB", "size cap of the cache; least recently used entries are evicted (e.g. 512MiB, 100GiB)")
+	f.DurationVar(&cfg.Cache.Proxy.ConfirmTTL, "cache-confirm-ttl", proxy.DefaultConfirmTTL, "how long the upstream's confirmation that a credential can read a cached digest is trusted before the next HEAD")
+	f.DurationVar(&cfg.Cache.Proxy.TagTTL, "cache-tag-ttl", 0, "how long a tag's digest is used without asking the upstream (0: every tag request sends a HEAD)")
+	f.DurationVar(&cfg.Cache.Proxy.StaleWindow, "cache-stale", proxy.DefaultStaleWindow, "serve cached content while the upstream is down, if the credential confirmed it within this window (0: never)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// cacheFlags checks the cache flags into cfg.
+func cacheFlags(cfg *Config, mode, size string) error {
+	switch mode {
+	case "on":
+	case "off":
+		cfg.Cache.Off = true
+	default:
+		return fmt.Errorf("--cache %q: want on or off", mode)
+	}
+	n, err := parseSize(size)
+	if err != nil {
+		return fmt.Errorf("--cache-size: %w", err)
+	}
+	if n < 1<<20 {
+		return fmt.Errorf("--cache-size %q: want at least 1MiB", size)
+	}
+	cfg.Cache.MaxBytes = n
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--cache-confirm-ttl", cfg.Cache.Proxy.ConfirmTTL}, {"--cache-tag-ttl", cfg.Cache.Proxy.TagTTL}, {"--cache-stale", cfg.Cache.Proxy.StaleWindow}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: must not be negative", d.name, d.v)
+		}
+	}
+	if cfg.Cache.Proxy.ConfirmTTL == 0 || cfg.Cache.Proxy.ConfirmTTL > 24*time.Hour {
+		return fmt.Errorf("--cache-confirm-ttl %v: want more than 0 and at most 24h", cfg.Cache.Proxy.ConfirmTTL)
+	}
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

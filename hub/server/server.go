@@ -63,6 +63,8 @@ type Config struct {
 	InsecureNATS bool
 	// MetricsReady, when set, receives the bound metrics address.
 	MetricsReady func(addr string)
+	// Cache configures the pull-through cache (on by default).
+	Cache CacheConfig
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
@@ -160,11 +162,29 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		m.TokenFetches.WithLabelValues(kind, result).Inc()
 	}))
-	px := proxy.New(st, sealer, keys, aw, proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL),
-		proxy.WithCredentialSource(creds), proxy.WithStreamChecks(0, 0, cfg.WriteTimeout))
+	pxOpts := []proxy.Option{proxy.WithMetrics(m), proxy.WithLogger(log), proxy.WithPool(pool), proxy.WithPublicURL(cfg.PublicURL),
+		proxy.WithCredentialSource(creds), proxy.WithStreamChecks(0, 0, cfg.WriteTimeout)}
+	cfg.Logger = log
+	pc, err := openCache(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if pc != nil {
+		cc := cfg.Cache.Proxy
+		cc.Cache = pc
+		pxOpts = append(pxOpts, proxy.WithCache(cc))
+		registerCacheMetrics(m, pc)
+		cs := pc.Stats()
+		log.Info("pull-through cache", "entries", cs.Entries, "bytes", cs.Bytes, "max_bytes", cs.MaxBytes)
+	}
+	px := proxy.New(st, sealer, keys, aw, pxOpts...)
+	var cacheAPI api.CacheAdmin
+	if pc != nil {
+		cacheAPI = cacheAdmin{c: pc, px: px}
+	}
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
-		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush,
+		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return creds.Check(ctx, pool, c, s, repo)
 		},

@@ -1112,7 +1112,7 @@ const (
 	MaxAuditLimit     = 10000
 )
 
-const auditCols = `id, ts, workspace, install, cluster, node, client_addr, upstream, repository, ref, kind, method, bytes, status, duration_ns, reason, event_count`
+const auditCols = `id, ts, workspace, install, cluster, node, client_addr, upstream, repository, ref, kind, method, bytes, status, duration_ns, reason, event_count, cache`
 
 // AppendAudit stores events in one transaction. IDs are assigned by the
 // store (e.ID is ignored); a zero Time is set to now.
@@ -1121,7 +1121,7 @@ func (s *SQL) AppendAudit(ctx context.Context, events []AuditEvent) error {
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO audit_events (`+strings.TrimPrefix(auditCols, "id, ")+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO audit_events (`+strings.TrimPrefix(auditCols, "id, ")+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return err
 		}
@@ -1134,7 +1134,7 @@ func (s *SQL) AppendAudit(ctx context.Context, events []AuditEvent) error {
 			}
 			count := max(e.Count, 1)
 			if _, err := st.ExecContext(ctx, toNanos(ts), e.Workspace, e.Install, e.Cluster, e.Node, e.ClientAddr,
-				e.Upstream, e.Repository, e.Reference, e.Kind, e.Method, e.Bytes, e.Status, int64(e.Duration), e.Reason, count); err != nil {
+				e.Upstream, e.Repository, e.Reference, e.Kind, e.Method, e.Bytes, e.Status, int64(e.Duration), e.Reason, count, e.Cache); err != nil {
 				return err
 			}
 		}
@@ -1192,7 +1192,7 @@ func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error
 		var e AuditEvent
 		var ts, dur int64
 		if err := rows.Scan(&e.ID, &ts, &e.Workspace, &e.Install, &e.Cluster, &e.Node, &e.ClientAddr,
-			&e.Upstream, &e.Repository, &e.Reference, &e.Kind, &e.Method, &e.Bytes, &e.Status, &dur, &e.Reason, &e.Count); err != nil {
+			&e.Upstream, &e.Repository, &e.Reference, &e.Kind, &e.Method, &e.Bytes, &e.Status, &dur, &e.Reason, &e.Count, &e.Cache); err != nil {
 			return nil, fmt.Errorf("query audit: %w", err)
 		}
 		e.Time = fromNanos(ts)

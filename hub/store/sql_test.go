@@ -613,7 +613,7 @@ func TestAudit(t *testing.T) {
 			Time: t0.Add(time.Duration(minute) * time.Minute), Workspace: ws, Install: inst, Cluster: "prod",
 			Node: "node-1", ClientAddr: "10.0.0.1:1234", Upstream: "ghcr.io", Repository: "acme/app",
 			Reference: "sha256:abc", Kind: "blob", Method: "GET", Bytes: 1 << 20, Status: 200,
-			Duration: 1500 * time.Microsecond,
+			Duration: 1500 * time.Microsecond, Cache: []string{"hit", "miss", "stale", ""}[minute%4],
 		}
 	}
 	batch := []AuditEvent{

@@ -141,6 +141,10 @@ type AuditEvent struct {
 	// "install_disabled", "signature", ...); "stream_cut:<why>" for a
 	// stream cut by a revoke.
 	Reason string
+	// Cache says how the pull-through cache answered: "hit", "miss",
+	// "stale" (served while the upstream was down), or empty when the
+	// cache was not used.
+	Cache string
 	// Count is how many requests the event stands for: refusals beyond a
 	// rate are aggregated into one event per reason and minute. 0 means 1.
 	Count int64

@@ -285,6 +285,15 @@ func (p *process) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// PID is the process id of a StartDistribution registry (0 for an
+// in-process one), for benchmarks that measure its CPU time.
+func (r *Registry) PID() int {
+	if r.proc == nil || r.proc.cmd.Process == nil {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
+}
+
 // ProcessLog returns the last lines of a StartDistribution registry's
 // output, or "" for an in-process registry.
 func (r *Registry) ProcessLog() string {

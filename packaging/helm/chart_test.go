@@ -371,7 +371,8 @@ func TestDefaults(t *testing.T) {
 	pod := d.Spec.Template.Spec
 	hub := pod.Containers[0]
 	for _, a := range []string{"serve", "--data=/var/lib/pullgate", "--listen=0.0.0.0:5080", "--nats-listen=0.0.0.0:4222", "--log-format=json",
-		"--nats-tls-cert=/etc/pullgate/nats-tls/tls.crt", "--nats-tls-key=/etc/pullgate/nats-tls/tls.key", "--metrics-listen=0.0.0.0:9465"} {
+		"--nats-tls-cert=/etc/pullgate/nats-tls/tls.crt", "--nats-tls-key=/etc/pullgate/nats-tls/tls.key", "--metrics-listen=0.0.0.0:9465",
+		"--cache-size=1GiB"} {
 		if !slices.Contains(hub.Args, a) {
 			t.Errorf("hub args %v: no %s", hub.Args, a)
 		}

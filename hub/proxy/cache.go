@@ -1,0 +1,556 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pullgate/pullgate/hub/cache"
+	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/token"
+	"github.com/pullgate/pullgate/hub/upstream"
+)
+
+// Cache defaults.
+const (
+	// DefaultConfirmTTL is how long an upstream's confirmation that a
+	// credential can read a digest in a repository is trusted before the
+	// next HEAD.
+	DefaultConfirmTTL = 5 * time.Minute
+	// DefaultStaleWindow is how long after its last confirmation a cached
+	// manifest or blob is still served while the upstream is down.
+	DefaultStaleWindow = 24 * time.Hour
+)
+
+// Audit values of AuditEvent.Cache.
+const (
+	cacheHit   = "hit"
+	cacheMiss  = "miss"
+	cacheStale = "stale"
+)
+
+// CacheConfig turns on the pull-through cache.
+type CacheConfig struct {
+	Cache *cache.Cache
+	// ConfirmTTL: how long a digest confirmation is trusted (0: default).
+	ConfirmTTL time.Duration
+	// TagTTL: how long a tag's digest is used without a HEAD (0: every
+	// request for a tag revalidates).
+	TagTTL time.Duration
+	// StaleWindow: serve-stale window after the last confirmation; 0
+	// turns serve-stale off.
+	StaleWindow time.Duration
+}
+
+// WithCache serves blobs and manifests through c.
+func WithCache(c CacheConfig) Option {
+	return func(p *Proxy) {
+		if c.ConfirmTTL <= 0 {
+			c.ConfirmTTL = DefaultConfirmTTL
+		}
+		p.cache = &c
+		p.confirms = cache.NewConfirmations(0)
+	}
+}
+
+// manifestAccept is what the hub accepts when it fetches a manifest by
+// digest for the cache: the digest fixes the content, the list only has
+// to let the upstream send it.
+var manifestAccept = []string{
+	"application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.v1+prettyjws", "application/vnd.docker.distribution.manifest.v1+json",
+	"application/json",
+}
+
+// cacheable reports whether the cache path may answer r.
+func (p *Proxy) cacheable(r *http.Request, rt route) bool {
+	return p.cache != nil && (rt.kind == kindBlobs || rt.kind == kindManifests) &&
+		(r.Method == http.MethodGet || r.Method == http.MethodHead)
+}
+
+// serveCached answers a blob or manifest request from the cache when it
+// can. It returns false, having written nothing, when the request should
+// take the uncached path (a HEAD or Range request for something not
+// cached, a manifest the client would not accept).
+//
+// Tenant safety: the install is authorised and its credential picked
+// before this runs (ServeHTTP, access). A cached entry is then served only
+// under a confirmation for this credential, repository and digest: the
+// upstream answered a HEAD or the GET that filled the entry with this
+// credential. Without one (or a fresh one) the upstream is asked first,
+// and its refusal is the client's answer.
+func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install, cred store.Credential, target upstream.Target) (bool, *apiError) {
+	ctx := r.Context()
+	credKey := confirmCredKey(cred)
+	repo := rt.repo.String()
+	now := p.now()
+	cc := p.cache
+	origin := cacheOrigin(cred)
+	key := func(d string) cache.Key { return cache.Key{Origin: origin, Digest: d} }
+	stale := false
+	digest := rt.ref
+	var conf cache.Confirmation
+	confirmed := false
+
+	if rt.kind == kindManifests && !isDigest(rt.ref) {
+		tk := cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: "tag:" + rt.ref}
+		c, ok := p.confirms.Get(tk, now, cc.TagTTL)
+		if !ok || cc.TagTTL <= 0 || !cc.Cache.Has(key(c.Digest)) || !accepts(r, c.MediaType) {
+			h, aerr, down := p.headUpstream(r, rt, inst, cred, target, rt.ref, r.Header.Values("Accept"))
+			switch {
+			case down && cc.StaleWindow > 0:
+				c, ok = p.confirms.Get(tk, now, cc.StaleWindow)
+				if !ok || !cc.Cache.Has(key(c.Digest)) || !accepts(r, c.MediaType) {
+					return true, aerr
+				}
+				stale = true
+			case aerr != nil:
+				p.confirms.Forget(tk)
+				return true, aerr
+			default:
+				c = confirmationOf(h, now)
+				if !isDigest(c.Digest) {
+					return false, nil // no digest to cache under
+				}
+				p.confirms.Put(tk, c)
+				p.confirms.Put(cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: c.Digest}, c)
+			}
+		}
+		digest, conf, confirmed = c.Digest, c, true
+	}
+
+	dk := cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: digest}
+	if !confirmed {
+		conf, confirmed = p.confirms.Get(dk, now, cc.ConfirmTTL)
+	}
+	// confirm asks the upstream with this credential whether the repository
+	// has digest; when it is down, an older confirmation serves stale.
+	confirm := func() *apiError {
+		h, aerr, down := p.headUpstream(r, rt, inst, cred, target, digest, manifestAccept)
+		switch {
+		case down && cc.StaleWindow > 0:
+			c, ok := p.confirms.Get(dk, now, cc.StaleWindow)
+			if !ok {
+				return aerr
+			}
+			conf, confirmed, stale = c, true, true
+			return nil
+		case aerr != nil:
+			p.confirms.Forget(dk)
+			return aerr
+		}
+		conf, confirmed = confirmationOf(h, now), true
+		conf.Digest = digest
+		p.confirms.Put(dk, conf)
+		return nil
+	}
+	if !confirmed && cc.Cache.Has(key(digest)) {
+		if aerr := confirm(); aerr != nil {
+			return true, aerr
+		}
+	}
+
+	rd, ok, err := cc.Cache.Lookup(ctx, key(digest))
+	if err != nil {
+		p.log.Warn("cache lookup", "digest", digest, "err", err)
+		return false, nil
+	}
+	if ok && !confirmed {
+		// Filled by someone else since Has: confirm before reading.
+		rd.Close()
+		if aerr := confirm(); aerr != nil {
+			return true, aerr
+		}
+		if rd, ok, err = cc.Cache.Lookup(ctx, key(digest)); err != nil {
+			return false, nil
+		}
+	}
+	recheck := p.recheckFunc(claims, rt)
+	if ok {
+		defer rd.Close()
+		if rt.kind == kindManifests && !accepts(r, mediaTypeOf(conf, rd.Info())) {
+			return false, nil
+		}
+		if rd.Hit() {
+			w.cache = cacheHit
+			if stale {
+				w.cache = cacheStale
+			}
+			cc.Cache.CountHit()
+			return true, p.serveEntry(w, r, rt, rd, conf, recheck)
+		}
+		// A fill in progress (this credential confirmed): read along.
+		if r.Method == http.MethodHead || r.Header.Get("Range") != "" {
+			return false, nil
+		}
+		w.cache = cacheHit
+		cc.Cache.CountHit()
+		return true, p.serveFill(w, r, rt, rd, conf, recheck)
+	}
+	if stale {
+		// Confirmed from memory only, and the entry is gone.
+		return true, &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_down",
+			message: "upstream " + rt.repo.Host + " unavailable and " + rt.auditKind() + " not cached"}
+	}
+	if r.Method == http.MethodHead || r.Header.Get("Range") != "" {
+		return false, nil
+	}
+
+	// A miss: fill with this credential's GET (its 200 is this
+	// credential's confirmation).
+	fetch := p.fillFetch(rt, digest, inst, cred, target, func(c cache.Confirmation) {
+		conf = c
+		p.confirms.Put(dk, c)
+	})
+	rd, started, err := cc.Cache.Fill(ctx, key(digest), fetch)
+	var fe fillError
+	switch {
+	case errors.As(err, &fe):
+		return true, fe.aerr
+	case errors.Is(err, cache.ErrTooLarge):
+		return false, nil
+	case err != nil:
+		p.log.Warn("cache fill", "digest", digest, "err", err)
+		return false, nil
+	}
+	defer rd.Close()
+	if !started {
+		// Lost a race to another request's fill: confirm, as for a hit.
+		if !confirmed {
+			if aerr := confirm(); aerr != nil {
+				return true, aerr
+			}
+		}
+		w.cache = cacheHit
+		if stale {
+			w.cache = cacheStale
+		}
+		cc.Cache.CountHit()
+	} else {
+		w.cache = cacheMiss
+		cc.Cache.CountMiss()
+	}
+	if rd.Hit() {
+		return true, p.serveEntry(w, r, rt, rd, conf, recheck)
+	}
+	return true, p.serveFill(w, r, rt, rd, conf, recheck)
+}
+
+// cacheCounted counts a request the cache answered, by kind and result.
+func (p *Proxy) cacheCounted(rt route, result string) {
+	if p.metrics == nil || result == "" {
+		return
+	}
+	p.metrics.CacheRequests.WithLabelValues(rt.auditKind(), result).Inc()
+	if result == cacheStale {
+		p.metrics.CacheStaleServes.Inc()
+	}
+}
+
+// cacheOrigin is the upstream a credential reaches (its endpoint's
+// registry, or its host's): entries are shared only among credentials of
+// the same upstream. A tenant can point a credential at an upstream it
+// controls, which would confirm any digest; it must not thereby read
+// what another upstream's pulls cached.
+func cacheOrigin(cred store.Credential) string {
+	if reg, err := upstream.Registry(cred); err == nil {
+		return strings.ToLower(reg.RegistryStr())
+	}
+	return "host:" + strings.ToLower(cred.Host)
+}
+
+// confirmCredKey names a credential in confirmations: its id and
+// version, so a rotated secret confirms again.
+func confirmCredKey(cred store.Credential) string {
+	return cred.ID + ":" + strconv.Itoa(cred.Version)
+}
+
+// fillFetch returns the fetch of a fill: a GET of digest in rt's
+// repository with cred, whose 200 is reported to confirmed.
+func (p *Proxy) fillFetch(rt route, digest string, inst store.Install, cred store.Credential, target upstream.Target, confirmed func(cache.Confirmation)) cache.FetchFunc {
+	return func(fctx context.Context) (cache.Upstream, error) {
+		conn, err := p.pool.Conn(fctx, target)
+		if err != nil {
+			return cache.Upstream{}, fillError{p.dialError(fctx, rt, cred, err)}
+		}
+		req, err := http.NewRequestWithContext(fctx, http.MethodGet, "/", nil)
+		if err != nil {
+			return cache.Upstream{}, err
+		}
+		if rt.kind == kindManifests {
+			req.Header["Accept"] = manifestAccept
+		}
+		drt := rt
+		drt.ref = digest
+		resp, err := p.fetch(req, drt, conn)
+		if err != nil {
+			p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", upstream.Describe(err))
+			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed", reason: "transport"}}
+		}
+		p.recordRateLimit(fctx, resp, rt, inst, cred)
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				p.pool.Forget(target)
+			}
+			if aerr := upstreamStatus(resp, drt, cred); aerr != nil {
+				return cache.Upstream{}, fillError{aerr}
+			}
+			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
+				message: "upstream " + rt.repo.Host + " answered " + strconv.Itoa(resp.StatusCode)}}
+		}
+		c := confirmationOf(resp.Header, p.now())
+		c.Digest, c.Size = digest, resp.ContentLength
+		confirmed(c)
+		return cache.Upstream{Body: resp.Body, Size: resp.ContentLength, MediaType: c.MediaType}, nil
+	}
+}
+
+// fillError carries a client answer out of a fill's fetch.
+type fillError struct{ aerr *apiError }
+
+func (e fillError) Error() string { return e.aerr.message }
+
+// headUpstream sends HEAD for ref with the install's credential. down
+// reports an upstream that is unreachable, failing (5xx) or rate limiting
+// (429): the cases in which serve-stale applies.
+func (p *Proxy) headUpstream(r *http.Request, rt route, inst store.Install, cred store.Credential, target upstream.Target, ref string, accept []string) (http.Header, *apiError, bool) {
+	ctx := r.Context()
+	conn, err := p.pool.Conn(ctx, target)
+	if err != nil {
+		aerr := p.dialError(ctx, rt, cred, err)
+		return nil, aerr, isDown(aerr)
+	}
+	req := r.Clone(ctx)
+	req.Method, req.Header = http.MethodHead, http.Header{}
+	if len(accept) > 0 {
+		req.Header["Accept"] = accept
+	}
+	hrt := rt
+	hrt.ref = ref
+	resp, err := p.fetch(req, hrt, conn)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}, false
+		}
+		p.log.Warn("upstream request failed", "upstream", conn.Addr, "repository", rt.repo.Path, "err", upstream.Describe(err))
+		return nil, &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed", reason: "transport"}, true
+	}
+	resp.Body.Close()
+	p.recordRateLimit(ctx, resp, rt, inst, cred)
+	if resp.StatusCode == http.StatusUnauthorized {
+		p.pool.Forget(target)
+	}
+	if resp.StatusCode != http.StatusOK {
+		aerr := upstreamStatus(resp, hrt, cred)
+		if aerr == nil {
+			aerr = &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
+				message: "upstream " + rt.repo.Host + " answered " + strconv.Itoa(resp.StatusCode)}
+		}
+		return nil, aerr, isDown(aerr)
+	}
+	return resp.Header, nil, false
+}
+
+func isDown(aerr *apiError) bool {
+	switch aerr.reason {
+	case "connect", "transport", "rate_limited", "upstream_5xx":
+		return true
+	}
+	return false
+}
+
+func confirmationOf(h http.Header, now time.Time) cache.Confirmation {
+	c := cache.Confirmation{Digest: h.Get("Docker-Content-Digest"), At: now, Size: -1}
+	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err == nil {
+		c.MediaType = mt
+	}
+	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil {
+		c.Size = n
+	}
+	return c
+}
+
+// mediaTypeOf prefers what this credential's upstream said over what the
+// filler's upstream said: a tenant's own registry must not choose the
+// Content-Type another tenant is served.
+func mediaTypeOf(c cache.Confirmation, i cache.Info) string {
+	if c.MediaType != "" {
+		return c.MediaType
+	}
+	return i.MediaType
+}
+
+// accepts reports whether the client's Accept list includes media type
+// mt. Clients that send none get only what registries send them by
+// default: Docker schema 2 manifests.
+func accepts(r *http.Request, mt string) bool {
+	vals := r.Header.Values("Accept")
+	if len(vals) == 0 {
+		return mt == "application/vnd.docker.distribution.manifest.v2+json"
+	}
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ",") {
+			t, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err == nil && (t == mt || t == "*/*") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// recheckFunc re-checks a token's live state during a long stream, as
+// serve does.
+func (p *Proxy) recheckFunc(claims token.Claims, rt route) func(context.Context) *apiError {
+	return func(ctx context.Context) *apiError {
+		inst, aerr := p.liveState(ctx, claims)
+		if aerr == nil {
+			_, aerr = p.access(ctx, inst, rt)
+		}
+		return aerr
+	}
+}
+
+func (p *Proxy) setEntryHeaders(w *countingWriter, rt route, conf cache.Confirmation, info cache.Info) {
+	h := w.Header()
+	mt := mediaTypeOf(conf, info)
+	if mt == "" || rt.kind == kindBlobs {
+		mt = "application/octet-stream"
+	}
+	h.Set("Content-Type", mt)
+	h.Set("Docker-Content-Digest", info.Digest)
+	h.Set("Etag", `"`+info.Digest+`"`)
+}
+
+// serveEntry serves a committed entry with http.ServeContent (Range,
+// If-Range, HEAD, conditional requests). From local storage the body is
+// an *os.File, which net/http sends with sendfile: the hub copies no
+// bytes. The stream is still cut by a revoke: sendWriter sends in slices
+// and re-checks between them.
+func (p *Proxy) serveEntry(w *countingWriter, r *http.Request, rt route, rd *cache.Reader, conf cache.Confirmation, recheck func(context.Context) *apiError) *apiError {
+	blob := rd.Blob()
+	info := blob.Info()
+	p.setEntryHeaders(w, rt, conf, info)
+	var content io.ReadSeeker = blob
+	if f, ok := blob.(interface{ OSFile() *os.File }); ok {
+		content = f.OSFile()
+	}
+	sw := &sendWriter{countingWriter: w, p: p, r: r, rt: rt, recheck: recheck}
+	http.ServeContent(sw, r, "", time.Time{}, content)
+	p.cacheServed(rt, sw.countingWriter.bytes, true)
+	return sw.err
+}
+
+// serveFill streams a fill in progress to the client as it grows.
+func (p *Proxy) serveFill(w *countingWriter, r *http.Request, rt route, rd *cache.Reader, conf cache.Confirmation, recheck func(context.Context) *apiError) *apiError {
+	if err := rd.Ready(); err != nil {
+		// Another request's fetch failed. Its error (which names that
+		// request's credential) is not this client's to see.
+		return &apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", message: "upstream " + rt.repo.Host + " failed", reason: "transport"}
+	}
+	info := rd.Info()
+	p.setEntryHeaders(w, rt, conf, info)
+	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: rd}
+	if info.Size >= 0 {
+		resp.Header.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	}
+	n, aerr := p.copyResponse(w, r, rt, resp, recheck)
+	p.cacheServed(rt, n, w.cache != cacheMiss)
+	return aerr
+}
+
+// cacheServed counts bytes sent from the cache; saved when the request
+// itself cost no upstream GET.
+func (p *Proxy) cacheServed(rt route, n int64, saved bool) {
+	if p.metrics == nil || n <= 0 {
+		return
+	}
+	p.metrics.BytesProxied.WithLabelValues(rt.repo.Host, rt.auditKind()).Add(float64(n))
+	p.metrics.CacheServedBytes.WithLabelValues(rt.auditKind()).Add(float64(n))
+	if saved {
+		p.metrics.CacheSavedBytes.WithLabelValues(rt.auditKind()).Add(float64(n))
+	}
+}
+
+// sendWriter lets http.ServeContent hand the file to the connection
+// (sendfile) in slices of recheckBytes, moving the write deadline forward
+// and re-checking the token between slices.
+type sendWriter struct {
+	*countingWriter
+	p       *Proxy
+	r       *http.Request
+	rt      route
+	recheck func(context.Context) *apiError
+	err     *apiError
+}
+
+// ReadFrom is what io.Copy in ServeContent calls, with an
+// *io.LimitedReader over the *os.File. Over HTTP/1.x each slice goes to
+// the connection's ReadFrom (sendfile); over HTTP/2, which has none, it is
+// copied through a pooled buffer. Either way the token is re-checked
+// between slices and the write deadline moved.
+func (s *sendWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !s.wroteHeader {
+		s.WriteHeader(http.StatusOK)
+	}
+	lr, isLimited := src.(*io.LimitedReader)
+	rf, canSend := s.countingWriter.ResponseWriter.(io.ReaderFrom)
+	sendfile := isLimited && canSend
+	var buf []byte
+	if !sendfile {
+		bp := s.p.bufs.Get().(*[]byte)
+		defer s.p.bufs.Put(bp)
+		buf = *bp
+	}
+	rc := http.NewResponseController(s.countingWriter)
+	var total int64
+	for {
+		chunk := s.p.recheckBytes
+		if isLimited {
+			if lr.N <= 0 {
+				return total, nil
+			}
+			chunk = min(lr.N, chunk)
+		}
+		if err := rc.SetWriteDeadline(time.Now().Add(s.p.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.err = s.p.streamFailed(s.r, s.rt, "set write deadline", err)
+			return total, err
+		}
+		var n int64
+		var err error
+		if sendfile {
+			n, err = rf.ReadFrom(&io.LimitedReader{R: lr.R, N: chunk})
+			lr.N -= n
+			s.bytes += n
+		} else {
+			// countingWriter.Write counts the bytes.
+			n, err = io.CopyBuffer(writerOnly{s.countingWriter}, io.LimitReader(src, chunk), buf)
+		}
+		total += n
+		if err != nil {
+			s.err = s.p.streamFailed(s.r, s.rt, "write to client", err)
+			return total, err
+		}
+		if n < chunk || (isLimited && lr.N <= 0) {
+			return total, nil // the content ended
+		}
+		if aerr := s.recheck(s.r.Context()); aerr != nil && aerr.refusal != "" {
+			s.p.log.Info("stream cut: install token no longer valid", "upstream", s.rt.repo.Host, "repository", s.rt.repo.Path,
+				"ref", s.rt.ref, "reason", aerr.refusal, "bytes", total)
+			s.p.refused(aerr)
+			s.err = aerr
+			return total, errors.New("install token no longer valid")
+		}
+	}
+}
+
+// writerOnly hides ReadFrom so io.Copy does not call it again.
+type writerOnly struct{ io.Writer }
