@@ -49,7 +49,7 @@ func TestServeCacheWarmStatsListEvict(t *testing.T) {
 	}); code != http.StatusCreated {
 		t.Fatalf("add registry: %d %v", code, out)
 	}
-	h.api(t, "POST", "/api/v1/workspaces/acme/installs", api.CreateInstallRequest{Name: "web"})
+	h.api(t, "POST", "/api/v1/workspaces/acme/installs", api.CreateInstallRequest{Name: "web", AllRepos: true})
 	_, tok := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", api.MintTokenRequest{TTL: "10m"})
 	up.ResetLog()
 
