@@ -105,6 +105,7 @@ func TestKubernetes(t *testing.T) {
 	if _, err := os.Stat(hubBin); err != nil {
 		t.Fatal("no bin/pullgate-hub: run make build (make e2e-k8s does)")
 	}
+	cacheBin(t)
 	portFree(t, hubAddr, natsAddr, hubMetr)
 	start := time.Now()
 
@@ -153,9 +154,10 @@ func TestKubernetes(t *testing.T) {
 	providerFlags := []string{"--image-credential-provider-bin-dir=" + kubeletDir + "/bin",
 		"--image-credential-provider-config=" + kubeletDir + "/config/credential-provider.yaml"}
 	agentValues := func(stateDir string) []string {
-		return []string{"--set", "agent.image.repository=" + images.Host + "/pullgate/pullgate-agent", "--set", "agent.image.tag=" + version,
+		metrics := testupstream.FreePort(t)
+		return []string{"--set", "agent.metricsPort=" + fmt.Sprint(metrics), "--set", "agent.extraArgs={--metrics-listen=127.0.0.1:" + fmt.Sprint(metrics) + "}","--set", "agent.image.repository=" + images.Host + "/pullgate/pullgate-agent", "--set", "agent.image.tag=" + version,
 			"--set", "agent.hostNetwork=true", "--set", "agent.stateDir=" + stateDir, "--set", "agent.socketDir=" + agentDir + "/run",
-			"--set", "agent.metricsPort=" + fmt.Sprint(testupstream.FreePort(t)), "--set", "agent.logFormat=text",
+			"--set", "agent.logFormat=text",
 			"--set", "agent.kubelet.preset=custom", "--set", "agent.kubelet.binDir=" + kubeletDir + "/bin",
 			"--set", "agent.kubelet.configPath=" + kubeletDir + "/config/credential-provider.yaml", "--set", "agent.kubelet.mountConfigDir=true",
 			"--set", "agent.removeRevokedImages.enabled=true", "--set", "agent.removeRevokedImages.criSocket=" + c.ctrSock}
