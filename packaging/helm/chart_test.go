@@ -1086,3 +1086,13 @@ func TestRemoveRevokedImages(t *testing.T) {
 		t.Error("a relative CRI socket path was accepted")
 	}
 }
+
+func TestHostNetwork(t *testing.T) {
+	objs := mustRender(t, agentValues+"  hostNetwork: true\nhub:\n  hostNetwork: true\n")
+	for _, pod := range []corev1.PodSpec{get[appsv1.DaemonSet](t, objs, "DaemonSet", agentName).Spec.Template.Spec,
+		get[appsv1.Deployment](t, objs, "Deployment", hubName).Spec.Template.Spec} {
+		if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+			t.Errorf("hostNetwork %v, dnsPolicy %q", pod.HostNetwork, pod.DNSPolicy)
+		}
+	}
+}
