@@ -100,7 +100,7 @@ current-context: local
 }
 
 // startCluster starts everything but the kubelet's credential provider.
-func startCluster(t *testing.T, pauseImage string) *cluster {
+func startCluster(t *testing.T, pauseImage, nodeIP string) *cluster {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the Kubernetes e2e suite runs the kubelet and containerd as root")
@@ -196,7 +196,7 @@ syncFrequency: 5s
 imagePullCredentialsVerificationPolicy: AlwaysVerify
 `, testupstream.FreePort(t), testupstream.FreePort(t), c.ctrSock, c.staticDir), 0o644)
 	c.kubeletArgs = []string{"--kubeconfig=" + d + "/node.kubeconfig", "--config=" + c.kubeletConf,
-		"--hostname-override=" + nodeName, "--node-ip=127.0.0.1", "--root-dir=" + d + "/kubelet",
+		"--hostname-override=" + nodeName, "--node-ip=" + nodeIP, "--root-dir=" + d + "/kubelet",
 		"--cert-dir=" + d + "/kubelet-pki"}
 	c.startKubelet()
 	waitFor(t, 2*time.Minute, "node registered", func() (bool, error) {

@@ -20,12 +20,11 @@ import (
 	"github.com/pullgate/pullgate/internal/testupstream"
 )
 
-// The hub's ports on the node (hostNetwork: the chart's fixed container
-// ports; nothing else may hold them).
+// The hub's ports on the node (hostNetwork: the chart's container ports,
+// in the suite's own network namespace).
 const (
 	hubAddr  = "127.0.0.1:5080"
 	natsAddr = "127.0.0.1:4222"
-	hubMetr  = "127.0.0.1:9465"
 )
 
 // hubCLI runs bin/pullgate-hub against the hub in the cluster.
@@ -91,14 +90,6 @@ func (c *cluster) waitReady(ns, prefix string, d time.Duration) corev1.Pod {
 	return ready
 }
 
-func portFree(t *testing.T, addrs ...string) {
-	for _, a := range addrs {
-		if out, _ := exec.Command("sh", "-c", "ss -Htln 'sport = :"+a[strings.LastIndex(a, ":")+1:]+"'").Output(); len(bytes.TrimSpace(out)) > 0 {
-			t.Fatalf("%s is in use (the hub's pod binds it on the node): %s", a, out)
-		}
-	}
-}
-
 func TestKubernetes(t *testing.T) {
 	root := testupstream.RepoRoot(t)
 	hubBin := filepath.Join(root, "bin", "pullgate-hub")
@@ -106,7 +97,10 @@ func TestKubernetes(t *testing.T) {
 		t.Fatal("no bin/pullgate-hub: run make build (make e2e-k8s does)")
 	}
 	cacheBin(t)
-	portFree(t, hubAddr, natsAddr, hubMetr)
+	nodeIP := os.Getenv("PULLGATE_K8S_NODE_IP")
+	if nodeIP == "" {
+		t.Fatal("run the suite with make e2e-k8s: it runs in a network namespace of its own (e2e/k8s/netns.sh)")
+	}
 	start := time.Now()
 
 	// The project's images, as `make images` builds them, in a local
@@ -135,7 +129,7 @@ func TestKubernetes(t *testing.T) {
 	}
 	t.Logf("images built and pushed in %v", time.Since(start).Round(time.Second))
 
-	c := startCluster(t, pause)
+	c := startCluster(t, pause, nodeIP)
 	t.Logf("cluster up after %v", time.Since(start).Round(time.Second))
 	chart := filepath.Join(root, "packaging", "helm", "pullgate")
 	// Steps build on each other: stop at the first failure.
@@ -147,15 +141,14 @@ func TestKubernetes(t *testing.T) {
 
 	// 1. The chart, installed for real: the hub release, as the README
 	// says, plus what this node needs (local images, no pod network: host
-	// network on 127.0.0.1, no PVC provisioner, a not-ready node).
+	// network, no PVC provisioner, a not-ready node).
 	var pg *hubCLI
 	agentDir := c.dir + "/agent"
 	kubeletDir := agentDir + "/kubelet"
 	providerFlags := []string{"--image-credential-provider-bin-dir=" + kubeletDir + "/bin",
 		"--image-credential-provider-config=" + kubeletDir + "/config/credential-provider.yaml"}
 	agentValues := func(stateDir string) []string {
-		metrics := testupstream.FreePort(t)
-		return []string{"--set", "agent.metricsPort=" + fmt.Sprint(metrics), "--set", "agent.extraArgs={--metrics-listen=127.0.0.1:" + fmt.Sprint(metrics) + "}","--set", "agent.image.repository=" + images.Host + "/pullgate/pullgate-agent", "--set", "agent.image.tag=" + version,
+		return []string{"--set", "agent.image.repository=" + images.Host + "/pullgate/pullgate-agent", "--set", "agent.image.tag=" + version,
 			"--set", "agent.hostNetwork=true", "--set", "agent.stateDir=" + stateDir, "--set", "agent.socketDir=" + agentDir + "/run",
 			"--set", "agent.logFormat=text",
 			"--set", "agent.kubelet.preset=custom", "--set", "agent.kubelet.binDir=" + kubeletDir + "/bin",
@@ -169,8 +162,7 @@ func TestKubernetes(t *testing.T) {
 			// this node:
 			"--set", "hub.image.repository=" + images.Host + "/pullgate/pullgate-hub", "--set", "hub.image.tag=" + version,
 			"--set", "hub.hostNetwork=true", "--set", "hub.persistence.enabled=false", "--set", "hub.logFormat=text",
-			"--set", "hub.tolerations[0].operator=Exists", "--set", "hub.nats.tls.ipAddresses={127.0.0.1}",
-			"--set", "hub.extraArgs={--listen=" + hubAddr + ",--nats-listen=" + natsAddr + ",--metrics-listen=" + hubMetr + "}"}...)
+			"--set", "hub.tolerations[0].operator=Exists", "--set", "hub.nats.tls.ipAddresses={127.0.0.1}"}...)
 		hubPod := c.waitReady("pullgate", "pullgate-hub", 5*time.Minute)
 		t.Logf("hub pod %s ready after %v", hubPod.Name, time.Since(start).Round(time.Second))
 		// `kubectl exec deploy/pullgate-hub -- pullgate-hub --token-file
