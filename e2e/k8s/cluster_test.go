@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -133,7 +134,11 @@ func startCluster(t *testing.T, pauseImage, nodeIP string) *cluster {
 		if err := kine.alive(); err != nil {
 			t.Fatal(err)
 		}
-		return strings.Contains(kine.log.String(), "Kine available") || strings.Contains(kine.log.String(), "Kine listening"), nil
+		conn, err := net.DialTimeout("tcp", etcd, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil, err
 	})
 	api := startProc(t, "kube-apiserver", d, nil, filepath.Join(c.bin, "kube-apiserver"),
 		"--etcd-servers=http://"+etcd, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",

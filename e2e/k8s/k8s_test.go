@@ -308,7 +308,11 @@ spec:
 		t.Logf("tenant-b, revoked image, IfNotPresent: %v", c.mustBeRefused(testPod("tenant-b", "b-after", appA, corev1.PullIfNotPresent)))
 
 		pg.must("", "install", "enable", "-w", "acme", "web")
-		t.Logf("after install enable: %v", c.mustRun(testPod("tenant-a", "a4", appA, corev1.PullAlways)))
+		// The kubelet may still hold the token the disable killed, for at
+		// most the helper's --max-cache-duration (30s): it retries.
+		enabled := time.Now()
+		c.create("/api/v1/namespaces/tenant-a/pods", testPod("tenant-a", "a4", appA, corev1.PullAlways))
+		t.Logf("FIGURE install enable returned → new pod Running: %v", c.waitRunning("tenant-a", "a4", enabled, 2*time.Minute))
 		audit := pg.must("", "audit", "-w", "acme", "--install", "web", "--since", "1h")
 		if !strings.Contains(audit, nodeName) {
 			t.Fatalf("the audit trail does not name the node %s:\n%s", nodeName, audit)

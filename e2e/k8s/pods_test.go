@@ -81,6 +81,26 @@ func (c *cluster) waitPod(ns, name string, since time.Time, d time.Duration) out
 	return o
 }
 
+// waitRunning waits for the pod to run, through pull errors and back-offs.
+func (c *cluster) waitRunning(ns, name string, since time.Time, d time.Duration) outcome {
+	c.t.Helper()
+	var o outcome
+	waitFor(c.t, d, "pod "+ns+"/"+name+" running", func() (bool, error) {
+		p, err := c.pod(ns, name)
+		if err != nil {
+			return false, err
+		}
+		for _, s := range p.Status.ContainerStatuses {
+			if s.State.Running != nil {
+				o = outcome{running: true, took: time.Since(since)}
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("statuses %+v", p.Status.ContainerStatuses)
+	})
+	return o
+}
+
 // mustRun fails unless the pod runs.
 func (c *cluster) mustRun(p *corev1.Pod) outcome {
 	c.t.Helper()
