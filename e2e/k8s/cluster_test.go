@@ -40,7 +40,8 @@ const (
 // (../../shared recipe "A real single-node Kubernetes"): kine, the API
 // server, controller-manager, scheduler, containerd with runc, a kubelet.
 type cluster struct {
-	t          *testing.T
+	t          *testing.T // the current (sub)test, for failures
+	life       *testing.T // the whole test: processes live as long as it
 	dir        string
 	bin        string // .cache/bin
 	api        string // https://127.0.0.1:PORT
@@ -105,7 +106,7 @@ func startCluster(t *testing.T, pauseImage, nodeIP string) *cluster {
 	if os.Geteuid() != 0 {
 		t.Fatal("the Kubernetes e2e suite runs the kubelet and containerd as root")
 	}
-	c := &cluster{t: t, dir: t.TempDir(), bin: cacheBin(t)}
+	c := &cluster{t: t, life: t, dir: t.TempDir(), bin: cacheBin(t)}
 	c.client = &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	d := c.dir
@@ -262,7 +263,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 }
 
 func (c *cluster) startKubelet(extra ...string) {
-	c.kubelet = startProc(c.t, "kubelet", c.dir, []string{"PATH=" + c.bin + ":" + os.Getenv("PATH")},
+	c.kubelet = startProc(c.life, "kubelet", c.dir, []string{"PATH=" + c.bin + ":" + os.Getenv("PATH")},
 		filepath.Join(c.bin, "kubelet"), append(append([]string(nil), c.kubeletArgs...), extra...)...)
 }
 
