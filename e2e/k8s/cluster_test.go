@@ -276,20 +276,20 @@ func (c *cluster) restartKubelet(extra ...string) {
 	os.WriteFile(filepath.Join(c.dir, fmt.Sprintf("kubelet-%d.log", time.Now().UnixNano())), []byte(c.kubelet.log.String()), 0o644)
 	start := time.Now()
 	c.startKubelet(extra...)
-	waitFor(c.t, time.Minute, "kubelet back", func() (bool, error) {
+	waitFor(c.t, 2*time.Minute, "kubelet back", func() (bool, error) {
 		if err := c.kubelet.alive(); err != nil {
 			c.t.Fatal(err)
 		}
-		var n corev1.Node
-		if err := c.get("/api/v1/nodes/"+nodeName, &n); err != nil {
+		// The node's lease, renewed every 10s by a running kubelet.
+		var l struct {
+			Spec struct {
+				RenewTime time.Time `json:"renewTime"`
+			} `json:"spec"`
+		}
+		if err := c.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/"+nodeName, &l); err != nil {
 			return false, err
 		}
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.LastHeartbeatTime.After(start) {
-				return true, nil
-			}
-		}
-		return false, nil
+		return l.Spec.RenewTime.After(start), nil
 	})
 }
 
