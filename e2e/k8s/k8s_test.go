@@ -274,7 +274,7 @@ spec:
 		appA := hubImg(upA, "registry-a.corp", "team/app:v1")
 		c.deletePod("tenant-a", "a1")
 		c.deletePod("tenant-a", "big-hub")
-		c.mustRun(testPod("tenant-a", "a2", appA, corev1.PullAlways))
+		base := c.mustRun(testPod("tenant-a", "a2", appA, corev1.PullAlways))
 		c.deletePod("tenant-a", "a2")
 		if !slices.Contains(c.nodeImages(), appA) {
 			t.Fatalf("%s not on the node before the revoke: %v", appA, c.nodeImages())
@@ -286,9 +286,12 @@ spec:
 		if o.running || !isAuthError(o.message) {
 			t.Fatalf("new pod after install disable: %v", o)
 		}
-		t.Logf("FIGURE install disable returned → next pod's %s: %v (%s)", o.reason, o.took.Round(time.Millisecond), o.message)
-		if o.took > time.Second {
-			t.Errorf("the refusal came %v after install disable, want within 1s", o.took)
+		t.Logf("FIGURE install disable returned → next pod's %s: %v (the same pod before the disable: Running after %v) (%s)",
+			o.reason, o.took.Round(time.Millisecond), base.took.Round(time.Millisecond), o.message)
+		// A pod start costs the same whether its pull is let through or
+		// refused: the revoke must not add more than a second to it.
+		if o.took > base.took+time.Second {
+			t.Errorf("the refusal came %v after install disable; a pod start takes %v", o.took, base.took)
 		}
 		// --remove-revoked-images: the revoked install's images leave the
 		// node; the other tenant's stay.
@@ -313,10 +316,23 @@ spec:
 		enabled := time.Now()
 		c.create("/api/v1/namespaces/tenant-a/pods", testPod("tenant-a", "a4", appA, corev1.PullAlways))
 		t.Logf("FIGURE install enable returned → new pod Running: %v", c.waitRunning("tenant-a", "a4", enabled, 2*time.Minute))
-		audit := pg.must("", "audit", "-w", "acme", "--install", "web", "--since", "1h")
-		if !strings.Contains(audit, nodeName) {
-			t.Fatalf("the audit trail does not name the node %s:\n%s", nodeName, audit)
-		}
+		// The audit trail names the node, for the pulls and the refusal.
+		var events []map[string]any
+		waitFor(t, 10*time.Second, "audit events naming the node", func() (bool, error) {
+			events = nil
+			if err := json.Unmarshal([]byte(pg.must("", "audit", "-w", "acme", "--since", "all", "-o", "json")), &events); err != nil {
+				return false, err
+			}
+			var pulled, refused bool
+			for _, e := range events {
+				if e["node"] != nodeName || e["repository"] != "team/app" {
+					continue
+				}
+				pulled = pulled || e["status"] == float64(200)
+				refused = refused || (e["reason"] != nil && e["reason"] != "")
+			}
+			return pulled && refused, fmt.Errorf("events %v", events)
+		})
 	})
 
 	// 3. A single-workspace cluster in mirror form: images keep their
