@@ -316,7 +316,27 @@ spec:
 		enabled := time.Now()
 		c.create("/api/v1/namespaces/tenant-a/pods", testPod("tenant-a", "a4", appA, corev1.PullAlways))
 		t.Logf("FIGURE install enable returned → new pod Running: %v", c.waitRunning("tenant-a", "a4", enabled, 2*time.Minute))
-		// The audit trail names the node, for the pulls and the refusal.
+		// The audit trail names the node (its id, which `cluster node list`
+		// maps to the node's name), for the pulls and the refusal.
+		var nodes struct {
+			Nodes []struct{ ID, Name string }
+		}
+		raw := strings.TrimSpace(pg.must("", "cluster", "node", "list", "provider-1", "-o", "json"))
+		if strings.HasPrefix(raw, "[") {
+			raw = `{"nodes":` + raw + "}"
+		}
+		if err := json.Unmarshal([]byte(raw), &nodes); err != nil {
+			t.Fatal(err)
+		}
+		nodeID := ""
+		for _, n := range nodes.Nodes {
+			if n.Name == nodeName {
+				nodeID = n.ID
+			}
+		}
+		if nodeID == "" {
+			t.Fatalf("cluster node list: no %s: %+v", nodeName, nodes)
+		}
 		var events []map[string]any
 		waitFor(t, 10*time.Second, "audit events naming the node", func() (bool, error) {
 			events = nil
@@ -325,7 +345,7 @@ spec:
 			}
 			var pulled, refused bool
 			for _, e := range events {
-				if e["node"] != nodeName || e["repository"] != "team/app" {
+				if e["node"] != nodeID || e["repository"] != "team/app" {
 					continue
 				}
 				pulled = pulled || e["status"] == float64(200)
