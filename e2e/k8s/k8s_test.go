@@ -345,11 +345,11 @@ spec:
 			}
 			var pulled, refused bool
 			for _, e := range events {
-				if e["node"] != nodeID || e["repository"] != "team/app" {
+				if e["node"] != nodeID || e["install"] != "web" {
 					continue
 				}
-				pulled = pulled || e["status"] == float64(200)
-				refused = refused || (e["reason"] != nil && e["reason"] != "")
+				pulled = pulled || (e["status"] == float64(200) && e["repository"] == "team/app")
+				refused = refused || e["reason"] == "install_disabled"
 			}
 			return pulled && refused, fmt.Errorf("events %v", events)
 		})
