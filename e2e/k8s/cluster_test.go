@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +109,9 @@ func startCluster(t *testing.T, pauseImage, nodeIP string) *cluster {
 		t.Fatal("the Kubernetes e2e suite runs the kubelet and containerd as root")
 	}
 	c := &cluster{t: t, life: t, dir: t.TempDir(), bin: cacheBin(t)}
+	// Last (before the directory goes): what the kubelet and runc mounted
+	// under it.
+	t.Cleanup(func() { unmountUnder(t, c.dir) })
 	c.client = &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	d := c.dir
@@ -204,6 +209,9 @@ imagePullCredentialsVerificationPolicy: AlwaysVerify
 		"--hostname-override=" + nodeName, "--node-ip=" + nodeIP, "--root-dir=" + d + "/kubelet",
 		"--cert-dir=" + d + "/kubelet-pki"}
 	c.startKubelet()
+	// First: no kubelet to restart pods, then every pod sandbox and its
+	// containers stopped and removed (their shims exit), then containerd.
+	t.Cleanup(c.teardownPods)
 	waitFor(t, 2*time.Minute, "node registered", func() (bool, error) {
 		if err := c.kubelet.alive(); err != nil {
 			t.Fatal(err)
@@ -260,6 +268,53 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 		_, err := c.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
 		return err == nil, err
 	})
+}
+
+// teardownPods stops the kubelet and removes every pod sandbox through CRI.
+func (c *cluster) teardownPods() {
+	c.kubelet.kill()
+	conn, err := grpc.NewClient("unix://"+c.ctrSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.life.Logf("teardown: %v", err)
+		return
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		c.life.Logf("teardown: list pod sandboxes: %v", err)
+		return
+	}
+	for _, sb := range l.Items {
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			c.life.Logf("teardown: stop %s: %v", sb.Metadata.GetName(), err)
+		}
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			c.life.Logf("teardown: remove %s: %v", sb.Metadata.GetName(), err)
+		}
+	}
+}
+
+// unmountUnder detaches every mount below dir (deepest first).
+func unmountUnder(t *testing.T, dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Logf("unmount: %v", err)
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			mounts = append(mounts, f[1])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(mounts[i], syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", mounts[i], err)
+		}
+	}
 }
 
 func (c *cluster) startKubelet(extra ...string) {
