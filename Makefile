@@ -124,3 +124,15 @@ images: dist-bin
 		$(foreach a,$(ARCHS),--platform=linux/$(a)) \
 		$(if $(REGISTRY),--repository=$(REGISTRY)) $(if $(OCI_LAYOUT),--oci-layout=$(OCI_LAYOUT)) \
 		--version=$(VERSION) --revision=$(REVISION) --tag=$(VERSION)
+
+# --- A real one-node Kubernetes (e2e/k8s): kube-apiserver on kine,
+# controller-manager, scheduler, kubelet, the e2e suite's containerd and
+# Debian's runc; the chart installed with helm. The Kubernetes binaries are
+# built once into .cache/bin (20-40 min on 2 cores; a no-op afterwards).
+.PHONY: e2e-k8s
+
+# The suite runs in a network namespace of its own (e2e/k8s/netns.sh).
+e2e-k8s: tools build
+	GO=$(GO) sh e2e/k8s/build-tools.sh $(CACHEBIN)
+	$(GO) test -c -tags e2e_k8s -o $(BIN)/e2e-k8s.test ./e2e/k8s/
+	unshare --net sh e2e/k8s/netns.sh $(CURDIR)/$(BIN)/e2e-k8s.test -test.v -test.timeout 30m

@@ -28,6 +28,7 @@ import (
 	"github.com/pullgate/pullgate/agent/containerd"
 	"github.com/pullgate/pullgate/agent/hubclient"
 	"github.com/pullgate/pullgate/agent/identity"
+	"github.com/pullgate/pullgate/agent/imageprune"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/metrics"
@@ -67,6 +68,8 @@ type Agent struct {
 	mirrorCfg      *MirrorConfig
 	mirrors        *containerd.Mirrors
 	externalHosts  []string // routed to the hub by the operator (WithExternalMirrors)
+	images         imageprune.ImageService
+	pruner         atomic.Pointer[imageprune.Pruner]
 
 	cache     atomic.Pointer[cache.Cache]
 	conn      atomic.Pointer[hubclient.Conn]
@@ -163,6 +166,13 @@ func WithContainerdMirrors(c MirrorConfig) Option { return func(a *Agent) { a.mi
 // offer the install token to the upstream.
 func WithExternalMirrors(hosts ...string) Option {
 	return func(a *Agent) { a.externalHosts = append(a.externalHosts, hosts...) }
+}
+
+// WithRemoveRevokedImages makes the agent remove, through the runtime's
+// CRI image service, the images the node pulled only for installs the hub
+// has since revoked (package imageprune).
+func WithRemoveRevokedImages(svc imageprune.ImageService) Option {
+	return func(a *Agent) { a.images = svc }
 }
 
 // WithResyncInterval sets the periodic resync (default 60s).
@@ -318,6 +328,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 		defer func() { cancel(); <-done }()
 	}
+	if a.images != nil {
+		p := imageprune.New(a.images, a.stateDir, imageprune.WithLogger(a.log.With("component", "remove-revoked-images")))
+		a.pruner.Store(p)
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); p.Run(pctx) }()
+		defer func() { cancel(); <-done }()
+		p.Kick() // revocations recorded before a restart
+	}
 	close(a.listening)
 	a.log.Info("pullgate agent listening", "version", version.Version(), "socket", a.socket, "metrics", a.MetricsAddr(),
 		"nats", wire.RedactURL(a.natsURL), "state_dir", a.stateDir)
@@ -402,7 +421,11 @@ func (a *Agent) events(c *cache.Cache) hubclient.Events {
 			if c.ApplyRevocation(r) || a.mirrors != nil {
 				a.triggerSync()
 			}
-			if id, ok := a.Identity(); ok && (r.Cluster || slices.Contains(r.Nodes, id.NodeID)) {
+			id, _ := a.Identity()
+			if p := a.pruner.Load(); p != nil && p.Revoked(r, id.NodeID) {
+				a.triggerSync() // the hub's list of live installs decides
+			}
+			if id.NodeID != "" && (r.Cluster || slices.Contains(r.Nodes, id.NodeID)) {
 				a.logRefused("the hub revoked this node", nil)
 			}
 		},
@@ -478,6 +501,9 @@ func (a *Agent) syncOnce(ctx context.Context, c *cache.Cache, conn *hubclient.Co
 		var re *hubclient.ReplyError
 		if errors.As(err, &re) && re.Code == wire.CodeForbidden {
 			c.Refuse()
+			if p := a.pruner.Load(); p != nil {
+				p.Synced(nil) // the node is refused: every install is revoked here
+			}
 			a.logRefused("the hub refused this node's resync", err)
 			return nil
 		}
@@ -493,6 +519,9 @@ func (a *Agent) syncOnce(ctx context.Context, c *cache.Cache, conn *hubclient.Co
 	}
 	c.ApplySync(t, reply)
 	a.updateMirrors(reply)
+	if p := a.pruner.Load(); p != nil {
+		p.Synced(reply.Installs)
+	}
 	if !c.Status().Refused {
 		a.mu.Lock()
 		a.refusedSeen = false
@@ -596,6 +625,9 @@ func (a *Agent) Credentials(ctx context.Context, req wire.CredentialsRequest) (w
 			"(HUB/%s/...) or route the host to the hub", server.ErrNotRouted, reg, reg)
 	}
 	a.m.TokensServed.WithLabelValues(string(res.Source)).Inc()
+	if p := a.pruner.Load(); p != nil {
+		p.Served(req.Image, res.Reply.InstallID, res.Reply.Workspace)
+	}
 	return wire.Credentials{Registry: reg, Username: wire.Username, Password: res.Reply.Token, ExpiresAt: res.Reply.ExpiresAt}, nil
 }
 

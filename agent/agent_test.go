@@ -28,6 +28,7 @@ import (
 	"github.com/pullgate/pullgate/agent/cache"
 	"github.com/pullgate/pullgate/agent/hubclient"
 	"github.com/pullgate/pullgate/agent/identity"
+	"github.com/pullgate/pullgate/agent/imageprune"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/metrics"
@@ -782,5 +783,58 @@ func TestContainerdMirrorsSharedCluster(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// images is a runtime's image store for TestRemoveRevokedImages (the real
+// containerd behind a real kubelet is in e2e/k8s).
+type images struct {
+	mu   sync.Mutex
+	refs map[string][]string // id → names
+}
+
+func (s *images) ListImages(context.Context) ([]imageprune.Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []imageprune.Image
+	for id, refs := range s.refs {
+		out = append(out, imageprune.Image{ID: id, Refs: refs})
+	}
+	return out, nil
+}
+
+func (s *images) RemoveImage(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.refs, id)
+	return nil
+}
+
+func (s *images) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.refs[id]
+	return ok
+}
+
+func TestRemoveRevokedImages(t *testing.T) {
+	store := &images{refs: map[string][]string{
+		"sha256:a":      {"ghcr.io/org-a/app:1"},
+		"sha256:b":      {"ghcr.io/org-b/app:1"},
+		"sha256:public": {"docker.io/library/busybox:1"},
+	}}
+	e := newEnv(t, agent.WithRemoveRevokedImages(store))
+	e.mustAsk(t, "ghcr.io/org-a/app:1")
+	e.mustAsk(t, "ghcr.io/org-b/app:1")
+	e.hub.DeleteInstall(e.a.ID, true)
+	agenttest.Eventually(t, 5*time.Second, func() bool { return !store.has("sha256:a") }, "the deleted install's image removed")
+	if !store.has("sha256:b") || !store.has("sha256:public") {
+		t.Fatalf("images of a live install or never served through the hub removed: %v", store.refs)
+	}
+	id, _ := e.agent.Agent.Identity()
+	e.hub.RevokeNode(id.NodeID, true)
+	agenttest.Eventually(t, 5*time.Second, func() bool { return !store.has("sha256:b") }, "a revoked node's images removed")
+	if !store.has("sha256:public") {
+		t.Fatal("an image never served through the hub was removed")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pullgate/pullgate/agent"
 	"github.com/pullgate/pullgate/agent/containerd"
 	"github.com/pullgate/pullgate/agent/hubclient"
+	"github.com/pullgate/pullgate/agent/imageprune"
 	"github.com/pullgate/pullgate/agent/jointoken"
 	"github.com/pullgate/pullgate/agent/jwks"
 	"github.com/pullgate/pullgate/agent/kubeletconfig"
@@ -45,6 +46,8 @@ const (
 	EnvHubCA                = "PULLGATE_HUB_CA"
 	EnvMirrorHosts          = "PULLGATE_MIRROR_HOSTS"
 	EnvExternalMirrorHosts  = "PULLGATE_EXTERNAL_MIRROR_HOSTS"
+	EnvRemoveRevokedImages  = "PULLGATE_REMOVE_REVOKED_IMAGES"
+	EnvCRIEndpoint          = "PULLGATE_CRI_ENDPOINT"
 )
 
 // Exit codes.
@@ -139,7 +142,8 @@ func runCommand(stderr io.Writer, env Env) *cobra.Command {
 		mirrorHosts, externalMirrors                                                 []string
 		mirrorGrace                                                                  time.Duration
 		natsCA                                                                       string
-		insecureNATS                                                                 bool
+		insecureNATS, removeRevoked                                                  bool
+		criEndpoint                                                                  string
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -183,7 +187,18 @@ upstream: registries.conf [[registry.mirror]] entries (CRI-O, podman) do
 fall back, and the token would reach the upstream. For any other host the
 runtime would send the token to the upstream, so the helper returns no
 credentials. Path-prefix images (HUB/registry.corp/org/app)
-always work.`,
+always work.
+
+With --remove-revoked-images the agent also removes, through the runtime's
+CRI image service (--cri-endpoint), the images this node pulled only for
+installs the hub has since revoked (install disable or delete, registry
+disable, workspace delete, node revoke): otherwise a container restart or a
+pod with imagePullPolicy IfNotPresent runs them from the node's image store
+without asking for credentials. Images that a live install was also served
+for stay. The record of which install each image was pulled for is kept in
+the state dir (served-images.json). Pair it with the kubelet's
+imagePullCredentialsVerificationPolicy: AlwaysVerify (KEP-2535), which makes
+the kubelet check a pod's credentials before it uses a cached image.`,
 		Example: `  # DaemonSet: join token from a Secret volume (re-read when the Secret changes)
   pullgate-agent run --nats-url tls://hub.example.com:4222 --nats-ca /etc/pullgate/nats-ca/ca.crt \
     --join-token-file /etc/pullgate/join/token --node-name "$NODE_NAME"
@@ -205,6 +220,7 @@ always work.`,
 				"node-name": EnvNodeName, "log-level": EnvLogLevel, "sa-jwks": EnvSAJWKS,
 				"containerd-config-path": EnvContainerdConfigPath, "hub-url": EnvHubURL, "hub-ca": EnvHubCA,
 				"mirror-host": EnvMirrorHosts, "external-mirror-host": EnvExternalMirrorHosts,
+				"remove-revoked-images": EnvRemoveRevokedImages, "cri-endpoint": EnvCRIEndpoint,
 			}); err != nil {
 				return err
 			}
@@ -246,6 +262,16 @@ always work.`,
 				opts = append(opts, agent.WithContainerdMirrors(agent.MirrorConfig{
 					ConfigPath: containerdConfigPath, HubURL: hubURL, HubCA: hubCA, Hosts: mirrorHosts, RemoveGrace: &mirrorGrace}))
 			}
+			if removeRevoked {
+				cri, err := imageprune.DialCRI(criEndpoint)
+				if err != nil {
+					return usageError{fmt.Errorf("--cri-endpoint: %w", err)}
+				}
+				defer cri.Close()
+				opts = append(opts, agent.WithRemoveRevokedImages(cri))
+			} else if cmd.Flags().Changed("cri-endpoint") {
+				return usageError{errors.New("--cri-endpoint is used by --remove-revoked-images: give that too")}
+			}
 			switch saJWKS {
 			case "off", "":
 			case "auto":
@@ -284,6 +310,8 @@ always work.`,
 	f.StringVar(&hubCA, "hub-ca", "", "CA certificate file for the hub's TLS certificate, written into the hosts.toml files ("+EnvHubCA+")")
 	f.DurationVar(&mirrorGrace, "mirror-grace", containerd.DefaultRemoveGrace, "keep a mirror this long after no install uses its upstream, and at least while a live token handed out for it does, so tokens the kubelet still caches never go to the upstream itself")
 	f.StringSliceVar(&mirrorHosts, "mirror-host", nil, "upstream host to mirror through the hub (repeatable or comma-separated); required on shared clusters, narrows the set elsewhere ("+EnvMirrorHosts+")")
+	f.BoolVar(&removeRevoked, "remove-revoked-images", false, "remove (CRI RemoveImage) the images this node pulled only for installs the hub has since revoked ("+EnvRemoveRevokedImages+")")
+	f.StringVar(&criEndpoint, "cri-endpoint", imageprune.DefaultCRIEndpoint, "the container runtime's CRI socket, for --remove-revoked-images ("+EnvCRIEndpoint+")")
 	f.StringSliceVar(&externalMirrors, "external-mirror-host", nil, "upstream host that the runtime always sends to the hub, with no fallback to the upstream, through a mirror the agent does not manage; the helper answers images named by it (repeatable or comma-separated; "+EnvExternalMirrorHosts+")")
 	return cmd
 }

@@ -18,6 +18,15 @@
 // passed annotations), which is exactly what the hub chooses the install
 // by, and the helper never returns the service-account token itself as a
 // password (the kubelet rejects that outside cacheType Token).
+//
+// The kubelet never drops a cached answer when a pull with it fails, and
+// the hub kills every token of an install when it is disabled or its
+// allow-list changes (the generation moves). Cached for the token's whole
+// life, a dead token would make the node's pulls of that image fail for up
+// to the token TTL after an `install enable` or `install update` (seen on
+// a real kubelet, e2e/k8s). So the cache duration is capped at
+// --max-cache-duration (DefaultMaxCache): a new token is asked of the
+// agent, which answers from its own cache, that often.
 package kubelet
 
 import (
@@ -43,6 +52,9 @@ const (
 	// CacheKeyImage: the kubelet caches per image repository.
 	CacheKeyImage = "Image"
 )
+
+// DefaultMaxCache caps the cache duration the kubelet is told.
+const DefaultMaxCache = 30 * time.Second
 
 // MaxRequest bounds stdin.
 const MaxRequest = 1 << 20
@@ -154,6 +166,8 @@ type Helper struct {
 	Socket  string
 	Timeout time.Duration
 	Now     func() time.Time
+	// MaxCache caps the cache duration (0: the token's life decides).
+	MaxCache time.Duration
 }
 
 // Answer turns a request into a response. A 404 from the agent (no
@@ -182,6 +196,9 @@ func (h Helper) Answer(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
+	if h.MaxCache > 0 && d > h.MaxCache {
+		d = h.MaxCache
+	}
 	if creds.Password == req.ServiceAccountToken {
 		return Response{}, errors.New("the agent returned the service-account token as the password; refusing")
 	}
@@ -206,8 +223,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&h.Socket, "socket", wire.DefaultSocket, "the pullgate agent's unix socket")
 	fs.DurationVar(&h.Timeout, "timeout", 12*time.Second, "how long to wait for the agent")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.DurationVar(&h.MaxCache, "max-cache-duration", DefaultMaxCache, "the longest the kubelet may cache an answer (a token the hub killed by install enable/update is used that long at most); 0: until shortly before the token expires")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: pullgate-credential-provider [--socket PATH] [--timeout DURATION] < CredentialProviderRequest
+		fmt.Fprintf(stderr, `Usage: pullgate-credential-provider [--socket PATH] [--timeout DURATION] [--max-cache-duration DURATION] < CredentialProviderRequest
        pullgate-credential-provider --version
 
 A kubelet image credential provider (%s): reads a

@@ -1058,3 +1058,42 @@ func checkFlags(t *testing.T, bin string, helpArgs, args []string) {
 		}
 	}
 }
+
+func TestRemoveRevokedImages(t *testing.T) {
+	ds := get[appsv1.DaemonSet](t, mustRender(t, agentValues+"  removeRevokedImages: {enabled: true, criSocket: /run/k3s/containerd/containerd.sock}\n"), "DaemonSet", agentName)
+	pod := ds.Spec.Template.Spec
+	checkHostPath(t, pod, "cri-socket", "/run/k3s/containerd/containerd.sock", corev1.HostPathSocket)
+	agent := pod.Containers[0]
+	if m := mount(t, agent, "cri-socket"); m.MountPath != "/run/k3s/containerd/containerd.sock" {
+		t.Errorf("mount %+v", m)
+	}
+	for _, a := range []string{"--remove-revoked-images", "--cri-endpoint=unix:///run/k3s/containerd/containerd.sock"} {
+		if !slices.Contains(agent.Args, a) {
+			t.Errorf("agent args %v: no %s", agent.Args, a)
+		}
+	}
+	checkAgentFlags(t, agent.Args)
+	// Off by default: no runtime socket in the agent.
+	def := get[appsv1.DaemonSet](t, mustRender(t, agentValues), "DaemonSet", agentName).Spec.Template.Spec
+	for _, v := range def.Volumes {
+		if v.Name == "cri-socket" {
+			t.Error("the CRI socket is mounted by default")
+		}
+	}
+	if slices.Contains(def.Containers[0].Args, "--remove-revoked-images") || def.HostNetwork {
+		t.Errorf("default agent: %v, hostNetwork %v", def.Containers[0].Args, def.HostNetwork)
+	}
+	if _, err := render(t, agentValues+"  removeRevokedImages: {enabled: true, criSocket: relative.sock}\n"); err == nil {
+		t.Error("a relative CRI socket path was accepted")
+	}
+}
+
+func TestHostNetwork(t *testing.T) {
+	objs := mustRender(t, agentValues+"  hostNetwork: true\nhub:\n  hostNetwork: true\n")
+	for _, pod := range []corev1.PodSpec{get[appsv1.DaemonSet](t, objs, "DaemonSet", agentName).Spec.Template.Spec,
+		get[appsv1.Deployment](t, objs, "Deployment", hubName).Spec.Template.Spec} {
+		if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+			t.Errorf("hostNetwork %v, dnsPolicy %q", pod.HostNetwork, pod.DNSPolicy)
+		}
+	}
+}

@@ -441,3 +441,28 @@ func BenchmarkAgentSocketWarm(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
 }
+
+// The kubelet keeps a cached answer even when pulls with it fail: after
+// `install enable` or `install update` the old token is dead at the hub,
+// so the kubelet must not cache it for the token's whole life.
+func TestKubeletCacheDurationCapped(t *testing.T) {
+	e := newEnv(t, false)
+	for _, tc := range []struct {
+		args     []string
+		min, max time.Duration
+	}{
+		{nil, time.Second, 30 * time.Second},
+		{[]string{"--max-cache-duration", "5s"}, time.Second, 5 * time.Second},
+		{[]string{"--max-cache-duration", "0"}, time.Minute, 10*time.Minute - 30*time.Second},
+	} {
+		r := execHelper(t, "pullgate-credential-provider", kubeletRequest(t, "ghcr.io/org/app:v1", ""), nil,
+			append([]string{"--socket", e.agent.Socket}, tc.args...)...)
+		resp := decodeResponse(t, r.stdout)
+		if r.code != 0 || resp.CacheDuration == nil || resp.CacheDuration.Duration < tc.min || resp.CacheDuration.Duration > tc.max {
+			t.Errorf("%v: exit %d, cacheDuration %v, want %v-%v: %s", tc.args, r.code, resp.CacheDuration, tc.min, tc.max, r.stderr)
+		}
+		if a := resp.Auth["ghcr.io"]; a.Password != "" {
+			e.tokens = append(e.tokens, a.Password)
+		}
+	}
+}
