@@ -18,6 +18,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when an object with the same name already exists.
 var ErrConflict = errors.New("already exists")
 
+// ErrInvalid is returned when an argument is malformed, for example a name
+// that does not match the naming rules. The wrapping error names the field.
+var ErrInvalid = errors.New("invalid")
+
 // Workspace is a tenant: it owns registry credentials and installs.
 type Workspace struct {
 	ID        string
