@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-func TestAudit(t *testing.T) {
-	s, _ := openTest(t)
+func TestAudit(t *testing.T) { forEachStore(t, testAudit) }
+
+func testAudit(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	t0 := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	mk := func(ws, inst string, minute int) AuditEvent {
@@ -93,13 +94,14 @@ func TestAudit(t *testing.T) {
 	}
 }
 
-func TestAuditLimits(t *testing.T) {
-	s, _ := openTest(t)
+func TestAuditLimits(t *testing.T) { forEachStore(t, testAuditLimits) }
+
+func testAuditLimits(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	// Bulk-load in SQL: AppendAudit of 10k events is slow under -race.
-	if _, err := s.db.Exec(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?)
+	if _, err := s.db.ExecContext(ctx, s.q(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?)
 		INSERT INTO audit_events (ts, workspace, install, cluster, node, client_addr, upstream, repository, ref, kind, method, bytes, status, duration_ns)
-		SELECT x, 'acme', '', '', '', '', '', '', '', '', '', 0, 200, 0 FROM n`, MaxAuditLimit+5); err != nil {
+		SELECT x, 'acme', '', '', '', '', '', '', '', '', '', 0, 200, 0 FROM n`), MaxAuditLimit+5); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ limit, want int }{

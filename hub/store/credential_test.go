@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-func TestCredentials(t *testing.T) {
-	s, _ := openTest(t)
+func TestCredentials(t *testing.T) { forEachStore(t, testCredentials) }
+
+func testCredentials(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	w := mustWorkspace(t, s, "acme")
 	other := mustWorkspace(t, s, "other")
@@ -143,8 +144,9 @@ func TestCredentials(t *testing.T) {
 
 // The network policy fields (migration 0003) round-trip through create,
 // read and update, and default to the safe side.
-func TestCredentialNetworkPolicy(t *testing.T) {
-	s, _ := openTest(t)
+func TestCredentialNetworkPolicy(t *testing.T) { forEachStore(t, testCredentialNetworkPolicy) }
+
+func testCredentialNetworkPolicy(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	mustWorkspace(t, s, "acme")
 	c, err := s.CreateCredential(ctx, "acme", Credential{Name: "lan", Host: "registry.lan", Kind: "basic",
@@ -172,26 +174,20 @@ func TestCredentialNetworkPolicy(t *testing.T) {
 
 // A credential's kind changes only together with a new secret (the
 // secret's form depends on the kind), on both dialects.
-func TestCredentialKindChange(t *testing.T) {
-	for name, open := range map[string]func(*testing.T) *SQL{
-		"sqlite":   func(t *testing.T) *SQL { s, _ := openTest(t); return s },
-		"postgres": openPostgres, // skips without PULLGATE_TEST_POSTGRES_DSN
-	} {
-		t.Run(name, func(t *testing.T) {
-			s := open(t)
-			ctx := context.Background()
-			mustWorkspace(t, s, "acme")
-			mustCredential(t, s, "acme", "gh", "x")
-			tok := "token"
-			_, err := s.UpdateCredential(ctx, "acme", "gh", CredentialUpdate{Kind: &tok})
-			wantErr(t, err, ErrInvalid, "new kind needs a new secret")
-			u, err := s.UpdateCredential(ctx, "acme", "gh", CredentialUpdate{Kind: &tok, Secret: Sealed("v2")})
-			if err != nil || u.Kind != "token" || u.Version != 2 {
-				t.Fatalf("UpdateCredential = %+v, %v", u, err)
-			}
-			if got, err := s.GetCredential(ctx, "acme", "gh"); err != nil || got.Kind != "token" || got.Version != 2 {
-				t.Fatalf("GetCredential = %+v, %v", got, err)
-			}
-		})
+func TestCredentialKindChange(t *testing.T) { forEachStore(t, testCredentialKindChange) }
+
+func testCredentialKindChange(t *testing.T, s *SQL) {
+	ctx := context.Background()
+	mustWorkspace(t, s, "acme")
+	mustCredential(t, s, "acme", "gh", "x")
+	tok := "token"
+	_, err := s.UpdateCredential(ctx, "acme", "gh", CredentialUpdate{Kind: &tok})
+	wantErr(t, err, ErrInvalid, "new kind needs a new secret")
+	u, err := s.UpdateCredential(ctx, "acme", "gh", CredentialUpdate{Kind: &tok, Secret: Sealed("v2")})
+	if err != nil || u.Kind != "token" || u.Version != 2 {
+		t.Fatalf("UpdateCredential = %+v, %v", u, err)
+	}
+	if got, err := s.GetCredential(ctx, "acme", "gh"); err != nil || got.Kind != "token" || got.Version != 2 {
+		t.Fatalf("GetCredential = %+v, %v", got, err)
 	}
 }

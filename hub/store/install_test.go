@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-func TestInstalls(t *testing.T) {
-	s, _ := openTest(t)
+func TestInstalls(t *testing.T) { forEachStore(t, testInstalls) }
+
+func testInstalls(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	w := mustWorkspace(t, s, "acme")
 	mustWorkspace(t, s, "other")
@@ -73,8 +74,9 @@ func TestInstalls(t *testing.T) {
 	}
 }
 
-func TestInstallGeneration(t *testing.T) {
-	s, _ := openTest(t)
+func TestInstallGeneration(t *testing.T) { forEachStore(t, testInstallGeneration) }
+
+func testInstallGeneration(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	mustWorkspace(t, s, "acme")
 	in := mustInstall(t, s, "acme", "web", []string{"a/*"})

@@ -2,16 +2,18 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
 
 func TestReopenPersistsAndMigrationsIdempotent(t *testing.T) {
+	forEachDialect(t, testReopenPersistsAndMigrationsIdempotent)
+}
+
+func testReopenPersistsAndMigrationsIdempotent(t *testing.T, db testDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "hub.db")
-	s, err := OpenSQLite(ctx, path)
+	s, err := db.open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func TestReopenPersistsAndMigrationsIdempotent(t *testing.T) {
 	}
 
 	for i := range 2 {
-		s, err = OpenSQLite(ctx, path)
+		s, err = db.open()
 		if err != nil {
 			t.Fatalf("reopen %d: %v", i, err)
 		}
@@ -60,16 +62,17 @@ func TestReopenPersistsAndMigrationsIdempotent(t *testing.T) {
 	}
 }
 
-func TestRefusesNewerSchema(t *testing.T) {
-	ctx := context.Background()
-	s, path := openTest(t)
+func TestRefusesNewerSchema(t *testing.T) { forEachDialect(t, testRefusesNewerSchema) }
+
+func testRefusesNewerSchema(t *testing.T, db testDB) {
+	s := db.mustOpen(t)
 	if _, err := s.db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s2, err := OpenSQLite(ctx, path); err == nil {
+	if s2, err := db.open(); err == nil {
 		s2.Close()
-		t.Fatal("OpenSQLite succeeded on a database from the future")
+		t.Fatal("open succeeded on a database from the future")
 	} else if !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("err = %v", err)
 	}

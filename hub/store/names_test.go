@@ -33,8 +33,12 @@ func TestNames(t *testing.T) {
 			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.ok)
 		}
 	}
+}
 
-	s, _ := openTest(t)
+// The store refuses names that break the rule.
+func TestNamesRefused(t *testing.T) { forEachStore(t, testNamesRefused) }
+
+func testNamesRefused(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	mustWorkspace(t, s, "ws")
 	_, err := s.CreateWorkspace(ctx, "Bad")

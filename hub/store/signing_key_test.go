@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-func TestSigningKeys(t *testing.T) {
-	s, _ := openTest(t)
+func TestSigningKeys(t *testing.T) { forEachStore(t, testSigningKeys) }
+
+func testSigningKeys(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	if keys, err := s.ListSigningKeys(ctx); err != nil || len(keys) != 0 {
 		t.Fatalf("ListSigningKeys on empty store = %v, %v", keys, err)

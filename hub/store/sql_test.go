@@ -62,8 +62,9 @@ func TestOpenSQLiteFileAndPragmas(t *testing.T) {
 
 // TestConcurrent runs writers and readers side by side; SQLite must not
 // report "database is locked".
-func TestConcurrent(t *testing.T) {
-	s, _ := openTest(t)
+func TestConcurrent(t *testing.T) { forEachStore(t, testConcurrent) }
+
+func testConcurrent(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	w := mustWorkspace(t, s, "acme")
 	mustCredential(t, s, "acme", "ghcr", "s")
@@ -132,17 +133,14 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestTwoHandles opens the same file twice (as two processes would) and
-// writes through both: busy_timeout and BEGIN IMMEDIATE must keep SQLite
-// from failing with "database is locked".
-func TestTwoHandles(t *testing.T) {
-	s1, path := openTest(t)
+// TestTwoHandles opens the same database twice (as two processes would)
+// and writes through both: busy_timeout and BEGIN IMMEDIATE must keep
+// SQLite from failing with "database is locked"; no update may be lost.
+func TestTwoHandles(t *testing.T) { forEachDialect(t, testTwoHandles) }
+
+func testTwoHandles(t *testing.T, db testDB) {
+	s1, s2 := db.mustOpen(t), db.mustOpen(t)
 	ctx := context.Background()
-	s2, err := OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
 	mustWorkspace(t, s1, "acme")
 	mustInstall(t, s1, "acme", "web", nil)
 

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-func TestWorkspaces(t *testing.T) {
-	s, _ := openTest(t)
+func TestWorkspaces(t *testing.T) { forEachStore(t, testWorkspaces) }
+
+func testWorkspaces(t *testing.T, s *SQL) {
 	ctx := context.Background()
 
 	ws, err := s.ListWorkspaces(ctx)
@@ -51,8 +52,9 @@ func TestWorkspaces(t *testing.T) {
 	mustWorkspace(t, s, "alpha")
 }
 
-func TestWorkspaceByID(t *testing.T) {
-	s, _ := openTest(t)
+func TestWorkspaceByID(t *testing.T) { forEachStore(t, testWorkspaceByID) }
+
+func testWorkspaceByID(t *testing.T, s *SQL) {
 	ws := mustWorkspace(t, s, "acme")
 	got, err := s.WorkspaceByID(context.Background(), ws.ID)
 	if err != nil || got.Name != "acme" || got.ID != ws.ID {
@@ -62,8 +64,9 @@ func TestWorkspaceByID(t *testing.T) {
 	wantErr(t, err, ErrNotFound, "ws_nope")
 }
 
-func TestDeleteWorkspaceCascades(t *testing.T) {
-	s, _ := openTest(t)
+func TestDeleteWorkspaceCascades(t *testing.T) { forEachStore(t, testDeleteWorkspaceCascades) }
+
+func testDeleteWorkspaceCascades(t *testing.T, s *SQL) {
 	ctx := context.Background()
 	for _, ws := range []string{"acme", "other"} {
 		mustWorkspace(t, s, ws)
