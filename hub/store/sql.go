@@ -22,7 +22,7 @@ const (
 	dialectPostgres
 )
 
-// SQL is the Store implementation on database/sql. It runs on SQLite
+// SQL is the hub's store on database/sql. It runs on SQLite
 // (OpenSQLite) and PostgreSQL (OpenPostgres). Queries are written with '?'
 // placeholders and rebound to $n for PostgreSQL.
 type SQL struct {
@@ -40,8 +40,6 @@ type SQL struct {
 	stmtInstallByID *sql.Stmt
 	stmtCredsByWSID *sql.Stmt
 }
-
-var _ Store = (*SQL)(nil)
 
 // sqlitePragmas are applied by the driver to every new connection.
 var sqlitePragmas = []string{

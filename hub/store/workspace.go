@@ -43,6 +43,7 @@ func (s *SQL) GetWorkspace(ctx context.Context, name string) (Workspace, error) 
 	return s.workspaceBy(ctx, "name", name)
 }
 
+// WorkspaceByID returns the workspace with the given ID.
 func (s *SQL) WorkspaceByID(ctx context.Context, id string) (Workspace, error) {
 	return s.workspaceBy(ctx, "id", id)
 }
