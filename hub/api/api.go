@@ -29,7 +29,7 @@ const Prefix = "/api/v1/"
 
 // Deps is what the API needs.
 type Deps struct {
-	Store   store.Store
+	Store   Store
 	Sealer  *secrets.Sealer
 	Keyring *token.Keyring
 	// AdminToken authorises every request (Authorization: Bearer ...). It

@@ -11,12 +11,18 @@ import (
 // token's claims, stable and unambiguous) to the names operators know,
 // once per id per request. A node or cluster since deleted has no name.
 type auditNames struct {
-	st       store.Store
+	st       auditNameStore
 	nodes    map[string]string
 	clusters map[string]string
 }
 
-func newAuditNames(st store.Store) *auditNames {
+// auditNameStore resolves node and cluster ids.
+type auditNameStore interface {
+	NodeByID(ctx context.Context, id string) (store.Node, []byte, error)
+	ClusterByID(ctx context.Context, id string) (store.Cluster, error)
+}
+
+func newAuditNames(st auditNameStore) *auditNames {
 	return &auditNames{st: st, nodes: map[string]string{}, clusters: map[string]string{}}
 }
 

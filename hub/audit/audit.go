@@ -12,9 +12,14 @@ import (
 	"github.com/pullgate/pullgate/hub/store"
 )
 
+// Appender stores audit events (the store).
+type Appender interface {
+	AppendAudit(ctx context.Context, events []store.AuditEvent) error
+}
+
 // Writer batches audit events into the store.
 type Writer struct {
-	store    store.Store
+	store    Appender
 	log      *slog.Logger
 	onError  func()
 	events   chan store.AuditEvent
@@ -42,7 +47,7 @@ func WithRefusalWindow(d time.Duration) Option { return func(w *Writer) { w.wind
 func WithErrorHook(f func()) Option { return func(w *Writer) { w.onError = f } }
 
 // NewWriter starts a writer. Call Close to flush and stop it.
-func NewWriter(s store.Store, log *slog.Logger, opts ...Option) *Writer {
+func NewWriter(s Appender, log *slog.Logger, opts ...Option) *Writer {
 	w := &Writer{store: s, log: log, onError: func() {}, events: make(chan store.AuditEvent, 8192), flushes: make(chan chan struct{}),
 		interval: 100 * time.Millisecond, maxBatch: 512, done: make(chan struct{}),
 		window: DefaultRefusalWindow, now: time.Now}

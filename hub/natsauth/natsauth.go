@@ -53,7 +53,7 @@ var enrolIDRE = regexp.MustCompile(`^[a-f0-9]{16,64}$`)
 
 // Authorizer decides NATS connections.
 type Authorizer struct {
-	store    store.Store
+	store    Nodes
 	issuer   nkeys.KeyPair
 	log      *slog.Logger
 	now      func() time.Time
@@ -74,7 +74,7 @@ func WithNodeTTL(d time.Duration) Option { return func(a *Authorizer) { a.nodeTT
 
 // New returns an Authorizer signing with the account key whose public key
 // is the callout issuer in the server's configuration.
-func New(s store.Store, issuer nkeys.KeyPair, opts ...Option) *Authorizer {
+func New(s Nodes, issuer nkeys.KeyPair, opts ...Option) *Authorizer {
 	a := &Authorizer{store: s, issuer: issuer, log: slog.Default(), now: time.Now, nodeTTL: time.Hour, enrolTTL: 2 * time.Minute}
 	for _, o := range opts {
 		o(a)

@@ -45,7 +45,7 @@ type Recorder interface{ Record(store.AuditEvent) }
 
 // Proxy serves the pull API. Create it with New.
 type Proxy struct {
-	store     store.Store
+	store     State
 	sealer    *secrets.Sealer
 	keys      *token.Keyring
 	pool      *upstream.Pool
@@ -100,7 +100,7 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 func WithCredentialSource(s *credential.Source) Option { return func(p *Proxy) { p.creds = s } }
 
 // New returns a proxy over the hub's store, secrets and signing keys.
-func New(s store.Store, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, opts ...Option) *Proxy {
+func New(s State, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, opts ...Option) *Proxy {
 	p := &Proxy{store: s, sealer: sealer, keys: keys, audit: audit, service: "pullgate",
 		log: slog.Default(), now: time.Now, wsNames: map[string]string{},
 		recheckEvery: DefaultRecheckInterval, recheckBytes: DefaultRecheckBytes, writeTimeout: DefaultWriteTimeout,

@@ -29,7 +29,7 @@ const (
 // credentials and one install. It is idempotent: importing the same
 // document again changes nothing.
 type Importer struct {
-	Store  store.Store
+	Store  WorkspaceState
 	Sealer *secrets.Sealer
 	Now    func() time.Time // optional
 }

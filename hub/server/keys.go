@@ -18,9 +18,15 @@ import (
 
 func signingKeyAAD(kid string) []byte { return []byte("pullgate signing key\x00" + kid) }
 
+// signingKeys holds the install-token signing keys (private keys sealed).
+type signingKeys interface {
+	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	AddSigningKey(ctx context.Context, k store.SigningKey) error
+}
+
 // loadKeyring loads every signing key from the store into a keyring, the
 // newest signing, and creates the first key on a fresh hub.
-func loadKeyring(ctx context.Context, s store.Store, sealer *secrets.Sealer) (*token.Keyring, error) {
+func loadKeyring(ctx context.Context, s signingKeys, sealer *secrets.Sealer) (*token.Keyring, error) {
 	keys, err := s.ListSigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)

@@ -150,6 +150,11 @@ func redactURL(u string) string {
 	return u
 }
 
+// nodeReader reads a node identity (and its secret hash).
+type nodeReader interface {
+	NodeByID(ctx context.Context, id string) (store.Node, []byte, error)
+}
+
 // nodeRevoker pushes revocations through the token service and, on the
 // embedded server, also disconnects connections of node identities that
 // are no longer valid (an external server drops them when their
@@ -157,7 +162,7 @@ func redactURL(u string) string {
 type nodeRevoker struct {
 	*tokensvc.Service
 	ns    *natsserver.Server
-	store store.Store
+	store nodeReader
 	log   *slog.Logger
 }
 

@@ -326,7 +326,9 @@ func openSealer(cfg Config, log *slog.Logger) (*secrets.Sealer, error) {
 	return secrets.New(key)
 }
 
-func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+// openStore opens the database the configuration names: the one store
+// every part of the hub is handed its narrow view of.
+func openStore(ctx context.Context, cfg Config) (*store.SQL, error) {
 	if strings.HasPrefix(cfg.Database, "postgres://") || strings.HasPrefix(cfg.Database, "postgresql://") {
 		return store.OpenPostgres(ctx, cfg.Database)
 	}
@@ -337,7 +339,12 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	return store.OpenSQLite(ctx, path)
 }
 
-func ready(ctx context.Context, st store.Store, ns *natsserver.Server) error {
+// workspaceLister is how readiness checks the store answers.
+type workspaceLister interface {
+	ListWorkspaces(ctx context.Context) ([]store.Workspace, error)
+}
+
+func ready(ctx context.Context, st workspaceLister, ns *natsserver.Server) error {
 	if _, err := st.ListWorkspaces(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}

@@ -15,8 +15,7 @@ type auditStore interface {
 }
 
 func TestAuditRefusalsAndRetention(t *testing.T) {
-	s, _ := openTest(t)
-	testAuditRefusalsAndRetention(t, s)
+	forEachStore(t, func(t *testing.T, s *SQL) { testAuditRefusalsAndRetention(t, s) })
 }
 
 func testAuditRefusalsAndRetention(t *testing.T, s auditStore) {
@@ -75,10 +74,4 @@ func testAuditRefusalsAndRetention(t *testing.T, s auditStore) {
 	if _, err := s.DeleteAuditBefore(ctx, cut, 0); err == nil {
 		t.Fatal("DeleteAuditBefore with limit 0: no error")
 	}
-}
-
-// TestAuditRefusalsAndRetentionPostgres runs the same checks on PostgreSQL
-// (see EnvPostgres), in a schema of its own.
-func TestAuditRefusalsAndRetentionPostgres(t *testing.T) {
-	testAuditRefusalsAndRetention(t, openPostgres(t))
 }

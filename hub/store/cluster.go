@@ -35,6 +35,10 @@ func clusterNotFound(name string) error {
 	return fmt.Errorf("cluster %q: %w", name, ErrNotFound)
 }
 
+// CreateCluster creates a cluster whose join token has hash joinHash
+// (reusable until RotateJoinToken replaces it). Cluster names are global;
+// c.ID, c.CreatedAt and the join limits are set by the store, and an empty
+// SAAudience is "pullgate".
 func (s *SQL) CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cluster, error) {
 	if err := checkName("cluster", c.Name); err != nil {
 		return Cluster{}, err
@@ -76,6 +80,7 @@ func (s *SQL) CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cl
 	return c, nil
 }
 
+// GetCluster returns the named cluster.
 func (s *SQL) GetCluster(ctx context.Context, name string) (Cluster, error) {
 	c, err := scanCluster(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+clusterCols+` FROM clusters WHERE name = ?`), name))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -84,6 +89,7 @@ func (s *SQL) GetCluster(ctx context.Context, name string) (Cluster, error) {
 	return c, wrap(err, "get cluster %q", name)
 }
 
+// ClusterByID returns the cluster with the given ID.
 func (s *SQL) ClusterByID(ctx context.Context, id string) (Cluster, error) {
 	c, err := scanCluster(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+clusterCols+` FROM clusters WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -92,6 +98,7 @@ func (s *SQL) ClusterByID(ctx context.Context, id string) (Cluster, error) {
 	return c, wrap(err, "get cluster %q", id)
 }
 
+// ListClusters returns all clusters ordered by name.
 func (s *SQL) ListClusters(ctx context.Context) ([]Cluster, error) {
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+clusterCols+` FROM clusters ORDER BY name`))
 	if err != nil {
@@ -109,6 +116,10 @@ func (s *SQL) ListClusters(ctx context.Context) ([]Cluster, error) {
 	return out, wrap(rows.Err(), "list clusters")
 }
 
+// DeleteCluster deletes a cluster and its nodes. While installs are
+// bound to it, it refuses with a *ClusterInUseError unless force is set;
+// then it unbinds them (bumping their generation, so tokens minted for the
+// cluster stop working) and returns them.
 func (s *SQL) DeleteCluster(ctx context.Context, name string, force bool) ([]Install, error) {
 	var unbound []Install
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -152,6 +163,7 @@ func (s *SQL) DeleteCluster(ctx context.Context, name string, force bool) ([]Ins
 	return unbound, nil
 }
 
+// InstallsByCluster lists the installs bound to a cluster (by id).
 func (s *SQL) InstallsByCluster(ctx context.Context, clusterID string) ([]Install, error) {
 	out, err := s.installsByCluster(ctx, s.rdb, clusterID)
 	return out, wrap(err, "list installs of cluster %q", clusterID)
@@ -302,6 +314,7 @@ func (s *SQL) insertNode(ctx context.Context, ex interface {
 	return err
 }
 
+// NodeByID returns the node and its secret hash.
 func (s *SQL) NodeByID(ctx context.Context, id string) (Node, []byte, error) {
 	var hash []byte
 	n, err := scanNode(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+nodeCols+`, secret_hash FROM nodes WHERE id = ?`), id), &hash)
@@ -311,6 +324,7 @@ func (s *SQL) NodeByID(ctx context.Context, id string) (Node, []byte, error) {
 	return n, hash, wrap(err, "get node %q", id)
 }
 
+// ListNodes returns the named cluster's nodes, oldest first.
 func (s *SQL) ListNodes(ctx context.Context, cluster string) ([]Node, error) {
 	c, err := s.GetCluster(ctx, cluster)
 	if err != nil {
@@ -332,6 +346,8 @@ func (s *SQL) ListNodes(ctx context.Context, cluster string) ([]Node, error) {
 	return out, wrap(rows.Err(), "list nodes of cluster %q", cluster)
 }
 
+// RevokeNode revokes a node of the cluster, named by id or by name
+// (a name must be unambiguous).
 func (s *SQL) RevokeNode(ctx context.Context, cluster, node string) (Node, error) {
 	var out Node
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,10 +12,7 @@ import (
 
 // A cluster that installs are bound to is not deleted silently, and a new
 // cluster of the same name never inherits anything (review finding 5).
-func TestDeleteClusterWithInstalls(t *testing.T) {
-	s, _ := openTest(t)
-	testDeleteClusterWithInstalls(t, s)
-}
+func TestDeleteClusterWithInstalls(t *testing.T) { forEachStore(t, testDeleteClusterWithInstalls) }
 
 func testDeleteClusterWithInstalls(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -67,10 +63,7 @@ func testDeleteClusterWithInstalls(t *testing.T, s *SQL) {
 }
 
 // Installs check the cluster they name in the creating transaction.
-func TestInstallClusterBinding(t *testing.T) {
-	s, _ := openTest(t)
-	testInstallClusterBinding(t, s)
-}
+func TestInstallClusterBinding(t *testing.T) { forEachStore(t, testInstallClusterBinding) }
 
 func testInstallClusterBinding(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -121,10 +114,7 @@ func testInstallClusterBinding(t *testing.T, s *SQL) {
 
 // Two workspaces racing for one namespace of a shared cluster: exactly one
 // gets it.
-func TestSharedNamespaceRace(t *testing.T) {
-	s, _ := openTest(t)
-	testSharedNamespaceRace(t, s)
-}
+func TestSharedNamespaceRace(t *testing.T) { forEachStore(t, testSharedNamespaceRace) }
 
 func testSharedNamespaceRace(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -159,10 +149,7 @@ func testSharedNamespaceRace(t *testing.T, s *SQL) {
 	}
 }
 
-func TestJoinTokenLimits(t *testing.T) {
-	s, _ := openTest(t)
-	testJoinTokenLimits(t, s)
-}
+func TestJoinTokenLimits(t *testing.T) { forEachStore(t, testJoinTokenLimits) }
 
 func testJoinTokenLimits(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -220,10 +207,7 @@ func testJoinTokenLimits(t *testing.T, s *SQL) {
 
 // Concurrent enrolments with a one-time join token: exactly one node is
 // created.
-func TestEnrolOneTimeTokenRace(t *testing.T) {
-	s, _ := openTest(t)
-	testEnrolOneTimeTokenRace(t, s)
-}
+func TestEnrolOneTimeTokenRace(t *testing.T) { forEachStore(t, testEnrolOneTimeTokenRace) }
 
 func testEnrolOneTimeTokenRace(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -263,10 +247,7 @@ func testEnrolOneTimeTokenRace(t *testing.T, s *SQL) {
 	}
 }
 
-func TestClusterJWKSProposal(t *testing.T) {
-	s, _ := openTest(t)
-	testClusterJWKSProposal(t, s)
-}
+func TestClusterJWKSProposal(t *testing.T) { forEachStore(t, testClusterJWKSProposal) }
 
 func testClusterJWKSProposal(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -313,12 +294,9 @@ func testClusterJWKSProposal(t *testing.T, s *SQL) {
 // bindings to clusters that no longer exist, and demotes keys a shared
 // cluster pinned on first use to a proposal.
 func TestMigration0004(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "hub.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testMigration0004(t, db, &SQL{dialect: dialectSQLite}, func() (*SQL, error) { return OpenSQLite(context.Background(), path) })
+	forEachDialect(t, func(t *testing.T, db testDB) {
+		testMigration0004(t, db.mustRaw(t), &SQL{dialect: db.dialect}, db.open)
+	})
 }
 
 func testMigration0004(t *testing.T, db *sql.DB, d *SQL, open func() (*SQL, error)) {

@@ -20,6 +20,8 @@ func joinUsable(usesLeft, expires int64, at time.Time) error {
 	return nil
 }
 
+// ClusterJoinHash returns the hash of the cluster's join token, or
+// ErrJoinTokenSpent when the token has no enrolments left or expired.
 func (s *SQL) ClusterJoinHash(ctx context.Context, id string) ([]byte, error) {
 	var h []byte
 	var left, expires int64
@@ -36,10 +38,13 @@ func (s *SQL) ClusterJoinHash(ctx context.Context, id string) ([]byte, error) {
 	return h, nil
 }
 
+// RotateJoinToken replaces the join token with a reusable one.
 func (s *SQL) RotateJoinToken(ctx context.Context, name string, joinHash []byte) error {
 	return s.RotateJoinTokenLimited(ctx, name, joinHash, JoinLimit{})
 }
 
+// RotateJoinTokenLimited replaces the join token with one limited to
+// a number of enrolments and/or a lifetime.
 func (s *SQL) RotateJoinTokenLimited(ctx context.Context, name string, joinHash []byte, limit JoinLimit) error {
 	if len(joinHash) == 0 {
 		return fmt.Errorf("%w: empty join token hash", ErrInvalid)
@@ -66,6 +71,9 @@ func (s *SQL) RotateJoinTokenLimited(ctx context.Context, name string, joinHash 
 	return nil
 }
 
+// EnrolNode creates a node while consuming one use of the cluster's
+// join token, atomically: of two enrolments racing for the last use
+// exactly one succeeds, the other gets ErrJoinTokenSpent.
 func (s *SQL) EnrolNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error) {
 	n, err := newNode(clusterID, name, secretHash)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 // The cluster's service-account keys: approved ones verify pods' tokens,
 // proposed ones (offered by an agent) wait for an operator.
 
+// SetClusterJWKS replaces the approved service-account keys and issuer
+// (the operator's set, or a rotation) and clears any proposal.
 func (s *SQL) SetClusterJWKS(ctx context.Context, name string, jwks []byte, issuer string) (Cluster, error) {
 	if len(jwks) == 0 {
 		return Cluster{}, fmt.Errorf("%w: empty JWKS", ErrInvalid)
@@ -26,6 +28,8 @@ func (s *SQL) SetClusterJWKS(ctx context.Context, name string, jwks []byte, issu
 	return s.GetCluster(ctx, name)
 }
 
+// ProposeClusterJWKS records keys an agent offered; they are not
+// trusted until approved.
 func (s *SQL) ProposeClusterJWKS(ctx context.Context, id string, p JWKSProposal) error {
 	if len(p.JWKS) == 0 {
 		return fmt.Errorf("%w: empty JWKS", ErrInvalid)
@@ -45,6 +49,9 @@ func (s *SQL) ProposeClusterJWKS(ctx context.Context, id string, p JWKSProposal)
 	return nil
 }
 
+// ApproveClusterJWKS makes the pending proposal the approved keys,
+// with issuer, only if the proposal's keys and issuer are still
+// exactly proposed (what the operator checked); otherwise ErrConflict.
 func (s *SQL) ApproveClusterJWKS(ctx context.Context, name string, proposed JWKSProposal, issuer string) (Cluster, error) {
 	if len(proposed.JWKS) == 0 {
 		return Cluster{}, fmt.Errorf("%w: cluster %q has no proposed service-account keys to approve", ErrInvalid, name)

@@ -7,9 +7,10 @@ import (
 	"testing"
 )
 
-func TestClustersAndNodes(t *testing.T) {
+func TestClustersAndNodes(t *testing.T) { forEachStore(t, testClustersAndNodes) }
+
+func testClustersAndNodes(t *testing.T, s *SQL) {
 	ctx := context.Background()
-	s, _ := openTest(t)
 	ws := mustWorkspace(t, s, "acme")
 
 	single, err := s.CreateCluster(ctx, Cluster{Name: "edge", WorkspaceID: ws.ID}, []byte("hash-1"))

@@ -1,11 +1,13 @@
 // Package store holds the hub's persistent state: workspaces, registry
 // credentials (secret material only in sealed form), installs, signing keys
-// and the audit trail. The Store interface has one SQL implementation that
-// runs on SQLite (embedded default) and is written to run on PostgreSQL too.
+// and the audit trail. SQL keeps it on SQLite (embedded default) or
+// PostgreSQL, with the same queries. Its consumers each declare the few
+// methods they use as an interface of their own (proxy.State,
+// tokensvc.Clusters, api.Store, ...). All names are scoped: credentials and
+// installs by workspace name.
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +19,10 @@ var ErrNotFound = errors.New("not found")
 
 // ErrConflict is returned when an object with the same name already exists.
 var ErrConflict = errors.New("already exists")
+
+// ErrInvalid is returned when an argument is malformed, for example a name
+// that does not match the naming rules. The wrapping error names the field.
+var ErrInvalid = errors.New("invalid")
 
 // Workspace is a tenant: it owns registry credentials and installs.
 type Workspace struct {
@@ -280,95 +286,4 @@ type Node struct {
 	Revoked   bool
 	CreatedAt time.Time
 	RevokedAt time.Time
-}
-
-// Store is the hub's persistent state. All names are scoped: credentials
-// and installs by workspace name.
-type Store interface {
-	CreateWorkspace(ctx context.Context, name string) (Workspace, error)
-	GetWorkspace(ctx context.Context, name string) (Workspace, error)
-	WorkspaceByID(ctx context.Context, id string) (Workspace, error)
-	ListWorkspaces(ctx context.Context) ([]Workspace, error)
-	// DeleteWorkspace removes the workspace and everything it owns: its
-	// credentials, installs and single-workspace clusters (with their
-	// nodes), and returns what it removed. While the workspace has
-	// installs or clusters it refuses with a *WorkspaceInUseError unless
-	// force is set.
-	DeleteWorkspace(ctx context.Context, name string, force bool) (WorkspaceContents, error)
-
-	CreateCredential(ctx context.Context, workspace string, c Credential, secret Sealed) (Credential, error)
-	GetCredential(ctx context.Context, workspace, name string) (Credential, error)
-	ListCredentials(ctx context.Context, workspace string) ([]Credential, error)
-	UpdateCredential(ctx context.Context, workspace, name string, u CredentialUpdate) (Credential, error)
-	DeleteCredential(ctx context.Context, workspace, name string) error
-	// CredentialSecret returns the sealed secret of the given version.
-	CredentialSecret(ctx context.Context, credentialID string, version int) (Sealed, error)
-
-	CreateInstall(ctx context.Context, workspace string, in Install) (Install, error)
-	GetInstall(ctx context.Context, workspace, name string) (Install, error)
-	// InstallByID is the proxy's per-request live-state lookup.
-	InstallByID(ctx context.Context, id string) (Install, error)
-	ListInstalls(ctx context.Context, workspace string) ([]Install, error)
-	UpdateInstall(ctx context.Context, workspace, name string, u InstallUpdate) (Install, error)
-	DeleteInstall(ctx context.Context, workspace, name string) error
-
-	// CredentialsByWorkspaceID is the proxy's per-request lookup of the
-	// workspace's credentials (metadata only).
-	CredentialsByWorkspaceID(ctx context.Context, workspaceID string) ([]Credential, error)
-
-	// Clusters. Cluster names are global; the join token is stored as a
-	// hash and replaced by RotateJoinToken.
-	CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cluster, error)
-	GetCluster(ctx context.Context, name string) (Cluster, error)
-	ClusterByID(ctx context.Context, id string) (Cluster, error)
-	ListClusters(ctx context.Context) ([]Cluster, error)
-	// DeleteCluster deletes a cluster and its nodes. While installs are
-	// bound to it, it refuses with a *ClusterInUseError unless force is
-	// set; then it unbinds them (bumping their generation, so tokens
-	// minted for the cluster stop working) and returns them.
-	DeleteCluster(ctx context.Context, name string, force bool) ([]Install, error)
-	// ClusterJoinHash returns the hash of the cluster's join token, or
-	// ErrJoinTokenSpent when the token has no enrolments left or expired.
-	ClusterJoinHash(ctx context.Context, id string) ([]byte, error)
-	// RotateJoinToken replaces the join token with a reusable one.
-	RotateJoinToken(ctx context.Context, name string, joinHash []byte) error
-	// RotateJoinTokenLimited replaces the join token with one limited to
-	// a number of enrolments and/or a lifetime.
-	RotateJoinTokenLimited(ctx context.Context, name string, joinHash []byte, limit JoinLimit) error
-	// EnrolNode creates a node while consuming one use of the cluster's
-	// join token, atomically: of two enrolments racing for the last use
-	// exactly one succeeds, the other gets ErrJoinTokenSpent.
-	EnrolNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error)
-	// SetClusterJWKS replaces the approved service-account keys and issuer
-	// (the operator's set, or a rotation) and clears any proposal.
-	SetClusterJWKS(ctx context.Context, name string, jwks []byte, issuer string) (Cluster, error)
-	// ProposeClusterJWKS records keys an agent offered; they are not
-	// trusted until approved.
-	ProposeClusterJWKS(ctx context.Context, id string, p JWKSProposal) error
-	// ApproveClusterJWKS makes the pending proposal the approved keys,
-	// with issuer, only if the proposal's keys and issuer are still
-	// exactly proposed (what the operator checked); otherwise ErrConflict.
-	ApproveClusterJWKS(ctx context.Context, name string, proposed JWKSProposal, issuer string) (Cluster, error)
-	// InstallsByCluster lists the installs bound to a cluster (by id).
-	InstallsByCluster(ctx context.Context, clusterID string) ([]Install, error)
-
-	// Nodes.
-	CreateNode(ctx context.Context, clusterID, name string, secretHash []byte) (Node, error)
-	// NodeByID returns the node and its secret hash.
-	NodeByID(ctx context.Context, id string) (Node, []byte, error)
-	ListNodes(ctx context.Context, cluster string) ([]Node, error)
-	// RevokeNode revokes a node of the cluster, named by id or by name
-	// (a name must be unambiguous).
-	RevokeNode(ctx context.Context, cluster, node string) (Node, error)
-
-	AddSigningKey(ctx context.Context, k SigningKey) error
-	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-
-	AppendAudit(ctx context.Context, events []AuditEvent) error
-	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
-	// DeleteAuditBefore deletes up to limit events older than before, the
-	// oldest first, and returns how many it deleted.
-	DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int64, error)
-
-	Close() error
 }

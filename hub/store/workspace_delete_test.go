@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,14 +12,7 @@ import (
 // Deleting a workspace that still has installs or clusters is refused
 // unless forced; forced, it removes its clusters with their nodes too and
 // leaves no orphan (issue 11, item 3).
-func TestDeleteWorkspaceInUse(t *testing.T) {
-	s, _ := openTest(t)
-	testDeleteWorkspaceInUse(t, s)
-}
-
-func TestPostgresDeleteWorkspaceInUse(t *testing.T) {
-	testDeleteWorkspaceInUse(t, openPostgres(t))
-}
+func TestDeleteWorkspaceInUse(t *testing.T) { forEachStore(t, testDeleteWorkspaceInUse) }
 
 func testDeleteWorkspaceInUse(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -126,14 +118,7 @@ func testDeleteWorkspaceInUse(t *testing.T, s *SQL) {
 
 // An existing install can be bound to a cluster later, with the checks of
 // create; a changed binding bumps the generation (issue 11, item 11).
-func TestUpdateInstallBinding(t *testing.T) {
-	s, _ := openTest(t)
-	testUpdateInstallBinding(t, s)
-}
-
-func TestPostgresUpdateInstallBinding(t *testing.T) {
-	testUpdateInstallBinding(t, openPostgres(t))
-}
+func TestUpdateInstallBinding(t *testing.T) { forEachStore(t, testUpdateInstallBinding) }
 
 func testUpdateInstallBinding(t *testing.T, s *SQL) {
 	ctx := context.Background()
@@ -201,21 +186,9 @@ func testUpdateInstallBinding(t *testing.T, s *SQL) {
 // Migration 0006 removes clusters that earlier workspace deletes orphaned,
 // with their nodes, and nothing else.
 func TestMigration0006(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "hub.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testMigration0006(t, db, &SQL{dialect: dialectSQLite}, func() (*SQL, error) { return OpenSQLite(context.Background(), path) })
-}
-
-func TestPostgresMigration0006(t *testing.T) {
-	dsn, _ := postgresSchema(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testMigration0006(t, db, &SQL{dialect: dialectPostgres}, func() (*SQL, error) { return OpenPostgres(context.Background(), dsn) })
+	forEachDialect(t, func(t *testing.T, db testDB) {
+		testMigration0006(t, db.mustRaw(t), &SQL{dialect: db.dialect}, db.open)
+	})
 }
 
 func testMigration0006(t *testing.T, db *sql.DB, d *SQL, open func() (*SQL, error)) {

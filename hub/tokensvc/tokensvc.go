@@ -35,7 +35,7 @@ const maxRequest = 64 << 10
 
 // Service is the token service. Create it with New, then Start it.
 type Service struct {
-	store    store.Store
+	store    Clusters
 	keys     *token.Keyring
 	log      *slog.Logger
 	ttl      time.Duration
@@ -81,7 +81,7 @@ func WithMintHook(f func()) Option { return func(s *Service) { s.onMint = f } }
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // New returns a token service.
-func New(st store.Store, keys *token.Keyring, opts ...Option) *Service {
+func New(st Clusters, keys *token.Keyring, opts ...Option) *Service {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	s := &Service{store: st, keys: keys, log: slog.Default(), ttl: 10 * time.Minute, now: time.Now,

@@ -1,0 +1,27 @@
+package tokensvc
+
+import (
+	"context"
+
+	"github.com/pullgate/pullgate/hub/store"
+)
+
+// Clusters is what the token service reads and writes in the store: the
+// clusters and their nodes (enrolment, key proposals), the installs bound
+// to a cluster, and their workspace's credentials (for sync). *store.SQL
+// implements it.
+type Clusters interface {
+	ClusterByID(ctx context.Context, id string) (store.Cluster, error)
+	ListClusters(ctx context.Context) ([]store.Cluster, error)
+	// ProposeClusterJWKS records keys an agent offered; they are not
+	// trusted until an operator approves them.
+	ProposeClusterJWKS(ctx context.Context, id string, p store.JWKSProposal) error
+	InstallsByCluster(ctx context.Context, clusterID string) ([]store.Install, error)
+	CredentialsByWorkspaceID(ctx context.Context, workspaceID string) ([]store.Credential, error)
+	// EnrolNode creates a node while consuming one use of the cluster's
+	// join token, atomically.
+	EnrolNode(ctx context.Context, clusterID, name string, secretHash []byte) (store.Node, error)
+	NodeByID(ctx context.Context, id string) (store.Node, []byte, error)
+}
+
+var _ Clusters = (*store.SQL)(nil)
