@@ -90,6 +90,7 @@ type client struct {
 func (e *env) connect(user, pass, inbox string) (*client, error) {
 	c := &client{}
 	nc, err := nats.Connect(e.url, nats.UserInfo(user, pass), nats.CustomInboxPrefix(inbox), nats.MaxReconnects(0),
+		nats.Timeout(15*time.Second), // the auth callout runs per connect: a loaded machine can pass the 2 s default
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			c.errs = append(c.errs, err.Error())
