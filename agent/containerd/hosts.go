@@ -283,11 +283,11 @@ func (m *Mirrors) Set(hosts []string) error {
 // an optional port, so the directory name cannot escape config_path or
 // name containerd's "_default".
 func checkHost(h string) (string, error) {
-	c, err := imageref.CanonicalHost(h)
+	c, err := imageref.Host(h, imageref.Exact())
 	if err != nil {
 		return "", fmt.Errorf("mirror host: %w", err)
 	}
-	if c != h || strings.ContainsAny(c, "/\\") || strings.HasPrefix(c, ".") {
+	if strings.ContainsAny(c, "/\\") || strings.HasPrefix(c, ".") {
 		return "", fmt.Errorf("mirror host %q: not a canonical registry host", h)
 	}
 	return c, nil
