@@ -617,15 +617,8 @@ func (a *Agent) routesToHub(host string, credHelper bool) bool {
 }
 
 func registryOf(image string) string {
-	if wire.RegistryOnly(image) {
-		if h, err := imageref.CanonicalHost(image); err == nil {
-			return h
-		}
-	}
-	if r, _, err := imageref.ParseImage(image); err == nil {
-		return r.Host
-	}
-	return ""
+	h, _ := imageref.Host(image, imageref.OfImage())
+	return h
 }
 
 // Ready reports whether the agent serves (server.Backend).

@@ -3,6 +3,7 @@ package agentclient
 import (
 	"strings"
 
+	"github.com/pullgate/pullgate/pkg/imageref"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -19,7 +20,7 @@ func RegistryOf(image string) string {
 		return strings.ToLower(image)
 	}
 	first, _, ok := strings.Cut(image, "/")
-	if !ok || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+	if !ok || !imageref.LooksLikeHost(first) {
 		return dockerHub
 	}
 	return strings.ToLower(first)

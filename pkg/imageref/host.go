@@ -25,6 +25,7 @@ type hostRules struct {
 	dnsName   bool     // the name must be a DNS name or an IP, not only a URI authority
 	exact     bool     // the input must already be in canonical form
 	lowScheme bool     // only a lower-case scheme is dropped
+	ofImage   bool     // the input is an image reference or a bare registry host
 }
 
 // HostLabel names the input in errors ("hub host", "mirror host").
@@ -44,6 +45,11 @@ func AnyAuthority() HostOption { return func(r *hostRules) { r.dnsName = false }
 // LowerCaseScheme drops only a lower-case "https://" or "http://" (an
 // upper-case one stays and is refused as a path).
 func LowerCaseScheme() HostOption { return func(r *hostRules) { r.lowScheme = true } }
+
+// OfImage takes an image reference ("ghcr.io/org/app:1", "nginx") or a
+// bare registry host (wire.RegistryOnly, as the docker-credential-helper
+// protocol asks) and gives the canonical host it names.
+func OfImage() HostOption { return func(r *hostRules) { r.ofImage = true } }
 
 // Exact refuses input that is not already in the canonical form, so that
 // the result may name a file (containerd's hosts.d directories).
@@ -69,6 +75,26 @@ func Host(h string, opts ...HostOption) (string, error) {
 	if r.serverURL {
 		return serverURLHost(h, r)
 	}
+	if r.ofImage {
+		r.ofImage = false
+		if wire.RegistryOnly(h) {
+			if c, err := host(h, r); err == nil {
+				return c, nil
+			}
+		}
+		repo, _, err := ParseImage(h)
+		return repo.Host, err
+	}
+	return host(h, r)
+}
+
+// LooksLikeHost is docker's rule for the first component of an image
+// name: a registry host has a '.' or a ':' (a port), or is "localhost".
+func LooksLikeHost(s string) bool {
+	return strings.ContainsAny(s, ".:") || s == "localhost"
+}
+
+func host(h string, r hostRules) (string, error) {
 	if strings.Contains(h, "@") {
 		// Never echo it: user info may hold a password.
 		return "", fmt.Errorf("%s must not contain user info ('@')", r.label)

@@ -12,6 +12,7 @@ func TestHostOptions(t *testing.T) {
 	hub := []HostOption{HostLabel("hub host"), HostPaths("/"), KeepAliases(), AnyAuthority(), LowerCaseScheme()}
 	mirror := []HostOption{Exact()}
 	server := []HostOption{ServerURL()}
+	image := []HostOption{OfImage()}
 	cases := []struct {
 		name string
 		opts []HostOption
@@ -56,6 +57,14 @@ func TestHostOptions(t *testing.T) {
 		{"mirror dot dot", mirror, "..", "", "registry host"},
 		{"mirror default", mirror, "_default", "", "registry host"},
 
+		{"image", image, "GHCR.io/org/app:1", "ghcr.io", ""},
+		{"image docker hub", image, "nginx", "docker.io", ""},
+		{"image alias", image, "index.docker.io/library/nginx@sha256:" + strings.Repeat("a", 64), "docker.io", ""},
+		{"image bare host", image, "Registry.Example:5000", "registry.example:5000", ""},
+		{"image bare docker hub", image, "registry-1.docker.io", "docker.io", ""},
+		{"image bad port reads as a tag", image, "ghcr.io:99999", "docker.io", ""},
+		{"image invalid", image, "ghcr.io/Org/App", "", "not a valid image reference"},
+
 		{"server host", server, "ghcr.io", "ghcr.io", ""},
 		{"server docker v1", server, "https://index.docker.io/v1/", "index.docker.io", ""},
 		{"server any scheme", server, "tcp://reg.example:5000/x?y#z", "reg.example:5000", ""},
@@ -86,5 +95,15 @@ func TestHostOptions(t *testing.T) {
 				t.Errorf("Host(%q): error echoes user info: %v", c.in, err)
 			}
 		})
+	}
+}
+
+func TestLooksLikeHost(t *testing.T) {
+	for s, want := range map[string]bool{
+		"ghcr.io": true, "localhost": true, "reg:5000": true, "nginx": false, "library": false, "Localhost": false, "": false,
+	} {
+		if got := LooksLikeHost(s); got != want {
+			t.Errorf("LooksLikeHost(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
