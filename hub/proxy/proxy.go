@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/httprec"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -148,7 +150,7 @@ func (p *Proxy) Handler() http.Handler {
 // ServeHTTP serves one pull-API request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
-	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	cw := &countingWriter{Recorder: httprec.Recorder{ResponseWriter: w, Status: http.StatusOK}}
 	rt, aerr := parseRoute(r)
 	label := "proxy_" + rt.kind
 	if aerr != nil {
@@ -159,7 +161,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Fixed label values only: the method is normalised, the route
 			// is one of a few constants, the code is the hub's own.
 			m := metrics.Method(r.Method)
-			p.metrics.Requests.WithLabelValues(label, m, strconv.Itoa(cw.status)).Inc()
+			p.metrics.Requests.WithLabelValues(label, m, strconv.Itoa(cw.Status)).Inc()
 			p.metrics.Latency.WithLabelValues(label, m).Observe(p.now().Sub(start).Seconds())
 		}
 	}()
@@ -201,20 +203,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cut := false
 	if aerr := p.serve(cw, r, claims, rt, inst); aerr != nil {
 		switch {
-		case aerr.refusal != "" && cw.wroteHeader:
+		case aerr.refusal != "" && cw.Wrote():
 			// Refused by a re-check in the middle of a stream.
 			ev.Reason, cut = "stream_cut:"+aerr.refusal, true
 		case aerr.refusal != "":
 			ev.Reason = aerr.refusal
 			writeError(cw, r, aerr)
-		case cw.wroteHeader:
+		case cw.Wrote():
 			// A stream that failed midway (write timeout, upstream gone).
 			cut = true
 		default:
 			writeError(cw, r, aerr)
 		}
 	}
-	ev.Status, ev.Bytes, ev.Duration, ev.Cache = cw.status, cw.bytes, p.now().Sub(start), cw.cache
+	ev.Status, ev.Bytes, ev.Duration, ev.Cache = cw.Status, cw.Bytes, p.now().Sub(start), cw.cache
 	p.cacheCounted(rt, cw.cache)
 	if p.audit != nil {
 		p.audit.Record(ev)
@@ -491,31 +493,9 @@ func clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// countingWriter records status and body bytes for audit and metrics.
+// countingWriter records status and body bytes for audit and metrics, and
+// whether the cache answered.
 type countingWriter struct {
-	http.ResponseWriter
-	status      int
-	bytes       int64
-	wroteHeader bool
-	cache       string // hit, miss or stale when the cache answered
+	httprec.Recorder
+	cache string // hit, miss or stale when the cache answered
 }
-
-func (w *countingWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.status, w.wroteHeader = code, true
-		w.ResponseWriter.WriteHeader(code)
-	}
-}
-
-func (w *countingWriter) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection (write
-// deadlines).
-func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
