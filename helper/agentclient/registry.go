@@ -16,7 +16,7 @@ const dockerHub = wire.DockerHub
 // component when it is a host (docker's rule: it has a '.' or a ':', or
 // is "localhost"), else Docker Hub.
 func RegistryOf(image string) string {
-	if wire.RegistryOnly(image) {
+	if imageref.RegistryOnly(image) {
 		return strings.ToLower(image)
 	}
 	first, _, ok := strings.Cut(image, "/")

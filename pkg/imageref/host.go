@@ -47,7 +47,7 @@ func AnyAuthority() HostOption { return func(r *hostRules) { r.dnsName = false }
 func LowerCaseScheme() HostOption { return func(r *hostRules) { r.lowScheme = true } }
 
 // OfImage takes an image reference ("ghcr.io/org/app:1", "nginx") or a
-// bare registry host (wire.RegistryOnly, as the docker-credential-helper
+// bare registry host (RegistryOnly, as the docker-credential-helper
 // protocol asks) and gives the canonical host it names.
 func OfImage() HostOption { return func(r *hostRules) { r.ofImage = true } }
 
@@ -58,7 +58,7 @@ func Exact() HostOption { return func(r *hostRules) { r.exact = true } }
 // ServerURL reads a server URL as docker tools pass it ("https://index.docker.io/v1/",
 // "ghcr.io", "http://127.0.0.1:5000"): any scheme, anything after the host
 // dropped, aliases kept, and the host must pass docker's rule for a
-// registry (wire.RegistryOnly) only.
+// registry (RegistryOnly) only.
 func ServerURL() HostOption {
 	return func(r *hostRules) { r.serverURL, r.label, r.dockerHub = true, "server URL", false }
 }
@@ -77,7 +77,7 @@ func Host(h string, opts ...HostOption) (string, error) {
 	}
 	if r.ofImage {
 		r.ofImage = false
-		if wire.RegistryOnly(h) {
+		if RegistryOnly(h) {
 			if c, err := host(h, r); err == nil {
 				return c, nil
 			}
@@ -163,7 +163,7 @@ func serverURLHost(serverURL string, r hostRules) (string, error) {
 	if strings.Contains(s, "@") {
 		return "", fmt.Errorf("%s must not contain user info", r.label)
 	}
-	if !wire.RegistryOnly(s) {
+	if !RegistryOnly(s) {
 		// Quote the host part only (clipped): the rest of the URL may
 		// hold user info or a query with secrets. 48 bytes: %q may double
 		// them (quotes, backslashes), and the error stays under 200 bytes.
@@ -173,4 +173,30 @@ func serverURLHost(serverURL string, r hostRules) (string, error) {
 		return "", fmt.Errorf("%s: %q is not a registry host (want e.g. ghcr.io or https://registry.corp:5000)", r.label, s)
 	}
 	return s, nil
+}
+
+// RegistryOnly reports whether a TokenRequest's Image names a whole
+// registry instead of a repository. The docker-credential-helper protocol
+// gives the helper only a server URL, so it asks for the bare registry host
+// ("ghcr.io", "127.0.0.1:5000", "localhost:5000"); the kubelet always sends
+// a repository ("ghcr.io/org/app", "docker.io/library/nginx").
+//
+// A registry host is one component (no '/' or '@') that contains a '.' or
+// is "localhost", optionally followed by ":<port>" — docker's rule for the
+// first component of a reference. "nginx" and "nginx:1.27" are not
+// registries.
+func RegistryOnly(image string) bool {
+	// Spaces, control characters and non-ASCII never belong in a host
+	// (fuzzing found "\f." taken for one).
+	if image == "" || strings.ContainsFunc(image, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '/' || r == '@' }) {
+		return false
+	}
+	host := image
+	if h, port, ok := strings.Cut(image, ":"); ok {
+		if port == "" || strings.Trim(port, "0123456789") != "" {
+			return false // a tag, not a port
+		}
+		host = h
+	}
+	return host == "localhost" || strings.Contains(host, ".")
 }
