@@ -618,7 +618,7 @@ func (a *Agent) Credentials(ctx context.Context, req wire.CredentialsRequest) (w
 	if reg == "" {
 		reg = registryOf(req.Image)
 	}
-	if !res.Reply.Hub && !a.routesToHub(reg, wire.RegistryOnly(req.Image)) {
+	if !res.Reply.Hub && !a.routesToHub(reg, imageref.RegistryOnly(req.Image)) {
 		// The runtime would send the token to the upstream itself.
 		return wire.Credentials{}, fmt.Errorf("%w: pulls of %s do not go through the pullgate hub on this node "+
 			"(no containerd mirror kept by the agent, no --external-mirror-host); name the image through the hub "+
@@ -649,15 +649,8 @@ func (a *Agent) routesToHub(host string, credHelper bool) bool {
 }
 
 func registryOf(image string) string {
-	if wire.RegistryOnly(image) {
-		if h, err := imageref.CanonicalHost(image); err == nil {
-			return h
-		}
-	}
-	if r, _, err := imageref.ParseImage(image); err == nil {
-		return r.Host
-	}
-	return ""
+	h, _ := imageref.Host(image, imageref.OfImage())
+	return h
 }
 
 // Ready reports whether the agent serves (server.Backend).

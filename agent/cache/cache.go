@@ -76,7 +76,7 @@ type Result struct {
 // Key identifies what a token was asked for.
 type Key struct {
 	// Repo is "host/path" of the image, or the canonical registry host for
-	// a registry-level request (wire.RegistryOnly).
+	// a registry-level request (imageref.RegistryOnly).
 	Repo string
 	// SA is a hash of the service-account token and annotations, empty
 	// without them.
@@ -99,7 +99,7 @@ func Normalize(req wire.TokenRequest) (Key, wire.TokenRequest, error) {
 		return k, req, fmt.Errorf("%w: image is required", ErrInvalid)
 	case len(req.Image) > 1024:
 		return k, req, fmt.Errorf("%w: image reference longer than 1024 bytes", ErrInvalid)
-	case wire.RegistryOnly(req.Image):
+	case imageref.RegistryOnly(req.Image):
 		h, err := imageref.CanonicalHost(req.Image)
 		if err != nil {
 			return k, req, fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -42,6 +42,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pullgate/pullgate/internal/atomicfile"
+
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -283,11 +285,11 @@ func (m *Mirrors) Set(hosts []string) error {
 // an optional port, so the directory name cannot escape config_path or
 // name containerd's "_default".
 func checkHost(h string) (string, error) {
-	c, err := imageref.CanonicalHost(h)
+	c, err := imageref.Host(h, imageref.Exact())
 	if err != nil {
 		return "", fmt.Errorf("mirror host: %w", err)
 	}
-	if c != h || strings.ContainsAny(c, "/\\") || strings.HasPrefix(c, ".") {
+	if strings.ContainsAny(c, "/\\") || strings.HasPrefix(c, ".") {
 		return "", fmt.Errorf("mirror host %q: not a canonical registry host", h)
 	}
 	return c, nil
@@ -423,39 +425,10 @@ func sortedHosts(m map[string][]byte) []string {
 // writeAtomic writes content to path through a temporary file in the same
 // directory and a rename, so containerd never reads a partial file.
 func writeAtomic(path string, content []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, bytes.NewReader(content), 0o644, atomicfile.TempPattern(tmpPrefix+"*.tmp"))
 }
 
 func removeTemps(dir string) {

@@ -4,6 +4,8 @@
 package identity
 
 import (
+	"bytes"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/atomicfile"
 
 	"github.com/pullgate/pullgate/pkg/wire"
 )
@@ -126,32 +130,8 @@ func Save(stateDir string, id Identity) error {
 	if err != nil {
 		return fmt.Errorf("encode node identity: %w", err)
 	}
-	tmp, err := os.CreateTemp(stateDir, "."+FileName+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(Path(stateDir), bytes.NewReader(append(data, '\n')), 0o600); err != nil {
 		return fmt.Errorf("save node identity: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save node identity: %w", err)
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save node identity: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save node identity: fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save node identity: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), Path(stateDir)); err != nil {
-		return fmt.Errorf("save node identity: %w", err)
-	}
-	if d, err := os.Open(stateDir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package agentclient
 import (
 	"strings"
 
+	"github.com/pullgate/pullgate/pkg/imageref"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -15,11 +16,11 @@ const dockerHub = wire.DockerHub
 // component when it is a host (docker's rule: it has a '.' or a ':', or
 // is "localhost"), else Docker Hub.
 func RegistryOf(image string) string {
-	if wire.RegistryOnly(image) {
+	if imageref.RegistryOnly(image) {
 		return strings.ToLower(image)
 	}
 	first, _, ok := strings.Cut(image, "/")
-	if !ok || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+	if !ok || !imageref.LooksLikeHost(first) {
 		return dockerHub
 	}
 	return strings.ToLower(first)

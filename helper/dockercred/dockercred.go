@@ -9,12 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/pullgate/pullgate/helper/agentclient"
+	"github.com/pullgate/pullgate/pkg/imageref"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -74,29 +74,5 @@ func (h Helper) Get(serverURL string) (string, string, error) {
 // Host is the registry host of a server URL as docker tools pass it
 // ("https://index.docker.io/v1/", "ghcr.io", "http://127.0.0.1:5000").
 func Host(serverURL string) (string, error) {
-	s := strings.TrimSpace(serverURL)
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	if i := strings.IndexAny(s, "/?#"); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.ToLower(s)
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		// Found by fuzzing: "https://\f." gave the host "\f.".
-		return "", errors.New("server URL: the host has spaces or control characters")
-	}
-	if strings.Contains(s, "@") {
-		return "", errors.New("server URL must not contain user info")
-	}
-	if !wire.RegistryOnly(s) {
-		// Quote the host part only (clipped): the rest of the URL may
-		// hold user info or a query with secrets. 48 bytes: %q may double
-		// them (quotes, backslashes), and the error stays under 200 bytes.
-		if len(s) > 48 {
-			s = s[:48] + "…"
-		}
-		return "", fmt.Errorf("server URL: %q is not a registry host (want e.g. ghcr.io or https://registry.corp:5000)", s)
-	}
-	return s, nil
+	return imageref.Host(serverURL, imageref.ServerURL())
 }

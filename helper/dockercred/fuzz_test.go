@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pullgate/pullgate/pkg/wire"
+	"github.com/pullgate/pullgate/pkg/imageref"
 )
 
 // FuzzHost: the server URL a docker tool passes on stdin of `get`.
@@ -35,7 +35,7 @@ func FuzzHost(f *testing.F) {
 			}
 			return
 		}
-		if h != strings.ToLower(h) || strings.ContainsAny(h, "/@?# \t\r\n") || !wire.RegistryOnly(h) {
+		if h != strings.ToLower(h) || strings.ContainsAny(h, "/@?# \t\r\n") || !imageref.RegistryOnly(h) {
 			t.Fatalf("accepted %q as %q", serverURL, h)
 		}
 		if again, err := Host(h); err != nil || again != h {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/httprec"
+
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/secrets"
 	"github.com/pullgate/pullgate/hub/store"
@@ -154,31 +156,9 @@ func New(d Deps) http.Handler {
 	return s
 }
 
-// statusRecorder remembers the status code for the access log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &httprec.Recorder{ResponseWriter: w}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -192,7 +172,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// is written before authentication: keep it short.
 			slog.String("method", shorten(r.Method, 16)),
 			slog.String("route", route),
-			slog.Int("status", rec.status),
+			slog.Int("status", rec.Status),
 			slog.Int64("duration_ms", time.Since(start).Milliseconds()),
 		)
 	}()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strings"
+	"unicode"
 
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/pkg/imageref"
@@ -74,4 +75,14 @@ func clipField(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+func checkUsername(u string) error {
+	if len(u) > 256 {
+		return badRequest("username: longer than 256 bytes")
+	}
+	if strings.IndexFunc(u, unicode.IsControl) >= 0 {
+		return badRequest("username: contains control characters")
+	}
+	return nil
 }

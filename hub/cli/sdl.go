@@ -8,9 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pullgate/pullgate/internal/atomicfile"
 
 	"github.com/spf13/cobra"
 
@@ -190,23 +191,7 @@ func writeRewritten(stdout io.Writer, path, doc string) error {
 		_, err := io.WriteString(stdout, doc)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(doc); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, strings.NewReader(doc), 0o644)
 }
 
 func printImport(s *session, r api.SDLImport, rewrite string) {

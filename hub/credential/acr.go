@@ -2,7 +2,6 @@ package credential
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/jwtexp"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -88,7 +89,7 @@ func (s *Source) fetchACR(ctx context.Context, c store.Credential, sec Secret) (
 	if exch.RefreshToken == "" {
 		return authn.AuthConfig{}, time.Time{}, &Error{Credential: c.Name, Msg: "ACR token exchange returned no refresh token", Temporary: true}
 	}
-	exp := jwtExpiry(exch.RefreshToken)
+	exp := jwtexp.Unverified(exch.RefreshToken)
 	if exp.IsZero() || !exp.After(s.now()) {
 		exp = s.now().Add(acrRefreshTokenLife)
 	}
@@ -164,28 +165,4 @@ func shortURLErr(err error) string {
 		return ue.Op + ": " + ue.Err.Error()
 	}
 	return err.Error()
-}
-
-// jwtExpiry reads the exp claim of a JWT without verifying it (only to
-// know when to renew a token the issuer will check itself).
-func jwtExpiry(tok string) time.Time {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return time.Time{}
-	}
-	var claims struct {
-		Exp json.Number `json:"exp"`
-	}
-	if json.Unmarshal(b, &claims) != nil {
-		return time.Time{}
-	}
-	n, err := claims.Exp.Int64()
-	if err != nil || n <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(n, 0)
 }

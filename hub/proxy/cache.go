@@ -445,7 +445,7 @@ func (p *Proxy) serveEntry(w *countingWriter, r *http.Request, rt route, rd *cac
 	}
 	sw := &sendWriter{countingWriter: w, p: p, r: r, rt: rt, recheck: recheck}
 	http.ServeContent(sw, r, "", time.Time{}, content)
-	p.cacheServed(rt, sw.countingWriter.bytes, true)
+	p.cacheServed(rt, sw.countingWriter.Bytes, true)
 	return sw.err
 }
 
@@ -498,7 +498,7 @@ type sendWriter struct {
 // copied through a pooled buffer. Either way the token is re-checked
 // between slices and the write deadline moved.
 func (s *sendWriter) ReadFrom(src io.Reader) (int64, error) {
-	if !s.wroteHeader {
+	if !s.Wrote() {
 		s.WriteHeader(http.StatusOK)
 	}
 	lr, isLimited := src.(*io.LimitedReader)
@@ -529,7 +529,7 @@ func (s *sendWriter) ReadFrom(src io.Reader) (int64, error) {
 		if sendfile {
 			n, err = rf.ReadFrom(&io.LimitedReader{R: lr.R, N: chunk})
 			lr.N -= n
-			s.bytes += n
+			s.Bytes += n
 		} else {
 			// countingWriter.Write counts the bytes.
 			n, err = io.CopyBuffer(writerOnly{s.countingWriter}, io.LimitReader(src, chunk), buf)

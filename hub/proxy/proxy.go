@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/httprec"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -32,9 +34,6 @@ import (
 	"github.com/pullgate/pullgate/hub/upstream"
 	"github.com/pullgate/pullgate/pkg/imageref"
 )
-
-// maxRedirects bounds the upstream redirects followed for one request.
-const maxRedirects = 5
 
 // copyBufSize is the streaming buffer: large enough for loopback-speed
 // blob copies, pooled so 100 concurrent pulls cost 100 buffers at most.
@@ -151,7 +150,7 @@ func (p *Proxy) Handler() http.Handler {
 // ServeHTTP serves one pull-API request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
-	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	cw := &countingWriter{Recorder: httprec.Recorder{ResponseWriter: w, Status: http.StatusOK}}
 	rt, aerr := parseRoute(r)
 	label := "proxy_" + rt.kind
 	if aerr != nil {
@@ -162,7 +161,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Fixed label values only: the method is normalised, the route
 			// is one of a few constants, the code is the hub's own.
 			m := metrics.Method(r.Method)
-			p.metrics.Requests.WithLabelValues(label, m, strconv.Itoa(cw.status)).Inc()
+			p.metrics.Requests.WithLabelValues(label, m, strconv.Itoa(cw.Status)).Inc()
 			p.metrics.Latency.WithLabelValues(label, m).Observe(p.now().Sub(start).Seconds())
 		}
 	}()
@@ -204,20 +203,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cut := false
 	if aerr := p.serve(cw, r, claims, rt, inst); aerr != nil {
 		switch {
-		case aerr.refusal != "" && cw.wroteHeader:
+		case aerr.refusal != "" && cw.Wrote():
 			// Refused by a re-check in the middle of a stream.
 			ev.Reason, cut = "stream_cut:"+aerr.refusal, true
 		case aerr.refusal != "":
 			ev.Reason = aerr.refusal
 			writeError(cw, r, aerr)
-		case cw.wroteHeader:
+		case cw.Wrote():
 			// A stream that failed midway (write timeout, upstream gone).
 			cut = true
 		default:
 			writeError(cw, r, aerr)
 		}
 	}
-	ev.Status, ev.Bytes, ev.Duration, ev.Cache = cw.status, cw.bytes, p.now().Sub(start), cw.cache
+	ev.Status, ev.Bytes, ev.Duration, ev.Cache = cw.Status, cw.Bytes, p.now().Sub(start), cw.cache
 	p.cacheCounted(rt, cw.cache)
 	if p.audit != nil {
 		p.audit.Record(ev)
@@ -384,85 +383,6 @@ func (p *Proxy) dialError(ctx context.Context, rt route, cred store.Credential, 
 		message: "upstream " + rt.repo.Host + " unreachable; see the hub log or run `registry test`"}
 }
 
-// forwardHeaders are the request headers passed to the upstream.
-var forwardHeaders = []string{"Accept", "Range", "If-Range", "If-None-Match", "If-Modified-Since"}
-
-// fetch sends the request upstream and follows redirects itself: to the
-// upstream host with the upstream transport, anywhere else (a blob CDN)
-// with a client that carries no credentials.
-func (p *Proxy) fetch(r *http.Request, rt route, conn *upstream.Conn) (*http.Response, error) {
-	u := conn.Base + rt.upstreamPath()
-	if q := upstreamQuery(r.URL.Query(), rt.kind); q != "" {
-		u += "?" + q
-	}
-	client := &http.Client{Transport: conn.Transport, CheckRedirect: noRedirect}
-	for hop := 0; ; hop++ {
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, u, nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range forwardHeaders {
-			// All values: clients send one Accept header per media type, and
-			// an upstream that sees only the first may down-convert.
-			for _, v := range r.Header.Values(h) {
-				req.Header.Add(h, v)
-			}
-		}
-		req.Header.Set("User-Agent", "pullgate")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		if !isRedirect(resp.StatusCode) {
-			return resp, nil
-		}
-		loc := resp.Header.Get("Location")
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if hop == maxRedirects || loc == "" {
-			return nil, fmt.Errorf("upstream redirected more than %d times or without a location", maxRedirects)
-		}
-		next, err := req.URL.Parse(loc)
-		if err != nil {
-			return nil, fmt.Errorf("upstream redirect: bad location")
-		}
-		if next.Scheme != "https" && !(next.Scheme == "http" && strings.HasPrefix(conn.Base, "http:")) {
-			return nil, fmt.Errorf("upstream redirect to a %q URL refused", next.Scheme)
-		}
-		u = next.String()
-		if !strings.EqualFold(next.Host, conn.Addr) {
-			// Another host (a blob CDN): no credentials, and only public
-			// addresses unless the operator allowed this upstream private
-			// ones.
-			client = p.cdnPublic
-			if conn.Private {
-				client = p.cdnAny
-			}
-		}
-	}
-}
-
-func upstreamQuery(q url.Values, kind string) string {
-	out := url.Values{}
-	keys := map[string][]string{kindTags: {"n", "last"}, kindReferrers: {"artifactType"}}[kind]
-	for _, k := range keys {
-		if v := q.Get(k); v != "" {
-			out.Set(k, v)
-		}
-	}
-	return out.Encode()
-}
-
-func isRedirect(code int) bool {
-	switch code {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return true
-	}
-	return false
-}
-
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
 // upstreamStatus maps an upstream failure to the client's error. Upstream
 // error texts are not passed on: an upstream may echo what it was sent.
 func upstreamStatus(resp *http.Response, rt route, cred store.Credential) *apiError {
@@ -573,39 +493,9 @@ func clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// cdnClient follows blob redirects without credentials. For upstreams not
-// allowed a private network it refuses to dial anything but globally
-// reachable addresses (netguard), checked on the address actually dialled,
-// so an upstream cannot redirect the hub into its own network.
-func cdnClient(publicOnly bool) *http.Client {
-	return &http.Client{Transport: upstream.GuardedTransport(!publicOnly, nil), CheckRedirect: noRedirect}
-}
-
-// countingWriter records status and body bytes for audit and metrics.
+// countingWriter records status and body bytes for audit and metrics, and
+// whether the cache answered.
 type countingWriter struct {
-	http.ResponseWriter
-	status      int
-	bytes       int64
-	wroteHeader bool
-	cache       string // hit, miss or stale when the cache answered
+	httprec.Recorder
+	cache string // hit, miss or stale when the cache answered
 }
-
-func (w *countingWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.status, w.wroteHeader = code, true
-		w.ResponseWriter.WriteHeader(code)
-	}
-}
-
-func (w *countingWriter) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection (write
-// deadlines).
-func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

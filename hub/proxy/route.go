@@ -84,7 +84,7 @@ func parseRoute(r *http.Request) (route, *apiError) {
 	if ns := r.URL.Query().Get("ns"); ns != "" {
 		rt.mirror = true
 		host, path = ns, rt.name
-	} else if looksLikeHost(nameSegs[0]) && len(nameSegs) > 1 {
+	} else if imageref.LooksLikeHost(nameSegs[0]) && len(nameSegs) > 1 {
 		host, path = nameSegs[0], strings.Join(nameSegs[1:], "/")
 	} else {
 		return route{}, errNameUnknown("repository " + quote(rt.name) + " names no upstream host: use /v2/<upstream-host>/<repository>/... or the ns query parameter")
@@ -105,12 +105,6 @@ func parseRoute(r *http.Request) (route, *apiError) {
 		}
 	}
 	return rt, nil
-}
-
-// looksLikeHost is Docker's rule for the first path component of an image
-// name: a registry host has a dot or a port, or is localhost.
-func looksLikeHost(s string) bool {
-	return strings.ContainsAny(s, ".:") || s == "localhost"
 }
 
 func isDigest(s string) bool {

@@ -89,7 +89,7 @@ func pullScope(s string) (string, bool) {
 // name, as parseRoute would read it in a path.
 func nameAllowed(inst store.Install, name string) bool {
 	segs := strings.Split(name, "/")
-	if len(segs) > 1 && looksLikeHost(segs[0]) {
+	if len(segs) > 1 && imageref.LooksLikeHost(segs[0]) {
 		repo, err := imageref.ParseRepo(segs[0], strings.Join(segs[1:], "/"))
 		return err == nil && imageref.Allowed(inst.Repos, repo)
 	}

@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/pullgate/pullgate/pkg/imageref"
 	"gopkg.in/yaml.v3"
 )
 
@@ -17,28 +16,8 @@ import (
 // names: host[:port], or an http(s) URL with nothing after the host (the
 // hub's public URL).
 func CheckHubHost(h string) (string, error) {
-	if strings.Contains(h, "@") {
-		// Not echoed: it may be user:password@host.
-		return "", fmt.Errorf("hub host: must not contain user info ('@')")
-	}
-	orig := h
-	h = strings.TrimSpace(h)
-	for _, p := range []string{"https://", "http://"} {
-		h = strings.TrimPrefix(h, p)
-	}
-	h = strings.TrimSuffix(h, "/")
-	if h == "" || strings.ContainsAny(h, "/@?# ") {
-		return "", fmt.Errorf("hub host %q: want host[:port] (images become HOST/<upstream-host>/<repository>)", clip(orig))
-	}
-	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
-		return "", fmt.Errorf("hub host %q: %v", clip(orig), err)
-	}
-	if _, port, err := net.SplitHostPort(h); err == nil {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("hub host %q: port must be 1-65535", clip(orig))
-		}
-	}
-	return strings.ToLower(h), nil
+	return imageref.Host(h, imageref.HostLabel("hub host"), imageref.HostPaths("/"),
+		imageref.KeepAliases(), imageref.AnyAuthority(), imageref.LowerCaseScheme())
 }
 
 // HubImage is the image of a private service pulled through the hub:

@@ -289,7 +289,7 @@ func (s *Service) resolve(image string) (string, target, error) {
 	if image == "" || len(image) > 1024 {
 		return "", target{}, errors.New("image: want a reference of at most 1024 characters")
 	}
-	if wire.RegistryOnly(image) {
+	if imageref.RegistryOnly(image) {
 		if slices.Contains(s.hubHosts, strings.ToLower(image)) {
 			return strings.ToLower(image), target{}, nil
 		}

@@ -12,8 +12,6 @@ package upstream
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -23,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/jwtexp"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -516,23 +516,9 @@ func withPort(host, scheme string) string {
 // that is a JWT (ACR access tokens carry exp but no expires_in), in
 // seconds, at most an hour; 0 when unknown.
 func jwtLifetime(tok string, now time.Time) int {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
+	exp := jwtexp.Unverified(tok)
+	if exp.IsZero() {
 		return 0
 	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return 0
-	}
-	var claims struct {
-		Exp json.Number `json:"exp"`
-	}
-	if json.Unmarshal(b, &claims) != nil {
-		return 0
-	}
-	exp, err := claims.Exp.Int64()
-	if err != nil {
-		return 0
-	}
-	return int(min(max(time.Unix(exp, 0).Sub(now), 0), time.Hour) / time.Second)
+	return int(min(max(exp.Sub(now), 0), time.Hour) / time.Second)
 }

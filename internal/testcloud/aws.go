@@ -30,6 +30,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/httprec"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
@@ -142,9 +144,9 @@ func (a *AWS) serve(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(delay)
 	}
 	call := AWSCall{ContentType: r.Header.Get("Content-Type"), Target: r.Header.Get("X-Amz-Target")}
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &httprec.Recorder{ResponseWriter: w, Status: http.StatusOK}
 	defer func() {
-		call.Status = rec.code()
+		call.Status = rec.Status
 		a.mu.Lock()
 		a.calls = append(a.calls, call)
 		a.mu.Unlock()
@@ -317,30 +319,4 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) code() int {
-	if s.status == 0 {
-		return http.StatusOK
-	}
-	return s.status
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/httprec"
+
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -100,8 +102,8 @@ func (c *CDN) sign(repo string, h v1.Hash, expires string) string {
 }
 
 func (c *CDN) serve(w http.ResponseWriter, req *http.Request) {
-	rec := &statusRecorder{ResponseWriter: w}
-	defer func() { c.reqLog.add(req, rec.code()) }()
+	rec := &httprec.Recorder{ResponseWriter: w, Status: http.StatusOK}
+	defer func() { c.reqLog.add(req, rec.Status) }()
 
 	if req.Header.Get("Authorization") != "" {
 		c.rejectedAuth.Add(1)

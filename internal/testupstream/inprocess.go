@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/httprec"
+
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
@@ -148,8 +150,8 @@ func StartInProcess(t testing.TB, opts ...Option) *Registry {
 
 // serve is the in-process registry's root handler.
 func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
-	rec := &statusRecorder{ResponseWriter: w}
-	defer func() { r.reqLog.add(req, rec.code()) }()
+	rec := &httprec.Recorder{ResponseWriter: w, Status: http.StatusOK}
+	defer func() { r.reqLog.add(req, rec.Status) }()
 
 	switch {
 	case req.URL.Path == "/token":
@@ -236,34 +238,4 @@ func (l *requestLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries = nil
-}
-
-// statusRecorder remembers the status code written through it.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusRecorder) code() int {
-	if s.status == 0 {
-		return http.StatusOK
-	}
-	return s.status
 }

@@ -234,3 +234,20 @@ func boundedErr(t *testing.T, err error) {
 		t.Fatalf("error of %d bytes: %.200s...", n, err)
 	}
 }
+
+func FuzzRegistryOnly(f *testing.F) {
+	for _, s := range []string{"ghcr.io", "localhost:5000", "nginx:1.27", "ghcr.io/org/app", "127.0.0.1:5000", "a.b:", "a.b:x", "user@ghcr.io"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !RegistryOnly(s) {
+			return
+		}
+		if strings.ContainsAny(s, "/@ \t\r\n") || s == "" {
+			t.Fatalf("RegistryOnly(%q): a registry has no path, user info or space", s)
+		}
+		if h, port, ok := strings.Cut(s, ":"); ok && (port == "" || strings.Trim(port, "0123456789") != "" || (h != "localhost" && !strings.Contains(h, "."))) {
+			t.Fatalf("RegistryOnly(%q): not host:port", s)
+		}
+	})
+}

@@ -7,9 +7,7 @@ package imageref
 
 import (
 	"fmt"
-	"net"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,45 +30,9 @@ var component = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
 // CanonicalHost normalises a registry host as a user may write it
 // ("https://index.docker.io/v1/", "GHCR.io", "127.0.0.1:5000") to the form
-// pullgate stores ("docker.io", "ghcr.io", "127.0.0.1:5000").
-func CanonicalHost(h string) (string, error) {
-	if strings.Contains(h, "@") {
-		// Never echo it: user info may hold a password.
-		return "", fmt.Errorf("registry host must not contain user info ('@')")
-	}
-	orig := clip(h)
-	h = strings.ToLower(strings.TrimSpace(h))
-	h = strings.TrimPrefix(h, "https://")
-	h = strings.TrimPrefix(h, "http://")
-	if i := strings.IndexByte(h, '/'); i >= 0 {
-		// Only the Docker Hub v1 form may carry a path.
-		if rest := h[i:]; rest != "/" && rest != "/v1/" && rest != "/v1" && rest != "/v2/" && rest != "/v2" {
-			return "", fmt.Errorf("registry host %q: unexpected path %q", orig, clip(rest))
-		}
-		h = h[:i]
-	}
-	if h == "" {
-		return "", fmt.Errorf("registry host %q: empty", orig)
-	}
-	if wire.IsDockerHubAlias(h) {
-		return DockerHub, nil
-	}
-	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
-		// ggcr's message repeats the whole input: not passed on.
-		return "", fmt.Errorf("registry host %q: not a valid host[:port]", orig)
-	}
-	hostname := h
-	if hh, port, err := net.SplitHostPort(h); err == nil {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("registry host %q: port must be 1-65535", orig)
-		}
-		hostname = hh
-	}
-	if net.ParseIP(strings.Trim(hostname, "[]")) == nil && !hostnameRE.MatchString(hostname) {
-		return "", fmt.Errorf("registry host %q: not a host name", orig)
-	}
-	return h, nil
-}
+// pullgate stores ("docker.io", "ghcr.io", "127.0.0.1:5000"): Host with
+// its default rules.
+func CanonicalHost(h string) (string, error) { return Host(h) }
 
 // clip bounds what an error quotes of its input: host names and paths come
 // from anonymous clients and tenants, and errors reach clients and logs

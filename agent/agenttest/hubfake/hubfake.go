@@ -474,7 +474,7 @@ func (h *Hub) token(m *nats.Msg) {
 	switch {
 	case req.Image == HubHost:
 		viaHub, repo, host = true, HubHost, HubHost
-	case wire.RegistryOnly(image):
+	case imageref.RegistryOnly(image):
 		host, err = imageref.CanonicalHost(image)
 		repo = host
 	default:

@@ -21,11 +21,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/atomicfile"
 
 	kubeletv1 "k8s.io/kubelet/config/v1"
 
@@ -231,7 +234,7 @@ func mergeConfig(path string, p kubeletv1.CredentialProvider, inPlace bool) (boo
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, err
 	}
-	return true, writeAtomic(path, bytes.NewReader(data), 0o644)
+	return true, atomicfile.Write(path, bytes.NewReader(data), 0o644)
 }
 
 // writeInPlace rewrites a file that is a mount point of its own, which a
@@ -271,7 +274,7 @@ func installFile(src, dst string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	return true, writeAtomic(dst, f, 0o755)
+	return true, atomicfile.Write(dst, f, 0o755)
 }
 
 func fileSum(path string) ([sha256.Size]byte, error) {
@@ -287,30 +290,6 @@ func fileSum(path string) ([sha256.Size]byte, error) {
 	}
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
-}
-
-func writeAtomic(dst string, r io.Reader, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
 }
 
 // installSymlink makes link point at target (relative), replacing what is

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"net/http"
+)
+
+func (s *server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
+	var req CreateWorkspaceRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name); err != nil {
+		return err
+	}
+	ws, err := s.d.Store.CreateWorkspace(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, workspaceView(ws))
+	return nil
+}
+
+func (s *server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
+	wss, err := s.d.Store.ListWorkspaces(r.Context())
+	if err != nil {
+		return err
+	}
+	out := WorkspaceList{Workspaces: make([]Workspace, 0, len(wss))}
+	for _, ws := range wss {
+		out.Workspaces = append(out.Workspaces, workspaceView(ws))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getWorkspace(w http.ResponseWriter, r *http.Request) error {
+	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, workspaceView(ws))
+	return nil
+}
+
+func (s *server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
+	force, err := boolQuery(r, "force")
+	if err != nil {
+		return err
+	}
+	ctx, name := r.Context(), r.PathValue("ws")
+	ws, err := s.d.Store.GetWorkspace(ctx, name)
+	if err != nil {
+		return err
+	}
+	// Read before the delete for the pushes after it; the store decides
+	// (in its transaction) what is actually removed.
+	ins, err := s.d.Store.ListInstalls(ctx, name)
+	if err != nil {
+		return err
+	}
+	clusters, err := s.d.Store.ListClusters(ctx)
+	if err != nil {
+		return err
+	}
+	gone, err := s.d.Store.DeleteWorkspace(ctx, name, force)
+	if err != nil {
+		return err
+	}
+	// Agents of the workspace's clusters drop everything and are
+	// disconnected; installs on shared clusters are revoked there.
+	for _, c := range clusters {
+		if c.WorkspaceID == ws.ID {
+			s.revoke("cluster "+c.Name, func(rv Revoker) error { return rv.ClusterDeleted(ctx, c) })
+		}
+	}
+	for _, in := range ins {
+		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(ctx, in) })
+	}
+	writeJSON(w, http.StatusOK, deleteWorkspaceView(gone))
+	return nil
+}
