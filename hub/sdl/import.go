@@ -154,91 +154,148 @@ type credPlan struct {
 // Import plans everything first (parsing, validation, conflicts); only a
 // plan without problems is applied, so a refused import changes nothing.
 func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Report, error) {
-	now := time.Now
-	if im.Now != nil {
-		now = im.Now
+	r, err := im.begin(ctx, p, doc)
+	if err != nil {
+		return nil, err
 	}
-	var hub string
+	if err := r.planCredentials(); err != nil {
+		return nil, err
+	}
+	if err := r.compareExisting(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.checkRouting(); err != nil {
+		return nil, err
+	}
+	if err := r.planInstall(ctx); err != nil {
+		return nil, err
+	}
+	shared, err := r.sharing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.applyCredentials(ctx, shared); err != nil {
+		return nil, err
+	}
+	if err := r.applyInstall(ctx); err != nil {
+		return nil, err
+	}
+	r.reportServices()
+	return r.rep, nil
+}
+
+// importRun is one import's state, step by step: the plan, then what
+// applying it did.
+type importRun struct {
+	im  *Importer
+	p   Params
+	doc *Document
+	now func() time.Time
+	hub string // the hub host for HubImage, "" when not given
+	ws  store.Workspace
+	rep *Report
+
+	plans  []*credPlan
+	byKey  map[credKey]*credPlan
+	after  []store.Credential // the workspace's credentials once applied
+	repos  []string           // the install's allow-list: the private repositories
+	inst   *store.Install     // the existing install, nil when created
+	instNm string
+	instAc string // Created, Updated, Unchanged, or "" when nothing is private
+}
+
+// begin checks the parameters and reads the workspace.
+func (im *Importer) begin(ctx context.Context, p Params, doc *Document) (*importRun, error) {
+	r := &importRun{im: im, p: p, doc: doc, now: time.Now, byKey: map[credKey]*credPlan{}}
+	if im.Now != nil {
+		r.now = im.Now
+	}
 	if p.HubHost != "" {
 		h, err := CheckHubHost(p.HubHost)
 		if err != nil {
 			return nil, invalid("hub_host", 0, "%v", err)
 		}
-		hub = h
+		r.hub = h
 	}
-	rep := &Report{Workspace: p.Workspace, Cluster: p.Cluster, Namespace: p.Namespace, Format: doc.Format, Version: doc.Version,
-		DryRun: p.DryRun, Services: []ServiceReport{}, Credentials: []CredentialReport{}}
-	switch p.CredentialScope {
+	switch r.p.CredentialScope {
 	case "":
-		p.CredentialScope = ScopeHost
+		r.p.CredentialScope = ScopeHost
 	case ScopeHost, ScopeRepository:
 	default:
 		return nil, invalid("credential_scope", 0, "%q: want host or repository", clip(p.CredentialScope))
 	}
+	r.rep = &Report{Workspace: p.Workspace, Cluster: p.Cluster, Namespace: p.Namespace, Format: doc.Format, Version: doc.Version,
+		DryRun: p.DryRun, Services: []ServiceReport{}, Credentials: []CredentialReport{}}
 	ws, err := im.Store.GetWorkspace(ctx, p.Workspace)
 	if err != nil {
 		return nil, err
 	}
+	r.ws = ws
+	return r, nil
+}
 
-	// Credentials: one per host and username.
+// planCredentials makes one credential per host and username (or
+// repository and username), refusing services that disagree on its
+// password.
+func (r *importRun) planCredentials() error {
 	var ps problems
-	var plans []*credPlan
-	byKey := map[credKey]*credPlan{}
 	passwords := map[credKey]string{}
-	for _, s := range doc.Private() {
+	for _, s := range r.doc.Private() {
 		c := s.Credentials
-		k := keyOf(s, p.CredentialScope)
+		k := keyOf(s, r.p.CredentialScope)
 		path := servicePath(s) + ".credentials"
 		if pw, seen := passwords[k]; seen {
 			if pw != c.Password {
 				ps.add(path+".password", c.line, "differs from the password another service gives for %s user %s", k.host, k.username)
 			}
-			byKey[k].services = append(byKey[k].services, s.Name)
+			r.byKey[k].services = append(r.byKey[k].services, s.Name)
 			continue
 		}
 		passwords[k] = c.Password
-		prep, err := credential.Prepare(credential.Input{Host: k.host, Username: c.Username, Password: c.Password}, now())
+		prep, err := credential.Prepare(credential.Input{Host: k.host, Username: c.Username, Password: c.Password}, r.now())
 		if err != nil {
 			var ie *credential.InputError
 			if !errors.As(err, &ie) {
-				return nil, err
+				return err
 			}
 			ps.add(path, c.line, "%s", credential.Redact(ie.Msg, credential.Secret{Password: c.Password}))
 			continue
 		}
 		cp := &credPlan{key: k, name: CredentialName(k.host, c.Username), prep: prep, services: []string{s.Name}}
-		byKey[k] = cp
-		plans = append(plans, cp)
+		r.byKey[k] = cp
+		r.plans = append(r.plans, cp)
 	}
-	if err := ps.err(); err != nil {
-		return nil, err
-	}
+	return ps.err()
+}
 
-	existing, err := im.Store.ListCredentials(ctx, p.Workspace)
+// compareExisting decides, per planned credential, whether it is created,
+// updated or unchanged, and what the workspace's credentials will be.
+func (r *importRun) compareExisting(ctx context.Context) error {
+	existing, err := r.im.Store.ListCredentials(ctx, r.p.Workspace)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	after := slices.Clone(existing)
-	for _, cp := range plans {
+	r.after = slices.Clone(existing)
+	for _, cp := range r.plans {
 		i := slices.IndexFunc(existing, func(c store.Credential) bool { return c.Name == cp.name })
 		if i < 0 {
 			cp.action = Created
-			after = append(after, store.Credential{Name: cp.name, Host: cp.key.host, Kind: cp.prep.Kind, Username: cp.prep.Username, Enabled: true})
+			r.after = append(r.after, store.Credential{Name: cp.name, Host: cp.key.host, Kind: cp.prep.Kind, Username: cp.prep.Username, Enabled: true})
 			continue
 		}
 		ex := existing[i]
 		cp.existing = &ex
 		if ex.Host != cp.key.host || ex.Username != cp.prep.Username || ex.Kind != cp.prep.Kind {
-			return nil, conflict("registry credential %q already exists for %s (username %s, kind %s), not %s (username %s, kind %s): delete or rename it",
+			return conflict("registry credential %q already exists for %s (username %s, kind %s), not %s (username %s, kind %s): delete or rename it",
 				cp.name, ex.Host, ex.Username, ex.Kind, cp.key.host, cp.prep.Username, cp.prep.Kind)
 		}
-		sealed, err := im.Store.CredentialSecret(ctx, ex.ID, ex.Version)
+		sealed, err := r.im.Store.CredentialSecret(ctx, ex.ID, ex.Version)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		cur, err := credential.Open(im.Sealer, ex, sealed)
+		cur, err := credential.Open(r.im.Sealer, ex, sealed)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if cur.Password == cp.prep.Secret.Password && cur.AWS == nil && cur.Azure == nil {
 			cp.action = Unchanged
@@ -247,171 +304,197 @@ func (im *Importer) Import(ctx context.Context, p Params, doc *Document) (*Repor
 			cp.action = Updated
 		}
 	}
+	return nil
+}
 
-	// Every private image must be served by its SDL credential and no
-	// other: the proxy picks the longest matching prefix.
-	for _, s := range doc.Private() {
-		cp := byKey[keyOf(s, p.CredentialScope)]
-		cands := credential.Candidates(after, s.Repo)
+// checkRouting: every private image must be served by its SDL credential
+// and no other (the proxy picks the longest matching prefix).
+func (r *importRun) checkRouting() error {
+	for _, s := range r.doc.Private() {
+		cp := r.byKey[keyOf(s, r.p.CredentialScope)]
+		cands := credential.Candidates(r.after, s.Repo)
 		names := make([]string, 0, len(cands))
 		for _, c := range cands {
 			names = append(names, fmt.Sprintf("%q (%s)", c.Name, c.Host))
 		}
 		switch {
 		case !slices.ContainsFunc(cands, func(c store.Credential) bool { return c.Name == cp.name }):
-			return nil, conflict("%s: image %s would be pulled with registry credential %s, which is more specific than the SDL's credentials; remove it or import into another workspace",
+			return conflict("%s: image %s would be pulled with registry credential %s, which is more specific than the SDL's credentials; remove it or import into another workspace",
 				servicePath(s), s.Repo, strings.Join(names, ", "))
 		case len(cands) > 1:
-			return nil, conflict("%s: image %s is covered equally by registry credentials %s: the hub could not tell which to use; remove the others or import into another workspace",
+			return conflict("%s: image %s is covered equally by registry credentials %s: the hub could not tell which to use; remove the others or import into another workspace",
 				servicePath(s), s.Repo, strings.Join(names, ", "))
 		}
 	}
+	return nil
+}
 
-	// The install: exactly the private repositories.
-	var repos []string
-	for _, s := range doc.Private() {
+// planInstall plans the install: exactly the private repositories.
+func (r *importRun) planInstall(ctx context.Context) error {
+	for _, s := range r.doc.Private() {
 		pat, err := imageref.ParsePattern(s.Repo.String())
 		if err != nil {
-			return nil, invalid(servicePath(s)+".image", s.imageLine(0), "%v", err)
+			return invalid(servicePath(s)+".image", s.imageLine(0), "%v", err)
 		}
-		if !slices.Contains(repos, pat.String()) {
-			repos = append(repos, pat.String())
+		if !slices.Contains(r.repos, pat.String()) {
+			r.repos = append(r.repos, pat.String())
 		}
 	}
-	slices.Sort(repos)
-	instName := p.Install
-	if instName == "" {
-		instName = DefaultInstallName(doc)
+	slices.Sort(r.repos)
+	r.instNm = r.p.Install
+	if r.instNm == "" {
+		r.instNm = DefaultInstallName(r.doc)
 	}
-	var inst *store.Install
-	instAction := ""
-	if len(repos) > 0 {
-		if !store.ValidName(instName) {
-			return nil, invalid("install", 0, "%q: must be 1 to 64 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit", clip(instName))
-		}
-		in, err := im.Store.GetInstall(ctx, p.Workspace, instName)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			instAction = Created
-		case err != nil:
-			return nil, err
-		default:
-			if in.Cluster != p.Cluster || in.Namespace != p.Namespace {
-				return nil, conflict("install %q already exists for cluster %q, namespace %q; this import is for cluster %q, namespace %q: give another install name",
-					in.Name, in.Cluster, in.Namespace, p.Cluster, p.Namespace)
-			}
-			cur := slices.Clone(in.Repos)
-			slices.Sort(cur)
-			instAction = Updated
-			if slices.Equal(cur, repos) {
-				instAction = Unchanged
-			}
-			inst = &in
-		}
-	} else {
-		rep.Warnings = append(rep.Warnings, "no service has credentials: nothing to import (public images need no hub state)")
+	if len(r.repos) == 0 {
+		r.rep.Warnings = append(r.rep.Warnings, "no service has credentials: nothing to import (public images need no hub state)")
+		return nil
 	}
+	if !store.ValidName(r.instNm) {
+		return invalid("install", 0, "%q: must be 1 to 64 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit", clip(r.instNm))
+	}
+	in, err := r.im.Store.GetInstall(ctx, r.p.Workspace, r.instNm)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.instAc = Created
+	case err != nil:
+		return err
+	default:
+		if in.Cluster != r.p.Cluster || in.Namespace != r.p.Namespace {
+			return conflict("install %q already exists for cluster %q, namespace %q; this import is for cluster %q, namespace %q: give another install name",
+				in.Name, in.Cluster, in.Namespace, r.p.Cluster, r.p.Namespace)
+		}
+		cur := slices.Clone(in.Repos)
+		slices.Sort(cur)
+		r.instAc = Updated
+		if slices.Equal(cur, r.repos) {
+			r.instAc = Unchanged
+		}
+		r.inst = &in
+	}
+	return nil
+}
 
-	// Who else pulls through each credential: a password this import
-	// changes is theirs too.
-	installs, err := im.Store.ListInstalls(ctx, p.Workspace)
+// sharing says who else pulls through each existing credential: a
+// password this import changes is theirs too.
+func (r *importRun) sharing(ctx context.Context) (map[string][]string, error) {
+	installs, err := r.im.Store.ListInstalls(ctx, r.p.Workspace)
 	if err != nil {
 		return nil, err
 	}
 	shared := map[string][]string{}
-	for _, cp := range plans {
+	for _, cp := range r.plans {
 		if cp.existing != nil {
-			shared[cp.name] = sharingInstalls(after, *cp.existing, installs, instName)
+			shared[cp.name] = sharingInstalls(r.after, *cp.existing, installs, r.instNm)
 		}
 	}
+	return shared, nil
+}
 
-	// Apply.
-	for _, cp := range plans {
-		c := store.Credential{WorkspaceID: ws.ID, Name: cp.name, Host: cp.key.host, Kind: cp.prep.Kind, Username: cp.prep.Username, Enabled: true}
+// applyCredentials writes the planned credentials (unless a dry run) and
+// reports each.
+func (r *importRun) applyCredentials(ctx context.Context, shared map[string][]string) error {
+	for _, cp := range r.plans {
+		c := store.Credential{WorkspaceID: r.ws.ID, Name: cp.name, Host: cp.key.host, Kind: cp.prep.Kind, Username: cp.prep.Username, Enabled: true}
 		if cp.existing != nil {
 			c = *cp.existing
 		}
-		if !p.DryRun && cp.action != Unchanged {
-			sealed, err := credential.Seal(im.Sealer, c, cp.prep.Secret)
+		if !r.p.DryRun && cp.action != Unchanged {
+			sealed, err := credential.Seal(r.im.Sealer, c, cp.prep.Secret)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if cp.action == Created {
-				c, err = im.Store.CreateCredential(ctx, p.Workspace, c, sealed)
+				c, err = r.im.Store.CreateCredential(ctx, r.p.Workspace, c, sealed)
 			} else {
-				c, err = im.Store.UpdateCredential(ctx, p.Workspace, cp.name, store.CredentialUpdate{Secret: sealed})
+				c, err = r.im.Store.UpdateCredential(ctx, r.p.Workspace, cp.name, store.CredentialUpdate{Secret: sealed})
 			}
 			if err != nil {
-				return nil, fmt.Errorf("registry credential %q: %w", cp.name, err)
+				return fmt.Errorf("registry credential %q: %w", cp.name, err)
 			}
-			rep.credsChanged = true
+			r.rep.credsChanged = true
 		} else if cp.action == Created {
 			c.Version = 1
 		} else if cp.action == Updated {
 			c.Version++
 		}
-		cr := CredentialReport{Name: cp.name, Host: c.Host, Username: c.Username, Kind: c.Kind, Action: cp.action, Version: c.Version,
-			Enabled: c.Enabled, Services: cp.services}
-		info := credential.Describe(c, cp.prep.Secret, now())
-		cr.Warnings = info.Warnings
-		if !info.ExpiresAt.IsZero() {
-			t := info.ExpiresAt.UTC()
-			cr.ExpiresAt = &t
-		}
-		if !c.Enabled {
-			cr.Warnings = append(cr.Warnings, "this credential is disabled: pulls of its images are refused until it is enabled")
-		}
-		cr.SharedWith = shared[cp.name]
-		if cp.action == Updated && len(cr.SharedWith) > 0 {
-			verb := "replaced"
-			if p.DryRun {
-				verb = "would replace"
-			}
-			cr.Warnings = append(cr.Warnings, fmt.Sprintf("this import %s the password of %s user %s for installs %s too, which pull through the same credential: "+
-				"to keep deployments apart, import with credential scope repository (--credential-scope repository: one credential per repository) or into another workspace",
-				verb, c.Host, c.Username, strings.Join(cr.SharedWith, ", ")))
-		}
-		rep.Credentials = append(rep.Credentials, cr)
+		r.rep.Credentials = append(r.rep.Credentials, r.credentialReport(cp, c, shared[cp.name]))
 	}
-	if instAction != "" {
-		ir := &InstallReport{Name: instName, Action: instAction, Repos: repos, Enabled: true, Generation: 1}
-		if inst != nil {
-			ir.Enabled, ir.Generation = inst.Enabled, inst.Generation
-		}
-		if !p.DryRun && instAction != Unchanged {
-			var in store.Install
-			var err error
-			if instAction == Created {
-				in, err = im.Store.CreateInstall(ctx, p.Workspace, store.Install{Name: instName, Cluster: p.Cluster, Namespace: p.Namespace,
-					Repos: repos, Enabled: true})
-			} else {
-				in, err = im.Store.UpdateInstall(ctx, p.Workspace, instName, store.InstallUpdate{Repos: &repos})
-			}
-			if err != nil {
-				return nil, fmt.Errorf("install %q: %w", instName, err)
-			}
-			ir.Enabled, ir.Generation = in.Enabled, in.Generation
-			rep.changedInstall = &in
-		} else if p.DryRun && instAction == Updated {
-			ir.Generation++
-		}
-		if !ir.Enabled {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("install %q is disabled: enable it before pods can pull", instName))
-		}
-		rep.Install = ir
+	return nil
+}
+
+// credentialReport is the report of one credential as it is after the
+// import (or would be, in a dry run).
+func (r *importRun) credentialReport(cp *credPlan, c store.Credential, sharedWith []string) CredentialReport {
+	cr := CredentialReport{Name: cp.name, Host: c.Host, Username: c.Username, Kind: c.Kind, Action: cp.action, Version: c.Version,
+		Enabled: c.Enabled, Services: cp.services}
+	info := credential.Describe(c, cp.prep.Secret, r.now())
+	cr.Warnings = info.Warnings
+	if !info.ExpiresAt.IsZero() {
+		t := info.ExpiresAt.UTC()
+		cr.ExpiresAt = &t
 	}
-	for _, s := range doc.Services {
+	if !c.Enabled {
+		cr.Warnings = append(cr.Warnings, "this credential is disabled: pulls of its images are refused until it is enabled")
+	}
+	cr.SharedWith = sharedWith
+	if cp.action == Updated && len(cr.SharedWith) > 0 {
+		verb := "replaced"
+		if r.p.DryRun {
+			verb = "would replace"
+		}
+		cr.Warnings = append(cr.Warnings, fmt.Sprintf("this import %s the password of %s user %s for installs %s too, which pull through the same credential: "+
+			"to keep deployments apart, import with credential scope repository (--credential-scope repository: one credential per repository) or into another workspace",
+			verb, c.Host, c.Username, strings.Join(cr.SharedWith, ", ")))
+	}
+	return cr
+}
+
+// applyInstall writes the planned install (unless a dry run) and reports it.
+func (r *importRun) applyInstall(ctx context.Context) error {
+	if r.instAc == "" {
+		return nil
+	}
+	ir := &InstallReport{Name: r.instNm, Action: r.instAc, Repos: r.repos, Enabled: true, Generation: 1}
+	if r.inst != nil {
+		ir.Enabled, ir.Generation = r.inst.Enabled, r.inst.Generation
+	}
+	if !r.p.DryRun && r.instAc != Unchanged {
+		var in store.Install
+		var err error
+		if r.instAc == Created {
+			in, err = r.im.Store.CreateInstall(ctx, r.p.Workspace, store.Install{Name: r.instNm, Cluster: r.p.Cluster, Namespace: r.p.Namespace,
+				Repos: r.repos, Enabled: true})
+		} else {
+			in, err = r.im.Store.UpdateInstall(ctx, r.p.Workspace, r.instNm, store.InstallUpdate{Repos: &r.repos})
+		}
+		if err != nil {
+			return fmt.Errorf("install %q: %w", r.instNm, err)
+		}
+		ir.Enabled, ir.Generation = in.Enabled, in.Generation
+		r.rep.changedInstall = &in
+	} else if r.p.DryRun && r.instAc == Updated {
+		ir.Generation++
+	}
+	if !ir.Enabled {
+		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("install %q is disabled: enable it before pods can pull", r.instNm))
+	}
+	r.rep.Install = ir
+	return nil
+}
+
+// reportServices lists every service, with its hub image when private.
+func (r *importRun) reportServices() {
+	for _, s := range r.doc.Services {
 		sr := ServiceReport{Name: s.Name, Group: s.Group, Image: s.Image, Private: s.Credentials != nil}
 		if sr.Private {
 			sr.Repository = s.Repo.String()
-			sr.Credential = byKey[keyOf(s, p.CredentialScope)].name
-			if img := HubImage(hub, s); hub != "" && validRef(img) {
+			sr.Credential = r.byKey[keyOf(s, r.p.CredentialScope)].name
+			if img := HubImage(r.hub, s); r.hub != "" && validRef(img) {
 				sr.HubImage = img
 			}
 		}
-		rep.Services = append(rep.Services, sr)
+		r.rep.Services = append(r.rep.Services, sr)
 	}
-	return rep, nil
 }
 
 // keyOf is the credential a private service's image is imported under.
