@@ -257,6 +257,22 @@ func TestCrashLeavesNoEntry(t *testing.T) {
 	if st := c.Stats(); st.Entries != 0 {
 		t.Fatalf("stray meta became an entry: %+v", st)
 	}
+	// Data whose meta is missing or broken (a crash before the meta was
+	// durable) is no entry, and its bytes do not linger uncounted.
+	for _, m := range []string{"", `{"origin":`, `{}`} {
+		os.WriteFile(p, b, 0o600)
+		os.Remove(p + ".meta")
+		if m != "" {
+			os.WriteFile(p+".meta", []byte(m), 0o600)
+		}
+		c = open(t, dir, 1<<20)
+		if st := c.Stats(); st.Entries != 0 {
+			t.Fatalf("meta %q: data became an entry: %+v", m, st)
+		}
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("meta %q: data without a valid meta left on disk: %v", m, err)
+		}
+	}
 }
 
 // The last reader leaving a fill cancels the upstream fetch; the entry is

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -819,5 +820,90 @@ func TestCacheOriginIncludesScheme(t *testing.T) {
 	}
 	if o, ok := cacheOrigin(store.Credential{Host: "", Endpoint: "ftp://x"}); ok {
 		t.Errorf("an undeterminable upstream got origin %q", o)
+	}
+}
+
+// Warm refuses an index whose children name bad digests before it asks
+// the upstream for them.
+func TestWarmRefusesBadChildDigest(t *testing.T) {
+	index := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:../../../../../../v2/x/manifests/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]}`)
+	d := sha(index)
+	var asked sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.URL.Path, true)
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if r.URL.Path == "/v2/org/app/manifests/v1" || r.URL.Path == "/v2/org/app/manifests/"+d {
+			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+			w.Header().Set("Docker-Content-Digest", d)
+			w.Header().Set("Content-Length", fmt.Sprint(len(index)))
+			if r.Method == http.MethodGet {
+				w.Write(index)
+			}
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f, _ := newCacheFixture(t, 64<<20, CacheConfig{})
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, viewAs(srv.URL, "u", "p"), "p")
+	_, err := f.proxy.Warm(context.Background(), ws.Name, upstreamHost+"/org/app:v1")
+	var we *WarmError
+	if !errors.As(err, &we) || !strings.Contains(we.Msg, "bad digest") {
+		t.Fatalf("warm of an index with a bad child digest: %v", err)
+	}
+	asked.Range(func(k, _ any) bool {
+		if p := k.(string); p != "/v2/" && p != "/v2/org/app/manifests/v1" && p != "/v2/org/app/manifests/"+d {
+			t.Errorf("upstream asked for %s", p)
+		}
+		return true
+	})
+}
+
+// Any update of a credential, not only a new secret, makes it confirm
+// again with the upstream: after its username is changed to one the
+// upstream refuses, a cached blob it pulled itself is refused too.
+func TestCacheCredentialUpdateConfirmsAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		u       func() store.CredentialUpdate
+		refused bool
+	}{
+		{"username", func() store.CredentialUpdate { n := "nobody"; return store.CredentialUpdate{Username: &n} }, true},
+		{"realm hosts", func() store.CredentialUpdate { r := []string{"auth.test"}; return store.CredentialUpdate{RealmHosts: &r} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+			_, h := up.PushBlobImage(t, "org/app", "v1", 64<<10)
+			f, c := newCacheFixture(t, 64<<20, CacheConfig{})
+			ws := f.workspace("acme")
+			f.credential(ws, "reg", upstreamHost, up, up.Password)
+			f.install(ws, "web")
+			tok := f.token(ws, "web", 10*time.Minute)
+			if resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok); sha([]byte(readBody(t, resp))) != h.String() || !cached(c, h.String()) {
+				t.Fatal("blob not pulled and cached")
+			}
+			if _, err := f.store.UpdateCredential(context.Background(), ws.Name, "reg", tc.u()); err != nil {
+				t.Fatal(err)
+			}
+			up.ResetLog()
+			resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok)
+			readBody(t, resp)
+			if (resp.StatusCode == http.StatusOK) == tc.refused {
+				t.Fatalf("after the %s changed: %d", tc.name, resp.StatusCode)
+			}
+			heads := 0
+			for _, r := range up.Log() {
+				if r.Method == http.MethodHead {
+					heads++
+				}
+			}
+			if heads == 0 {
+				t.Fatalf("served from the cache under a confirmation of the credential before its %s changed", tc.name)
+			}
+		})
 	}
 }
