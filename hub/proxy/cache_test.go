@@ -873,7 +873,10 @@ func TestCacheCredentialUpdateConfirmsAgain(t *testing.T) {
 		refused bool
 	}{
 		{"username", func() store.CredentialUpdate { n := "nobody"; return store.CredentialUpdate{Username: &n} }, true},
-		{"realm hosts", func() store.CredentialUpdate { r := []string{"auth.test"}; return store.CredentialUpdate{RealmHosts: &r} }, false},
+		{"realm hosts", func() store.CredentialUpdate {
+			r := []string{"auth.test"}
+			return store.CredentialUpdate{RealmHosts: &r}
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
