@@ -910,3 +910,12 @@ func TestCacheCredentialUpdateConfirmsAgain(t *testing.T) {
 		})
 	}
 }
+
+// A tag's confirmation confirms its digest too, so the tag TTL is capped
+// at the confirmation TTL.
+func TestCacheTagTTLCappedAtConfirmTTL(t *testing.T) {
+	f, _ := newCacheFixture(t, 64<<20, CacheConfig{TagTTL: time.Hour, ConfirmTTL: time.Minute})
+	if got := f.proxy.cache.TagTTL; got != time.Minute {
+		t.Fatalf("tag TTL %v with a confirmation TTL of a minute", got)
+	}
+}
