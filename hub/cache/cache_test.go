@@ -480,14 +480,22 @@ func TestAnnouncedSizeEvictsNothing(t *testing.T) {
 	for _, announced := range []int{1000, 250} {
 		t.Run(fmt.Sprint(announced), func(t *testing.T) {
 			c := open(t, t.TempDir(), 1000)
-			b, k := content(t, 200)
-			r, _, err := c.Fill(context.Background(), k, (&upstream{b: b}).fetch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			readAll(t, r)
-			if ok, _ := c.Wait(context.Background(), k); !ok {
-				t.Fatal("victim entry not committed")
+			// The victim's entry, least recently used, and three more:
+			// 800 of 1000 bytes committed.
+			var k Key
+			for i := 0; i < 4; i++ {
+				b, ki := content(t, 200)
+				r, _, err := c.Fill(context.Background(), ki, (&upstream{b: b}).fetch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, r)
+				if ok, _ := c.Wait(context.Background(), ki); !ok {
+					t.Fatal("entry not committed")
+				}
+				if i == 0 {
+					k = ki
+				}
 			}
 			evil, ek := content(t, announced)
 			ek.Origin = "https://evil.test"
@@ -499,7 +507,8 @@ func TestAnnouncedSizeEvictsNothing(t *testing.T) {
 			if !c.Has(k) {
 				t.Error("another origin's announced Content-Length evicted the victim's committed entry")
 			}
-			// While the slow fill is held open, new entries still stay cached.
+			// While the slow fill is held open, new entries still stay
+			// cached.
 			b3, k3 := content(t, 100)
 			r3, _, err := c.Fill(context.Background(), k3, (&upstream{b: b3}).fetch)
 			if err != nil {
@@ -509,6 +518,11 @@ func TestAnnouncedSizeEvictsNothing(t *testing.T) {
 			c.Wait(context.Background(), k3)
 			if !c.Has(k3) {
 				t.Error("a new 100-byte entry was evicted at commit while the other origin's fill is held open")
+			}
+			// 900 bytes committed, none written by the held fill: nothing
+			// had to go.
+			if st := c.Stats(); st.Evictions != 0 || !c.Has(k) {
+				t.Errorf("evicted for bytes only announced: %+v", st)
 			}
 		})
 	}

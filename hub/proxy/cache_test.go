@@ -806,6 +806,7 @@ func TestCacheOriginIncludesScheme(t *testing.T) {
 		{"plain http endpoint, not insecure", store.Credential{Host: "registry.victim.com", Endpoint: "http://registry.victim.com"}, false},
 		{"insecure host", store.Credential{Host: "registry.victim.com", Insecure: true}, false},
 		{"other port", store.Credential{Host: "registry.victim.com", Endpoint: "https://registry.victim.com:8443"}, false},
+		{"plain http on the https port", store.Credential{Host: "registry.victim.com", Endpoint: "http://registry.victim.com:443"}, false},
 		{"explicit https endpoint", store.Credential{Host: "other.example", Endpoint: "https://registry.victim.com"}, true},
 		{"explicit default port", store.Credential{Host: "other.example", Endpoint: "https://registry.victim.com:443"}, true},
 	} {
