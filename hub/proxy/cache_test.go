@@ -920,3 +920,24 @@ func TestCacheTagTTLCappedAtConfirmTTL(t *testing.T) {
 		t.Fatalf("tag TTL %v with a confirmation TTL of a minute", got)
 	}
 }
+
+// A blob too large to be admitted is streamed to the client uncached,
+// whole and verified.
+func TestCacheTooLargeStreamedUncached(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h := up.PushBlobImage(t, "org/app", "v1", 512<<10)
+	f, c := newCacheFixture(t, 1<<20, CacheConfig{})
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web")
+	tok := f.token(ws, "web", 10*time.Minute)
+	for i := 0; i < 2; i++ {
+		resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok)
+		if b := readBody(t, resp); resp.StatusCode != http.StatusOK || sha([]byte(b)) != h.String() {
+			t.Fatalf("pull %d of a blob larger than a quarter of the cache: %d, %d bytes", i, resp.StatusCode, len(b))
+		}
+	}
+	if st := c.Stats(); cached(c, h.String()) || st.Uncached != 2 || st.Bytes != 0 {
+		t.Fatalf("cache after two too-large pulls: %+v", st)
+	}
+}
