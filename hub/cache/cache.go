@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // DefaultMaxBytes is the size cap when none is configured.
@@ -26,11 +27,20 @@ const DefaultMaxBytes = 20 << 30
 // fill get this error instead of an end of file.
 var ErrDigestMismatch = errors.New("cache: upstream content does not match its digest")
 
-// ErrTooLarge means an entry is larger than the whole cache.
-var ErrTooLarge = errors.New("cache: entry larger than the cache")
-
 // fillBufSize is the copy buffer of one fill.
 const fillBufSize = 256 << 10
+
+// Admission bounds. A fill is cached only while it fits: its own size at
+// most max/maxEntryDiv, all running fills' reservations together at most
+// the cap less the pinned (being read) entries, and one origin's at most
+// max/maxOriginDiv. Whatever does not fit is streamed to its readers
+// uncached, so an upstream (a tenant may run one) that announces or sends
+// a huge body cannot flush other origins' entries or fill the disk
+// beyond the cap, and the client still gets its bytes.
+const (
+	maxEntryDiv  = 4
+	maxOriginDiv = 2
+)
 
 // Cache is an LRU, size-capped set of entries over a Storage, with
 // single-flight fills. Create it with Open.
@@ -44,10 +54,13 @@ type Cache struct {
 	entries  map[Key]*entry
 	lru      *list.List // of *entry, front = most recently used
 	fills    map[Key]*fill
-	size     int64 // committed bytes
-	reserved int64 // bytes announced by running fills
+	size     int64            // committed bytes
+	pinned   int64            // committed bytes of entries being read (not evictable)
+	reserved int64            // bytes admitted for running fills (announced, or received when unknown)
+	inflight int64            // bytes written to running fills' files
+	byOrigin map[string]int64 // reserved, per origin
 
-	hits, misses, evictions, failures, filled atomic.Int64
+	hits, misses, evictions, failures, filled, uncached atomic.Int64
 }
 
 type entry struct {
@@ -73,7 +86,7 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 		maxBytes = DefaultMaxBytes
 	}
 	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now,
-		entries: map[Key]*entry{}, lru: list.New(), fills: map[Key]*fill{}}
+		entries: map[Key]*entry{}, lru: list.New(), fills: map[Key]*fill{}, byOrigin: map[string]int64{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -90,7 +103,7 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 		c.size += i.Size
 	}
 	c.mu.Lock()
-	c.evictLocked(ctx, 0)
+	c.evictLocked(ctx)
 	c.mu.Unlock()
 	return c, nil
 }
@@ -110,8 +123,12 @@ type Stats struct {
 	// FillFailures counts fills that were discarded: upstream errors,
 	// digest mismatches, abandoned fills.
 	FillFailures int64 `json:"fillFailures"`
-	// FilledBytes counts bytes read from upstreams into the cache.
+	// FilledBytes counts bytes read from upstreams by fills, cached or
+	// streamed uncached.
 	FilledBytes int64 `json:"filledBytes"`
+	// Uncached counts fills that were streamed to their readers without
+	// being cached: they did not fit (see the admission bounds).
+	Uncached int64 `json:"uncached"`
 }
 
 // Stats returns the current counters.
@@ -120,7 +137,7 @@ func (c *Cache) Stats() Stats {
 	defer c.mu.Unlock()
 	return Stats{Entries: len(c.entries), Bytes: c.size, MaxBytes: c.max, Filling: len(c.fills),
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), FillFailures: c.failures.Load(),
-		FilledBytes: c.filled.Load()}
+		FilledBytes: c.filled.Load(), Uncached: c.uncached.Load()}
 }
 
 // EntryInfo is one entry of List.
@@ -214,9 +231,11 @@ func (c *Cache) removeLocked(ctx context.Context, e *entry) error {
 }
 
 // evictLocked removes least recently used entries that nobody reads until
-// the committed and reserved bytes plus extra fit the cap.
-func (c *Cache) evictLocked(ctx context.Context, extra int64) {
-	for el := c.lru.Back(); el != nil && c.size+c.reserved+extra > c.max; {
+// the committed bytes and those written by running fills fit the cap.
+// Fills evict in step with the bytes they write, never for bytes merely
+// announced.
+func (c *Cache) evictLocked(ctx context.Context) {
+	for el := c.lru.Back(); el != nil && c.size+c.inflight > c.max; {
 		prev := el.Prev()
 		e := el.Value.(*entry)
 		if e.refs == 0 {
@@ -237,7 +256,7 @@ func (c *Cache) evictLocked(ctx context.Context, extra int64) {
 func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err error) {
 	c.mu.Lock()
 	if e, found := c.entries[k]; found {
-		e.refs++
+		c.pinLocked(e)
 		c.mu.Unlock()
 		b, err := c.store.Open(ctx, k)
 		if err != nil {
@@ -258,11 +277,8 @@ func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err erro
 		return &Reader{c: c, ctx: ctx, e: e, blob: b, info: b.Info()}, true, nil
 	}
 	if f, found := c.fills[k]; found {
-		r, err := c.joinLocked(ctx, f)
+		r := c.joinLocked(ctx, f)
 		c.mu.Unlock()
-		if err != nil {
-			return nil, false, err
-		}
 		return r, true, nil
 	}
 	c.mu.Unlock()
@@ -284,13 +300,56 @@ func (c *Cache) touch(e *entry) {
 	c.mu.Unlock()
 }
 
+func (c *Cache) pinLocked(e *entry) {
+	e.refs++
+	if e.refs == 1 {
+		c.pinned += e.info.Size
+	}
+}
+
 func (c *Cache) release(e *entry) {
 	c.mu.Lock()
 	e.refs--
-	if e.refs == 0 && c.size+c.reserved > c.max {
-		c.evictLocked(context.Background(), 0)
+	if e.refs == 0 {
+		c.pinned -= e.info.Size
+		c.evictLocked(context.Background())
 	}
 	c.mu.Unlock()
+}
+
+// admitLocked reports whether a fill of origin that holds cur bytes may
+// reserve n more (see the admission bounds).
+func (c *Cache) admitLocked(origin string, cur, n int64) bool {
+	return cur+n <= c.max/maxEntryDiv && c.reserved+n <= c.max-c.pinned && c.byOrigin[origin]+n <= c.max/maxOriginDiv
+}
+
+func (c *Cache) reserveLocked(f *fill, n int64) {
+	f.reserved += n
+	c.reserved += n
+	c.byOrigin[f.key.Origin] += n
+}
+
+func (c *Cache) unreserveLocked(f *fill) {
+	c.reserved -= f.reserved
+	if c.byOrigin[f.key.Origin] -= f.reserved; c.byOrigin[f.key.Origin] <= 0 {
+		delete(c.byOrigin, f.key.Origin)
+	}
+	f.reserved = 0
+}
+
+// uncacheLocked turns f into a pass-through: it stays out of the index
+// (new requests start their own fetch), its readers get the rest of the
+// bytes through its window, and it is never committed.
+func (c *Cache) uncacheLocked(f *fill) {
+	if f.spill {
+		return
+	}
+	f.spill = true
+	c.unreserveLocked(f)
+	if c.fills[f.key] == f {
+		delete(c.fills, f.key)
+	}
+	c.uncached.Add(1)
 }
 
 // Upstream is what a fill reads: the body of an upstream answer, its size
@@ -299,6 +358,10 @@ type Upstream struct {
 	Body      io.ReadCloser
 	Size      int64
 	MediaType string
+	// Committed, when set, is called once the fill's bytes were verified
+	// and committed, before its readers see their end: what a fill's
+	// fetch proved (a confirmation) is recorded only then.
+	Committed func()
 }
 
 // FetchFunc opens the upstream content of a fill. Its context is the
@@ -308,17 +371,22 @@ type FetchFunc func(ctx context.Context) (Upstream, error)
 // Fill returns a reader of digest, starting the one upstream fetch for it
 // unless the entry is committed or already being filled (then it joins).
 // started reports whether this call started the fetch; when it did and
-// the fetch failed before any byte, Fill returns the fetch's error.
+// the fetch failed before any byte, Fill returns the fetch's error. A
+// digest that is not a valid sha256 digest is refused before any fetch.
+//
+// A fill that does not fit the cache (see the admission bounds) is
+// streamed to its readers uncached: Fill still returns a reader of the
+// upstream's (verified) bytes, and Stats counts it as Uncached.
 //
 // The caller must have established that its client may read digest
 // before calling Fill or Lookup: the cache does not know tenants.
 func (c *Cache) Fill(ctx context.Context, k Key, fetch FetchFunc) (r *Reader, started bool, err error) {
-	if r, ok, err := c.Lookup(ctx, k); err != nil || ok {
-		return r, false, err
-	}
 	h, err := newHash(k.Digest)
 	if err != nil {
 		return nil, false, err
+	}
+	if r, ok, err := c.Lookup(ctx, k); err != nil || ok {
+		return r, false, err
 	}
 	c.mu.Lock()
 	if _, ok := c.entries[k]; ok {
@@ -327,54 +395,55 @@ func (c *Cache) Fill(ctx context.Context, k Key, fetch FetchFunc) (r *Reader, st
 		return r, false, err
 	}
 	if f, ok := c.fills[k]; ok {
-		r, err := c.joinLocked(ctx, f)
+		r := c.joinLocked(ctx, f)
 		c.mu.Unlock()
-		return r, false, err
+		return r, false, nil
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := &fill{key: k, size: -1, changed: make(chan struct{}), cancel: cancel, hash: h}
+	f := &fill{key: k, size: -1, changed: make(chan struct{}), cancel: cancel, hash: h, readers: map[*Reader]struct{}{}}
 	c.fills[k] = f
 	f.refs = 1 // the caller's, until it has its reader
 	c.mu.Unlock()
 
 	up, err := fetch(fctx)
-	if err == nil && up.Size > c.max {
-		up.Body.Close()
-		err = ErrTooLarge
+	if err != nil {
+		c.finish(f, err)
+		return nil, true, err
 	}
+	c.mu.Lock()
+	f.size, f.mediaType = up.Size, up.MediaType
+	// Unknown sizes are admitted, and reserve, as their bytes arrive.
+	admit := up.Size < 0 || c.admitLocked(k.Origin, 0, up.Size)
+	if admit && up.Size > 0 {
+		c.reserveLocked(f, up.Size)
+	}
+	c.mu.Unlock()
 	var w Writer
 	var ra ReaderAtCloser
-	if err == nil {
-		w, err = c.store.Create(fctx, k)
-		if err == nil {
+	if admit {
+		if w, err = c.store.Create(fctx, k); err == nil {
 			// One reader for every follower, opened now: the entry's
 			// temp name is gone once it is committed.
 			if ra, err = w.NewReader(); err != nil {
 				w.Abort()
-				err = fmt.Errorf("cache: follow fill: %w", err)
+				w = nil
 			}
 		}
 		if err != nil {
-			up.Body.Close()
+			c.log.Warn("cache: cannot create entry; streaming uncached", "digest", k.Digest, "err", err)
+			admit = false
 		}
 	}
-	if err != nil {
-		c.finish(f, nil, "", err)
-		return nil, true, err
-	}
 	c.mu.Lock()
-	f.w, f.ra, f.size, f.mediaType = w, ra, up.Size, up.MediaType
-	if up.Size > 0 {
-		c.reserved += up.Size
-		c.evictLocked(fctx, 0)
+	if !admit {
+		c.uncacheLocked(f)
 	}
-	r, err = c.joinLocked(ctx, f)
+	f.w, f.ra, f.ready = w, ra, true
+	r = c.joinLocked(ctx, f)
 	c.releaseFillLocked(f) // the caller's placeholder, now held by r
+	c.broadcastLocked(f)
 	c.mu.Unlock()
 	go c.run(fctx, f, up)
-	if err != nil {
-		return nil, true, err
-	}
 	return r, true, nil
 }
 
@@ -401,10 +470,16 @@ func (c *Cache) Wait(ctx context.Context, k Key) (bool, error) {
 	}
 }
 
-// fill is an entry being written.
+// fill is an entry being written, or streamed uncached (spill).
+//
+// A fill writes the upstream's bytes to its entry's file, which its
+// readers follow. One that stops fitting the cache (spill) writes no
+// more: its readers read the file up to fileEnd and then the rest through
+// win, a window of the last chunk read, which the fill replaces only once
+// every reader has read it. A spilled fill is never committed.
 type fill struct {
 	key       Key
-	w         Writer
+	w         Writer         // nil when streamed uncached from the start
 	ra        ReaderAtCloser // shared by followers; closed by the last
 	size      int64          // announced by the upstream; -1 unknown
 	mediaType string
@@ -412,17 +487,26 @@ type fill struct {
 	cancel    context.CancelFunc
 
 	// Guarded by Cache.mu.
-	written int64
-	done    bool
-	err     error
-	refs    int
-	changed chan struct{} // closed and replaced on every change
+	ready    bool  // the upstream answered: size and mediaType are known
+	written  int64 // bytes read from the upstream
+	fileEnd  int64 // bytes in the entry's file
+	reserved int64 // bytes this fill holds in Cache.reserved
+	spill    bool
+	win      []byte // bytes [winOff, winOff+len(win)) when spilled
+	winOff   int64
+	readers  map[*Reader]struct{}
+	done     bool
+	err      error
+	refs     int
+	changed  chan struct{} // closed and replaced on every change
 }
 
-func (c *Cache) joinLocked(ctx context.Context, f *fill) (*Reader, error) {
+func (c *Cache) joinLocked(ctx context.Context, f *fill) *Reader {
 	f.refs++
 	// Before the fetch answered the size is unknown; Ready waits for it.
-	return &Reader{c: c, ctx: ctx, f: f, info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.size, MediaType: f.mediaType}}, nil
+	r := &Reader{c: c, ctx: ctx, f: f, info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.size, MediaType: f.mediaType}}
+	f.readers[r] = struct{}{}
+	return r
 }
 
 // releaseFillLocked drops one reference to f and closes its shared reader
@@ -440,29 +524,99 @@ func (c *Cache) broadcastLocked(f *fill) {
 	f.changed = make(chan struct{})
 }
 
-// run copies the upstream body into the entry, verifies it, and commits
-// or discards it.
-func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
-	defer up.Body.Close()
-	buf := make([]byte, fillBufSize)
-	var err error
+// growLocked accounts n more bytes that a cached fill is about to write:
+// an unknown-size fill reserves them now (or spills when they do not
+// fit), and entries are evicted in step with what is on disk.
+func (c *Cache) growLocked(f *fill, n int64) {
+	if f.size < 0 {
+		if !c.admitLocked(f.key.Origin, f.reserved, n) {
+			c.uncacheLocked(f)
+			return
+		}
+		c.reserveLocked(f, n)
+	}
+	c.inflight += n
+	c.evictLocked(context.Background())
+}
+
+// waitReaders blocks a spilled fill until every reader has read its
+// window.
+func (c *Cache) waitReaders(ctx context.Context, f *fill) error {
 	for {
-		n, rerr := up.Body.Read(buf)
-		if n > 0 {
-			if _, werr := f.w.Write(buf[:n]); werr != nil {
-				err = fmt.Errorf("cache: write entry: %w", werr)
+		c.mu.Lock()
+		behind := false
+		for r := range f.readers {
+			if r.off < f.written {
+				behind = true
 				break
 			}
+		}
+		ch := f.changed
+		c.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// run copies the upstream body into the entry (or its window), verifies
+// it, and commits or discards it.
+func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
+	defer up.Body.Close()
+	// Two buffers: a spilled fill's window stays intact while the next
+	// chunk is read into the other.
+	bufs := [2][]byte{make([]byte, fillBufSize), nil}
+	cur := 0
+	var err error
+	for {
+		buf := bufs[cur]
+		n, rerr := up.Body.Read(buf)
+		if n > 0 {
 			f.hash.Write(buf[:n])
 			c.filled.Add(int64(n))
 			c.mu.Lock()
+			if !f.spill {
+				c.growLocked(f, int64(n))
+			}
+			spill := f.spill
+			c.mu.Unlock()
+			if !spill {
+				if _, werr := f.w.Write(buf[:n]); werr != nil {
+					err = fmt.Errorf("cache: write entry: %w", werr)
+					break
+				}
+			}
+			c.mu.Lock()
+			if spill {
+				f.win, f.winOff = buf[:n], f.written
+				if bufs[1-cur] == nil {
+					bufs[1-cur] = make([]byte, fillBufSize)
+				}
+				cur = 1 - cur
+			}
 			f.written += int64(n)
+			if !spill {
+				f.fileEnd = f.written
+			}
 			over := f.size >= 0 && f.written > f.size
+			last := f.size >= 0 && f.written >= f.size
 			c.broadcastLocked(f)
 			c.mu.Unlock()
 			if over {
 				err = ErrDigestMismatch
 				break
+			}
+			// The last chunk of a known size is not waited for: its last
+			// byte waits for the verdict (Reader.Read).
+			if spill && !last {
+				if err = c.waitReaders(ctx, f); err != nil {
+					break
+				}
 			}
 		}
 		if rerr == io.EOF {
@@ -472,10 +626,6 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 			err = fmt.Errorf("cache: read upstream: %w", rerr)
 			break
 		}
-		if f.written > c.max {
-			err = ErrTooLarge
-			break
-		}
 	}
 	if err == nil {
 		if got := hashDigest(f.key.Digest, f.hash); got != f.key.Digest || (f.size >= 0 && f.written != f.size) {
@@ -483,33 +633,43 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 			err = ErrDigestMismatch
 		}
 	}
-	if err == nil {
+	c.mu.Lock()
+	commit := err == nil && !f.spill
+	c.mu.Unlock()
+	if commit {
 		err = f.w.Commit(f.mediaType)
-	} else {
+	} else if f.w != nil {
 		if aerr := f.w.Abort(); aerr != nil {
 			c.log.Warn("cache: discard entry", "digest", f.key.Digest, "err", aerr)
 		}
 	}
-	c.finish(f, f.w, f.mediaType, err)
+	if err == nil && commit && up.Committed != nil {
+		// Before the readers see their end: a request that follows this
+		// one finds what the commit proved.
+		up.Committed()
+	}
+	c.finish(f, err)
 }
 
-// finish ends a fill: commits the entry to the index (err == nil) or
-// counts a failure, and wakes its readers.
-func (c *Cache) finish(f *fill, w Writer, mediaType string, err error) {
+// finish ends a fill: commits the entry to the index (err == nil and not
+// spilled) or counts a failure, and wakes its readers.
+func (c *Cache) finish(f *fill, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.fills, f.key)
-	if f.size > 0 && w != nil {
-		c.reserved -= f.size
+	if c.fills[f.key] == f {
+		delete(c.fills, f.key)
 	}
+	c.unreserveLocked(f)
+	c.inflight -= f.fileEnd
 	f.done, f.err = true, err
-	if err == nil {
-		e := &entry{info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.written, MediaType: mediaType, Modified: c.now()}, used: c.now()}
+	switch {
+	case err == nil && !f.spill:
+		e := &entry{info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.written, MediaType: f.mediaType, Modified: c.now()}, used: c.now()}
 		e.elem = c.lru.PushFront(e)
 		c.entries[f.key] = e
 		c.size += f.written
-		c.evictLocked(context.Background(), 0)
-	} else {
+		c.evictLocked(context.Background())
+	case err != nil:
 		c.failures.Add(1)
 	}
 	if f.refs == 0 && f.ra != nil {
@@ -532,7 +692,7 @@ type Reader struct {
 
 	// Following a fill.
 	f      *fill
-	off    int64
+	off    int64 // guarded by Cache.mu
 	closed bool
 }
 
@@ -562,14 +722,14 @@ func (r *Reader) Ready() error {
 	for {
 		r.c.mu.Lock()
 		f := r.f
-		if f.w == nil && f.done {
-			r.c.mu.Unlock()
-			return f.err
-		}
-		if f.w != nil {
+		if f.ready {
 			r.info.Size, r.info.MediaType = f.size, f.mediaType
 			r.c.mu.Unlock()
 			return nil
+		}
+		if f.done {
+			r.c.mu.Unlock()
+			return f.err
 		}
 		ch := f.changed
 		r.c.mu.Unlock()
@@ -581,51 +741,72 @@ func (r *Reader) Ready() error {
 	}
 }
 
+// errBehind is a reader that fell behind a spilled fill's window; the
+// fill waits for its readers, so it means a bug.
+var errBehind = errors.New("cache: reader fell behind an uncached fill")
+
 // Read reads a committed entry, or follows a fill: it waits for bytes
-// while the fill runs, and ends with io.EOF only once the entry was
-// verified and committed. A fill that fails ends with its error
-// (ErrDigestMismatch for bytes that did not match).
+// while the fill runs, and ends with io.EOF only once the bytes were
+// verified (and, unless streamed uncached, committed). A fill that fails
+// ends with its error (ErrDigestMismatch for bytes that did not match).
 func (r *Reader) Read(p []byte) (int, error) {
 	if r.blob != nil {
 		return r.blob.Read(p)
 	}
+	c := r.c
 	for {
-		r.c.mu.Lock()
+		c.mu.Lock()
 		f := r.f
-		ra := f.ra
-		written, done, ferr, ch := f.written, f.done, f.err, f.changed
-		if !done && f.size > 0 && written >= f.size {
+		if f.done && f.err != nil {
+			// Failed: not even the bytes already written (they may be
+			// the ones that did not match).
+			c.mu.Unlock()
+			return 0, f.err
+		}
+		avail := f.written
+		if !f.done && f.size > 0 && avail >= f.size {
 			// The last byte waits for the verdict: a client must not
 			// receive a complete response of bytes that turn out not to
 			// match their digest.
-			written = f.size - 1
+			avail = f.size - 1
 		}
-		r.c.mu.Unlock()
-		if done && ferr != nil {
-			// Failed: not even the bytes already written (they may be
-			// the ones that did not match).
-			return 0, ferr
-		}
-		if r.off < written && ra != nil {
-			n := int64(len(p))
-			if n > written-r.off {
-				n = written - r.off
-			}
-			m, err := ra.ReadAt(p[:n], r.off)
+		if r.off < avail && r.off < f.fileEnd && f.ra != nil {
+			n := min(int64(len(p)), min(avail, f.fileEnd)-r.off)
+			ra, off := f.ra, r.off
+			c.mu.Unlock()
+			m, err := ra.ReadAt(p[:n], off)
+			c.mu.Lock()
 			r.off += int64(m)
+			if f.spill {
+				c.broadcastLocked(f)
+			}
+			c.mu.Unlock()
 			if m > 0 {
 				return m, nil
 			}
 			if err != nil && err != io.EOF {
 				return 0, fmt.Errorf("cache: read fill: %w", err)
 			}
-		}
-		if done {
-			if r.off >= written {
-				return 0, io.EOF
-			}
 			continue
 		}
+		if r.off < avail {
+			end := f.winOff + int64(len(f.win))
+			if !f.spill || r.off < f.winOff || r.off >= end {
+				c.mu.Unlock()
+				return 0, errBehind
+			}
+			m := copy(p, f.win[r.off-f.winOff:min(avail, end)-f.winOff])
+			r.off += int64(m)
+			c.broadcastLocked(f)
+			c.mu.Unlock()
+			return m, nil
+		}
+		if f.done {
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
+		ch := f.changed
+		c.mu.Unlock()
 		select {
 		case <-ch:
 		case <-r.ctx.Done():
@@ -648,8 +829,10 @@ func (r *Reader) Close() error {
 		return err
 	}
 	r.c.mu.Lock()
+	delete(r.f.readers, r)
 	r.c.releaseFillLocked(r.f)
 	abandon := r.f.refs == 0 && !r.f.done
+	r.c.broadcastLocked(r.f)
 	r.c.mu.Unlock()
 	if abandon {
 		r.f.cancel()
@@ -657,22 +840,17 @@ func (r *Reader) Close() error {
 	return nil
 }
 
+// newHash returns the hash of a digest, which must be what the rest of
+// the hub accepts (v1.NewHash: sha256 and 64 lower-case hex digits).
 func newHash(digest string) (hash.Hash, error) {
-	alg, hexPart, ok := strings.Cut(digest, ":")
-	if !ok {
-		return nil, fmt.Errorf("cache: bad digest %q", digest)
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return nil, fmt.Errorf("cache: bad digest %q: %w", digest, err)
 	}
-	switch alg {
-	case "sha256":
-		if len(hexPart) == 64 {
-			return sha256.New(), nil
-		}
-	case "sha512":
-		if len(hexPart) == 128 {
-			return sha512.New(), nil
-		}
+	if h.Algorithm != "sha256" {
+		return nil, fmt.Errorf("cache: unsupported digest %q", digest)
 	}
-	return nil, fmt.Errorf("cache: unsupported digest %q", digest)
+	return sha256.New(), nil
 }
 
 func hashDigest(digest string, h hash.Hash) string {

@@ -152,9 +152,12 @@ func (w *localWriter) Commit(mediaType string) error {
 		return fmt.Errorf("cache: commit entry: %w", err)
 	}
 	// The media type first: an entry is visible once its data file is,
-	// and then its meta must already be there.
+	// and then its meta must already be there, whole (written to a temp
+	// file, synced, renamed). The directory is synced after both renames,
+	// so a crash leaves either no entry or a complete one; Walk deletes
+	// data whose meta is missing or broken.
 	b, _ := json.Marshal(meta{Origin: w.origin, MediaType: mediaType})
-	if err := os.WriteFile(w.final+".meta", b, 0o600); err != nil {
+	if err := writeSynced(filepath.Dir(w.f.Name()), w.final+".meta", b); err != nil {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("cache: commit entry: %w", err)
 	}
@@ -162,7 +165,43 @@ func (w *localWriter) Commit(mediaType string) error {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("cache: commit entry: %w", err)
 	}
+	if err := syncDir(filepath.Dir(w.final)); err != nil {
+		return fmt.Errorf("cache: commit entry: %w", err)
+	}
 	return nil
+}
+
+// writeSynced writes b to path atomically: a temp file in tmpDir (on the
+// same file system), synced, renamed over path.
+func writeSynced(tmpDir, path string, b []byte) error {
+	f, err := os.CreateTemp(tmpDir, "meta-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// syncDir makes the renames into dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (w *localWriter) Abort() error {
@@ -187,7 +226,8 @@ func (l *Local) Delete(_ context.Context, k Key) error {
 }
 
 // Walk lists committed entries. Stray meta files without data are
-// removed; data without a meta file naming its origin is no entry.
+// removed, and so is data without a valid meta file naming its origin
+// (a crash between writing one and the other): it is no entry.
 func (l *Local) Walk(ctx context.Context, fn func(Info) error) error {
 	root := filepath.Join(l.dir, "blobs")
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -212,15 +252,16 @@ func (l *Local) Walk(ctx context.Context, fn func(Info) error) error {
 			return nil
 		}
 		b, err := os.ReadFile(p + ".meta")
-		if err != nil {
-			return nil
-		}
 		var m meta
-		if json.Unmarshal(b, &m) != nil {
+		if err != nil || json.Unmarshal(b, &m) != nil || m.Origin == "" {
+			os.Remove(p)
+			os.Remove(p + ".meta")
 			return nil
 		}
 		k := Key{Origin: m.Origin, Digest: parts[1] + ":" + parts[3]}
 		if want, err := l.path(k); err != nil || want != p {
+			os.Remove(p)
+			os.Remove(p + ".meta")
 			return nil
 		}
 		st, err := d.Info()

@@ -46,6 +46,7 @@ func (c cacheMetrics) collectors() []prometheus.Collector {
 type CacheStats struct {
 	Bytes, MaxBytes, Entries       float64
 	Evictions, FillBytes, Failures float64
+	Uncached                       float64
 }
 
 // RegisterCache exports the cache's size and counters, read from stats
@@ -64,5 +65,6 @@ func (h *Hub) RegisterCache(stats func() CacheStats) {
 		counter("pullgate_cache_evictions_total", "Cache entries evicted (size cap or operator).", func(s CacheStats) float64 { return s.Evictions }),
 		counter("pullgate_cache_fill_bytes_total", "Bytes fetched from upstreams into the cache.", func(s CacheStats) float64 { return s.FillBytes }),
 		counter("pullgate_cache_fill_failures_total", "Cache fills discarded: upstream errors, digest mismatches, abandoned fills.", func(s CacheStats) float64 { return s.Failures }),
+		counter("pullgate_cache_uncached_fills_total", "Fills streamed to their clients without being cached: too large, or the cache full of entries being read.", func(s CacheStats) float64 { return s.Uncached }),
 	)
 }

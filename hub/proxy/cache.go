@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -41,7 +42,8 @@ type CacheConfig struct {
 	// ConfirmTTL: how long a digest confirmation is trusted (0: default).
 	ConfirmTTL time.Duration
 	// TagTTL: how long a tag's digest is used without a HEAD (0: every
-	// request for a tag revalidates).
+	// request for a tag revalidates). At most ConfirmTTL: a tag's
+	// confirmation confirms its digest too.
 	TagTTL time.Duration
 	// StaleWindow: serve-stale window after the last confirmation; 0
 	// turns serve-stale off.
@@ -54,8 +56,9 @@ func WithCache(c CacheConfig) Option {
 		if c.ConfirmTTL <= 0 {
 			c.ConfirmTTL = DefaultConfirmTTL
 		}
+		c.TagTTL = min(c.TagTTL, c.ConfirmTTL)
 		p.cache = &c
-		p.confirms = cache.NewConfirmations(0)
+		p.confirms = cache.NewConfirmations(0, 0)
 	}
 }
 
@@ -88,11 +91,13 @@ func (p *Proxy) cacheable(r *http.Request, rt route) bool {
 // and its refusal is the client's answer.
 func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Claims, rt route, inst store.Install, cred store.Credential, target upstream.Target) (bool, *apiError) {
 	ctx := r.Context()
-	credKey := confirmCredKey(cred)
-	repo := rt.repo.String()
+	origin, ok := cacheOrigin(cred)
+	if !ok {
+		return false, nil // no upstream to cache under: stream uncached
+	}
+	ck := confirmKeys(cred, origin, rt.repo.String())
 	now := p.now()
 	cc := p.cache
-	origin := cacheOrigin(cred)
 	key := func(d string) cache.Key { return cache.Key{Origin: origin, Digest: d} }
 	stale := false
 	digest := rt.ref
@@ -100,13 +105,13 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 	confirmed := false
 
 	if rt.kind == kindManifests && !isDigest(rt.ref) {
-		tk := cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: "tag:" + rt.ref}
-		c, ok := p.confirms.Get(tk, now, cc.TagTTL)
+		tk := ck("tag:" + rt.ref)
+		c, ok := p.confirms.Get(tk, origin, now, cc.TagTTL)
 		if !ok || cc.TagTTL <= 0 || !cc.Cache.Has(key(c.Digest)) || !accepts(r, c.MediaType) {
 			h, aerr, down := p.headUpstream(r, rt, inst, cred, target, rt.ref, r.Header.Values("Accept"))
 			switch {
 			case down && cc.StaleWindow > 0:
-				c, ok = p.confirms.Get(tk, now, cc.StaleWindow)
+				c, ok = p.confirms.Get(tk, origin, now, cc.StaleWindow)
 				if !ok || !cc.Cache.Has(key(c.Digest)) || !accepts(r, c.MediaType) {
 					return true, aerr
 				}
@@ -115,20 +120,20 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 				p.confirms.Forget(tk)
 				return true, aerr
 			default:
-				c = confirmationOf(h, now)
+				c = confirmationOf(h, origin, now)
 				if !isDigest(c.Digest) {
 					return false, nil // no digest to cache under
 				}
 				p.confirms.Put(tk, c)
-				p.confirms.Put(cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: c.Digest}, c)
+				p.confirms.Put(ck(c.Digest), c)
 			}
 		}
 		digest, conf, confirmed = c.Digest, c, true
 	}
 
-	dk := cache.ConfirmKey{Credential: credKey, Repository: repo, Reference: digest}
+	dk := ck(digest)
 	if !confirmed {
-		conf, confirmed = p.confirms.Get(dk, now, cc.ConfirmTTL)
+		conf, confirmed = p.confirms.Get(dk, origin, now, cc.ConfirmTTL)
 	}
 	// confirm asks the upstream with this credential whether the repository
 	// has digest; when it is down, an older confirmation serves stale.
@@ -136,7 +141,7 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 		h, aerr, down := p.headUpstream(r, rt, inst, cred, target, digest, manifestAccept)
 		switch {
 		case down && cc.StaleWindow > 0:
-			c, ok := p.confirms.Get(dk, now, cc.StaleWindow)
+			c, ok := p.confirms.Get(dk, origin, now, cc.StaleWindow)
 			if !ok {
 				return aerr
 			}
@@ -146,7 +151,7 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 			p.confirms.Forget(dk)
 			return aerr
 		}
-		conf, confirmed = confirmationOf(h, now), true
+		conf, confirmed = confirmationOf(h, origin, now), true
 		conf.Digest = digest
 		p.confirms.Put(dk, conf)
 		return nil
@@ -172,26 +177,37 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 			return false, nil
 		}
 	}
+	if ok && !rd.Hit() {
+		// A fill in progress (this credential confirmed): read along,
+		// unless it is a HEAD or Range request, or its fetch failed (it
+		// may be another tenant's, with a wrong password): then this
+		// request fills with its own credential.
+		if r.Method == http.MethodHead || r.Header.Get("Range") != "" {
+			rd.Close()
+			return false, nil
+		}
+		if err := rd.Ready(); err != nil {
+			rd.Close()
+			if ctx.Err() != nil {
+				return true, &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
+			}
+			ok = false
+		}
+	}
 	recheck := p.recheckFunc(claims, rt)
 	if ok {
 		defer rd.Close()
 		if rt.kind == kindManifests && !accepts(r, mediaTypeOf(conf, rd.Info())) {
 			return false, nil
 		}
+		w.cache = cacheHit
+		if stale {
+			w.cache = cacheStale
+		}
+		cc.Cache.CountHit()
 		if rd.Hit() {
-			w.cache = cacheHit
-			if stale {
-				w.cache = cacheStale
-			}
-			cc.Cache.CountHit()
 			return true, p.serveEntry(w, r, rt, rd, conf, recheck)
 		}
-		// A fill in progress (this credential confirmed): read along.
-		if r.Method == http.MethodHead || r.Header.Get("Range") != "" {
-			return false, nil
-		}
-		w.cache = cacheHit
-		cc.Cache.CountHit()
 		return true, p.serveFill(w, r, rt, rd, conf, recheck)
 	}
 	if stale {
@@ -203,31 +219,42 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 		return false, nil
 	}
 
-	// A miss: fill with this credential's GET (its 200 is this
-	// credential's confirmation).
-	fetch := p.fillFetch(rt, digest, inst, cred, target, func(c cache.Confirmation) {
-		conf = c
-		p.confirms.Put(dk, c)
-	})
-	rd, started, err := cc.Cache.Fill(ctx, key(digest), fetch)
-	var fe fillError
-	switch {
-	case errors.As(err, &fe):
-		return true, fe.aerr
-	case errors.Is(err, cache.ErrTooLarge):
-		return false, nil
-	case err != nil:
-		p.log.Warn("cache fill", "digest", digest, "err", err)
-		return false, nil
-	}
-	defer rd.Close()
-	if !started {
+	// A miss: fill with this credential's GET. Its 200 gives this
+	// request's headers; it becomes this credential's confirmation only
+	// once the fill's bytes were verified and committed (a 200 of bytes
+	// that do not match proves nothing).
+	var started bool
+	for attempt := 1; ; attempt++ {
+		fetch := p.fillFetch(rt, digest, inst, cred, target, origin,
+			func(c cache.Confirmation) { conf = c },
+			func(c cache.Confirmation) { p.confirms.Put(dk, c) })
+		rd, started, err = cc.Cache.Fill(ctx, key(digest), fetch)
+		var fe fillError
+		switch {
+		case errors.As(err, &fe):
+			return true, fe.aerr
+		case err != nil:
+			p.log.Warn("cache fill", "digest", digest, "err", err)
+			return false, nil
+		}
+		if started || rd.Hit() {
+			break
+		}
 		// Lost a race to another request's fill: confirm, as for a hit.
 		if !confirmed {
 			if aerr := confirm(); aerr != nil {
+				rd.Close()
 				return true, aerr
 			}
 		}
+		if err := rd.Ready(); err == nil || attempt >= maxFillAttempts || ctx.Err() != nil {
+			break
+		}
+		// That fill failed at its fetch: try with this request's own.
+		rd.Close()
+	}
+	defer rd.Close()
+	if !started {
 		w.cache = cacheHit
 		if stale {
 			w.cache = cacheStale
@@ -243,6 +270,10 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 	return true, p.serveFill(w, r, rt, rd, conf, recheck)
 }
 
+// maxFillAttempts bounds how often a request joins another request's fill
+// that then fails at its fetch before it gives up.
+const maxFillAttempts = 3
+
 // cacheCounted counts a request the cache answered, by kind and result.
 func (p *Proxy) cacheCounted(rt route, result string) {
 	if p.metrics == nil || result == "" {
@@ -254,27 +285,56 @@ func (p *Proxy) cacheCounted(rt route, result string) {
 	}
 }
 
-// cacheOrigin is the upstream a credential reaches (its endpoint's
-// registry, or its host's): entries are shared only among credentials of
-// the same upstream. A tenant can point a credential at an upstream it
-// controls, which would confirm any digest; it must not thereby read
-// what another upstream's pulls cached.
-func cacheOrigin(cred store.Credential) string {
-	if reg, err := upstream.Registry(cred); err == nil {
-		return strings.ToLower(reg.RegistryStr())
+// cacheOrigin is the upstream a credential reaches: scheme and
+// host:port of its endpoint's registry, or its host's, and whether TLS is
+// off. Entries are shared only among credentials of the same origin. A
+// tenant can point a credential at an upstream it controls, which would
+// confirm any digest; it must not thereby read what another upstream's
+// pulls cached, nor can a plain-HTTP endpoint (whatever answers on port
+// 80) share the HTTPS registry's entries. ok is false when the upstream
+// cannot be determined: such requests are not cached.
+func cacheOrigin(cred store.Credential) (origin string, ok bool) {
+	reg, err := upstream.Registry(cred)
+	if err != nil {
+		return "", false
 	}
-	return "host:" + strings.ToLower(cred.Host)
+	scheme := upstream.Scheme(cred)
+	host := strings.ToLower(reg.RegistryStr())
+	if host == "" {
+		return "", false
+	}
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		port := "443"
+		if scheme == "http" {
+			port = "80"
+		}
+		host = net.JoinHostPort(host, port)
+	}
+	origin = scheme + "://" + host
+	if cred.Insecure {
+		origin += "#insecure"
+	}
+	return origin, true
 }
 
-// confirmCredKey names a credential in confirmations: its id and
-// version, so a rotated secret confirms again.
-func confirmCredKey(cred store.Credential) string {
-	return cred.ID + ":" + strconv.Itoa(cred.Version)
+// confirmKeys returns the confirmation keys of one credential, origin and
+// repository. The identity is the whole connection (origin, endpoint,
+// username, secret version, insecure, realm hosts, see upstream.Identity)
+// and the credential's last update: any update of the credential, not
+// only a new secret, makes it confirm again.
+func confirmKeys(cred store.Credential, origin, repo string) func(ref string) cache.ConfirmKey {
+	identity := origin + "\x00" + upstream.Identity(cred) + "\x00" + strconv.FormatInt(cred.UpdatedAt.UnixNano(), 10)
+	return func(ref string) cache.ConfirmKey {
+		return cache.ConfirmKey{Credential: cred.ID, Identity: identity, Repository: repo, Reference: ref}
+	}
 }
 
 // fillFetch returns the fetch of a fill: a GET of digest in rt's
-// repository with cred, whose 200 is reported to confirmed.
-func (p *Proxy) fillFetch(rt route, digest string, inst store.Install, cred store.Credential, target upstream.Target, confirmed func(cache.Confirmation)) cache.FetchFunc {
+// repository with cred. Its 200 is reported to answered (nil: nobody
+// asks) at once, and to committed only once the fill's bytes were
+// verified and committed.
+func (p *Proxy) fillFetch(rt route, digest string, inst store.Install, cred store.Credential, target upstream.Target, origin string,
+	answered, committed func(cache.Confirmation)) cache.FetchFunc {
 	return func(fctx context.Context) (cache.Upstream, error) {
 		conn, err := p.pool.Conn(fctx, target)
 		if err != nil {
@@ -306,10 +366,13 @@ func (p *Proxy) fillFetch(rt route, digest string, inst store.Install, cred stor
 			return cache.Upstream{}, fillError{&apiError{status: http.StatusBadGateway, code: "UNAVAILABLE", reason: "upstream_status",
 				message: "upstream " + rt.repo.Host + " answered " + strconv.Itoa(resp.StatusCode)}}
 		}
-		c := confirmationOf(resp.Header, p.now())
+		c := confirmationOf(resp.Header, origin, p.now())
 		c.Digest, c.Size = digest, resp.ContentLength
-		confirmed(c)
-		return cache.Upstream{Body: resp.Body, Size: resp.ContentLength, MediaType: c.MediaType}, nil
+		if answered != nil {
+			answered(c)
+		}
+		return cache.Upstream{Body: resp.Body, Size: resp.ContentLength, MediaType: c.MediaType,
+			Committed: func() { committed(c) }}, nil
 	}
 }
 
@@ -367,8 +430,8 @@ func isDown(aerr *apiError) bool {
 	return false
 }
 
-func confirmationOf(h http.Header, now time.Time) cache.Confirmation {
-	c := cache.Confirmation{Digest: h.Get("Docker-Content-Digest"), At: now, Size: -1}
+func confirmationOf(h http.Header, origin string, now time.Time) cache.Confirmation {
+	c := cache.Confirmation{Origin: origin, Digest: h.Get("Docker-Content-Digest"), At: now, Size: -1}
 	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err == nil {
 		c.MediaType = mt
 	}
@@ -421,13 +484,31 @@ func (p *Proxy) recheckFunc(claims token.Claims, rt route) func(context.Context)
 
 func (p *Proxy) setEntryHeaders(w *countingWriter, rt route, conf cache.Confirmation, info cache.Info) {
 	h := w.Header()
-	mt := mediaTypeOf(conf, info)
-	if mt == "" || rt.kind == kindBlobs {
-		mt = "application/octet-stream"
+	if mt := mediaTypeOf(conf, info); mt != "" {
+		h.Set("Content-Type", mt)
 	}
-	h.Set("Content-Type", mt)
 	h.Set("Docker-Content-Digest", info.Digest)
-	h.Set("Etag", `"`+info.Digest+`"`)
+	entryHeaders(h, rt)
+}
+
+// entryHeaders makes the headers of a blob or manifest answer the same
+// set whichever path sends it, the cache or the upstream pass-through: a
+// tenant must not learn from them whether another tenant's pull cached a
+// digest. (Timing still tells; docs/security.md accepts that.)
+func entryHeaders(h http.Header, rt route) {
+	if rt.kind != kindBlobs && rt.kind != kindManifests {
+		return
+	}
+	if rt.kind == kindBlobs || h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	if d := h.Get("Docker-Content-Digest"); isDigest(d) {
+		h.Set("Etag", `"`+d+`"`)
+	} else {
+		h.Del("Etag")
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Del("Last-Modified")
 }
 
 // serveEntry serves a committed entry with http.ServeContent (Range,

@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,7 +428,8 @@ func TestCacheEvictionWhilePulling(t *testing.T) {
 		_, h := up.PushBlobImage(t, fmt.Sprintf("org/app%d", i), "v1", size)
 		digests = append(digests, h.String())
 	}
-	f, c := newCacheFixture(t, 3*size+size/2, CacheConfig{})
+	// Room for four entries and a half (one entry may take a quarter).
+	f, c := newCacheFixture(t, 4*size+size/2, CacheConfig{})
 	ws := f.workspace("acme")
 	f.credential(ws, "reg", upstreamHost, up, up.Password)
 	f.install(ws, "web")
@@ -469,7 +473,7 @@ func TestCacheEvictionWhilePulling(t *testing.T) {
 func TestCacheRevokeOnHitHTTP2(t *testing.T) {
 	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
 	_, h := up.PushBlobImage(t, "org/app", "v1", 32<<20)
-	f, c := newCacheFixture(t, 64<<20, CacheConfig{}, WithStreamChecks(time.Hour, 256<<10, 0))
+	f, c := newCacheFixture(t, 128<<20, CacheConfig{}, WithStreamChecks(time.Hour, 256<<10, 0))
 	ws := f.workspace("acme")
 	f.credential(ws, "reg", upstreamHost, up, up.Password)
 	f.install(ws, "web")
@@ -514,7 +518,7 @@ func TestCacheRevokeOnHitHTTP2(t *testing.T) {
 func TestCacheRevokeOnHit(t *testing.T) {
 	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
 	_, h := up.PushBlobImage(t, "org/app", "v1", 32<<20)
-	f, c := newCacheFixture(t, 64<<20, CacheConfig{}, WithStreamChecks(time.Hour, 256<<10, 0))
+	f, c := newCacheFixture(t, 128<<20, CacheConfig{}, WithStreamChecks(time.Hour, 256<<10, 0))
 	ws := f.workspace("acme")
 	f.credential(ws, "reg", upstreamHost, up, up.Password)
 	f.install(ws, "web")
@@ -549,5 +553,391 @@ func TestCacheRevokeOnHit(t *testing.T) {
 	}
 	if !cut {
 		t.Fatal("no stream_cut audit event for the cached stream")
+	}
+}
+
+// userFront is a reverse proxy in front of up on which intercept may
+// answer a request first, knowing its Basic-auth user. It returns the
+// front's URL: credentials of every tenant that point there share one
+// cache origin.
+func userFront(t *testing.T, up *testupstream.Registry, intercept func(w http.ResponseWriter, r *http.Request, user string) bool) string {
+	target, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		if !intercept(w, r, user) {
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func viewAs(u, user, password string) *testupstream.Registry {
+	return &testupstream.Registry{URL: u, Host: strings.TrimPrefix(u, "http://"), User: user, Password: password}
+}
+
+func isBlobGET(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
+}
+
+// liarGET answers 200 with one wrong byte to every GET: a fill with it
+// fails its digest check.
+func liarGET(t *testing.T) *testupstream.Registry {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		w.Header().Set("Content-Length", "1")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.WriteString(w, "x")
+	}))
+	t.Cleanup(srv.Close)
+	return viewAs(srv.URL, "mallory", "any")
+}
+
+// A credential's confirmations do not survive its update. Mallory
+// "confirms" A's digest with her own lying registry (the fill fails its
+// digest check), then repoints the same credential (an endpoint update
+// keeps the secret's version) at A's registry, where her password is
+// wrong: she must get the upstream's refusal, not A's cached blob.
+func TestCacheCredentialUpdateDropsConfirmations(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h := up.PushBlobImage(t, "org/app", "v1", 256<<10)
+	f, c := newCacheFixture(t, 64<<20, CacheConfig{})
+	wsA := f.workspace("acme")
+	f.credential(wsA, "reg", upstreamHost, up, up.Password)
+	f.install(wsA, "web")
+	if _, err := f.pull(f.ref(upstreamHost, "org/app", "v1"), f.token(wsA, "web", 10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !cached(c, h.String()) {
+		t.Fatal("A's pull was not cached")
+	}
+	wsB := f.workspace("mallory")
+	f.credential(wsB, "reg", upstreamHost, liarGET(t), "any")
+	f.install(wsB, "web")
+	tokB := f.token(wsB, "web", 10*time.Minute)
+	// Fails (digest mismatch, the hub aborts the stream).
+	req, _ := http.NewRequest(http.MethodGet, f.hub.URL+blobPath(f, "org/app", h.String()), nil)
+	req.SetBasicAuth("pullgate", tokB)
+	if r, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+
+	ep := up.URL
+	if _, err := f.store.UpdateCredential(context.Background(), wsB.Name, "reg", store.CredentialUpdate{Endpoint: &ep}); err != nil {
+		t.Fatal(err)
+	}
+	// With this (wrong) password the real upstream refuses.
+	tokB = f.token(wsB, "web", 10*time.Minute)
+	resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tokB)
+	body := readBody(t, resp)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("mallory read A's cached blob (%d bytes) with a credential the upstream refuses", len(body))
+	}
+}
+
+// A fill's 200 confirms nothing until its bytes were verified and
+// committed. Mallory's credential reaches the same upstream as A's (one
+// cache origin) with a wrong password, and the upstream (a front that
+// misbehaves for her) answers her blob GET 200 with wrong bytes. After
+// A's pull caches the blob, Mallory must still get the upstream's
+// refusal.
+func TestCacheFailedFillConfirmsNothing(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h := up.PushBlobImage(t, "org/app", "v1", 256<<10)
+	u := userFront(t, up, func(w http.ResponseWriter, r *http.Request, user string) bool {
+		if user != "mallory" || !isBlobGET(r) {
+			return false
+		}
+		w.Header().Set("Content-Length", "1")
+		io.WriteString(w, "x")
+		return true
+	})
+	f, c := newCacheFixture(t, 64<<20, CacheConfig{})
+	wsM := f.workspace("mallory")
+	f.credential(wsM, "reg", upstreamHost, viewAs(u, "mallory", "wrong"), "wrong")
+	f.install(wsM, "web")
+	tokM := f.token(wsM, "web", 10*time.Minute)
+	req, _ := http.NewRequest(http.MethodGet, f.hub.URL+blobPath(f, "org/app", h.String()), nil)
+	req.SetBasicAuth("pullgate", tokM)
+	if r, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+
+	wsA := f.workspace("acme")
+	f.credential(wsA, "reg", upstreamHost, viewAs(u, up.User, up.Password), up.Password)
+	f.install(wsA, "web")
+	if _, err := f.pull(f.ref(upstreamHost, "org/app", "v1"), f.token(wsA, "web", 10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !cached(c, h.String()) {
+		t.Fatal("A's pull was not cached")
+	}
+	resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tokM)
+	body := readBody(t, resp)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("mallory read A's cached blob (%d bytes) under the confirmation of a fill that failed", len(body))
+	}
+}
+
+// A request that joined another request's fill, whose fetch then failed
+// (that request's credential has a wrong password), fills with its own
+// credential instead of failing.
+func TestCacheJoinerOfFailedFillRetries(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h := up.PushBlobImage(t, "org/app", "v1", 256<<10)
+	mallorysGET := make(chan struct{})
+	alicesHEAD := make(chan struct{})
+	var once1, once2 sync.Once
+	u := userFront(t, up, func(w http.ResponseWriter, r *http.Request, user string) bool {
+		switch {
+		case user == "mallory" && isBlobGET(r):
+			// Held until Alice's request has confirmed and joined.
+			once1.Do(func() { close(mallorysGET) })
+			select {
+			case <-alicesHEAD:
+				time.Sleep(200 * time.Millisecond)
+			case <-time.After(10 * time.Second):
+			}
+		case user == "alice" && r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/"):
+			once2.Do(func() { close(alicesHEAD) })
+		}
+		return false
+	})
+	f, _ := newCacheFixture(t, 64<<20, CacheConfig{})
+	wsM := f.workspace("mallory")
+	f.credential(wsM, "reg", upstreamHost, viewAs(u, "mallory", "wrong"), "wrong")
+	f.install(wsM, "web")
+	tokM := f.token(wsM, "web", 10*time.Minute)
+	wsA := f.workspace("acme")
+	f.credential(wsA, "reg", upstreamHost, viewAs(u, up.User, up.Password), up.Password)
+	f.install(wsA, "web")
+	tokA := f.token(wsA, "web", 10*time.Minute)
+
+	done := make(chan int)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, f.hub.URL+blobPath(f, "org/app", h.String()), nil)
+		req.SetBasicAuth("pullgate", tokM)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		done <- r.StatusCode
+	}()
+	<-mallorysGET
+	resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tokA)
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusOK || sha([]byte(body)) != h.String() {
+		t.Fatalf("the joiner of a failed fill got %d: %s", resp.StatusCode, body)
+	}
+	if code := <-done; code == http.StatusOK {
+		t.Fatal("mallory's pull with a wrong password succeeded")
+	}
+}
+
+// A HEAD that fills nothing answers with the same header set whether
+// another tenant pulled the digest (a cache hit) or not (pass-through):
+// the headers do not tell a tenant what others pulled.
+func TestCacheHeadSameHeadersHitOrMiss(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h1 := up.PushBlobImage(t, "org/app", "v1", 64<<10)
+	_, h2 := up.PushBlobImage(t, "org/app", "v2", 64<<10)
+	f, c := newCacheFixture(t, 64<<20, CacheConfig{})
+	wsA := f.workspace("acme")
+	f.credential(wsA, "reg", upstreamHost, up, up.Password)
+	f.install(wsA, "web")
+	if _, err := f.pull(f.ref(upstreamHost, "org/app", "v1"), f.token(wsA, "web", 10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !cached(c, h1.String()) || cached(c, h2.String()) {
+		t.Fatal("setup: want v1's blob cached and v2's not")
+	}
+	wsB := f.workspace("globex")
+	f.credential(wsB, "reg", upstreamHost, up, up.Password)
+	f.install(wsB, "web")
+	tokB := f.token(wsB, "web", 10*time.Minute)
+	r1 := f.get(http.MethodHead, blobPath(f, "org/app", h1.String()), tokB)
+	r2 := f.get(http.MethodHead, blobPath(f, "org/app", h2.String()), tokB)
+	readBody(t, r1)
+	readBody(t, r2)
+	names := func(h http.Header) []string {
+		var out []string
+		for k := range h {
+			if k != "Date" {
+				out = append(out, k)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	if a, b := names(r1.Header), names(r2.Header); !slices.Equal(a, b) {
+		t.Fatalf("HEAD header sets differ: pulled by A %v, never pulled %v", a, b)
+	}
+	for _, k := range []string{"Etag", "Accept-Ranges", "Content-Type"} {
+		if r1.Header.Get(k) == "" {
+			t.Errorf("no %s", k)
+		}
+	}
+	if r1.Header.Get("Etag") != `"`+h1.String()+`"` || r2.Header.Get("Etag") != `"`+h2.String()+`"` ||
+		r1.Header.Get("Accept-Ranges") != r2.Header.Get("Accept-Ranges") || r1.Header.Get("Content-Type") != r2.Header.Get("Content-Type") {
+		t.Fatalf("HEAD responses tell B which digests another tenant pulled:\npulled by A:  %v\nnever pulled: %v", r1.Header, r2.Header)
+	}
+}
+
+// The cache origin is scheme, host and port (and insecure): a plain-HTTP
+// endpoint (whatever answers on port 80) does not share the HTTPS
+// registry's entries, and a credential whose upstream cannot be
+// determined is not cached at all.
+func TestCacheOriginIncludesScheme(t *testing.T) {
+	victim := store.Credential{Host: "registry.victim.com"}
+	for _, tc := range []struct {
+		name string
+		cred store.Credential
+		same bool
+	}{
+		{"plain http endpoint", store.Credential{Host: "registry.victim.com", Endpoint: "http://registry.victim.com", Insecure: true}, false},
+		{"plain http endpoint, not insecure", store.Credential{Host: "registry.victim.com", Endpoint: "http://registry.victim.com"}, false},
+		{"insecure host", store.Credential{Host: "registry.victim.com", Insecure: true}, false},
+		{"other port", store.Credential{Host: "registry.victim.com", Endpoint: "https://registry.victim.com:8443"}, false},
+		{"plain http on the https port", store.Credential{Host: "registry.victim.com", Endpoint: "http://registry.victim.com:443"}, false},
+		{"explicit https endpoint", store.Credential{Host: "other.example", Endpoint: "https://registry.victim.com"}, true},
+		{"explicit default port", store.Credential{Host: "other.example", Endpoint: "https://registry.victim.com:443"}, true},
+	} {
+		a, okA := cacheOrigin(victim)
+		b, okB := cacheOrigin(tc.cred)
+		if !okA || !okB {
+			t.Fatalf("%s: origin not determined", tc.name)
+		}
+		if (a == b) != tc.same {
+			t.Errorf("%s: origins %q and %q, want same=%v", tc.name, a, b, tc.same)
+		}
+	}
+	if o, ok := cacheOrigin(store.Credential{Host: "", Endpoint: "ftp://x"}); ok {
+		t.Errorf("an undeterminable upstream got origin %q", o)
+	}
+}
+
+// Warm refuses an index whose children name bad digests before it asks
+// the upstream for them.
+func TestWarmRefusesBadChildDigest(t *testing.T) {
+	index := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:../../../../../../v2/x/manifests/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]}`)
+	d := sha(index)
+	var asked sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.URL.Path, true)
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if r.URL.Path == "/v2/org/app/manifests/v1" || r.URL.Path == "/v2/org/app/manifests/"+d {
+			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+			w.Header().Set("Docker-Content-Digest", d)
+			w.Header().Set("Content-Length", fmt.Sprint(len(index)))
+			if r.Method == http.MethodGet {
+				w.Write(index)
+			}
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f, _ := newCacheFixture(t, 64<<20, CacheConfig{})
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, viewAs(srv.URL, "u", "p"), "p")
+	_, err := f.proxy.Warm(context.Background(), ws.Name, upstreamHost+"/org/app:v1")
+	var we *WarmError
+	if !errors.As(err, &we) || !strings.Contains(we.Msg, "bad digest") {
+		t.Fatalf("warm of an index with a bad child digest: %v", err)
+	}
+	asked.Range(func(k, _ any) bool {
+		if p := k.(string); p != "/v2/" && p != "/v2/org/app/manifests/v1" && p != "/v2/org/app/manifests/"+d {
+			t.Errorf("upstream asked for %s", p)
+		}
+		return true
+	})
+}
+
+// Any update of a credential, not only a new secret, makes it confirm
+// again with the upstream: after its username is changed to one the
+// upstream refuses, a cached blob it pulled itself is refused too.
+func TestCacheCredentialUpdateConfirmsAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		u       func() store.CredentialUpdate
+		refused bool
+	}{
+		{"username", func() store.CredentialUpdate { n := "nobody"; return store.CredentialUpdate{Username: &n} }, true},
+		{"realm hosts", func() store.CredentialUpdate {
+			r := []string{"auth.test"}
+			return store.CredentialUpdate{RealmHosts: &r}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+			_, h := up.PushBlobImage(t, "org/app", "v1", 64<<10)
+			f, c := newCacheFixture(t, 64<<20, CacheConfig{})
+			ws := f.workspace("acme")
+			f.credential(ws, "reg", upstreamHost, up, up.Password)
+			f.install(ws, "web")
+			tok := f.token(ws, "web", 10*time.Minute)
+			if resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok); sha([]byte(readBody(t, resp))) != h.String() || !cached(c, h.String()) {
+				t.Fatal("blob not pulled and cached")
+			}
+			if _, err := f.store.UpdateCredential(context.Background(), ws.Name, "reg", tc.u()); err != nil {
+				t.Fatal(err)
+			}
+			up.ResetLog()
+			resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok)
+			readBody(t, resp)
+			if (resp.StatusCode == http.StatusOK) == tc.refused {
+				t.Fatalf("after the %s changed: %d", tc.name, resp.StatusCode)
+			}
+			heads := 0
+			for _, r := range up.Log() {
+				if r.Method == http.MethodHead {
+					heads++
+				}
+			}
+			if heads == 0 {
+				t.Fatalf("served from the cache under a confirmation of the credential before its %s changed", tc.name)
+			}
+		})
+	}
+}
+
+// A tag's confirmation confirms its digest too, so the tag TTL is capped
+// at the confirmation TTL.
+func TestCacheTagTTLCappedAtConfirmTTL(t *testing.T) {
+	f, _ := newCacheFixture(t, 64<<20, CacheConfig{TagTTL: time.Hour, ConfirmTTL: time.Minute})
+	if got := f.proxy.cache.TagTTL; got != time.Minute {
+		t.Fatalf("tag TTL %v with a confirmation TTL of a minute", got)
+	}
+}
+
+// A blob too large to be admitted is streamed to the client uncached,
+// whole and verified.
+func TestCacheTooLargeStreamedUncached(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "basic-SECRET-pw"))
+	_, h := up.PushBlobImage(t, "org/app", "v1", 512<<10)
+	f, c := newCacheFixture(t, 1<<20, CacheConfig{})
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web")
+	tok := f.token(ws, "web", 10*time.Minute)
+	for i := 0; i < 2; i++ {
+		resp := f.get(http.MethodGet, blobPath(f, "org/app", h.String()), tok)
+		if b := readBody(t, resp); resp.StatusCode != http.StatusOK || sha([]byte(b)) != h.String() {
+			t.Fatalf("pull %d of a blob larger than a quarter of the cache: %d, %d bytes", i, resp.StatusCode, len(b))
+		}
+	}
+	if st := c.Stats(); cached(c, h.String()) || st.Uncached != 2 || st.Bytes != 0 {
+		t.Fatalf("cache after two too-large pulls: %+v", st)
 	}
 }

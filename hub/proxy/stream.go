@@ -54,6 +54,9 @@ func (p *Proxy) copyResponse(w *countingWriter, r *http.Request, rt route, resp 
 	if rt.kind == kindBlobs && h.Get("Docker-Content-Digest") == "" {
 		h.Set("Docker-Content-Digest", rt.ref)
 	}
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent {
+		entryHeaders(h, rt)
+	}
 	if link := resp.Header.Get("Link"); link != "" {
 		if l, ok := rewriteLink(link, rt); ok {
 			h.Set("Link", l)

@@ -13,8 +13,15 @@ import (
 	"github.com/pullgate/pullgate/pkg/imageref"
 )
 
-// maxWarmManifest bounds a manifest the hub parses while warming.
-const maxWarmManifest = 4 << 20
+// Warm bounds: a manifest the hub parses, how deep indexes may nest
+// (an index of indexes of manifests is depth 2), and how many entries one
+// warm fetches. An upstream (a tenant may run one) cannot keep a warm
+// going forever.
+const (
+	maxWarmManifest = 4 << 20
+	maxWarmDepth    = 4
+	maxWarmEntries  = 10000
+)
 
 // WarmedEntry is one entry a warm fetched or found cached.
 type WarmedEntry struct {
@@ -70,7 +77,11 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 	inst := store.Install{WorkspaceID: ws.ID}
 	target := p.targetFor(cred, repo)
 	rt := route{kind: kindManifests, repo: repo, ref: ref}
-	credKey := confirmCredKey(cred)
+	origin, ok := cacheOrigin(cred)
+	if !ok {
+		return res, &WarmError{http.StatusBadRequest, "the upstream of the credential for " + repo.Host + " cannot be determined; nothing is cached for it"}
+	}
+	ck := confirmKeys(cred, origin, repo.String())
 
 	digest := ref
 	if !isDigest(ref) {
@@ -82,17 +93,21 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 		if aerr != nil {
 			return res, &WarmError{aerr.status, aerr.message}
 		}
-		c := confirmationOf(h, p.now())
+		c := confirmationOf(h, origin, p.now())
 		if !isDigest(c.Digest) {
 			return res, &WarmError{http.StatusBadGateway, "upstream " + repo.Host + " sent no digest for " + image}
 		}
 		digest = c.Digest
-		p.confirms.Put(cache.ConfirmKey{Credential: credKey, Repository: repo.String(), Reference: "tag:" + ref}, c)
+		p.confirms.Put(ck("tag:"+ref), c)
 	}
 	res.Digest = digest
 
 	// One manifest at a time: an index's children, then their blobs.
-	queue := []struct{ digest, kind string }{{digest, kindManifests}}
+	type item struct {
+		digest, kind string
+		depth        int
+	}
+	queue := []item{{digest, kindManifests, 0}}
 	seen := map[string]bool{}
 	for len(queue) > 0 {
 		it := queue[0]
@@ -101,8 +116,11 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 			continue
 		}
 		seen[it.digest] = true
+		if len(seen) > maxWarmEntries {
+			return res, &WarmError{http.StatusBadGateway, fmt.Sprintf("%s names more than %d manifests and blobs", image, maxWarmEntries)}
+		}
 		ert := route{kind: it.kind, repo: repo, ref: it.digest}
-		e, body, err := p.warmOne(ctx, ert, inst, cred, credKey)
+		e, body, err := p.warmOne(ctx, ert, inst, cred, origin, ck)
 		if err != nil {
 			return res, err
 		}
@@ -127,8 +145,14 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 		if err := json.Unmarshal(body, &m); err != nil {
 			return res, &WarmError{http.StatusBadGateway, "manifest " + it.digest + " of " + image + " is not JSON"}
 		}
+		if len(m.Manifests) > 0 && it.depth >= maxWarmDepth {
+			return res, &WarmError{http.StatusBadGateway, fmt.Sprintf("manifest %s of %s nests indexes deeper than %d", it.digest, image, maxWarmDepth)}
+		}
 		for _, c := range m.Manifests {
-			queue = append(queue, struct{ digest, kind string }{c.Digest, kindManifests})
+			if !isDigest(c.Digest) {
+				return res, &WarmError{http.StatusBadGateway, fmt.Sprintf("manifest %s of %s names a bad digest", it.digest, image)}
+			}
+			queue = append(queue, item{c.Digest, kindManifests, it.depth + 1})
 		}
 		var blobs []string
 		if m.Config.Digest != "" {
@@ -144,7 +168,7 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 			if !isDigest(b) {
 				return res, &WarmError{http.StatusBadGateway, fmt.Sprintf("manifest %s of %s names a bad digest", it.digest, image)}
 			}
-			queue = append(queue, struct{ digest, kind string }{b, kindBlobs})
+			queue = append(queue, item{b, kindBlobs, it.depth + 1})
 		}
 	}
 	return res, nil
@@ -152,11 +176,11 @@ func (p *Proxy) Warm(ctx context.Context, workspace, image string) (WarmResult, 
 
 // warmOne fills one entry and waits until it is committed. For manifests
 // it returns the body.
-func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred store.Credential, credKey string) (WarmedEntry, []byte, error) {
+func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred store.Credential, origin string, ck func(string) cache.ConfirmKey) (WarmedEntry, []byte, error) {
 	e := WarmedEntry{Digest: rt.ref, Kind: rt.auditKind()}
 	cc := p.cache.Cache
-	key := cache.Key{Origin: cacheOrigin(cred), Digest: rt.ref}
-	dk := cache.ConfirmKey{Credential: credKey, Repository: rt.repo.String(), Reference: rt.ref}
+	key := cache.Key{Origin: origin, Digest: rt.ref}
+	dk := ck(rt.ref)
 	if cc.Has(key) {
 		// Cached by someone: confirm with this workspace's credential too,
 		// so the answer is this workspace's own.
@@ -168,12 +192,13 @@ func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred 
 		if aerr != nil {
 			return e, nil, &WarmError{aerr.status, aerr.message}
 		}
-		c := confirmationOf(h, p.now())
+		c := confirmationOf(h, origin, p.now())
 		c.Digest = rt.ref
 		p.confirms.Put(dk, c)
 		e.Cached = true
 	}
-	rd, started, err := cc.Fill(ctx, key, p.fillFetch(rt, rt.ref, inst, cred, p.targetFor(cred, rt.repo), func(c cache.Confirmation) { p.confirms.Put(dk, c) }))
+	rd, started, err := cc.Fill(ctx, key, p.fillFetch(rt, rt.ref, inst, cred, p.targetFor(cred, rt.repo), origin, nil,
+		func(c cache.Confirmation) { p.confirms.Put(dk, c) }))
 	var fe fillError
 	switch {
 	case errors.As(err, &fe):
@@ -185,7 +210,7 @@ func (p *Proxy) warmOne(ctx context.Context, rt route, inst store.Install, cred 
 	if !started && !e.Cached {
 		// Joined a fill someone else started after Has: confirm.
 		rd.Close()
-		return p.warmOne(ctx, rt, inst, cred, credKey)
+		return p.warmOne(ctx, rt, inst, cred, origin, ck)
 	}
 	if rt.kind != kindManifests {
 		if _, err := cc.Wait(ctx, key); err != nil {

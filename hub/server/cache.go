@@ -52,7 +52,8 @@ func registerCacheMetrics(m *metrics.Hub, c *cache.Cache) {
 	m.RegisterCache(func() metrics.CacheStats {
 		s := c.Stats()
 		return metrics.CacheStats{Bytes: float64(s.Bytes), MaxBytes: float64(s.MaxBytes), Entries: float64(s.Entries),
-			Evictions: float64(s.Evictions), FillBytes: float64(s.FilledBytes), Failures: float64(s.FillFailures)}
+			Evictions: float64(s.Evictions), FillBytes: float64(s.FilledBytes), Failures: float64(s.FillFailures),
+			Uncached: float64(s.Uncached)}
 	})
 }
 

@@ -110,7 +110,7 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.StringVar(&cfg.Cache.Dir, "cache-dir", "", "directory of the cache (default: <data>/cache)")
 	f.StringVar(&cacheSize, "cache-size", "20GiB", "size cap of the cache; least recently used entries are evicted (e.g. 512MiB, 100GiB)")
 	f.DurationVar(&cfg.Cache.Proxy.ConfirmTTL, "cache-confirm-ttl", proxy.DefaultConfirmTTL, "how long the upstream's confirmation that a credential can read a cached digest is trusted before the next HEAD")
-	f.DurationVar(&cfg.Cache.Proxy.TagTTL, "cache-tag-ttl", 0, "how long a tag's digest is used without asking the upstream (0: every tag request sends a HEAD)")
+	f.DurationVar(&cfg.Cache.Proxy.TagTTL, "cache-tag-ttl", 0, "how long a tag's digest is used without asking the upstream (0: every tag request sends a HEAD; at most --cache-confirm-ttl)")
 	f.DurationVar(&cfg.Cache.Proxy.StaleWindow, "cache-stale", proxy.DefaultStaleWindow, "serve cached content while the upstream is down, if the credential confirmed it within this window (0: never)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

@@ -89,13 +89,17 @@ type Target struct {
 	Auth func(ctx context.Context) (authn.Authenticator, error)
 }
 
-// key names a cached connection: everything of the credential that changes
-// how the upstream is reached or logged into (a new secret is a new
-// version), and the repository its token is scoped to.
+// key names a cached connection: the credential's Identity and the
+// repository its token is scoped to.
 func (t Target) key() string {
-	c := t.Credential
-	return fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%t\x00%t\x00%s\x00%s", c.ID, c.Version, c.Username, c.Endpoint, c.Insecure,
-		c.AllowPrivateNetwork, strings.Join(c.RealmHosts, ","), t.Repo.Path)
+	return Identity(t.Credential) + "\x00" + t.Repo.Path
+}
+
+// Identity names everything of a credential that changes how the
+// upstream is reached or logged into (a new secret is a new version).
+func Identity(c store.Credential) string {
+	return fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%t\x00%t\x00%s", c.ID, c.Version, c.Username, c.Endpoint, c.Insecure,
+		c.AllowPrivateNetwork, strings.Join(c.RealmHosts, ","))
 }
 
 // Pool caches upstream connections. It is safe for concurrent use.
