@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pullgate/pullgate/internal/atomicfile"
 )
 
 // Local stores entries as files: <dir>/blobs/<origin>/<algorithm>/<2
@@ -157,7 +160,7 @@ func (w *localWriter) Commit(mediaType string) error {
 	// so a crash leaves either no entry or a complete one; Walk deletes
 	// data whose meta is missing or broken.
 	b, _ := json.Marshal(meta{Origin: w.origin, MediaType: mediaType})
-	if err := writeSynced(filepath.Dir(w.f.Name()), w.final+".meta", b); err != nil {
+	if err := atomicfile.Write(w.final+".meta", bytes.NewReader(b), 0o600, atomicfile.TempDir(filepath.Dir(w.f.Name()))); err != nil {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("cache: commit entry: %w", err)
 	}
@@ -169,29 +172,6 @@ func (w *localWriter) Commit(mediaType string) error {
 		return fmt.Errorf("cache: commit entry: %w", err)
 	}
 	return nil
-}
-
-// writeSynced writes b to path atomically: a temp file in tmpDir (on the
-// same file system), synced, renamed over path.
-func writeSynced(tmpDir, path string, b []byte) error {
-	f, err := os.CreateTemp(tmpDir, "meta-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // syncDir makes the renames into dir durable.

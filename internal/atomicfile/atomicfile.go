@@ -15,11 +15,17 @@ type Option func(*options)
 
 type options struct {
 	tempPattern string
+	tempDir     string
 }
 
 // TempPattern names the temporary file (os.CreateTemp's pattern), for a
 // caller that sweeps its leftovers; the default is ".<name>.tmp-*".
 func TempPattern(p string) Option { return func(o *options) { o.tempPattern = p } }
+
+// TempDir writes the temporary file in dir instead of path's directory:
+// for a caller whose leftovers are swept from a directory of their own
+// (dir must be on the same file system as path).
+func TempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
 
 // Write replaces path with what r gives, with the given permissions. On
 // error path is unchanged and no temporary file is left.
@@ -29,7 +35,11 @@ func Write(path string, r io.Reader, mode os.FileMode, opts ...Option) error {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	f, err := os.CreateTemp(dir, o.tempPattern)
+	tmpDir := dir
+	if o.tempDir != "" {
+		tmpDir = o.tempDir
+	}
+	f, err := os.CreateTemp(tmpDir, o.tempPattern)
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}

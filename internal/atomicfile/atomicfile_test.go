@@ -76,6 +76,31 @@ func TestTempPattern(t *testing.T) {
 	assertOnly(t, dir, "hosts.toml")
 }
 
+// TestTempDir: the temporary file lives in the given directory (a caller
+// sweeps its leftovers there), and the result lands at path.
+func TestTempDir(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	var inTmp int
+	r := readerFunc(func(p []byte) (int, error) {
+		if inTmp == 0 {
+			es, _ := os.ReadDir(tmp)
+			inTmp = len(es) + 1
+			return copy(p, "x"), nil
+		}
+		return 0, io.EOF
+	})
+	if err := Write(filepath.Join(dir, "e.meta"), r, 0o600, TempDir(tmp)); err != nil {
+		t.Fatal(err)
+	}
+	if inTmp != 2 {
+		t.Errorf("temporary file not in the temp dir (%d entries seen there)", inTmp-1)
+	}
+	assertOnly(t, dir, "e.meta")
+	if es, _ := os.ReadDir(tmp); len(es) != 0 {
+		t.Errorf("left in the temp dir: %v", es)
+	}
+}
+
 func assertOnly(t *testing.T, dir, name string) {
 	t.Helper()
 	es, err := os.ReadDir(dir)
