@@ -43,6 +43,9 @@ type CacheStats struct {
 	Evictions    int64 `json:"evictions"`
 	FillFailures int64 `json:"fill_failures"`
 	FilledBytes  int64 `json:"filled_bytes"`
+	// Uncached counts fills streamed to their readers without being
+	// cached (too large for the cap, or no room while others fill).
+	Uncached int64 `json:"uncached"`
 }
 
 // CacheEntry is one committed entry.

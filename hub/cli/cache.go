@@ -39,10 +39,10 @@ with that install's own registry credential, that the repository has it.`,
 			if s.json {
 				return s.printJSON(st)
 			}
-			t := newTable(s.out, "ENTRIES", "BYTES", "MAX_BYTES", "FILLING", "HITS", "MISSES", "EVICTIONS", "FILL_FAILURES", "FILLED_BYTES")
+			t := newTable(s.out, "ENTRIES", "BYTES", "MAX_BYTES", "FILLING", "HITS", "MISSES", "EVICTIONS", "FILL_FAILURES", "FILLED_BYTES", "UNCACHED")
 			t.row(strconv.Itoa(st.Entries), strconv.FormatInt(st.Bytes, 10), strconv.FormatInt(st.MaxBytes, 10), strconv.Itoa(st.Filling),
 				strconv.FormatInt(st.Hits, 10), strconv.FormatInt(st.Misses, 10), strconv.FormatInt(st.Evictions, 10),
-				strconv.FormatInt(st.FillFailures, 10), strconv.FormatInt(st.FilledBytes, 10))
+				strconv.FormatInt(st.FillFailures, 10), strconv.FormatInt(st.FilledBytes, 10), strconv.FormatInt(st.Uncached, 10))
 			return t.flush()
 		},
 	}

@@ -66,7 +66,7 @@ type cacheAdmin struct {
 func (a cacheAdmin) Stats() api.CacheStats {
 	s := a.c.Stats()
 	return api.CacheStats{Entries: s.Entries, Bytes: s.Bytes, MaxBytes: s.MaxBytes, Filling: s.Filling, Hits: s.Hits,
-		Misses: s.Misses, Evictions: s.Evictions, FillFailures: s.FillFailures, FilledBytes: s.FilledBytes}
+		Misses: s.Misses, Evictions: s.Evictions, FillFailures: s.FillFailures, FilledBytes: s.FilledBytes, Uncached: s.Uncached}
 }
 
 func (a cacheAdmin) Entries() []api.CacheEntry {
