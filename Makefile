@@ -13,8 +13,10 @@ HELM_VERSION := v3.22.0
 NFPM_VERSION := v2.45.2
 # A real containerd (CRI) for the e2e suite.
 CONTAINERD_VERSION := v2.4.2
+# staticcheck in make test (v0.8.2 is its release 2026.2.2).
+STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run test e2e bench tools vet clean
+.PHONY: build run test test-short e2e bench tools vet clean
 
 # Static binaries, stamped and stripped as the packages and images ship
 # them (LDFLAGS below); `--version` on each prints the stamp.
@@ -46,10 +48,20 @@ tools:
 		echo "building containerd $(CONTAINERD_VERSION) into .cache/bin (once, a few minutes)"; \
 		GOBIN=$(CACHEBIN) $(GO) install github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD_VERSION); \
 	fi
+	@if ! $(CACHEBIN)/staticcheck -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))'; then \
+		echo "building staticcheck $(STATICCHECK_VERSION) into .cache/bin (once)"; \
+		GOBIN=$(CACHEBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
 
 test: tools
 	$(GO) vet ./...
+	$(CACHEBIN)/staticcheck ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The edit-test loop: -short skips the tests that need helm or run make
+# (containerd and Kubernetes are e2e-only); no -race, vet or staticcheck.
+test-short:
+	$(GO) test -short -count=1 -timeout 10m ./...
 
 e2e: tools build
 	$(GO) test -count=1 -timeout 40m -tags e2e ./e2e/...

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pullgate/pullgate/pkg/wire"
@@ -224,35 +225,39 @@ func TestServiceAccountTokensKeyed(t *testing.T) {
 	}
 }
 
+// In a synctest bubble: the requests are released once every one of them
+// waits, rather than after a guessed real-time pause.
 func TestConcurrentMissesShareOneFetch(t *testing.T) {
-	c, hub, _ := setup(t)
-	hub.gate = make(chan struct{})
-	const n = 50
-	var wg sync.WaitGroup
-	tokens := make(chan string, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			r, err := get(t, c, fmt.Sprintf("ghcr.io/org/app:v%d", i))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			tokens <- r.Reply.Token
-		}(i)
-	}
-	time.Sleep(50 * time.Millisecond)
-	close(hub.gate)
-	wg.Wait()
-	close(tokens)
-	seen := map[string]bool{}
-	for tok := range tokens {
-		seen[tok] = true
-	}
-	if calls := hub.calls.Load(); calls != 1 || len(seen) != 1 {
-		t.Fatalf("%d hub calls, %d distinct tokens; want 1 and 1", calls, len(seen))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c, hub, _ := setup(t)
+		hub.gate = make(chan struct{})
+		const n = 50
+		var wg sync.WaitGroup
+		tokens := make(chan string, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				r, err := get(t, c, fmt.Sprintf("ghcr.io/org/app:v%d", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tokens <- r.Reply.Token
+			}(i)
+		}
+		synctest.Wait() // every request waits: in the flight or at the gate
+		close(hub.gate)
+		wg.Wait()
+		close(tokens)
+		seen := map[string]bool{}
+		for tok := range tokens {
+			seen[tok] = true
+		}
+		if calls := hub.calls.Load(); calls != 1 || len(seen) != 1 {
+			t.Fatalf("%d hub calls, %d distinct tokens; want 1 and 1", calls, len(seen))
+		}
+	})
 }
 
 func TestRevocations(t *testing.T) {
@@ -362,25 +367,29 @@ func TestRevocationDuringFetch(t *testing.T) {
 	}
 }
 
+// In a synctest bubble: the stale wait's timer and the resync's delay are
+// on the bubble's clock, so the wait measured is exactly the delay.
 func TestStaleWaitsForResync(t *testing.T) {
-	c, hub, _ := setup(t, WithStaleWait(2*time.Second))
-	old := mustGet(t, c, "ghcr.io/org/app")
-	c.MarkStale()
-	// The resync (which drops in_a) lands 100ms into the request.
-	go func() {
-		tk := c.BeginSync()
-		time.Sleep(100 * time.Millisecond)
-		c.ApplySync(tk, wire.SyncReply{Seq: 1, Installs: map[string]wire.InstallState{"in_b": {Generation: 1, Epoch: "e1"}}})
-	}()
-	start := time.Now()
-	r := mustGet(t, c, "ghcr.io/org/app")
-	if r.Reply.Token == old.Reply.Token {
-		t.Fatal("token revoked during the disconnect served after the reconnect")
-	}
-	if waited := time.Since(start); waited < 80*time.Millisecond {
-		t.Fatalf("request did not wait for the resync (%s)", waited)
-	}
-	_ = hub
+	synctest.Test(t, func(t *testing.T) {
+		c, hub, _ := setup(t, WithStaleWait(2*time.Second))
+		old := mustGet(t, c, "ghcr.io/org/app")
+		c.MarkStale()
+		// The resync (which drops in_a) lands 100ms into the request.
+		go func() {
+			tk := c.BeginSync()
+			time.Sleep(100 * time.Millisecond)
+			c.ApplySync(tk, wire.SyncReply{Seq: 1, Installs: map[string]wire.InstallState{"in_b": {Generation: 1, Epoch: "e1"}}})
+		}()
+		start := time.Now()
+		r := mustGet(t, c, "ghcr.io/org/app")
+		if r.Reply.Token == old.Reply.Token {
+			t.Fatal("token revoked during the disconnect served after the reconnect")
+		}
+		if waited := time.Since(start); waited < 80*time.Millisecond {
+			t.Fatalf("request did not wait for the resync (%s)", waited)
+		}
+		_ = hub
+	})
 }
 
 func TestStaleSyncStartedBeforeReconnectDoesNotClear(t *testing.T) {

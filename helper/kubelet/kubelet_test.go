@@ -129,3 +129,76 @@ func TestMirrorsKubeletTypes(t *testing.T) {
 		t.Fatalf("mirror of the request lacks a field: %v", err)
 	}
 }
+
+// The mirrored types have the kubelet's JSON fields, compared by
+// reflection: a field the kubelet adds is noticed here even while the
+// round-trip fixtures above leave it empty (and so out of the JSON).
+func TestMirrorsKubeletFieldSets(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		mirror, kubel reflect.Type
+	}{
+		{"request", reflect.TypeFor[Request](), reflect.TypeFor[credentialproviderv1.CredentialProviderRequest]()},
+		{"response", reflect.TypeFor[Response](), reflect.TypeFor[credentialproviderv1.CredentialProviderResponse]()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mine, theirs := map[string]string{}, map[string]string{}
+			jsonShape(tc.mirror, "", mine)
+			jsonShape(tc.kubel, "", theirs)
+			if len(theirs) < 5 {
+				t.Fatalf("kubelet %s: only %v: the walk is broken", tc.kubel, theirs)
+			}
+			for path, kind := range theirs {
+				if got, ok := mine[path]; !ok {
+					t.Errorf("kubelet field %s (%s) is not mirrored", path, kind)
+				} else if got != kind {
+					t.Errorf("field %s: mirror %s, kubelet %s", path, got, kind)
+				}
+			}
+			for path := range mine {
+				if _, ok := theirs[path]; !ok {
+					t.Errorf("mirror field %s is not in the kubelet's type", path)
+				}
+			}
+		})
+	}
+}
+
+// jsonShape records, under its JSON path, the JSON kind of every field
+// encoding/json writes for t: embedded structs are flattened as it does,
+// and a type with its own MarshalJSON (metav1.Duration, Duration) is a leaf.
+func jsonShape(t reflect.Type, path string, out map[string]string) {
+	marshaler := reflect.TypeFor[json.Marshaler]()
+	if t.Implements(marshaler) || reflect.PointerTo(t).Implements(marshaler) {
+		out[path] = "custom"
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		jsonShape(t.Elem(), path, out)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+				jsonShape(f.Type, path, out)
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			jsonShape(f.Type, path+"."+name, out)
+		}
+	case reflect.Map, reflect.Slice:
+		out[path] = t.Kind().String()
+		jsonShape(t.Elem(), path+"[]", out)
+	default:
+		out[path] = t.Kind().String()
+	}
+}

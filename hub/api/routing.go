@@ -40,7 +40,7 @@ func (s *server) checkNewPrefix(ctx context.Context, ws, name string, prefix ima
 			return nil, errorf(http.StatusConflict, "registry credential %q of workspace %q already has host %s; a second one for the same host would leave the choice to its name: change that one (registry update %s) or delete it first",
 				c.Name, ws, c.Host, c.Name)
 		}
-		n, ok := p.Match(imageref.Repo{Host: prefix.Host, Path: prefix.Path})
+		n, ok := p.Match(imageref.Repo(prefix))
 		if !ok || p.Path == prefix.Path {
 			continue
 		}

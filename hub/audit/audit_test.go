@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -41,24 +42,29 @@ func TestWriterFlushesEverything(t *testing.T) {
 	}
 }
 
+// In a synctest bubble the interval is the writer's own ticker on the
+// bubble's clock: one interval later the event is in the store.
 func TestWriterFlushesOnInterval(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	w := NewWriter(st, slog.Default(), WithInterval(10*time.Millisecond))
-	defer w.Close()
-	w.Record(store.AuditEvent{Workspace: "ws", Kind: "manifest", Status: 200})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		got, _ := st.QueryAudit(context.Background(), store.AuditQuery{Workspace: "ws"})
-		if len(got) == 1 {
-			return
+	synctest.Test(t, func(t *testing.T) {
+		st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("event not written within 5s by the interval flush")
+		defer st.Close()
+		const interval = 10 * time.Millisecond
+		w := NewWriter(st, slog.Default(), WithInterval(interval))
+		defer w.Close()
+		w.Record(store.AuditEvent{Workspace: "ws", Kind: "manifest", Status: 200})
+		synctest.Wait()
+		if got, _ := st.QueryAudit(context.Background(), store.AuditQuery{Workspace: "ws"}); len(got) != 0 {
+			t.Fatalf("%d events written before the interval", len(got))
+		}
+		time.Sleep(interval + time.Millisecond) // the bubble's clock: no real wait
+		synctest.Wait()
+		if got, _ := st.QueryAudit(context.Background(), store.AuditQuery{Workspace: "ws"}); len(got) != 1 {
+			t.Fatalf("%d events written after one interval, want 1 by the interval flush", len(got))
+		}
+	})
 }
 
 // Flush writes what was recorded before it, without waiting for the

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -74,29 +75,39 @@ func TestRefusalKeysBounded(t *testing.T) {
 	}
 }
 
-// A window's aggregate is written when the window ends, not only on Close.
+// A window's aggregate is written when the window ends, not only on Close
+// (on the bubble's clock: the writer's ticker and its clock are the
+// bubble's).
 func TestRefusalWindowFlushes(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	w := NewWriter(st, slog.Default(), WithInterval(10*time.Millisecond), WithRefusalWindow(50*time.Millisecond))
-	defer w.Close()
-	for range 10 {
-		w.Record(store.AuditEvent{Reason: "malformed", Status: 401})
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		evs, _ := st.QueryAudit(context.Background(), store.AuditQuery{Refused: true})
-		var n int64
-		for _, e := range evs {
-			n += e.Count
+	synctest.Test(t, func(t *testing.T) {
+		st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n == 10 {
-			return
+		defer st.Close()
+		const window = 50 * time.Millisecond
+		w := NewWriter(st, slog.Default(), WithInterval(10*time.Millisecond), WithRefusalWindow(window))
+		defer w.Close()
+		for range 10 {
+			w.Record(store.AuditEvent{Reason: "malformed", Status: 401})
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("aggregate not written within 10s of its window's end")
+		counted := func() int64 {
+			evs, _ := st.QueryAudit(context.Background(), store.AuditQuery{Refused: true})
+			var n int64
+			for _, e := range evs {
+				n += e.Count
+			}
+			return n
+		}
+		time.Sleep(window / 2) // the bubble's clock: no real wait
+		synctest.Wait()
+		if n := counted(); n >= 10 {
+			t.Fatalf("%d refusals counted before the window ended: the aggregate came early", n)
+		}
+		time.Sleep(window) // past the window's end and a tick
+		synctest.Wait()
+		if n := counted(); n != 10 {
+			t.Fatalf("%d refusals counted, want the aggregate of 10 written when its window ended", n)
+		}
+	})
 }

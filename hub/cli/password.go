@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -44,27 +43,4 @@ func readPassword(ctx context.Context, in io.Reader, prompt io.Writer) (string, 
 		return "", errors.New("empty password on stdin: pipe it in, e.g. printf '%s' \"$PASSWORD\" | pullgate-hub registry add ... --password-stdin")
 	}
 	return pw, nil
-}
-
-// readLine reads one line from r in a goroutine so that ctx can interrupt
-// the wait.
-func readLine(ctx context.Context, r io.Reader) (string, error) {
-	type result struct {
-		s   string
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := bufio.NewReader(io.LimitReader(r, credential.MaxSecretLen+2)).ReadString('\n')
-		if errors.Is(err, io.EOF) && s != "" {
-			err = nil
-		}
-		ch <- result{strings.TrimRight(s, "\r\n"), err}
-	}()
-	select {
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case r := <-ch:
-		return r.s, r.err
-	}
 }

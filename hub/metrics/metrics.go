@@ -4,8 +4,6 @@ package metrics
 
 import (
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -86,16 +84,15 @@ func (h *Hub) Handler() http.Handler {
 	return promhttp.HandlerFor(h.Registry, promhttp.HandlerOpts{Registry: h.Registry})
 }
 
-// Instrument counts requests of a route and observes their latency.
+// Instrument counts requests of a route and observes their latency, with
+// promhttp's wrappers (its writer keeps Flusher, Hijacker and Unwrap). The
+// method label is Method's, not promhttp's lower-case one, so that the
+// series stay those the proxy counts beside them.
 func (h *Hub) Instrument(route string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m := Method(r.Method)
-		h.Requests.WithLabelValues(route, m, strconv.Itoa(sw.code)).Inc()
-		h.Latency.WithLabelValues(route, m).Observe(time.Since(start).Seconds())
-	})
+	method := promhttp.WithLabelFromRequest("method", func(r *http.Request) string { return Method(r.Method) })
+	l := prometheus.Labels{"route": route}
+	return promhttp.InstrumentHandlerDuration(h.Latency.MustCurryWith(l),
+		promhttp.InstrumentHandlerCounter(h.Requests.MustCurryWith(l), next, method), method)
 }
 
 // Method is the label value of an HTTP method. Any token is a valid method
@@ -108,19 +105,3 @@ func Method(m string) string {
 	}
 	return "other"
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	code        int
-	wroteHeader bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.code, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

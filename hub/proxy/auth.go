@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,15 +31,8 @@ func credentials(r *http.Request) (string, bool) {
 	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
 		return strings.TrimSpace(tok), true
 	}
-	if b, ok := strings.CutPrefix(h, "Basic "); ok {
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b))
-		if err != nil {
-			return "", false
-		}
-		_, pass, ok := strings.Cut(string(raw), ":")
-		return pass, ok
-	}
-	return "", false
+	_, pass, ok := r.BasicAuth()
+	return pass, ok
 }
 
 // authorize checks an install token completely: signature, expiry, and the

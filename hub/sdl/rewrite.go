@@ -8,8 +8,9 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/pullgate/pullgate/pkg/imageref"
-	"gopkg.in/yaml.v3"
 )
 
 // CheckHubHost validates the hub's address as it goes in front of image

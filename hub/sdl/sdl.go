@@ -20,7 +20,7 @@ import (
 	"strings"
 	"unicode"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/pullgate/pullgate/pkg/imageref"
 )

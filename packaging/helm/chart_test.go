@@ -55,6 +55,9 @@ func repoRoot(t *testing.T) string {
 // on PATH.
 func helmBin(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs helm: skipped with -short (make test-short)")
+	}
 	if p := os.Getenv("PULLGATE_HELM"); p != "" {
 		return p
 	}

@@ -208,7 +208,7 @@ func FuzzParsePrefix(f *testing.F) {
 			if !repoGrammar.MatchString(p.Path) {
 				t.Fatalf("prefix %q: path outside the grammar", p)
 			}
-			if _, ok := p.Match(Repo{Host: p.Host, Path: p.Path}); !ok {
+			if _, ok := p.Match(Repo(p)); !ok {
 				t.Fatalf("prefix %q does not match itself", p)
 			}
 		}
