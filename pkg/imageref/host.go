@@ -141,7 +141,7 @@ func checkAuthority(h string, r hostRules) error {
 		}
 		hostname = hh
 	}
-	if r.dnsName && net.ParseIP(strings.Trim(hostname, "[]")) == nil && !hostnameRE.MatchString(hostname) {
+	if r.dnsName && net.ParseIP(strings.Trim(hostname, "[]")) == nil && !hostnameRE().MatchString(hostname) {
 		return errors.New("not a host name")
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -22,11 +23,17 @@ const DockerHub = "docker.io"
 const dockerHubUpstream = "registry-1.docker.io"
 
 // hostnameRE is a DNS name: dot-separated labels of letters, digits and
-// inner hyphens.
-var hostnameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$`)
+// inner hyphens. Compiled on first use, not at init: the credential
+// helper, exec'd by the kubelet for every pull, links this package.
+var hostnameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$`)
+})
 
-// component is one path component of a repository (distribution's grammar).
-var component = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+// component is one path component of a repository (distribution's
+// grammar), compiled on first use as hostnameRE is.
+var component = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+})
 
 // CanonicalHost normalises a registry host as a user may write it
 // ("https://index.docker.io/v1/", "GHCR.io", "127.0.0.1:5000") to the form
@@ -110,7 +117,7 @@ func checkPath(p string) error {
 		return fmt.Errorf("longer than 255 characters")
 	}
 	for _, c := range strings.Split(p, "/") {
-		if !component.MatchString(c) {
+		if !component().MatchString(c) {
 			return fmt.Errorf("path component %q: must be lowercase letters and digits separated by '.', '_', '__' or '-'", clip(c))
 		}
 	}
@@ -213,7 +220,7 @@ func ParsePattern(s string) (Pattern, error) {
 		if c == "**" {
 			continue
 		}
-		if !component.MatchString(strings.ReplaceAll(c, "*", "a")) {
+		if !component().MatchString(strings.ReplaceAll(c, "*", "a")) {
 			return Pattern{}, fmt.Errorf("repository pattern %q: component %q is not a repository name or glob", clip(s), clip(c))
 		}
 	}
