@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -49,6 +50,14 @@ const StateFile = "served-images.json"
 // whose pull was still running at the revocation is removed by a later
 // sweep (after each resync) within this time.
 const DefaultRetain = time.Hour
+
+// maxRepos bounds the record (the names tenants' pods ask for are theirs to
+// choose); past it new repositories are not recorded, so their images stay.
+// maxStateBytes bounds the file read back.
+const (
+	maxRepos      = 10000
+	maxStateBytes = 8 << 20
+)
 
 // use is one install a repository was served for.
 type use struct {
@@ -121,6 +130,10 @@ func (p *Pruner) Served(image, installID, workspace string) {
 	defer p.mu.Unlock()
 	ins := p.repos[repo]
 	if ins == nil {
+		if len(p.repos) >= maxRepos {
+			p.log.Warn("record of served images full; not recording", "repository", repo)
+			return
+		}
 		ins = map[string]*use{}
 		p.repos[repo] = ins
 	}
@@ -261,18 +274,21 @@ func (p *Pruner) classify() (revoked, live map[string]bool) {
 	return revoked, live
 }
 
+// removable: every name of the image is a repository served only for
+// revoked installs. A name the record does not know (pulled without the
+// agent, or another copy of the same content) or that does not parse keeps
+// the image: its id is shared by all its names.
 func removable(img Image, revoked, live map[string]bool) bool {
-	hit := false
+	if len(img.Refs) == 0 {
+		return false
+	}
 	for _, ref := range img.Refs {
 		repo := repoOf(ref)
-		if live[repo] {
+		if repo == "" || live[repo] || !revoked[repo] {
 			return false
 		}
-		if revoked[repo] {
-			hit = true
-		}
 	}
-	return hit
+	return true
 }
 
 // expire forgets revoked installs' records older than the retain time.
@@ -297,14 +313,37 @@ func (p *Pruner) load() error {
 	if p.path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(p.path)
+	f, err := os.Open(p.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(b, &p.repos)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxStateBytes {
+		return fmt.Errorf("%s: larger than %d bytes", p.path, maxStateBytes)
+	}
+	repos := map[string]map[string]*use{}
+	if err := json.Unmarshal(b, &repos); err != nil {
+		return err
+	}
+	if len(repos) > maxRepos {
+		return fmt.Errorf("%s: more than %d repositories", p.path, maxRepos)
+	}
+	for repo, ins := range repos {
+		for id, u := range ins {
+			if u == nil || id == "" {
+				return fmt.Errorf("%s: bad entry for %q", p.path, repo)
+			}
+		}
+	}
+	p.repos = repos
+	return nil
 }
 
 // save writes the record when it changed (atomically, mode 0600).

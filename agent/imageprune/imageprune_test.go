@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -185,5 +187,68 @@ func TestRecordSurvivesRestartAndExpires(t *testing.T) {
 	}
 	if !slices.Contains(s.ids(), "sha256:a") {
 		t.Fatal("record kept past the retain time")
+	}
+}
+
+// An image whose content another name also carries (a tenant pushing a copy
+// of a public or another tenant's image: the runtime stores one image with
+// both names) must stay when only the revoked install's name is recorded:
+// the other name was pulled without this install's credentials.
+func TestSweepKeepsImageWithUnrecordedName(t *testing.T) {
+	s := &store{images: []Image{
+		{ID: "sha256:dup", Refs: []string{hub + "/ghcr.io/evil/nginx:1", "docker.io/library/nginx:1"}},
+		{ID: "sha256:odd", Refs: []string{hub + "/ghcr.io/evil/app:1", "not a valid ref!"}},
+		{ID: "sha256:own", Refs: []string{hub + "/ghcr.io/evil/app:2"}},
+	}}
+	p := New(s, t.TempDir())
+	p.Served(hub+"/ghcr.io/evil/nginx:1", "i-evil", "ws-evil")
+	p.Served(hub+"/ghcr.io/evil/app:1", "i-evil", "ws-evil")
+	p.Synced(map[string]wire.InstallState{})
+	if _, err := p.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.ids(), []string{"sha256:dup", "sha256:odd"}; !slices.Equal(got, want) {
+		t.Fatalf("images left %v, want %v", got, want)
+	}
+}
+
+// The record is bounded: a tenant's pods asking for ever new repository
+// names cannot grow it (and served-images.json) without limit, and an
+// oversized file is not loaded.
+func TestRecordBounded(t *testing.T) {
+	dir := t.TempDir()
+	p := New(&store{}, dir)
+	for i := range maxRepos + 100 {
+		p.Served(fmt.Sprintf("%s/ghcr.io/evil/r%d:1", hub, i), "i-evil", "ws-evil")
+	}
+	p.mu.Lock()
+	n := len(p.repos)
+	p.mu.Unlock()
+	if n > maxRepos {
+		t.Fatalf("%d repositories recorded, want at most %d", n, maxRepos)
+	}
+	big := make([]byte, maxStateBytes+1)
+	for i := range big {
+		big[i] = ' '
+	}
+	if err := os.WriteFile(filepath.Join(dir, StateFile), big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(&store{}, dir).load(); err == nil {
+		t.Fatal("an oversized record loaded")
+	}
+}
+
+// A corrupted record with a null entry is not loaded (a sweep would
+// dereference it).
+func TestRecordNullEntry(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"hub.test:5080/x/y":{"i-1":null}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := New(&store{images: []Image{{ID: "sha256:x", Refs: []string{hub + "/x/y:1"}}}}, dir)
+	p.Synced(map[string]wire.InstallState{})
+	if _, err := p.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
