@@ -250,6 +250,10 @@ docker-credential-helper instead (get <<< SERVER_URL).
 		fmt.Fprintf(stderr, "pullgate-credential-provider: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	if h.MaxCache < 0 {
+		fmt.Fprintf(stderr, "pullgate-credential-provider: --max-cache-duration %s: want 0 (no cap) or more\n", h.MaxCache)
+		return 2
+	}
 	req, err := ParseRequest(stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, "pullgate-credential-provider:", err)

@@ -202,3 +202,14 @@ func jsonShape(t reflect.Type, path string, out map[string]string) {
 		out[path] = t.Kind().String()
 	}
 }
+
+// A negative --max-cache-duration is refused: taken as "no cap" it would
+// let the kubelet cache a token until shortly before it expires, the
+// opposite of what a cap asks for.
+func TestMaxCacheDurationNegative(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if rc := Main([]string{"--max-cache-duration=-1s"}, strings.NewReader(""), &stdout, &stderr); rc != 2 ||
+		!strings.Contains(stderr.String(), "max-cache-duration") {
+		t.Fatalf("rc %d, stderr %q; want 2 and a message about --max-cache-duration", rc, stderr.String())
+	}
+}
