@@ -34,9 +34,15 @@ func (e *DataDirInUseError) Error() string {
 // dies, so a crash leaves no stale lock), and records who holds it.
 func lockDataDir(dir string) (release func(), err error) {
 	path := filepath.Join(dir, lockFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// Never through a symlink planted at hub.lock (the hub truncates and
+	// writes the file), and only a regular file.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openNoFollow, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("data dir lock: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("data dir lock %s: not a regular file", path)
 	}
 	ok, err := tryLock(f)
 	if err != nil {

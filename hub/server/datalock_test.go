@@ -95,3 +95,24 @@ func TestDataDirLockHolderProcess(t *testing.T) {
 	time.Sleep(time.Minute)
 	os.Exit(0)
 }
+
+// hub.lock planted as a symlink (or anything but a regular file) is
+// refused, and the file it points at is neither truncated nor written.
+func TestDataDirLockSymlinkRefused(t *testing.T) {
+	data := t.TempDir()
+	target := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(data, "hub.lock")); err != nil {
+		t.Fatal(err)
+	}
+	release, err := lockDataDir(data)
+	if err == nil {
+		release()
+		t.Error("lock taken through a symlink")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious\n" {
+		t.Fatalf("the symlink's target now holds %q", b)
+	}
+}

@@ -28,3 +28,6 @@ func tryLock(f *os.File) (bool, error) {
 }
 
 func unlock(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// openNoFollow: the lock file is not opened through a symlink.
+const openNoFollow = unix.O_NOFOLLOW
