@@ -12,6 +12,11 @@ import (
 // longer one is refused (the client can page with ?n=).
 const maxTagList = 8 << 20
 
+// tagListSlots bounds the tag lists held in memory at once (each costs a
+// few times maxTagList while rewritten): a tenant asking for a huge list
+// many times over waits for a slot instead of growing the hub's memory.
+var tagListSlots = make(chan struct{}, 4)
+
 // serveTagList answers tags/list with the upstream's list under the name
 // the client asked for (distribution spec: "name" is the repository of the
 // request): registry.test/team/app in the path-prefix form, team/app in the
@@ -35,6 +40,12 @@ func (p *Proxy) serveTagList(w *countingWriter, r *http.Request, rt route, resp 
 		// The length of the rewritten body is not known without it.
 		w.WriteHeader(http.StatusOK)
 		return 0, nil
+	}
+	select {
+	case tagListSlots <- struct{}{}:
+		defer func() { <-tagListSlots }()
+	case <-r.Context().Done():
+		return 0, &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxTagList+1))
 	if err != nil {
