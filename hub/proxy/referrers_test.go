@@ -248,9 +248,9 @@ func TestTagListName(t *testing.T) {
 }
 
 // Tag lists are rewritten in memory (up to maxTagList each): only
-// tagListSlots of them at once, the rest wait (and give up with their
+// tagListSlots large ones at once, the rest wait (and give up with their
 // client), so that many requests for a huge list cannot grow the hub
-// without bound.
+// without bound; small ones take no slot.
 func TestTagListsInMemoryBounded(t *testing.T) {
 	up := testupstream.StartInProcess(t)
 	up.PushRandomImage(t, "team/app", "v1", 1, 64)
@@ -264,6 +264,11 @@ func TestTagListsInMemoryBounded(t *testing.T) {
 	for range cap(tagListSlots) {
 		tagListSlots <- struct{}{}
 	}
+	if resp := f.get(http.MethodGet, path, tok); resp.StatusCode != http.StatusOK {
+		t.Fatalf("small tag list with every slot taken: %d %s", resp.StatusCode, readBody(t, resp))
+	}
+	defer func(n int) { smallTagList = n }(smallTagList)
+	smallTagList = 8 // the list of one tag is large now
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.hub.URL+path, nil)
