@@ -115,3 +115,25 @@ func TestDialNotANATSServerLogged(t *testing.T) {
 		t.Error("node secret in the log")
 	}
 }
+
+// The probe's error names the server without its user info, also when
+// the URL has no scheme (nats.go's default nats://) or is one of a list.
+func TestProbeNATSErrorRedacted(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	addr := strings.TrimPrefix(web.URL, "http://")
+	for _, u := range []string{
+		"user:probe-SECRET@" + addr,
+		"probe-SECRET@" + addr,
+		"nats://user:probe-SECRET@" + addr,
+		"nats://127.0.0.1:1, user:probe-SECRET@" + addr,
+	} {
+		err := probeNATS(context.Background(), u, time.Second)
+		if !errors.Is(err, ErrNotNATS) {
+			t.Fatalf("probe %q: %v, want ErrNotNATS", u, err)
+		}
+		if strings.Contains(err.Error(), "probe-SECRET") {
+			t.Errorf("probe %q: secret in the error: %v", u, err)
+		}
+	}
+}

@@ -246,3 +246,43 @@ func TestTagListName(t *testing.T) {
 	}
 
 }
+
+// Tag lists are rewritten in memory (up to maxTagList each): only
+// tagListSlots large ones at once, the rest wait (and give up with their
+// client), so that many requests for a huge list cannot grow the hub
+// without bound; small ones take no slot.
+func TestTagListsInMemoryBounded(t *testing.T) {
+	up := testupstream.StartInProcess(t)
+	up.PushRandomImage(t, "team/app", "v1", 1, 64)
+	f := newFixture(t)
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web", upstreamHost+"/team/app")
+	tok := f.token(ws, "web", time.Minute)
+	path := "/v2/" + upstreamHost + "/team/app/tags/list"
+
+	for range cap(tagListSlots) {
+		tagListSlots <- struct{}{}
+	}
+	if resp := f.get(http.MethodGet, path, tok); resp.StatusCode != http.StatusOK {
+		t.Fatalf("small tag list with every slot taken: %d %s", resp.StatusCode, readBody(t, resp))
+	}
+	defer func(n int) { smallTagList = n }(smallTagList)
+	smallTagList = 8 // the list of one tag is large now
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.hub.URL+path, nil)
+	req.SetBasicAuth("pullgate", tok)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		body := readBody(t, resp)
+		t.Fatalf("tag list served with every slot taken: %d %s", resp.StatusCode, body)
+	} else if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("tag list with every slot taken: %v, want the client's deadline", err)
+	}
+	for range cap(tagListSlots) {
+		<-tagListSlots
+	}
+	if resp := f.get(http.MethodGet, path, tok); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tag list with slots free: %d %s", resp.StatusCode, readBody(t, resp))
+	}
+}

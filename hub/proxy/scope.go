@@ -88,9 +88,8 @@ func pullScope(s string) (string, bool) {
 // nameAllowed applies the install's allow-list to a scope's repository
 // name, as parseRoute would read it in a path.
 func nameAllowed(inst store.Install, name string) bool {
-	segs := strings.Split(name, "/")
-	if len(segs) > 1 && imageref.LooksLikeHost(segs[0]) {
-		repo, err := imageref.ParseRepo(segs[0], strings.Join(segs[1:], "/"))
+	if host, path, ok := scopeHost(name); ok {
+		repo, err := imageref.ParseRepo(host, path)
 		return err == nil && imageref.Allowed(inst.Repos, repo)
 	}
 	// Mirror form: a valid repository path; the host comes per request.
@@ -98,12 +97,25 @@ func nameAllowed(inst store.Install, name string) bool {
 	return err == nil
 }
 
+// scopeHost splits a scope's repository name that starts with an upstream
+// host (the path-prefix form) into host and path.
+func scopeHost(name string) (host, path string, ok bool) {
+	host, path, ok = strings.Cut(name, "/")
+	return host, path, ok && imageref.LooksLikeHost(host)
+}
+
 // outOfScope refuses a request for a repository a narrowed token does not
 // cover, with a challenge for that repository's scope, so that the client
 // fetches a token for it. It runs after the allow-list check: a
 // repository the install may not pull is refused as that, not as this.
 func (p *Proxy) outOfScope(w http.ResponseWriter, r *http.Request, claims token.Claims, rt route) *apiError {
-	if !claims.Scoped || slices.Contains(claims.Scope, rt.name) {
+	if !claims.Scoped {
+		return nil
+	}
+	// A name with a host was granted as that path-form repository
+	// (nameAllowed): as a mirror-form path (?ns=) it names another one.
+	_, _, hosted := scopeHost(rt.name)
+	if slices.Contains(claims.Scope, rt.name) && !(rt.mirror && hosted) {
 		return nil
 	}
 	scope := "repository:" + rt.name + ":pull"

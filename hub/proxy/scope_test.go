@@ -136,3 +136,43 @@ func TestTokenScope(t *testing.T) {
 		t.Fatalf("pull with the token flow: %v", err)
 	}
 }
+
+// A scope name with a host (registry.test/org/app) was granted for that
+// path-form repository; the same string as a mirror-form path (?ns=) names
+// another repository (<ns>/registry.test/org/app), which the narrowed token
+// must not cover, even where the allow-list would.
+func TestScopeHostNameNotMirrorPath(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "scope-SECRET-pw"))
+	up.PushRandomImage(t, "org/app", "v1", 1, 64)
+	up.PushRandomImage(t, upstreamHost+"/org/app", "v1", 1, 64)
+	f := newFixture(t)
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	app := upstreamHost + "/org/app"
+	f.install(ws, "web", app, upstreamHost+"/"+app)
+	tok := f.token(ws, "web", time.Minute)
+
+	q := url.Values{"service": {"pullgate"}, "scope": {"repository:" + app + ":pull"}}
+	resp := f.get(http.MethodGet, "/auth/token?"+q.Encode(), tok)
+	body := readBody(t, resp)
+	var a tokenAnswer
+	if err := json.Unmarshal([]byte(body), &a); err != nil || a.Scope != "repository:"+app+":pull" {
+		t.Fatalf("token request: %d %s", resp.StatusCode, body)
+	}
+	get := func(path string) (*http.Response, string) {
+		resp := f.get(http.MethodGet, path, "", "Authorization", "Bearer "+a.Token)
+		return resp, readBody(t, resp)
+	}
+	if resp, body := get("/v2/" + app + "/manifests/v1"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("path form in scope: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get("/v2/" + app + "/manifests/v1?ns=" + upstreamHost); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("mirror form %s?ns=%s (repository %s/%s) with a token scoped to %s: %d %s, want 401",
+			app, upstreamHost, upstreamHost, app, app, resp.StatusCode, body)
+	}
+	// The install token itself covers it (the allow-list does).
+	resp = f.get(http.MethodGet, "/v2/"+app+"/manifests/v1?ns="+upstreamHost, "", "Authorization", "Bearer "+tok)
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("install token, mirror form: %d %s", resp.StatusCode, body)
+	}
+}

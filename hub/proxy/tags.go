@@ -12,6 +12,16 @@ import (
 // longer one is refused (the client can page with ?n=).
 const maxTagList = 8 << 20
 
+// tagListSlots bounds the large tag lists (over smallTagList) held in
+// memory at once (each costs a few times maxTagList while rewritten): a
+// tenant asking for a huge list many times over waits for a slot instead
+// of growing the hub's memory. Small lists, the usual ones, take no slot,
+// so that slow huge lists never hold them up.
+var (
+	tagListSlots = make(chan struct{}, 4)
+	smallTagList = 64 << 10
+)
+
 // serveTagList answers tags/list with the upstream's list under the name
 // the client asked for (distribution spec: "name" is the repository of the
 // request): registry.test/team/app in the path-prefix form, team/app in the
@@ -36,7 +46,18 @@ func (p *Proxy) serveTagList(w *countingWriter, r *http.Request, rt route, resp 
 		w.WriteHeader(http.StatusOK)
 		return 0, nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxTagList+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, int64(smallTagList)+1))
+	if err == nil && len(raw) > smallTagList {
+		select {
+		case tagListSlots <- struct{}{}:
+			defer func() { <-tagListSlots }()
+		case <-r.Context().Done():
+			return 0, &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
+		}
+		var rest []byte
+		rest, err = io.ReadAll(io.LimitReader(resp.Body, int64(maxTagList+1-len(raw))))
+		raw = append(raw, rest...)
+	}
 	if err != nil {
 		return 0, p.streamFailed(r, rt, "read tag list", err)
 	}

@@ -53,9 +53,22 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// RedactURL drops user info from a NATS URL for logs and errors.
+// RedactURL drops user info from a NATS URL, or a comma-separated list of
+// them, for logs and errors. A URL without a scheme is read as nats.go
+// reads it, nats:// (user:pw@host would otherwise parse as scheme "user").
 func RedactURL(u string) string {
-	p, err := url.Parse(u)
+	if strings.Contains(u, ",") {
+		parts := strings.Split(u, ",")
+		for i, one := range parts {
+			parts[i] = RedactURL(strings.TrimSpace(one))
+		}
+		return strings.Join(parts, ",")
+	}
+	s, schemeless := u, !strings.Contains(u, "://")
+	if schemeless {
+		s = "nats://" + s
+	}
+	p, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"
 	}
@@ -63,5 +76,8 @@ func RedactURL(u string) string {
 		return u
 	}
 	p.User = url.User("REDACTED")
+	if schemeless {
+		return strings.TrimPrefix(p.String(), "nats://")
+	}
 	return p.String()
 }

@@ -49,6 +49,10 @@ func TestRedactURL(t *testing.T) {
 		"nats://hub:4222":             "nats://hub:4222",
 		"nats://user:secret@hub:4222": "nats://REDACTED@hub:4222",
 		"tls://tok@hub":               "tls://REDACTED@hub",
+		"user:secret@hub:4222":        "REDACTED@hub:4222",
+		"secret@hub":                  "REDACTED@hub",
+		"hub:4222":                    "hub:4222",
+		"tls://a:secret@h1, nats://b:secret@h2:4222": "tls://REDACTED@h1,nats://REDACTED@h2:4222",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q", in, got)
