@@ -187,24 +187,7 @@ func (s *SQL) UpdateCredential(ctx context.Context, workspace, name string, u Cr
 
 // DeleteCredential removes a credential and all its secret versions.
 func (s *SQL) DeleteCredential(ctx context.Context, workspace, name string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		wsID, err := s.workspaceID(ctx, tx, workspace)
-		if err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM credentials WHERE workspace_id = ? AND name = ?`), wsID, name)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return credentialNotFound(workspace, name)
-		}
-		return nil
-	})
+	err := s.deleteNamed(ctx, tableCredentials, workspace, name, credentialNotFound)
 	return wrap(err, "delete credential %q in workspace %q", name, workspace)
 }
 

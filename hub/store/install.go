@@ -197,23 +197,6 @@ func (s *SQL) UpdateInstall(ctx context.Context, workspace, name string, u Insta
 
 // DeleteInstall removes an install.
 func (s *SQL) DeleteInstall(ctx context.Context, workspace, name string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		wsID, err := s.workspaceID(ctx, tx, workspace)
-		if err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM installs WHERE workspace_id = ? AND name = ?`), wsID, name)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return installNotFound(workspace, name)
-		}
-		return nil
-	})
+	err := s.deleteNamed(ctx, tableInstalls, workspace, name, installNotFound)
 	return wrap(err, "delete install %q in workspace %q", name, workspace)
 }

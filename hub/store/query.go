@@ -145,3 +145,33 @@ func splitList(s string) []string {
 	}
 	return strings.Split(s, ",")
 }
+
+// The tables deleteNamed deletes from: constants, so that the table name
+// in its query is never input.
+const (
+	tableCredentials = "credentials"
+	tableInstalls    = "installs"
+)
+
+// deleteNamed deletes a workspace's row by name from table (its rows
+// that cascade go with it), or returns notFound(workspace, name).
+func (s *SQL) deleteNamed(ctx context.Context, table, workspace, name string, notFound func(workspace, name string) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		wsID, err := s.workspaceID(ctx, tx, workspace)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE workspace_id = ? AND name = ?`), wsID, name)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return notFound(workspace, name)
+		}
+		return nil
+	})
+}
