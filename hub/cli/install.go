@@ -214,15 +214,9 @@ manual use). Patterns no registry credential covers are warned about.`,
 			if len(repos) > 0 {
 				req.Repos = &repos
 			}
-			if f.Changed("cluster") {
-				req.Cluster = &cluster
-			}
-			if f.Changed("namespace") {
-				req.Namespace = &namespace
-			}
-			if f.Changed("service-account") {
-				req.ServiceAccount = &sa
-			}
+			req.Cluster = ifChanged(f, "cluster", cluster)
+			req.Namespace = ifChanged(f, "namespace", namespace)
+			req.ServiceAccount = ifChanged(f, "service-account", sa)
 			s, err := g.open(cmd)
 			if err != nil {
 				return err

@@ -239,18 +239,10 @@ dropped and the username is kept only between basic, token and acr.
 				}
 				req.Kind = &kind
 			}
-			if f.Changed("username") {
-				req.Username = &username
-			}
-			if f.Changed("endpoint") {
-				req.Endpoint = &endpoint
-			}
-			if f.Changed("insecure") {
-				req.Insecure = &insecure
-			}
-			if f.Changed("allow-private-network") {
-				req.AllowPrivateNetwork = &allowPrivate
-			}
+			req.Username = ifChanged(f, "username", username)
+			req.Endpoint = ifChanged(f, "endpoint", endpoint)
+			req.Insecure = ifChanged(f, "insecure", insecure)
+			req.AllowPrivateNetwork = ifChanged(f, "allow-private-network", allowPrivate)
 			if f.Changed("realm-host") {
 				hosts := []string{}
 				for _, h := range realmHosts {
