@@ -71,6 +71,9 @@ type Proxy struct {
 
 	wsMu    sync.RWMutex
 	wsNames map[string]string
+
+	tagSlots     chan struct{} // large tag lists in memory at once (tags.go)
+	smallTagList int           // a tag list up to this size takes no slot
 }
 
 // Option configures a Proxy.
@@ -103,7 +106,7 @@ func New(s State, sealer *secrets.Sealer, keys *token.Keyring, audit Recorder, o
 	p := &Proxy{store: s, sealer: sealer, keys: keys, audit: audit, service: "pullgate",
 		log: slog.Default(), now: time.Now, wsNames: map[string]string{},
 		recheckEvery: DefaultRecheckInterval, recheckBytes: DefaultRecheckBytes, writeTimeout: DefaultWriteTimeout,
-		formTimeout: tokenFormTimeout}
+		formTimeout: tokenFormTimeout, tagSlots: make(chan struct{}, tagListSlots), smallTagList: defaultSmallTagList}
 	for _, o := range opts {
 		o(p)
 	}

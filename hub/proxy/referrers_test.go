@@ -261,14 +261,13 @@ func TestTagListsInMemoryBounded(t *testing.T) {
 	tok := f.token(ws, "web", time.Minute)
 	path := "/v2/" + upstreamHost + "/team/app/tags/list"
 
-	for range cap(tagListSlots) {
-		tagListSlots <- struct{}{}
+	for range cap(f.proxy.tagSlots) {
+		f.proxy.tagSlots <- struct{}{}
 	}
 	if resp := f.get(http.MethodGet, path, tok); resp.StatusCode != http.StatusOK {
 		t.Fatalf("small tag list with every slot taken: %d %s", resp.StatusCode, readBody(t, resp))
 	}
-	defer func(n int) { smallTagList = n }(smallTagList)
-	smallTagList = 8 // the list of one tag is large now
+	f.proxy.smallTagList = 8 // the list of one tag is large now
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.hub.URL+path, nil)
@@ -279,8 +278,8 @@ func TestTagListsInMemoryBounded(t *testing.T) {
 	} else if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("tag list with every slot taken: %v, want the client's deadline", err)
 	}
-	for range cap(tagListSlots) {
-		<-tagListSlots
+	for range cap(f.proxy.tagSlots) {
+		<-f.proxy.tagSlots
 	}
 	if resp := f.get(http.MethodGet, path, tok); resp.StatusCode != http.StatusOK {
 		t.Fatalf("tag list with slots free: %d %s", resp.StatusCode, readBody(t, resp))

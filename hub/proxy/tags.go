@@ -12,14 +12,14 @@ import (
 // longer one is refused (the client can page with ?n=).
 const maxTagList = 8 << 20
 
-// tagListSlots bounds the large tag lists (over smallTagList) held in
-// memory at once (each costs a few times maxTagList while rewritten): a
-// tenant asking for a huge list many times over waits for a slot instead
-// of growing the hub's memory. Small lists, the usual ones, take no slot,
-// so that slow huge lists never hold them up.
-var (
-	tagListSlots = make(chan struct{}, 4)
-	smallTagList = 64 << 10
+// Large tag lists (over defaultSmallTagList) held in memory at once are
+// bounded by tagListSlots (Proxy.tagSlots; each costs a few times
+// maxTagList while rewritten): a tenant asking for a huge list many times
+// over waits for a slot instead of growing the hub's memory. Small lists,
+// the usual ones, take no slot, so that slow huge lists never hold them up.
+const (
+	tagListSlots        = 4
+	defaultSmallTagList = 64 << 10
 )
 
 // serveTagList answers tags/list with the upstream's list under the name
@@ -46,11 +46,11 @@ func (p *Proxy) serveTagList(w *countingWriter, r *http.Request, rt route, resp 
 		w.WriteHeader(http.StatusOK)
 		return 0, nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, int64(smallTagList)+1))
-	if err == nil && len(raw) > smallTagList {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, int64(p.smallTagList)+1))
+	if err == nil && len(raw) > p.smallTagList {
 		select {
-		case tagListSlots <- struct{}{}:
-			defer func() { <-tagListSlots }()
+		case p.tagSlots <- struct{}{}:
+			defer func() { <-p.tagSlots }()
 		case <-r.Context().Done():
 			return 0, &apiError{status: 499, code: "UNAVAILABLE", message: "client went away"}
 		}
