@@ -12,6 +12,7 @@ import (
 
 	"github.com/pullgate/pullgate/agent/cache"
 	"github.com/pullgate/pullgate/agent/hubclient"
+	"github.com/pullgate/pullgate/internal/version"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -54,7 +55,7 @@ func (a *Agent) syncLoop(ctx context.Context, c *cache.Cache, conn *hubclient.Co
 
 func (a *Agent) syncOnce(ctx context.Context, c *cache.Cache, conn *hubclient.Conn) error {
 	keys, issuer := a.serviceAccountKeys(ctx)
-	req := wire.SyncRequest{Seq: c.Seq(), JWKS: keys, Issuer: issuer}
+	req := wire.SyncRequest{Seq: c.Seq(), JWKS: keys, Issuer: issuer, AgentVersion: version.Version()}
 	t := c.BeginSync()
 	reply, err := conn.Sync(ctx, req)
 	if err != nil {

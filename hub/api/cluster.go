@@ -122,6 +122,11 @@ type Node struct {
 	Revoked   bool       `json:"revoked"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// AgentVersion is the version the node's agent last reported (empty
+	// for an agent that does not report one); LastSeenAt is when the hub
+	// last heard from it (enrolment or resync), absent before that.
+	AgentVersion string     `json:"agent_version"`
+	LastSeenAt   *time.Time `json:"last_seen_at,omitempty"`
 }
 
 // NodeList is the GET /clusters/{cluster}/nodes response.
@@ -130,10 +135,14 @@ type NodeList struct {
 }
 
 func nodeView(n store.Node) Node {
-	v := Node{ID: n.ID, Name: n.Name, Revoked: n.Revoked, CreatedAt: n.CreatedAt}
+	v := Node{ID: n.ID, Name: n.Name, Revoked: n.Revoked, CreatedAt: n.CreatedAt, AgentVersion: n.AgentVersion}
 	if !n.RevokedAt.IsZero() {
 		t := n.RevokedAt
 		v.RevokedAt = &t
+	}
+	if !n.LastSeenAt.IsZero() {
+		t := n.LastSeenAt.UTC()
+		v.LastSeenAt = &t
 	}
 	return v
 }

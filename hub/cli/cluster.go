@@ -252,9 +252,16 @@ Enrolled nodes keep their own identities. The new token is reusable unless
 			if s.json {
 				return s.printJSON(ns)
 			}
-			t := newTable(s.out, "ID", "NAME", "REVOKED", "ENROLLED")
+			t := newTable(s.out, "ID", "NAME", "VERSION", "LAST CONTACT", "REVOKED", "ENROLLED")
 			for _, n := range ns {
-				t.row(n.ID, n.Name, fmt.Sprint(n.Revoked), fmtTime(n.CreatedAt))
+				v, seen := n.AgentVersion, "never"
+				if v == "" {
+					v = "unknown"
+				}
+				if n.LastSeenAt != nil {
+					seen = fmtTime(*n.LastSeenAt)
+				}
+				t.row(n.ID, n.Name, v, seen, fmt.Sprint(n.Revoked), fmtTime(n.CreatedAt))
 			}
 			return t.flush()
 		},

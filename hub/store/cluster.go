@@ -268,16 +268,19 @@ func nullable(id string) any {
 	return id
 }
 
-const nodeCols = `id, cluster_id, name, revoked, created_at, revoked_at`
+const nodeCols = `id, cluster_id, name, revoked, created_at, revoked_at, agent_version, last_seen_at`
 
 func scanNode(r rowScanner, extra ...any) (Node, error) {
 	var n Node
-	var created, revoked int64
-	dest := append([]any{&n.ID, &n.ClusterID, &n.Name, &n.Revoked, &created, &revoked}, extra...)
+	var created, revoked, seen int64
+	dest := append([]any{&n.ID, &n.ClusterID, &n.Name, &n.Revoked, &created, &revoked, &n.AgentVersion, &seen}, extra...)
 	err := r.Scan(dest...)
 	n.CreatedAt = fromNanos(created)
 	if revoked != 0 {
 		n.RevokedAt = fromNanos(revoked)
+	}
+	if seen != 0 {
+		n.LastSeenAt = fromNanos(seen)
 	}
 	return n, err
 }
@@ -309,8 +312,8 @@ func newNode(clusterID, name string, secretHash []byte) (Node, error) {
 func (s *SQL) insertNode(ctx context.Context, ex interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
 }, n Node, secretHash []byte) error {
-	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO nodes (`+nodeCols+`, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		n.ID, n.ClusterID, n.Name, false, toNanos(n.CreatedAt), 0, secretHash)
+	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO nodes (`+nodeCols+`, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		n.ID, n.ClusterID, n.Name, false, toNanos(n.CreatedAt), 0, "", 0, secretHash)
 	return err
 }
 

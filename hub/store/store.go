@@ -286,4 +286,8 @@ type Node struct {
 	Revoked   bool
 	CreatedAt time.Time
 	RevokedAt time.Time
+	// AgentVersion and LastSeenAt are what the hub last heard from the
+	// node's agent (NodeContact): zero until then.
+	AgentVersion string
+	LastSeenAt   time.Time
 }

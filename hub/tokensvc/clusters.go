@@ -2,6 +2,7 @@ package tokensvc
 
 import (
 	"context"
+	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
 )
@@ -22,6 +23,8 @@ type Clusters interface {
 	// join token, atomically.
 	EnrolNode(ctx context.Context, clusterID, name string, secretHash []byte) (store.Node, error)
 	NodeByID(ctx context.Context, id string) (store.Node, []byte, error)
+	// NodeContact records the agent's version and the time it was heard.
+	NodeContact(ctx context.Context, nodeID, version string, t time.Time) error
 }
 
 var _ Clusters = (*store.SQL)(nil)

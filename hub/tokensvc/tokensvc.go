@@ -191,6 +191,7 @@ func (s *Service) handleEnrol(m *nats.Msg) {
 		return
 	}
 	s.log.Info("node enrolled", "cluster", c.Name, "node", n.ID, "name", n.Name, "agent_version", clipVersion(req.AgentVersion))
+	s.contact(ctx, n.ID, req.AgentVersion)
 	s.respond(m, wire.EnrolReply{NodeID: n.ID, NodeSecret: secret, ClusterID: c.ID, Cluster: c.Name, Shared: c.WorkspaceID == ""})
 }
 
@@ -390,6 +391,7 @@ func (s *Service) Sync(ctx context.Context, subject string, req wire.SyncRequest
 	if e != nil {
 		return wire.SyncReply{ErrorReply: *e}
 	}
+	s.contact(ctx, n.ID, req.AgentVersion)
 	if len(req.JWKS) > 0 {
 		if e := s.proposeKeys(ctx, n, c, req.JWKS, req.Issuer); e != nil {
 			return wire.SyncReply{ErrorReply: *e}
@@ -472,6 +474,14 @@ func sortedKeys(set map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// contact records that a node was heard from; a failure is logged only
+// (the node is served either way).
+func (s *Service) contact(ctx context.Context, nodeID, version string) {
+	if err := s.store.NodeContact(ctx, nodeID, version, time.Now()); err != nil {
+		s.log.Warn("record node contact", "node", nodeID, "err", err)
+	}
 }
 
 // clipVersion bounds the agent version a node reports (its own word, only

@@ -262,12 +262,16 @@ func TestSyncAndRevocations(t *testing.T) {
 	nc.Flush()
 
 	var sync wire.SyncReply
-	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{}, &sync)
+	e.request(nc, wire.SyncSubject(node.ClusterID, node.NodeID), wire.SyncRequest{AgentVersion: "v9.8.7"}, &sync)
 	if len(sync.Installs) != 2 || sync.Installs[web.ID].Generation != web.Generation || sync.Source == "" {
 		t.Fatalf("sync: %+v", sync)
 	}
 
 	ctx := context.Background()
+	// The resync records the agent's version and the contact.
+	if n, _, err := e.store.NodeByID(ctx, node.NodeID); err != nil || n.AgentVersion != "v9.8.7" || time.Since(n.LastSeenAt) > time.Minute {
+		t.Fatalf("node after sync: version %q last seen %v (%v)", n.AgentVersion, n.LastSeenAt, err)
+	}
 	off := false
 	web, _ = e.store.UpdateInstall(ctx, "acme", "web", store.InstallUpdate{Enabled: &off})
 	if err := e.svc.InstallChanged(ctx, web); err != nil {

@@ -194,6 +194,10 @@ type SyncRequest struct {
 	// Issuer, when set, is the issuer URL the agent found for those keys;
 	// part of the proposal.
 	Issuer string `json:"issuer,omitempty"`
+	// AgentVersion is the agent's version, so that the hub shows what each
+	// node runs after an upgrade (enrolment happens once). Optional: older
+	// agents do not send it and keep being served.
+	AgentVersion string `json:"agent_version,omitempty"`
 }
 
 // SyncReply lists every live install of the cluster. Anything a node holds
