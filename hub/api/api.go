@@ -119,6 +119,8 @@ var routes = []route{
 	{"POST", pCluster + "/nodes/{node}/revoke", (*server).revokeNode},
 
 	{"GET", "/api/v1/audit", (*server).queryAudit},
+	{"GET", "/api/v1/audit/stats", (*server).auditStats},
+	{"GET", "/api/v1/audit/export", (*server).exportAudit},
 
 	{"GET", "/api/v1/cache", (*server).getCacheStats},
 	{"GET", "/api/v1/cache/entries", (*server).listCacheEntries},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
 )
@@ -79,4 +80,5 @@ type NodeStore interface {
 // AuditLog reads the audit trail.
 type AuditLog interface {
 	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error)
+	AuditStats(ctx context.Context, q store.AuditQuery, by string, bucket time.Duration) ([]store.AuditBucket, error)
 }

@@ -51,27 +51,7 @@ func (s *SQL) AppendAudit(ctx context.Context, events []AuditEvent) error {
 // QueryAudit returns events matching q in ID order. Limit defaults to
 // DefaultAuditLimit and is capped at MaxAuditLimit.
 func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
-	var where []string
-	var args []any
-	if q.Workspace != "" {
-		where = append(where, "workspace = ?")
-		args = append(args, q.Workspace)
-	}
-	if q.Install != "" {
-		where = append(where, "install = ?")
-		args = append(args, q.Install)
-	}
-	if !q.Since.IsZero() {
-		where = append(where, "ts >= ?")
-		args = append(args, toNanos(q.Since))
-	}
-	if q.AfterID > 0 {
-		where = append(where, "id > ?")
-		args = append(args, q.AfterID)
-	}
-	if q.Refused {
-		where = append(where, "reason <> ''")
-	}
+	where, args := auditWhere(q)
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultAuditLimit
@@ -81,7 +61,11 @@ func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	query += ` ORDER BY id LIMIT ?`
+	order := ` ORDER BY id`
+	if q.Desc {
+		order += ` DESC`
+	}
+	query += order + ` LIMIT ?`
 	args = append(args, limit)
 
 	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)

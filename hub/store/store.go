@@ -164,6 +164,19 @@ type AuditQuery struct {
 	AfterID   int64 // only events with a larger ID (for --follow)
 	Refused   bool  // only refused requests (Reason set)
 	Limit     int   // 0 means a default of 1000
+	// Repository, Upstream and Node (the node's id) match exactly;
+	// StatusMin..StatusMax bound the status (0: no bound); Until is the
+	// exclusive end of the time range; BeforeID keeps events with a
+	// smaller ID; Desc returns the newest first (paging back with
+	// BeforeID).
+	Repository string
+	Upstream   string
+	Node       string
+	StatusMin  int
+	StatusMax  int
+	Until      time.Time
+	BeforeID   int64
+	Desc       bool
 }
 
 // Cluster is a set of nodes that pull through the hub.
