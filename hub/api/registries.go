@@ -95,8 +95,11 @@ func (s *server) listRegistries(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := RegistryList{Registries: make([]Registry, 0, len(cs))}
+	affected := s.registryInstalls(r.Context(), r.PathValue("ws"), cs)
 	for _, c := range cs {
-		out.Registries = append(out.Registries, s.describe(r.Context(), c))
+		v := s.describe(r.Context(), c)
+		v.Installs = affected[c.Name]
+		out.Registries = append(out.Registries, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -107,7 +110,9 @@ func (s *server) getRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.describe(r.Context(), c))
+	v := s.describe(r.Context(), c)
+	v.Installs = s.registryInstalls(r.Context(), r.PathValue("ws"), []store.Credential{c})[c.Name]
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -148,6 +148,10 @@ type Registry struct {
 	Auth      string     `json:"auth,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// Installs (list and get only) are the workspace's installs whose
+	// allow-list reaches the host: the ones disabling or deleting the
+	// credential affects.
+	Installs []string `json:"installs,omitempty"`
 }
 
 // RegistryList is the body of GET .../registries.
