@@ -21,6 +21,7 @@ import (
 
 	"github.com/pullgate/pullgate/hub/api"
 	"github.com/pullgate/pullgate/hub/audit"
+	"github.com/pullgate/pullgate/hub/console"
 	"github.com/pullgate/pullgate/hub/credential"
 	"github.com/pullgate/pullgate/hub/metrics"
 	"github.com/pullgate/pullgate/hub/natsauth"
@@ -205,6 +206,9 @@ func Run(ctx context.Context, cfg Config) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.Instrument("api", apiHandler))
 	health(mux)
+	// The web console: "/" and /assets/ only (anything else it answers
+	// 404); the proxy's /v2/ and /auth/token are routed before this mux.
+	mux.Handle("/", m.Instrument("console", console.Handler()))
 
 	// /metrics names workspaces, credentials and upstream hosts: it has a
 	// listener of its own (loopback by default), never the public one.
