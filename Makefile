@@ -148,3 +148,11 @@ e2e-k8s: tools build
 	GO=$(GO) sh e2e/k8s/build-tools.sh $(CACHEBIN)
 	$(GO) test -c -tags e2e_k8s -o $(BIN)/e2e-k8s.test ./e2e/k8s/
 	unshare --net sh e2e/k8s/netns.sh $(CURDIR)/$(BIN)/e2e-k8s.test -test.v -test.timeout 30m
+
+# --- The web console in a real browser (e2e/console): headless Chromium
+# (Debian's chromium, or PULLGATE_CHROMIUM) against a hub process and a
+# registry with token auth. Screenshots and the page weight go to
+# e2e/console/out (or PULLGATE_CONSOLE_SCREENSHOTS).
+.PHONY: e2e-console
+e2e-console: build
+	$(GO) test -count=1 -timeout 10m -tags e2e_console -v ./e2e/console/

@@ -14,28 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/hubproc"
 	"github.com/pullgate/pullgate/internal/testupstream"
 
 	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 // binary is bin/<name> as `make build` leaves it, built here when missing
-// so a test also runs on its own.
-func binary(t *testing.T, name, pkg string) string {
-	t.Helper()
-	root := testupstream.RepoRoot(t)
-	bin := filepath.Join(root, "bin", name)
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	bin = filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, out)
-	}
-	return bin
-}
+// so a test also runs on its own (shared with e2e/console).
+func binary(t *testing.T, name, pkg string) string { return hubproc.Binary(t, name, pkg) }
 
 func hubBinary(t *testing.T) string { return binary(t, "pullgate-hub", "./hub/cmd/pullgate-hub") }
 

@@ -22,11 +22,13 @@ var statsWidths = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute
 // AuditStats is the body of GET /api/v1/audit/stats: pulls, requests and
 // bytes per time bucket and per install or upstream host.
 type AuditStats struct {
-	By      string          `json:"by"`
-	Bucket  string          `json:"bucket"` // the width, a Go duration
-	Since   time.Time       `json:"since"`
-	Until   time.Time       `json:"until"`
-	Buckets []AuditStatsRow `json:"buckets"`
+	By     string `json:"by"`
+	Bucket string `json:"bucket"` // the width, a Go duration
+	// BucketSeconds is the width in seconds.
+	BucketSeconds int64           `json:"bucket_seconds"`
+	Since         time.Time       `json:"since"`
+	Until         time.Time       `json:"until"`
+	Buckets       []AuditStatsRow `json:"buckets"`
 }
 
 // AuditStatsRow is one group's traffic in one bucket (empty buckets are
@@ -92,7 +94,7 @@ func (s *server) auditStats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := AuditStats{By: by, Bucket: width.String(), Since: q.Since.UTC(), Until: q.Until.UTC(), Buckets: make([]AuditStatsRow, 0, len(rows))}
+	out := AuditStats{By: by, Bucket: width.String(), BucketSeconds: int64(width / time.Second), Since: q.Since.UTC(), Until: q.Until.UTC(), Buckets: make([]AuditStatsRow, 0, len(rows))}
 	for _, b := range rows {
 		out.Buckets = append(out.Buckets, AuditStatsRow{Start: b.Start.UTC(), Key: b.Key, Requests: b.Requests, Pulls: b.Pulls, Refused: b.Refused, Bytes: b.Bytes})
 	}

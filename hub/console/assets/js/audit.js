@@ -7,6 +7,7 @@ import { h, table, field, button, fmtTime, fmtBytes } from './dom.js';
 import { stacked } from './chart.js';
 
 const PAGE = 50;
+const count = (v) => String(Math.round(v));
 
 export async function audit(ctx) {
   if (!ctx.ws) return h('p', { class: 'empty' }, 'No workspace yet.');
@@ -42,9 +43,8 @@ export async function audit(ctx) {
       fmtBytes(e.bytes), e.node_name || e.node, e.cache || '']);
     body.replaceChildren(table('Pulls of ' + ctx.ws + ' (newest first)', ['Time', 'Install', 'Upstream', 'Repository', 'Reference', 'Kind', 'Status', 'Bytes', 'Node', 'Cache'], rows,
       'No events match.'));
-    pager.replaceChildren(
-      button('Newest', () => { before = 0; load(); }),
-      events.length === PAGE ? button('Older', () => { before = events[events.length - 1].id; load(); }) : null);
+    pager.replaceChildren(button('Newest', () => { before = 0; load(); }));
+    if (events.length === PAGE) pager.appendChild(button('Older', () => { before = events[events.length - 1].id; load(); }));
   };
 
   const load = async () => {
@@ -82,10 +82,10 @@ export async function audit(ctx) {
       const [byIns, byUp] = await Promise.all([
         api('GET', '/audit/stats?by=install&' + p), api('GET', '/audit/stats?by=upstream&' + p)]);
       charts.replaceChildren(
-        stacked('Pulls per install (bucket ' + byIns.bucket + ')', byIns.buckets, 'pulls', (v) => String(Math.round(v))),
-        stacked('Bytes per install', byIns.buckets, 'bytes', fmtBytes),
-        stacked('Pulls per upstream', byUp.buckets, 'pulls', (v) => String(Math.round(v))),
-        stacked('Bytes per upstream', byUp.buckets, 'bytes', fmtBytes));
+        stacked('Pulls per install', byIns, 'pulls', count, true),
+        stacked('Bytes per install', byIns, 'bytes', fmtBytes),
+        stacked('Pulls per upstream', byUp, 'pulls', count, true),
+        stacked('Bytes per upstream', byUp, 'bytes', fmtBytes));
     } catch (e) { ctx.fail(e); }
   };
 

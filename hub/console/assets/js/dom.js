@@ -7,8 +7,8 @@ export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (/^on/i.test(k)) throw new Error('h: event attributes are not allowed: ' + k);
-    if (k === 'onclick' || k === 'style') throw new Error('h: ' + k + ' is not allowed');
+    if (k !== 'on' && /^on/i.test(k)) throw new Error('h: event attributes are not allowed: ' + k);
+    if (k === 'style' || k === 'srcdoc') throw new Error('h: ' + k + ' is not allowed');
     if (k === 'on') {
       for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn);
     } else if (k === 'class') {

@@ -1,0 +1,245 @@
+//go:build e2e_console
+
+package console
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/pullgate/pullgate/internal/testupstream"
+)
+
+// browser is one headless Chromium tab with what the suite watches:
+// every response body (for secrets), the bytes on the wire, and CSP
+// violations and uncaught errors of the page.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu     sync.Mutex
+	bodies map[network.RequestID]string // URL by request, then checked
+	seen   []string                     // "URL\nbody" of every finished response
+	wire   float64                      // encoded bytes of finished requests since resetWire
+}
+
+// chromiumPath is Debian's chromium unless PULLGATE_CHROMIUM names another.
+func chromiumPath(t *testing.T) string {
+	if p := os.Getenv("PULLGATE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Fatal("no chromium: apt-get install chromium (or set PULLGATE_CHROMIUM)")
+	return ""
+}
+
+// newBrowser starts a fresh browser (own profile: no cookies shared
+// between the suite's users).
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 900),
+		// The suite runs as root in CI containers, where Chromium's
+		// sandbox cannot start.
+		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelA() })
+	b := &browser{t: t, ctx: ctx, bodies: map[network.RequestID]string{}}
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	// Record CSP violations and errors from the first script on: a
+	// tenant-chosen name that became markup would trigger one.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.__csp = []; window.__errors = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+window.addEventListener('error', (e) => window.__errors.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => window.__errors.push('unhandled: ' + String(e.reason && e.reason.stack || e.reason)));`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	responses := chromedp.Events(ctx, network.ResponseReceived)
+	finished := chromedp.Events(ctx, network.LoadingFinished)
+	go func() {
+		for ev, err := range responses {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.bodies[ev.RequestID] = ev.Response.URL
+			b.mu.Unlock()
+		}
+	}()
+	go func() {
+		for ev, err := range finished {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.wire += ev.EncodedDataLength
+			url := b.bodies[ev.RequestID]
+			b.mu.Unlock()
+			res, err := chromedp.Call(ctx, network.GetResponseBody, network.GetResponseBodyParams{RequestID: ev.RequestID})
+			if err != nil {
+				continue // a body Chrome did not keep (redirects, downloads)
+			}
+			b.mu.Lock()
+			b.seen = append(b.seen, url+"\n"+string(res.Body))
+			b.mu.Unlock()
+		}
+	}()
+	// Accept every confirm(): the operator clicks OK.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return b
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v\npage text: %s\nscript errors: %s", what, err, b.text(), b.errors())
+	}
+}
+
+// eval runs JavaScript and returns its value.
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// errors are the page's uncaught errors and CSP violations.
+func (b *browser) errors() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([window.__errors, window.__csp])`))
+	return s
+}
+
+// text is what the page shows (for failure messages).
+func (b *browser) text() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+	return s
+}
+
+// waitText waits until the page shows s.
+func (b *browser) waitText(s string) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(b.text(), s) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("page never showed %q; it shows:\n%s", s, b.text())
+}
+
+// dom is the serialised document plus every form field's current value.
+func (b *browser) dom() string {
+	return eval[string](b, `document.documentElement.outerHTML + '\n' + [...document.querySelectorAll('input,textarea,select')].map((e) => e.value).join('\n')`)
+}
+
+// responses returns "URL\nbody" of every response so far.
+func (b *browser) responses() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.seen...)
+}
+
+func (b *browser) resetWire() {
+	b.mu.Lock()
+	b.wire = 0
+	b.mu.Unlock()
+}
+
+func (b *browser) wireBytes() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.wire
+}
+
+// shots is where screenshots go: $PULLGATE_CONSOLE_SCREENSHOTS, else
+// e2e/console/out (ignored by git).
+func shots(t *testing.T) string {
+	dir := os.Getenv("PULLGATE_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join(testupstream.RepoRoot(t), "e2e", "console", "out")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// screenshot saves the whole page at desktop size and at a phone's.
+func (b *browser) screenshot(dir, name string) {
+	b.t.Helper()
+	for _, v := range []struct {
+		suffix string
+		w, h   int64
+		mobile bool
+	}{{"desktop", 1366, 900, false}, {"phone", 390, 844, true}} {
+		steps := []chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(v.w, v.h)}
+		if v.mobile {
+			steps = []chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(v.w, v.h, chromedp.EmulateMobile)}
+		}
+		b.do("viewport "+v.suffix, append(steps, chromedp.Sleep(150*time.Millisecond))...)
+		if v.mobile {
+			// Nothing may overflow the phone's width but the tables'
+			// own scroll boxes.
+			if w := eval[float64](b, `document.documentElement.scrollWidth`); w > float64(v.w)+1 {
+				b.t.Errorf("%s on a phone: the page is %v px wide, wider than the %d px screen", name, w, v.w)
+			}
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			b.t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+"-"+v.suffix+".png"), png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.do("viewport reset", chromedp.EmulateReset())
+}

@@ -1,0 +1,291 @@
+//go:build e2e_console
+
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pullgate/pullgate/agent/hubclient"
+	"github.com/pullgate/pullgate/internal/hubproc"
+	"github.com/pullgate/pullgate/internal/testupstream"
+	"github.com/pullgate/pullgate/pkg/wire"
+)
+
+// Names a malicious tenant or node chooses, meant to run script if the
+// console ever parsed data as HTML.
+const (
+	xssUser    = `<img src=x onerror="window.__xss='username'"><script>window.__xss='script'</script>`
+	xssVersion = `<img/src=x/onerror=window.__xss='version'>`
+)
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// apiCall is a request with a bearer token, as the CLI sends it.
+func apiCall(t *testing.T, base, token, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+func mustAPI(t *testing.T, base, token, method, path string, body any, want int, out any) {
+	t.Helper()
+	if code := apiCall(t, base, token, method, path, body, out); code != want {
+		t.Fatalf("%s %s: %d, want %d", method, path, code, want)
+	}
+}
+
+// pull fetches an image through the hub with an install token, layers
+// included, as a runtime would.
+func pull(hubAddr, token, repo string) error {
+	ref, err := name.ParseReference(hubAddr+"/"+repo, name.Insecure)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	img, err := remote.Image(ref, remote.WithAuth(&authn.Basic{Username: "pullgate", Password: token}), remote.WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// go opens a section of the console and waits for its heading.
+func (b *browser) open(base, section, heading string) {
+	b.t.Helper()
+	b.do("open "+section, chromedp.Navigate(base+"/#/"+section), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	b.waitText(heading)
+}
+
+func (b *browser) login(base, token string) {
+	b.t.Helper()
+	b.do("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=token]`), token),
+		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("nav")))
+}
+
+// noXSS checks that nothing a tenant named ran or became markup.
+func (b *browser) noXSS(where string) {
+	b.t.Helper()
+	if v := eval[string](b, `String(window.__xss)`); v != "undefined" {
+		b.t.Errorf("%s: injected script ran (%s)", where, v)
+	}
+	if n := eval[int](b, `document.querySelectorAll('main img, main script').length`); n != 0 {
+		b.t.Errorf("%s: %d img/script elements made from data", where, n)
+	}
+	if v := eval[[]string](b, `window.__csp`); len(v) != 0 {
+		b.t.Errorf("%s: CSP violations %q", where, v)
+	}
+	if v := eval[[]string](b, `window.__errors`); len(v) != 0 {
+		b.t.Errorf("%s: script errors %q", where, v)
+	}
+}
+
+func (b *browser) noSecret(where, secret string) {
+	b.t.Helper()
+	if strings.Contains(b.dom(), secret) {
+		b.t.Errorf("%s: the upstream secret is in the page", where)
+	}
+}
+
+func TestConsoleOperator(t *testing.T) {
+	began := time.Now()
+	secret := "upstream-secret-" + randHex(12)
+	up := testupstream.StartInProcess(t, testupstream.WithTokenAuth("puller", secret))
+	up.PushRandomImage(t, "org/app", "v1", 2, 64<<10)
+	hub := hubproc.StartHub(t, t.TempDir())
+	base := "http://" + hub.Addr
+	admin := hub.AdminToken(t)
+	for _, ws := range []string{"acme", "beta"} {
+		mustAPI(t, base, admin, "POST", "/api/v1/workspaces", map[string]string{"name": ws}, 201, nil)
+	}
+	operator := admin // TODO(access): a member token of acme with role operator
+	out := shots(t)
+
+	b := newBrowser(t)
+	// Page weight: everything the first load of the console moves.
+	b.resetWire()
+	b.do("first load", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)), chromedp.Sleep(500*time.Millisecond))
+	weight := b.wireBytes()
+	b.screenshot(out, "login")
+
+	b.login(base, operator)
+	b.waitText("Registries")
+
+	// Add the registry; the secret goes into a password field.
+	b.do("add registry",
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "corp"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=host]`), "registry.corp"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=endpoint]`), up.URL),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "puller"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password][type=password]`), secret),
+		chromedp.Click(chromedp.ID("reg-private")),
+		chromedp.Click(chromedp.Search(`//button[text()='Add registry']`)))
+	b.waitText("Registry corp added")
+	b.noSecret("after adding the registry", secret)
+	// The per-step test, with the upstream's real token auth.
+	b.do("test registry", chromedp.Click(chromedp.Search(`//tr[td[1]='corp']//button[text()='Test']`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=repository]`), "org/app"),
+		chromedp.Click(chromedp.Search(`//button[text()='Run test']`)))
+	b.waitText("Can pull registry.corp/org/app")
+	if n := eval[int](b, `document.querySelectorAll('.steps .fail').length`); n != 0 {
+		t.Fatalf("registry test: %d failed steps:\n%s", n, b.text())
+	}
+	b.screenshot(out, "registries")
+
+	// Create an install and mint a token, shown once.
+	b.open(base, "installs", "Installs")
+	b.do("create install",
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "web"),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=repos]`), "registry.corp/org/*"),
+		chromedp.Click(chromedp.Search(`//button[text()='Create install']`)))
+	b.waitText("Install web created")
+	b.do("mint", chromedp.Click(chromedp.Search(`//tr[td[1]='web']//button[text()='Mint token']`)),
+		chromedp.Click(chromedp.Search(`//button[text()='Mint']`)),
+		chromedp.WaitVisible(chromedp.CSS(`.once .secret`)))
+	token := eval[string](b, `document.querySelector('.once .secret').value`)
+	if strings.Count(token, ".") != 2 {
+		t.Fatalf("minted token %q", token)
+	}
+	b.screenshot(out, "installs")
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err != nil {
+		t.Fatalf("pull through the hub with the console's token: %v", err)
+	}
+	// The token is gone from the page once the operator moves on.
+	b.open(base, "audit", "Audit")
+	if strings.Contains(b.dom(), token) {
+		t.Error("the install token is still in the page after leaving the installs view")
+	}
+	b.waitText("org/app")
+	if n := eval[int](b, `document.querySelectorAll('svg.chart rect').length`); n == 0 {
+		t.Errorf("audit charts drew no bars:\n%s", b.text())
+	}
+	b.open(base, "installs", "Installs")
+	b.waitText("→ 200") // the last pull
+
+	// Disable the registry with its toggle: it says what it affects, and
+	// the next pull fails.
+	b.open(base, "registries", "Registries")
+	label := eval[string](b, `document.querySelector('button[role=switch]').getAttribute('aria-label')`)
+	if !strings.Contains(label, "affects 1 install") {
+		t.Errorf("toggle label %q does not say it affects 1 install", label)
+	}
+	b.do("disable", chromedp.Click(chromedp.CSS(`button[role=switch][aria-checked=true]`)))
+	b.waitText("Registry corp disabled")
+	b.open(base, "audit", "Audit")
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err == nil {
+		t.Fatal("pull succeeded after the registry was disabled in the console")
+	}
+	b.waitText("credential_disabled") // live: no reload
+	b.screenshot(out, "audit")
+
+	// Names a tenant or a node chose stay text.
+	mustAPI(t, base, admin, "POST", "/api/v1/workspaces/acme/registries", map[string]any{
+		"name": "evil", "host": "evil.example", "username": xssUser, "password": "x"}, 201, nil)
+	var cl struct {
+		JoinToken string `json:"join_token"`
+	}
+	mustAPI(t, base, admin, "POST", "/api/v1/clusters", map[string]any{"name": "edge", "workspace": "acme"}, 201, &cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, err := hubclient.Enrol(ctx, hub.NATS, cl.JoinToken, wire.EnrolRequest{NodeName: "edge-1", AgentVersion: xssVersion}); err != nil {
+		t.Fatalf("enrol: %v", err)
+	}
+	cancel()
+	b.open(base, "registries", "Registries")
+	b.waitText(`<img src=x onerror=`)
+	b.noXSS("registries")
+	b.open(base, "clusters", "Clusters")
+	b.waitText(xssVersion)
+	b.noXSS("clusters")
+	b.screenshot(out, "clusters")
+	b.open(base, "workspaces", "Workspaces")
+	b.screenshot(out, "workspaces")
+	b.noSecret("workspaces", secret)
+
+	// The secret typed into the form is in no response, log or file.
+	for _, r := range b.responses() {
+		if strings.Contains(r, secret) {
+			url, _, _ := strings.Cut(r, "\n")
+			t.Errorf("the upstream secret is in the response of %s", url)
+		}
+	}
+	if len(b.responses()) < 10 {
+		t.Errorf("only %d response bodies captured: the leak check saw too little", len(b.responses()))
+	}
+	if strings.Contains(hub.Log.String(), secret) {
+		t.Error("the upstream secret is in the hub's log")
+	}
+	_ = filepath.WalkDir(hub.Data, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("the upstream secret is in %s", p)
+		}
+		return nil
+	})
+
+	wall := time.Since(began)
+	report := fmt.Sprintf("console first load: %.0f bytes over the wire\noperator suite wall time: %s\nscreenshots: %s\n", weight, wall.Round(time.Millisecond), out)
+	t.Log(report)
+	if err := os.WriteFile(filepath.Join(out, "metrics.txt"), []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
