@@ -248,11 +248,17 @@ func TestConsoleOperator(t *testing.T) {
 	}
 	cancel()
 	b.open(base, "registries", "Registries")
-	b.waitText(`<img src=x onerror=`)
+	b.waitText("evil.example")
 	b.noXSS("registries")
+	if !strings.Contains(b.text(), xssUser) {
+		t.Errorf("registries: the username is not shown as the text it is:\n%s", b.text())
+	}
 	b.open(base, "clusters", "Clusters")
-	b.waitText(xssVersion)
+	b.waitText("edge-1")
 	b.noXSS("clusters")
+	if !strings.Contains(b.text(), xssVersion) {
+		t.Errorf("clusters: the agent version is not shown as the text it is:\n%s", b.text())
+	}
 	b.screenshot(out, "clusters")
 	b.open(base, "workspaces", "Workspaces")
 	b.screenshot(out, "workspaces")
