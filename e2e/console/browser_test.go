@@ -211,9 +211,11 @@ func shots(t *testing.T) string {
 	return dir
 }
 
-// screenshot saves the whole page at desktop size and at a phone's.
+// screenshot saves the whole page at desktop size and at a phone's,
+// after checking that its controls are accessible.
 func (b *browser) screenshot(dir, name string) {
 	b.t.Helper()
+	b.accessible(name)
 	for _, v := range []struct {
 		suffix string
 		w, h   int64

@@ -112,12 +112,15 @@ func (b *browser) open(base, section, heading string) {
 	b.waitText(heading)
 }
 
+// login signs in with the keyboard only: the token field has the focus
+// when the page opens, Enter submits.
 func (b *browser) login(base, token string) {
 	b.t.Helper()
-	b.do("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=token]`), token),
-		chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("nav")))
+	b.do("open the login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)))
+	if f := eval[string](b, `document.activeElement && document.activeElement.name`); f != "token" {
+		b.t.Errorf("login page: the focus is on %q, not the token field", f)
+	}
+	b.do("log in", chromedp.KeyEvent(token+"\r"), chromedp.WaitVisible(chromedp.ID("nav")))
 }
 
 // noXSS checks that nothing a tenant named ran or became markup.
@@ -134,6 +137,22 @@ func (b *browser) noXSS(where string) {
 	}
 	if v := eval[[]string](b, `window.__errors`); len(v) != 0 {
 		b.t.Errorf("%s: script errors %q", where, v)
+	}
+}
+
+// accessible checks that every control has a name a screen reader
+// reads, and that clickable things are buttons or links, not divs.
+func (b *browser) accessible(where string) {
+	b.t.Helper()
+	bad := eval[[]string](b, `[...document.querySelectorAll('input:not([type=hidden]),select,textarea,button')]
+  .filter((e) => !e.closest('[hidden]'))
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map((e) => e.outerHTML.slice(0, 80))`)
+	if len(bad) != 0 {
+		b.t.Errorf("%s: controls without a name: %q", where, bad)
+	}
+	if n := eval[int](b, `[...document.querySelectorAll('main div[tabindex], main span[tabindex], main [role=button]:not(button)')].length`); n != 0 {
+		b.t.Errorf("%s: %d clickable non-buttons", where, n)
 	}
 }
 
