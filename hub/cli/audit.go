@@ -23,6 +23,7 @@ const auditPage = 1000
 func newAuditCmd(g *globals) *cobra.Command {
 	var (
 		ws, install, since string
+		narrow             AuditQuery
 		follow, refused    bool
 		limit              int
 		interval           time.Duration
@@ -53,6 +54,7 @@ query prints one JSON array; --follow prints one JSON object per line.`,
 		Example: `  pullgate-hub audit -w acme --since 1h
   pullgate-hub audit -w acme --install web --follow
   pullgate-hub audit --refused --since 24h
+  pullgate-hub audit -w acme --repository org/app --status 4xx --since 24h --until 1h
   pullgate-hub audit --since 2026-01-02T15:00:00Z -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,7 +72,8 @@ query prints one JSON array; --follow prints one JSON object per line.`,
 				return err
 			}
 			a := &auditPrinter{s: s, follow: follow}
-			q := AuditQuery{Workspace: ws, Install: install, Since: since, Refused: refused}
+			q := narrow
+			q.Workspace, q.Install, q.Since, q.Refused = ws, install, since, refused
 			ctx := cmd.Context()
 			if !follow {
 				evs, err := fetchAudit(ctx, s.c, q, limit)
@@ -86,6 +89,11 @@ query prints one JSON array; --follow prints one JSON object per line.`,
 	f.StringVarP(&ws, "workspace", "w", "", "only events of this workspace (default: all)")
 	f.StringVar(&install, "install", "", "only events of this install")
 	f.StringVar(&since, "since", "1h", `only events since a duration ago or an RFC 3339 time ("all": no limit)`)
+	f.StringVar(&narrow.Repository, "repository", "", "only events of this repository (as shown: org/app)")
+	f.StringVar(&narrow.Upstream, "upstream", "", "only events of this upstream host")
+	f.StringVar(&narrow.Node, "node", "", "only events of this node (its id, node_...)")
+	f.StringVar(&narrow.Status, "status", "", "only events with this status (404) or class (4xx)")
+	f.StringVar(&narrow.Until, "until", "", "only events before a duration ago or an RFC 3339 time")
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
 	f.BoolVar(&refused, "refused", false, "only refused requests (bad, expired or revoked tokens, denied repositories)")
 	f.IntVar(&limit, "limit", 10000, "at most this many events (without --follow; 0: no limit)")

@@ -317,6 +317,9 @@ type AuditQuery struct {
 	After     int64  // only events with a larger id
 	Limit     int
 	Refused   bool // only refused requests
+	// Repository, Upstream, Node (id), Status (404 or 4xx) and Until
+	// (exclusive end, like Since) narrow the query further.
+	Repository, Upstream, Node, Status, Until string
 }
 
 // Audit queries the audit trail (events in id order).
@@ -339,6 +342,11 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]api.AuditEvent, err
 	}
 	if q.Refused {
 		v.Set("refused", "true")
+	}
+	for k, val := range map[string]string{"repository": q.Repository, "upstream": q.Upstream, "node": q.Node, "status": q.Status, "until": q.Until} {
+		if val != "" {
+			v.Set(k, val)
+		}
 	}
 	var out api.AuditEvents
 	if err := c.do(ctx, http.MethodGet, "/api/v1/audit", v, nil, &out); err != nil {
