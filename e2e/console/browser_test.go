@@ -134,11 +134,11 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 }
 
 // eval runs JavaScript and returns its value.
-func eval[T any](b *browser, js string) T {
+func eval[T any](b *browser, js string, opts ...chromedp.EvaluateOption) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, opts...))
 	if err != nil {
 		b.t.Fatalf("evaluate %s: %v", js, err)
 	}
