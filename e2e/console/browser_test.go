@@ -216,6 +216,9 @@ func shots(t *testing.T) string {
 func (b *browser) screenshot(dir, name string) {
 	b.t.Helper()
 	b.accessible(name)
+	if bad := eval[string](b, `(document.querySelector('main').innerText.match(/\b(null|undefined|NaN)\b|\[object /) || [''])[0]`); bad != "" {
+		b.t.Errorf("%s: the page shows %q:\n%s", name, bad, b.text())
+	}
 	for _, v := range []struct {
 		suffix string
 		w, h   int64

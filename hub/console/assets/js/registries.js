@@ -93,8 +93,8 @@ function testForm(ctx, base, r, detail) {
       const steps = [step('Reachable (' + c.upstream + ')', c.reachable), step('Authenticated' + (c.auth_scheme ? ' (' + c.auth_scheme + ')' : ''), c.authenticated)];
       if (c.repository) steps.push(step('Can pull ' + c.repository, c.can_pull));
       if (c.token_source) steps.push(step('Registry token from ' + c.token_source, c.token_obtained));
-      result.replaceChildren(h('ol', { class: 'steps' }, steps), c.error ? h('p', { class: 'err' }, c.error) : null,
-        (c.warnings || []).map((w) => h('p', { class: 'warn' }, w)));
+      result.replaceChildren(h('div', {}, h('ol', { class: 'steps' }, steps), c.error ? h('p', { class: 'err' }, c.error) : null,
+        (c.warnings || []).map((w) => h('p', { class: 'warn' }, w))));
     } catch (e) { result.replaceChildren(); ctx.fail(e); }
   } } }, h('h2', {}, 'Test ' + r.name), repo, h('button', { type: 'submit', class: 'primary' }, 'Run test'), result);
   detail.replaceChildren(form);
