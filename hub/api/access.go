@@ -169,12 +169,15 @@ func (s *server) checkCluster(ctx context.Context, name string, ru rule, p *Prin
 // requireRole is the rule check for a workspace named in a request body
 // (cluster create): 404 for a workspace the principal is no member of.
 func requireRole(ctx context.Context, ws string, need store.Role) error {
-	p := principalFrom(ctx)
+	ri := infoFrom(ctx)
+	p := ri.principal
 	role := p.Role(ws)
 	if role == "" {
+		ri.refused, ri.hideWorkspace = true, true
 		return notFoundWorkspace(ws)
 	}
 	if role.Rank() < need.Rank() {
+		ri.refused = true
 		return forbidden(p, need, ws)
 	}
 	return nil

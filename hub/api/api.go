@@ -228,6 +228,16 @@ func checkRoute(rt *route) error {
 	if !rt.access.valid() {
 		return fmt.Errorf("api: route %s %s has no access rule", rt.method, rt.path)
 	}
+	// A route of a workspace's or a cluster's objects is checked against
+	// that workspace; "any signed-in principal" there would let every
+	// member of every workspace in.
+	k := rt.access.kind
+	if strings.Contains(rt.path, "{ws}") && k != ruleWorkspace && k != ruleAdmin {
+		return fmt.Errorf("api: route %s %s names a workspace but its rule is %s, not a workspace role", rt.method, rt.path, rt.access)
+	}
+	if strings.Contains(rt.path, "{cluster}") && k != ruleCluster && k != ruleAdmin {
+		return fmt.Errorf("api: route %s %s names a cluster but its rule is %s, not a cluster role", rt.method, rt.path, rt.access)
+	}
 	if !safeMethod(rt.method) && rt.action == "" {
 		return fmt.Errorf("api: route %s %s changes state but names no activity action", rt.method, rt.path)
 	}

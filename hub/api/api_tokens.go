@@ -98,6 +98,13 @@ func (s *server) revokeAPIToken(w http.ResponseWriter, r *http.Request) error {
 		owner = ""
 	}
 	t, err := s.d.Store.RevokeAPIToken(r.Context(), r.PathValue("id"), owner)
+	if errors.Is(err, store.ErrNotFound) && owner != "" {
+		// Another user's token answers as no token; the activity log
+		// records the attempt as refused.
+		if other, gerr := s.d.Store.GetAPIToken(r.Context(), r.PathValue("id")); gerr == nil && other.UserID != owner {
+			infoFrom(r.Context()).refused = true
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,6 @@ func (s *server) createCluster(w http.ResponseWriter, r *http.Request) error {
 	if req.Workspace != "" {
 		setWorkspace(r, req.Workspace)
 		if err := requireRole(r.Context(), req.Workspace, store.RoleOperator); err != nil {
-			infoFrom(r.Context()).refused = true
 			return err
 		}
 	}
