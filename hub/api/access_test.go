@@ -89,9 +89,10 @@ var wantAccess = map[string]string{
 	"DELETE /api/v1/session": "public",
 	"GET /api/v1/whoami":     "signed-in",
 
-	"POST /api/v1/tokens":        "signed-in",
-	"GET /api/v1/tokens":         "signed-in",
-	"DELETE /api/v1/tokens/{id}": "signed-in",
+	"POST /api/v1/tokens":         "signed-in",
+	"GET /api/v1/tokens":          "signed-in",
+	"DELETE /api/v1/tokens/{id}":  "signed-in",
+	"DELETE /api/v1/users/{user}": "admin",
 
 	"POST /api/v1/workspaces":        "admin",
 	"GET /api/v1/workspaces":         "signed-in",

@@ -113,6 +113,7 @@ var routes = []route{
 	{"POST", "/api/v1/tokens", signedIn, "api_token.create", (*server).createAPIToken},
 	{"GET", "/api/v1/tokens", signedIn, "", (*server).listAPITokens},
 	{"DELETE", "/api/v1/tokens/{id}", signedIn, "api_token.revoke", (*server).revokeAPIToken},
+	{"DELETE", "/api/v1/users/{user}", admin, "user.delete", (*server).deleteUser},
 
 	{"POST", pWorkspaces, admin, "workspace.create", (*server).createWorkspace},
 	{"GET", pWorkspaces, signedIn, "", (*server).listWorkspaces},

@@ -72,6 +72,16 @@ func (s *server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteUser deletes a user with its memberships, API tokens and console
+// sessions (the admin).
+func (s *server) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.Store.DeleteUser(r.Context(), r.PathValue("user")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // whoami answers GET /api/v1/whoami.
 func (s *server) whoami(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, principalFrom(r.Context()).view())

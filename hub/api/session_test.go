@@ -204,6 +204,21 @@ func TestSessionLogin(t *testing.T) {
 	}
 	e.assertShownOnce(tok)
 	e.assertNoLeak(cookie)
+
+	// Deleting the user ends its sessions and tokens.
+	e.addMember("a", "bob", "viewer")
+	bobTok, _ := e.userToken("bob", "")
+	bobCookie, _ := e.login(bobTok)
+	e.must("DELETE", "/api/v1/users/bob", "", 204, nil)
+	if rec := e.send(req{method: "GET", path: "/api/v1/session", cookie: bobCookie}); rec.Code != 401 {
+		t.Errorf("session of a deleted user: %d", rec.Code)
+	}
+	if rec := e.send(req{method: "GET", path: "/api/v1/whoami", bearer: bobTok}); rec.Code != 401 {
+		t.Errorf("token of a deleted user: %d", rec.Code)
+	}
+	if code, _ := e.do("GET", "/api/v1/workspaces/a/members", ""); code != 200 {
+		t.Errorf("members after user delete: %d", code)
+	}
 }
 
 // csfrOf is the CSRF token of another session of the same token.

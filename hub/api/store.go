@@ -87,6 +87,8 @@ type AuditLog interface {
 // console sessions and the activity log.
 type AccessStore interface {
 	GetUser(ctx context.Context, name string) (store.User, error)
+	// DeleteUser takes the user's memberships, tokens and sessions along.
+	DeleteUser(ctx context.Context, name string) error
 	AddMember(ctx context.Context, workspace, user string, role store.Role) (store.Membership, error)
 	ListMembers(ctx context.Context, workspace string) ([]store.Membership, error)
 	MembershipsOf(ctx context.Context, userID string) ([]store.Membership, error)

@@ -234,6 +234,29 @@ func newMemberCmd(g *globals) *cobra.Command {
 		add, list, update, remove)
 }
 
+func newUserCmd(g *globals) *cobra.Command {
+	del := &cobra.Command{
+		Use:     "delete USER",
+		Aliases: []string{"rm"},
+		Short:   "Delete a user with its memberships, API tokens and console sessions (the hub admin)",
+		Example: "  pullgate-hub user delete bob",
+		Args:    exactArgs("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			if err := s.c.DeleteUser(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return s.say(nil, "user %q deleted: its tokens and sessions stopped working", args[0])
+		},
+	}
+	return group("user", "Manage users (the hub admin)",
+		"Users are created by member add and sign in with API tokens. Removing a\nmember keeps the user; deleting the user ends everything it had.",
+		"  pullgate-hub user delete bob", del)
+}
+
 func newWhoamiCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "whoami",

@@ -56,6 +56,15 @@ func (c *Client) RevokeAPIToken(ctx context.Context, id string) (api.APIToken, e
 	return out, nil
 }
 
+// DeleteUser deletes a user with its memberships, tokens and sessions
+// (the admin).
+func (c *Client) DeleteUser(ctx context.Context, user string) error {
+	if err := c.do(ctx, http.MethodDelete, "/api/v1/users/"+esc(user), nil, nil, nil); err != nil {
+		return fmt.Errorf("delete user %q: %w", user, err)
+	}
+	return nil
+}
+
 func memberPath(ws, user string) string { return wsPath(ws) + "/members/" + esc(user) }
 
 // AddMember adds user to ws with role.

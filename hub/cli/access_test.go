@@ -131,6 +131,14 @@ func TestMembersAndTokens(t *testing.T) {
 	if !strings.Contains(out, "workspace.create") || !strings.Contains(out, "api_token.revoke") {
 		t.Errorf("admin activity:\n%s", out)
 	}
+	// Deleting bob ends his tokens; only the admin may.
+	if code, _, errOut := h.runAs(aliceTok, "user", "delete", "bob"); code != 1 || !strings.Contains(errOut, "403") {
+		t.Errorf("alice deletes bob: %d %s", code, errOut)
+	}
+	h.ok("", "user", "delete", "bob")
+	if code, _, _ := h.runAs(bobTok, "whoami"); code != 1 {
+		t.Errorf("deleted user's token: %d", code)
+	}
 	// Tokens appear on stdout once each, never elsewhere.
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -99,6 +99,7 @@ the hub only. Operator commands talk to a running hub:
   cache       the pull-through cache: stats, list, evict, warm
   member      a workspace's members and their roles (owner, operator, viewer)
   token       users' API tokens
+  user        delete a user with its tokens and sessions
   whoami      who the token signs in as
   activity    who changed what: the audit of operator actions
 
@@ -129,7 +130,7 @@ allow; the admin everything.`,
 	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
 	root.AddCommand(newSDLCmd(g))
 	root.AddCommand(newCacheCmd(g))
-	root.AddCommand(newTokenCmd(g), newMemberCmd(g), newWhoamiCmd(g), newActivityCmd(g))
+	root.AddCommand(newTokenCmd(g), newMemberCmd(g), newUserCmd(g), newWhoamiCmd(g), newActivityCmd(g))
 	root.AddCommand(extra...)
 	return root
 }

@@ -257,3 +257,20 @@ func (s *SQL) checkOtherOwner(ctx context.Context, tx *sql.Tx, m Membership) err
 	}
 	return nil
 }
+
+// DeleteUser deletes a user with its memberships, API tokens and console
+// sessions.
+func (s *SQL) DeleteUser(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM users WHERE name = ?`), name)
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	if n == 0 {
+		return userNotFound(name)
+	}
+	return nil
+}

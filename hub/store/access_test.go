@@ -72,6 +72,21 @@ func testMembers(t *testing.T, s *SQL) {
 		t.Errorf("update a non-member: %v", err)
 	}
 
+	// Deleting a user ends its memberships, tokens and sessions.
+	h := sha256.Sum256([]byte("pgu_bob"))
+	if _, err := s.CreateAPIToken(ctx, "bob", APIToken{}, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.APITokenByHash(ctx, h[:]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("token of a deleted user: %v", err)
+	}
+	if err := s.DeleteUser(ctx, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete twice: %v", err)
+	}
+
 	// Deleting a workspace ends its memberships, not its users.
 	if _, err := s.DeleteWorkspace(ctx, "b", false); err != nil {
 		t.Fatal(err)
@@ -143,6 +158,18 @@ func testAPITokens(t *testing.T, s *SQL) {
 	}
 	if _, err := s.SessionByHash(ctx, sh[:]); !errors.Is(err, ErrNotFound) {
 		t.Errorf("session %s of a revoked token: %v", se.ID, err)
+	}
+	// Deleting the user ends its other sessions.
+	t2 := sha256.Sum256([]byte("pgu_three"))
+	tk2, _ := s.CreateAPIToken(ctx, "alice", APIToken{}, t2[:])
+	if _, err := s.CreateSession(ctx, Session{Kind: SessionUser, UserID: alice.UserID, TokenID: tk2.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), LastSeenAt: t0}, sh[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionByHash(ctx, sh[:]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("session of a deleted user: %v", err)
 	}
 }
 
