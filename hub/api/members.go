@@ -32,6 +32,10 @@ func (s *server) addMember(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setTarget(r, "member", req.User)
+	// "admin" names the hub admin in the activity log and the request log.
+	if req.User == "admin" {
+		return badRequest("user name %q is reserved for the hub admin", req.User)
+	}
 	role, err := store.ParseRole(req.Role)
 	if err != nil {
 		return err

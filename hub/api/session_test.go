@@ -16,6 +16,9 @@ func TestAPITokenLifecycle(t *testing.T) {
 	if code, body := e.do("POST", "/api/v1/tokens", `{}`); code != 400 || !strings.Contains(body, "name the user") {
 		t.Errorf("admin token without user: %d %s", code, body)
 	}
+	if code, body := e.do("POST", "/api/v1/workspaces/a/members", `{"user":"admin","role":"owner"}`); code != 400 || !strings.Contains(body, "reserved") {
+		t.Errorf("user named admin: %d %s", code, body)
+	}
 	if code, body := e.do("POST", "/api/v1/tokens", `{"user":"nobody"}`); code != 404 || !strings.Contains(body, "member add") {
 		t.Errorf("token for unknown user: %d %s", code, body)
 	}
