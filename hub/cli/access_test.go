@@ -172,3 +172,32 @@ func TestAccessUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestAccessHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"token", "--help"}, {"token", "create", "--help"}, {"member", "add", "--help"}, {"member", "update", "--help"},
+		{"user", "delete", "--help"}, {"whoami", "--help"}, {"activity", "--help"},
+	} {
+		root := NewRoot()
+		root.SetArgs(args)
+		var out, errOut strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		if code := Execute(context.Background(), root); code != 0 {
+			t.Errorf("%v: exit %d %s", args, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "Example") || !strings.Contains(out.String(), "pullgate-hub ") {
+			t.Errorf("%v: help without examples:\n%s", args, out.String())
+		}
+	}
+	root := NewRoot()
+	root.SetArgs([]string{"--help"})
+	var out strings.Builder
+	root.SetOut(&out)
+	Execute(context.Background(), root)
+	for _, want := range []string{"member", "token", "whoami", "activity", "API token"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("root help lacks %q", want)
+		}
+	}
+}
