@@ -35,8 +35,9 @@ type Deps struct {
 	Store   Store
 	Sealer  *secrets.Sealer
 	Keyring *token.Keyring
-	// AdminToken authorises every request (Authorization: Bearer ...). It
-	// is compared in constant time. An empty token refuses every request.
+	// AdminToken is the hub admin's token (Authorization: Bearer ..., or a
+	// console sign-in). It is compared in constant time. Empty: no admin
+	// (users' API tokens still work).
 	AdminToken string
 	// Check runs a real handshake with the upstream of a credential
 	// (registry test). Nil answers 501.
