@@ -288,7 +288,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ri.principal = p
-		rt = matched
+		rt = matched // a CSRF refusal below is recorded as the route's
 		if err := checkCSRF(r, p); err != nil {
 			ri.refused = true
 			s.writeErr(rec, r, err)
