@@ -9,6 +9,9 @@ func (s *server) queryAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := scopeAudit(r, &q); err != nil {
+		return err
+	}
 	if s.d.AuditFlush != nil {
 		if err := s.d.AuditFlush(r.Context()); err != nil {
 			return err

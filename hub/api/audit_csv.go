@@ -21,6 +21,9 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := scopeAudit(r, &q); err != nil {
+		return err
+	}
 	if q.Limit == 0 {
 		q.Limit = store.MaxAuditLimit
 	}

@@ -118,3 +118,8 @@ func parseTimeParam(name, v string, now time.Time) (time.Time, error) {
 	}
 	return time.Time{}, badRequest("%s %q: want an RFC 3339 time (2006-01-02T15:04:05Z) or a positive duration (1h, 30m)", name, v)
 }
+
+// parseSince reads a since parameter (RFC 3339 or a duration back).
+func parseSince(v string, now time.Time) (time.Time, error) {
+	return parseTimeParam("since", v, now)
+}

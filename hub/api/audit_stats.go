@@ -49,6 +49,9 @@ func (s *server) auditStats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := scopeAudit(r, &q); err != nil {
+		return err
+	}
 	by := vals.Get("by")
 	switch by {
 	case "":
