@@ -82,6 +82,7 @@ func viewerCannotChange(t *testing.T, base, token string) {
 	if n := eval[int](b, `[...document.querySelectorAll('main button')].filter((x) => !x.disabled && /Disable|Enable|Delete|Rotate/.test(x.textContent + (x.getAttribute('aria-label') || ''))).length`); n != 0 {
 		t.Errorf("viewer: %d enabled controls that change registries", n)
 	}
+	b.screenshot(shots(t), "viewer-registries")
 	b.open(base, "installs", "Installs")
 	b.waitText("web")
 	if n := eval[int](b, `[...document.querySelectorAll('main button')].filter((x) => !x.disabled && /Mint|Delete|Create/.test(x.textContent)).length`); n != 0 {
@@ -94,7 +95,6 @@ func viewerCannotChange(t *testing.T, base, token string) {
 	}
 	b.open(base, "audit", "Audit")
 	b.waitText("org/app") // viewers read the audit
-	b.screenshot(shots(t), "viewer-registries")
 }
 
 // outsiderSeesNothing: a member of another workspace sees nothing of acme,
@@ -108,6 +108,9 @@ func outsiderSeesNothing(t *testing.T, base, token string) {
 	}
 	for section, heading := range map[string]string{"registries": "Registries", "installs": "Installs", "clusters": "Clusters", "audit": "Audit"} {
 		b.open(base, section, heading)
+		if section == "audit" {
+			b.screenshot(shots(t), "other-workspace-audit")
+		}
 		text := b.text()
 		for _, leak := range []string{"corp", "registry.corp", "org/app", "edge-1", "acme"} {
 			if strings.Contains(text, leak) {

@@ -174,7 +174,9 @@ func TestConsoleOperator(t *testing.T) {
 	for _, ws := range []string{"acme", "beta"} {
 		mustAPI(t, base, admin, "POST", "/api/v1/workspaces", map[string]string{"name": ws}, 201, nil)
 	}
-	operator := admin // TODO(access): a member token of acme with role operator
+	operator := memberToken(t, base, admin, "acme", "olga", "operator")
+	viewer := memberToken(t, base, admin, "acme", "vera", "viewer")
+	outsider := memberToken(t, base, admin, "beta", "bob", "owner")
 	out := shots(t)
 
 	b := newBrowser(t)
@@ -185,7 +187,11 @@ func TestConsoleOperator(t *testing.T) {
 	b.screenshot(out, "login")
 
 	b.login(base, operator)
-	b.waitText("Registries")
+	b.waitText("olga (operator)")
+	checkSessionCookie(t, b)
+	if strings.Contains(b.dom(), operator) || strings.Contains(eval[string](b, `JSON.stringify(localStorage) + JSON.stringify(sessionStorage)`), operator) {
+		t.Error("the login token is kept by the page (DOM or storage)")
+	}
 
 	// Add the registry; the secret goes into a password field.
 	b.do("add registry",
@@ -245,6 +251,11 @@ func TestConsoleOperator(t *testing.T) {
 	if !strings.Contains(label, "affects 1 install") {
 		t.Errorf("toggle label %q does not say it affects 1 install", label)
 	}
+	// CSRF: the session cookie alone changes nothing.
+	if code := pageFetch(b, "POST", "/api/v1/workspaces/acme/registries/corp/disable", false); code != 403 {
+		t.Errorf("disable without the CSRF token: %d, want 403", code)
+	}
+	b.waitText("Enabled")
 	b.do("disable", chromedp.Click(chromedp.CSS(`button[role=switch][aria-checked=true]`)))
 	b.waitText("Registry corp disabled")
 	b.open(base, "audit", "Audit")
@@ -279,9 +290,32 @@ func TestConsoleOperator(t *testing.T) {
 		t.Errorf("clusters: the agent version is not shown as the text it is:\n%s", b.text())
 	}
 	b.screenshot(out, "clusters")
-	b.open(base, "workspaces", "Workspaces")
-	b.screenshot(out, "workspaces")
-	b.noSecret("workspaces", secret)
+	b.open(base, "tokens", "API tokens")
+	b.waitText("console e2e")
+	b.screenshot(out, "tokens")
+	b.noSecret("tokens", secret)
+
+	// The hub admin's pages: workspaces, and the members and activity of
+	// acme (olga's actions are in it).
+	ad := newBrowser(t)
+	ad.login(base, admin)
+	ad.waitText("hub admin")
+	ad.open(base, "workspaces", "Workspaces")
+	ad.waitText("beta")
+	ad.screenshot(out, "workspaces")
+	ad.open(base, "members", "Members")
+	ad.waitText("registry.disable")
+	ad.screenshot(out, "members")
+	ad.noSecret("members", secret)
+	for _, r := range ad.responses() {
+		if strings.Contains(r, secret) {
+			url, _, _ := strings.Cut(r, "\n")
+			t.Errorf("the upstream secret is in the response of %s", url)
+		}
+	}
+
+	t.Run("viewer", func(t *testing.T) { viewerCannotChange(t, base, viewer) })
+	t.Run("other workspace", func(t *testing.T) { outsiderSeesNothing(t, base, outsider) })
 
 	// The secret typed into the form is in no response, log or file.
 	for _, r := range b.responses() {

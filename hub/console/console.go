@@ -2,8 +2,8 @@
 // small vanilla JavaScript modules, embedded in the binary and served at
 // "/". It holds no state and no secret; every action is a call of the
 // operator API under /api/v1/ from the browser, authenticated by the
-// session cookie (or, before a session API exists, the token pasted at
-// login, kept in memory only).
+// session cookie that POST /api/v1/session sets for the token pasted at
+// login (which the page does not keep).
 package console
 
 import (

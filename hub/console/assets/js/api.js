@@ -1,8 +1,7 @@
 // The operator API as the console calls it. Authentication is the session
 // cookie set by POST /api/v1/session (HttpOnly: scripts never see it) with
-// the CSRF token sent on every state change. A hub without the session API
-// is used with the pasted token as a bearer token, held in this module's
-// memory only (never in storage): a reload asks for it again.
+// the CSRF token sent on every state change. The token pasted at login is
+// sent once and not kept.
 
 export class APIError extends Error {
   constructor(status, message) {
@@ -11,7 +10,7 @@ export class APIError extends Error {
   }
 }
 
-const state = { csrf: '', bearer: '', principal: null, onUnauthorized: () => {} };
+const state = { csrf: '', principal: null, onUnauthorized: () => {} };
 
 export function principal() { return state.principal; }
 export function onUnauthorized(fn) { state.onUnauthorized = fn; }
@@ -19,7 +18,6 @@ export function onUnauthorized(fn) { state.onUnauthorized = fn; }
 function headers(method, json) {
   const hd = { Accept: 'application/json' };
   if (json) hd['Content-Type'] = 'application/json';
-  if (state.bearer) hd.Authorization = 'Bearer ' + state.bearer;
   if (method !== 'GET' && method !== 'HEAD' && state.csrf) hd['X-CSRF-Token'] = state.csrf;
   return hd;
 }
@@ -77,8 +75,7 @@ export async function resume() {
   return null;
 }
 
-// login exchanges an API token for a session. The token is not kept when
-// the hub has the session API.
+// login exchanges an API token (or the admin token) for a session.
 export async function login(token) {
   const r = await fetch('/api/v1/session', {
     method: 'POST',
@@ -87,32 +84,13 @@ export async function login(token) {
     credentials: 'same-origin',
     cache: 'no-store',
   });
-  if (r.ok) {
-    state.bearer = '';
-    return adopt(await r.json());
-  }
-  if (r.status === 401 || r.status === 404 || r.status === 405) {
-    // A hub without the session API answers 401 before routing: try the
-    // token as the admin bearer token.
-    state.bearer = token;
-    const probe = await send('GET', '/workspaces');
-    if (probe.ok) {
-      state.principal = { kind: 'admin', name: 'admin', workspaces: [] };
-      return state.principal;
-    }
-    state.bearer = '';
-    if (probe.status === 401 || probe.status === 403) throw new APIError(401, 'The hub did not accept this token.');
-    throw await errorOf(probe);
-  }
-  throw await errorOf(r);
+  if (r.status === 401) throw new APIError(401, 'The hub did not accept this token (unknown, revoked or expired).');
+  if (!r.ok) throw await errorOf(r);
+  return adopt(await r.json());
 }
 
 export async function logout() {
-  const had = !state.bearer;
-  state.bearer = '';
-  if (had) {
-    try { await send('DELETE', '/session'); } catch { /* gone anyway */ }
-  }
+  try { await send('DELETE', '/session'); } catch { /* gone anyway */ }
   state.csrf = '';
   state.principal = null;
 }
