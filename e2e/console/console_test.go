@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +213,13 @@ func TestConsoleOperator(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('.steps .fail').length`); n != 0 {
 		t.Fatalf("registry test: %d failed steps:\n%s", n, b.text())
 	}
+	// Rotate: a new secret version (the same secret here: the upstream
+	// has one password).
+	b.do("rotate", chromedp.Click(chromedp.Search(`//tr[td[1]='corp']//button[text()='Rotate']`)),
+		chromedp.SendKeys(chromedp.CSS(`.detail input[name=password][type=password]`), secret),
+		chromedp.Click(chromedp.Search(`//button[text()='Store new secret']`)))
+	b.waitText("secret version 2")
+	b.noSecret("after rotating", secret)
 	b.screenshot(out, "registries")
 
 	// Create an install and mint a token, shown once.
@@ -264,6 +272,13 @@ func TestConsoleOperator(t *testing.T) {
 	}
 	b.waitText("credential_disabled") // live: no reload
 	b.screenshot(out, "audit")
+	// Filter: only refused pulls (4xx) of the install.
+	b.do("filter", chromedp.SetValue(chromedp.CSS(`select[name=status]`), "4xx"),
+		chromedp.SetValue(chromedp.CSS(`select[name=install]`), "web"),
+		chromedp.Click(chromedp.Search(`//button[text()='Apply']`)), chromedp.Sleep(500*time.Millisecond))
+	if got := eval[[]string](b, `[...document.querySelectorAll('.audit-table tbody tr td:nth-child(7)')].map((td) => td.textContent)`); len(got) == 0 || slices.ContainsFunc(got, func(s string) bool { return !strings.HasPrefix(s, "403") }) {
+		t.Errorf("audit filtered by status 4xx shows statuses %q", got)
+	}
 
 	// Names a tenant or a node chose stay text.
 	mustAPI(t, base, admin, "POST", "/api/v1/workspaces/acme/registries", map[string]any{
