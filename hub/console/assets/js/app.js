@@ -98,7 +98,7 @@ async function route() {
   if (!principal()) { loginPage(); return; }
   showChrome(true);
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || 'registries';
-  const page = pages[name] || pages.registries;
+  const page = Object.hasOwn(pages, name) ? pages[name] : pages.registries;
   document.querySelectorAll('#nav a').forEach((a) => {
     if (a.getAttribute('href') === '#/' + name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   });
