@@ -116,3 +116,30 @@ func TestAssetsAreSelfContained(t *testing.T) {
 		t.Fatalf("walked %d assets: %v", n, err)
 	}
 }
+
+// Secret fields are password inputs the browser neither fills in nor
+// offers to remember, and the page never sets their value from data.
+func TestSecretFields(t *testing.T) {
+	sub, _ := fs.Sub(assets, "assets")
+	pw := regexp.MustCompile(`type: 'password'[^}]*\}`)
+	n := 0
+	err := fs.WalkDir(sub, "js", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := fs.ReadFile(sub, p)
+		for _, m := range pw.FindAll(b, -1) {
+			n++
+			if !regexp.MustCompile(`autocomplete: '(off|new-password)'`).Match(m) {
+				t.Errorf("%s: password field without autocomplete off/new-password: %s", p, m)
+			}
+			if regexp.MustCompile(`\bvalue:`).Match(m) {
+				t.Errorf("%s: password field with a preset value: %s", p, m)
+			}
+		}
+		return nil
+	})
+	if err != nil || n < 3 { // login token, registry password, rotate
+		t.Fatalf("found %d password fields: %v", n, err)
+	}
+}
