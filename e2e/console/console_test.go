@@ -283,13 +283,16 @@ func TestConsoleOperator(t *testing.T) {
 	// Names a tenant or a node chose stay text.
 	mustAPI(t, base, admin, "POST", "/api/v1/workspaces/acme/registries", map[string]any{
 		"name": "evil", "host": "evil.example", "username": xssUser, "password": "x"}, 201, nil)
-	var cl struct {
-		JoinToken string `json:"join_token"`
-	}
-	mustAPI(t, base, admin, "POST", "/api/v1/clusters", map[string]any{"name": "edge", "workspace": "acme"}, 201, &cl)
+	// A cluster from the console: its join token is shown once, and a
+	// node enrols with it (its agent reports a hostile version).
+	b.open(base, "clusters", "Clusters")
+	b.do("create cluster", chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "edge"),
+		chromedp.Click(chromedp.Search(`//button[text()='Create cluster']`)),
+		chromedp.WaitVisible(chromedp.CSS(`.once .secret`)))
+	join := eval[string](b, `document.querySelector('.once .secret').value`)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if _, err := hubclient.Enrol(ctx, hub.NATS, cl.JoinToken, wire.EnrolRequest{NodeName: "edge-1", AgentVersion: xssVersion}); err != nil {
-		t.Fatalf("enrol: %v", err)
+	if _, err := hubclient.Enrol(ctx, hub.NATS, join, wire.EnrolRequest{NodeName: "edge-1", AgentVersion: xssVersion}); err != nil {
+		t.Fatalf("enrol with the console's join token: %v", err)
 	}
 	cancel()
 	b.open(base, "registries", "Registries")

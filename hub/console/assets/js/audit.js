@@ -11,10 +11,13 @@ const count = (v) => String(Math.round(v));
 
 export async function audit(ctx) {
   if (!ctx.ws) return h('p', { class: 'empty' }, 'No workspace yet.');
-  const ins = await api('GET', '/workspaces/' + seg(ctx.ws) + '/installs').then((d) => d.installs).catch(() => []);
+  const [ins, nodes] = await Promise.all([
+    api('GET', '/workspaces/' + seg(ctx.ws) + '/installs').then((d) => d.installs).catch(() => []),
+    workspaceNodes(ctx),
+  ]);
   const install = field('Install', { tag: 'select', name: 'install', options: [['', 'all']].concat(ins.map((i) => [i.name, i.name])) });
   const repo = field('Repository', { name: 'repository', placeholder: 'acme/app', autocomplete: 'off' });
-  const node = field('Node id', { name: 'node', placeholder: 'node_…', autocomplete: 'off' });
+  const node = field('Node', { tag: 'select', name: 'node', options: [['', 'all']].concat(nodes.map((n) => [n.id, n.cluster + ' / ' + n.name])) });
   const status = field('Status', { tag: 'select', name: 'status', options: [['', 'any'], ['2xx', '2xx'], ['3xx', '3xx'], ['4xx', '4xx'], ['5xx', '5xx']] });
   const since = field('From', { type: 'datetime-local', name: 'since' });
   const until = field('Until', { type: 'datetime-local', name: 'until' });
@@ -30,7 +33,7 @@ export async function audit(ctx) {
     const p = new URLSearchParams({ workspace: ctx.ws });
     if (install.input.value) p.set('install', install.input.value);
     if (repo.input.value.trim()) p.set('repository', repo.input.value.trim());
-    if (node.input.value.trim()) p.set('node', node.input.value.trim());
+    if (node.input.value) p.set('node', node.input.value);
     if (status.input.value) p.set('status', status.input.value);
     if (since.input.value) p.set('since', new Date(since.input.value).toISOString());
     if (until.input.value) p.set('until', new Date(until.input.value).toISOString());
@@ -110,4 +113,14 @@ export async function audit(ctx) {
   ctx.onLeave(() => clearInterval(timer));
   await load();
   return h('section', { 'aria-labelledby': 'h-audit' }, h('h1', { id: 'h-audit' }, 'Audit'), form, body, pager, h('h2', {}, 'Traffic'), charts);
+}
+
+// workspaceNodes lists the nodes of the clusters the caller sees, for the
+// node filter (the audit names nodes by id).
+async function workspaceNodes(ctx) {
+  try {
+    const cs = (await api('GET', '/clusters')).clusters.filter((c) => ctx.admin || c.workspace === ctx.ws);
+    const lists = await Promise.all(cs.map((c) => api('GET', '/clusters/' + seg(c.name) + '/nodes').then((d) => d.nodes.map((n) => ({ ...n, cluster: c.name }))).catch(() => [])));
+    return lists.flat();
+  } catch { return []; }
 }
