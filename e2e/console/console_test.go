@@ -308,8 +308,20 @@ func TestConsoleOperator(t *testing.T) {
 		t.Errorf("clusters: the agent version is not shown as the text it is:\n%s", b.text())
 	}
 	b.screenshot(out, "clusters")
+	// Revoke the node.
+	b.do("revoke node", chromedp.Click(chromedp.Search(`//tr[td[2]='edge-1']//button[text()='Revoke']`)))
+	b.waitText("Node edge-1 revoked")
+	b.waitText("revoked 20")
 	b.open(base, "tokens", "API tokens")
 	b.waitText("console e2e")
+	// A new API token is shown once; revoking it works from the list.
+	b.do("create API token", chromedp.SendKeys(chromedp.CSS(`input[name=description]`), "ci"),
+		chromedp.Click(chromedp.Search(`//button[text()='Create token']`)), chromedp.WaitVisible(chromedp.CSS(`.once .secret`)))
+	if tok := eval[string](b, `document.querySelector('.once .secret').value`); len(tok) < 20 {
+		t.Errorf("new API token %q", tok)
+	}
+	b.do("revoke API token", chromedp.Click(chromedp.Search(`//tr[td[3]='ci']//button[text()='Revoke']`)))
+	b.waitText("revoked.")
 	b.screenshot(out, "tokens")
 	b.noSecret("tokens", secret)
 
@@ -323,6 +335,9 @@ func TestConsoleOperator(t *testing.T) {
 	ad.screenshot(out, "workspaces")
 	ad.open(base, "members", "Members")
 	ad.waitText("registry.disable")
+	ad.do("add member", chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "mia"),
+		chromedp.Click(chromedp.Search(`//button[text()='Add member']`)))
+	ad.waitText("mia added as viewer")
 	ad.screenshot(out, "members")
 	ad.noSecret("members", secret)
 	for _, r := range ad.responses() {
