@@ -53,8 +53,15 @@ func registerCacheMetrics(m *metrics.Hub, c *cache.Cache) {
 		s := c.Stats()
 		return metrics.CacheStats{Bytes: float64(s.Bytes), MaxBytes: float64(s.MaxBytes), Entries: float64(s.Entries),
 			Evictions: float64(s.Evictions), FillBytes: float64(s.FilledBytes), Failures: float64(s.FillFailures),
-			Uncached: float64(s.Uncached)}
+			Uncached: float64(s.Uncached), StoreErrors: float64(s.StoreErrors), StoreUp: b2f(s.StoreAvailable)}
 	})
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cacheAdmin adapts the cache and the proxy's Warm to the API.
