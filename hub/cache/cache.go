@@ -119,6 +119,18 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 	}
 	// Oldest first, so the most recently modified end up at the front.
 	sort.Slice(infos, func(a, b int) bool { return infos[a].Modified.Before(infos[b].Modified) })
+	if c.shared {
+		// The bucket holds what every replica cached: index the newest
+		// entries that fit this replica's cap and leave the rest to the
+		// others (and the bucket's lifecycle rule) instead of deleting it.
+		var n int64
+		keep := len(infos)
+		for keep > 0 && n+infos[keep-1].Size <= maxBytes {
+			keep--
+			n += infos[keep].Size
+		}
+		infos = infos[keep:]
+	}
 	for _, i := range infos {
 		e := &entry{info: i, used: i.Modified}
 		e.elem = c.lru.PushFront(e)

@@ -142,6 +142,33 @@ func TestS3CacheStoreOutage(t *testing.T) {
 	if _, ok, _ := c2.Lookup(ctx, kb); ok {
 		t.Fatal("B, whose upload failed, is in the store")
 	}
+
+	// A replica whose cap holds one of the bucket's two entries indexes
+	// the newest and deletes neither: the other replicas may use them.
+	r, _, err = c2.Fill(ctx, kb, gatedFetch(b, closed()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(r)
+	r.Close()
+	small, err := cache.NewS3(cache.S3Config{Client: srv.Client(), Bucket: bucket, StagingDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3, err := cache.Open(ctx, small, 450_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := c3.Stats(); st.Entries != 1 || st.Evictions != 0 || !c3.Has(kb) {
+		t.Fatalf("small replica at start: %+v, has B %v; want the newest entry (B) indexed, nothing evicted", st, c3.Has(kb))
+	}
+	for _, k := range []cache.Key{ka, kb} {
+		if blob, err := small.Open(ctx, k); err != nil {
+			t.Fatalf("entry %s gone from the bucket after a small replica started: %v", k.Digest, err)
+		} else {
+			blob.Close()
+		}
+	}
 }
 
 func closed() chan struct{} {
