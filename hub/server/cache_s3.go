@@ -46,6 +46,15 @@ func openS3Storage(ctx context.Context, cfg Config, staging string) (*cache.S3, 
 	}
 	cctx, cancel := context.WithTimeout(ctx, s3CheckTimeout)
 	defer cancel()
+	// No credentials is a configuration error, not an outage: say so at
+	// start (the SDK's message names no secret).
+	creds := client.Options().Credentials
+	if creds == nil {
+		return nil, errors.New("cache backend s3: no AWS credentials configured")
+	}
+	if _, err := creds.Retrieve(cctx); err != nil {
+		return nil, fmt.Errorf("cache backend s3: no usable credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, shared config, --cache-s3-credentials-file): %w", err)
+	}
 	switch err := s.Check(cctx); {
 	case errors.Is(err, cache.ErrUnavailable):
 		cfg.Logger.Warn("cache object store unavailable at start; pulls go to the upstream until it answers", "endpoint", sc.Endpoint, "bucket", sc.Bucket, "err", err)

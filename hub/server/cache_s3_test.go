@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -152,5 +153,40 @@ func TestServeCacheS3(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "--cache-s3-bucket") || strings.Contains(err.Error(), "wrong-SECRET") {
 		t.Fatalf("wrong secret: %v; want an error naming --cache-s3-bucket, without the secret", err)
+	}
+}
+
+// A credentials file the SDK cannot use: the hub does not start, and its
+// error does not quote the file.
+func TestServeCacheS3BadCredentialsFile(t *testing.T) {
+	for _, content := range []string{
+		"[default\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = bad-file-SECRET-1\n",
+		"[default]\naws_access_key_id AKIDEXAMPLE bad-file-SECRET-2\n",
+		"[other]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = bad-file-SECRET-3\n",
+	} {
+		creds := filepath.Join(t.TempDir(), "credentials")
+		if err := os.WriteFile(creds, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		port := testupstream.FreePort(t) // nothing listens there
+		h, err := startHubWith(t, t.TempDir(), "", func(c *Config) {
+			c.Cache.Backend = "s3"
+			c.Cache.S3 = S3CacheConfig{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Bucket: "pullgate-cache", PathStyle: true, CredentialsFile: creds}
+		})
+		var logs string
+		if err == nil {
+			logs = h.logs.String()
+			h.stop(t)
+		}
+		if err == nil || !strings.Contains(err.Error(), "no usable credentials") {
+			t.Errorf("credentials file %q: hub started (%v), want it refused for no usable credentials\n%s", strings.SplitN(content, "\n", 2)[0], err, logs)
+		}
+		if err != nil && strings.Contains(err.Error(), "bad-file-SECRET") || strings.Contains(logs, "bad-file-SECRET") {
+			t.Fatalf("the credentials file's secret is in the error or the logs: %v\n%s", err, logs)
+		}
 	}
 }

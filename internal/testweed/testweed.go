@@ -212,6 +212,7 @@ func (s *Server) Client() *s3.Client {
 		BaseEndpoint: aws.String(s.Endpoint), Region: s.Region, UsePathStyle: true,
 		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		HTTPClient:                 &http.Client{Timeout: 30 * time.Second},
+		RetryMaxAttempts:           2, // as the hub's client (cache.NewS3Client)
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
