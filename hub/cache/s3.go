@@ -222,10 +222,11 @@ func (s *S3) observe(err error) error {
 }
 
 // answered reports whether err carries an HTTP answer below 500 from
-// the store (not found, forbidden, ...).
+// the store (not found, forbidden, ...). A request that could not be
+// sent is a ResponseError too, with no status.
 func answered(err error) bool {
 	var re *smithyhttp.ResponseError
-	return errors.As(err, &re) && re.HTTPStatusCode() < 500
+	return errors.As(err, &re) && re.HTTPStatusCode() >= 100 && re.HTTPStatusCode() < 500
 }
 
 func isNotFound(err error) bool {
