@@ -194,6 +194,9 @@ type racyStorage struct {
 	hook func()
 }
 
+// Shared: the wrapped storage is a bucket other replicas write.
+func (r *racyStorage) Shared() bool { return true }
+
 func (r *racyStorage) Open(ctx context.Context, k cache.Key) (cache.Blob, error) {
 	b, err := r.Storage.Open(ctx, k)
 	if err == cache.ErrNotFound {
