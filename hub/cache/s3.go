@@ -47,6 +47,10 @@ const (
 	DefaultS3RetryAfter = 5 * time.Second
 )
 
+// s3UploadParallel is how many parts of one multipart upload are sent
+// at once.
+const s3UploadParallel = 4
+
 // ErrUnavailable means the storage did not answer (an object store that
 // is unreachable or failing). The cache then streams from the upstream
 // uncached.
@@ -443,16 +447,48 @@ func (w *s3Writer) multipart(meta map[string]string) error {
 	if err != nil {
 		return err
 	}
-	var parts []types.CompletedPart
 	err = func() error {
-		for off, num := int64(0), int32(1); off < w.n; off, num = off+w.s.partSize, num+1 {
+		// Parts go up s3UploadParallel at a time: the client's last byte
+		// waits for the upload (Commit).
+		nparts := int((w.n + w.s.partSize - 1) / w.s.partSize)
+		parts := make([]types.CompletedPart, nparts)
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		sem := make(chan struct{}, s3UploadParallel)
+		errs := make(chan error, nparts)
+		var wg sync.WaitGroup
+		for i := range nparts {
+			off := int64(i) * w.s.partSize
 			n := min(w.s.partSize, w.n-off)
-			out, err := w.s.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(w.s.bucket), Key: aws.String(w.key),
-				UploadId: up.UploadId, PartNumber: aws.Int32(num), Body: io.NewSectionReader(w.f, off, n), ContentLength: aws.Int64(n)})
-			if err != nil {
-				return fmt.Errorf("part %d: %w", num, err)
+			num := int32(i + 1)
+			select {
+			case sem <- struct{}{}:
+			case <-pctx.Done():
 			}
-			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+			if pctx.Err() != nil {
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				out, err := w.s.client.UploadPart(pctx, &s3.UploadPartInput{Bucket: aws.String(w.s.bucket), Key: aws.String(w.key),
+					UploadId: up.UploadId, PartNumber: aws.Int32(num), Body: io.NewSectionReader(w.f, off, n), ContentLength: aws.Int64(n)})
+				if err != nil {
+					errs <- fmt.Errorf("part %d: %w", num, err)
+					cancel()
+					return
+				}
+				parts[num-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return err
+		}
+		if err := pctx.Err(); err != nil {
+			return err
 		}
 		_, err := w.s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(w.s.bucket), Key: aws.String(w.key),
 			UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})

@@ -101,7 +101,9 @@ func Start(t testing.TB) *Server {
 			"-s3", "-s3.port=" + strconv.Itoa(ports[6]), "-s3.port.grpc=" + strconv.Itoa(ports[7]),
 			"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + confPath,
 			"-master.telemetry=false", "-master.volumeSizeLimitMB=256", "-volume.max=0"}
+		began := time.Now()
 		if lastErr = s.start(); lastErr == nil {
+			t.Logf("testweed: S3 at %s ready after %s", s.Endpoint, time.Since(began).Round(100*time.Millisecond))
 			t.Cleanup(s.Stop)
 			return s
 		}
