@@ -548,28 +548,64 @@ func (s *S3) Walk(ctx context.Context, fn func(Info) error) error {
 		if err = s.observe(err); err != nil {
 			return fmt.Errorf("cache: list %s: %w", root, err)
 		}
-		for _, o := range page.Contents {
-			k, ok := s.parseKey(aws.ToString(o.Key))
-			if !ok {
-				continue
-			}
-			h, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: o.Key})
-			if isNotFound(err) {
-				continue // deleted meanwhile
-			}
-			if err = s.observe(err); err != nil {
-				return fmt.Errorf("cache: head %s: %w", aws.ToString(o.Key), err)
-			}
-			info, ok := infoOf(k, h.Metadata, h.ContentLength, h.LastModified)
-			if !ok {
-				continue
-			}
+		infos, err := s.heads(ctx, page.Contents)
+		if err != nil {
+			return err
+		}
+		for _, info := range infos {
 			if err := fn(info); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// s3WalkParallel is how many HEADs Walk sends at once: a hub starting on
+// a bucket of many entries should not wait for each in turn.
+const s3WalkParallel = 8
+
+// heads reads the metadata of a page of listed objects, s3WalkParallel at
+// a time, in the listing's order; objects that are no entry (or were
+// deleted meanwhile) are left out.
+func (s *S3) heads(ctx context.Context, objs []types.Object) ([]Info, error) {
+	infos := make([]Info, len(objs))
+	found := make([]bool, len(objs))
+	errs := make([]error, len(objs))
+	sem := make(chan struct{}, s3WalkParallel)
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		k, ok := s.parseKey(aws.ToString(o.Key))
+		if !ok {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: o.Key})
+			if isNotFound(err) {
+				return // deleted meanwhile
+			}
+			if err = s.observe(err); err != nil {
+				errs[i] = fmt.Errorf("cache: head %s: %w", aws.ToString(o.Key), err)
+				return
+			}
+			infos[i], found[i] = infoOf(k, h.Metadata, h.ContentLength, h.LastModified)
+		}()
+	}
+	wg.Wait()
+	var out []Info
+	for i := range objs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if found[i] {
+			out = append(out, infos[i])
+		}
+	}
+	return out, nil
 }
 
 // parseKey reads an entry's key back from an object key, and accepts it
