@@ -368,3 +368,5 @@ func (g *gate) restore() {
 	defer g.mu.Unlock()
 	g.open = true
 }
+
+func envPostgres() string { return os.Getenv(EnvPostgres) }
