@@ -157,7 +157,17 @@ func startNATSCluster(t testing.TB, creds natsauth.Credentials, n int) []*natsse
 			t.Fatal(err)
 		}
 		ns.Start()
-		t.Cleanup(ns.Shutdown)
+		t.Cleanup(func() {
+			// Bounded: a server whose route is stuck never finishes its
+			// shutdown, and the test should report its failure, not hang.
+			done := make(chan struct{})
+			go func() { ns.Shutdown(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("NATS server %s did not shut down within 10s (a route or client stuck)", ns.Name())
+			}
+		})
 		if !ns.ReadyForConnections(10 * time.Second) {
 			t.Fatalf("NATS server %d not ready", i)
 		}
