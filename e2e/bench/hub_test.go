@@ -100,6 +100,8 @@ type hub struct {
 	dataDir string
 	admin   string
 	logPath string
+	// stop ends a child process (SIGTERM, then SIGKILL); nil in-process.
+	stop func()
 }
 
 // startHub starts a hub (a child process unless inProcessOK and
@@ -119,9 +121,18 @@ func startHub(b testing.TB, inProcessOK bool) *hub {
 // serve flags.
 func startHubProcess(b testing.TB, extra ...string) *hub {
 	b.Helper()
+	h := launchHubProcess(b, filepath.Join(b.TempDir(), "data"), extra...)
+	h.setup(b)
+	return h
+}
+
+// launchHubProcess starts the built hub as a child process on dataDir
+// (which may already hold a master key and admin token) and waits until it
+// is ready; the caller sets it up.
+func launchHubProcess(b testing.TB, dataDir string, extra ...string) *hub {
+	b.Helper()
 	bin := hubBinary(b)
-	dir := b.TempDir()
-	h := &hub{Mode: "child process", dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "hub.log")}
+	h := &hub{Mode: "child process", dataDir: dataDir, logPath: filepath.Join(filepath.Dir(dataDir), "hub.log")}
 	var lastErr error
 	for range 3 {
 		h.Host = fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(b))
@@ -172,7 +183,7 @@ func startHubProcess(b testing.TB, extra ...string) *hub {
 				b.Logf("hub log tail:\n%s", h.logTail(30))
 			}
 		})
-		h.setup(b)
+		h.stop = stop
 		return h
 	}
 	b.Fatalf("starting hub: %v", lastErr)

@@ -88,20 +88,41 @@ func splitStatements(body string) []string {
 // concurrent migrators (several hub replicas starting at once).
 const migrationLockID = 0x70756c6c67617465 // "pullgate"
 
+// lockMigrations takes the migration lock for the rest of tx. On SQLite the
+// writer's BEGIN IMMEDIATE already holds the database's write lock.
+func (s *SQL) lockMigrations(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockID)); err != nil {
+		return fmt.Errorf("take the migration lock: %w", err)
+	}
+	return nil
+}
+
 func (s *SQL) migrate(ctx context.Context) error {
 	ms, err := loadMigrations(s.migrationDir())
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	// Under the lock too: PostgreSQL's CREATE TABLE IF NOT EXISTS is not
+	// safe against a concurrent one (both pass the check, and the loser
+	// fails on pg_type's unique index), so replicas starting together on a
+	// fresh database would fail here.
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if s.dialect == dialectPostgres {
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockID)); err != nil {
-					return err
-				}
+			if err := s.lockMigrations(ctx, tx); err != nil {
+				return err
 			}
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
