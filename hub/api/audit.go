@@ -36,6 +36,12 @@ func (s *server) queryAudit(w http.ResponseWriter, r *http.Request) error {
 			return notFoundWorkspace(q.Workspace)
 		}
 		q.Workspaces = p.WorkspaceNames()
+		// Audit events name their workspace: those from before the
+		// workspace was created are of a deleted one of the same name.
+		q.WorkspaceSince = map[string]time.Time{}
+		for _, m := range p.Memberships {
+			q.WorkspaceSince[m.Workspace] = m.WorkspaceCreatedAt
+		}
 	}
 	q.Install = vals.Get("install")
 	if v := vals.Get("since"); v != "" {

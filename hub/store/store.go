@@ -168,6 +168,11 @@ type AuditQuery struct {
 	AfterID    int64 // only events with a larger ID (for --follow)
 	Refused    bool  // only refused requests (Reason set)
 	Limit      int   // 0 means a default of 1000
+
+	// WorkspaceSince, with Workspaces, keeps a named workspace's events
+	// from the given time on (its creation): older ones are of a deleted
+	// workspace of the same name.
+	WorkspaceSince map[string]time.Time
 }
 
 // Cluster is a set of nodes that pull through the hub.
