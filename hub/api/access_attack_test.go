@@ -51,3 +51,70 @@ func TestAuditOfDeletedNamesake(t *testing.T) {
 		t.Errorf("admin: %d events, want 2", len(all.Events))
 	}
 }
+
+// A stolen token that expires soon, or a stolen console session, must not
+// mint itself a token that outlives it: a new token expires no later than
+// the token its request (or session) was made with.
+func TestTokenCannotOutliveItsParent(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"a"}`, 201, nil)
+	e.addMember("a", "alice", "operator")
+	short, _ := e.userToken("alice", "1h")
+	forever, _ := e.userToken("alice", "0")
+	parentEnd := e.now.Add(time.Hour)
+	cookie, csrf := e.login(short)
+	via := map[string]func(body string) req{
+		"bearer": func(b string) req { return req{method: "POST", path: "/api/v1/tokens", body: b, bearer: short} },
+		"session": func(b string) req {
+			return req{method: "POST", path: "/api/v1/tokens", body: b, cookie: cookie, csrf: csrf}
+		},
+	}
+	for name, mk := range via {
+		for _, c := range []struct {
+			body string
+			code int
+			exp  time.Time // zero: never
+		}{
+			{`{"expires_in":"0"}`, 400, time.Time{}},
+			{`{"expires_in":"2h"}`, 400, time.Time{}},
+			{`{"expires_in":"30m"}`, 201, e.now.Add(30 * time.Minute)},
+			{`{}`, 201, parentEnd},
+		} {
+			before, err := e.st.ListAPITokens(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := e.send(mk(c.body))
+			if rec.Code != c.code {
+				t.Errorf("%s %s: %d %s, want %d", name, c.body, rec.Code, rec.Body, c.code)
+				continue
+			}
+			after, _ := e.st.ListAPITokens(context.Background(), "")
+			if c.code != 201 {
+				if len(after) != len(before) {
+					t.Errorf("%s %s: refused but %d tokens now, %d before", name, c.body, len(after), len(before))
+				}
+				continue
+			}
+			var nt NewAPIToken
+			if err := json.Unmarshal(rec.Body.Bytes(), &nt); err != nil {
+				t.Fatal(err)
+			}
+			if nt.ExpiresAt == nil || !nt.ExpiresAt.Equal(c.exp) {
+				t.Errorf("%s %s: expires %v, want %v", name, c.body, nt.ExpiresAt, c.exp)
+			}
+		}
+	}
+	// A token that never expires, and the admin, create any lifetime.
+	for _, tok := range []string{forever, testAdmin} {
+		body := `{"expires_in":"0"}`
+		if tok == testAdmin {
+			body = `{"user":"alice","expires_in":"0"}`
+		}
+		rec := e.send(req{method: "POST", path: "/api/v1/tokens", body: body, bearer: tok})
+		var nt NewAPIToken
+		if rec.Code != 201 || json.Unmarshal(rec.Body.Bytes(), &nt) != nil || nt.ExpiresAt != nil {
+			t.Errorf("never-expiring token from %.8s...: %d %s", tok, rec.Code, rec.Body)
+		}
+	}
+}

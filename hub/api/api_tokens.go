@@ -53,6 +53,9 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 	if ttl > 0 {
 		t.ExpiresAt = s.now().Add(ttl)
 	}
+	if t.ExpiresAt, err = boundByParent(p, req.ExpiresIn, t.ExpiresAt); err != nil {
+		return err
+	}
 	secret := newSecret(APITokenPrefix)
 	t, err = s.d.Store.CreateAPIToken(r.Context(), user, t, hashSecret(secret))
 	if errors.Is(err, store.ErrNotFound) {
@@ -64,6 +67,24 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 	setTarget(r, "api_token", t.ID)
 	writeJSON(w, http.StatusCreated, NewAPIToken{APIToken: apiTokenView(t, s.now()), Token: secret})
 	return nil
+}
+
+// boundByParent keeps a user's new token from outliving the token it is
+// created with (directly or through a console session): otherwise a stolen
+// token that expires in an hour, or a stolen session cookie, mints itself a
+// token that never expires and outlives the stolen one's revocation. The
+// default lifetime is cut to the parent's; an explicit longer one is
+// refused. The admin is not bound.
+func boundByParent(p *Principal, expiresIn string, exp time.Time) (time.Time, error) {
+	limit := p.tokenExpires
+	if p.IsAdmin() || limit.IsZero() || (!exp.IsZero() && !exp.After(limit)) {
+		return exp, nil
+	}
+	if expiresIn == "" {
+		return limit, nil
+	}
+	return time.Time{}, badRequest("expires_in %q: this request is made with a token that expires at %s, and a token it creates cannot outlive it (the hub admin can create a longer-lived one)",
+		expiresIn, limit.UTC().Format(time.RFC3339))
 }
 
 func (s *server) listAPITokens(w http.ResponseWriter, r *http.Request) error {

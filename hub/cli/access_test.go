@@ -60,7 +60,9 @@ func TestMembersAndTokens(t *testing.T) {
 	if code, _, errOut := h.runAs(aliceTok, "token", "create", "--user", "bob"); code != 1 || !strings.Contains(errOut, "403") {
 		t.Errorf("alice makes bob's token: %d %s", code, errOut)
 	}
-	bobTok := strings.TrimSpace(h.ok("", "token", "create", "--user", "bob"))
+	// Never expiring: bob creates a never-expiring token of his own below,
+	// and a token cannot outlive the one it is created with.
+	bobTok := strings.TrimSpace(h.ok("", "token", "create", "--user", "bob", "--never-expires"))
 	// Bob, a viewer, reads but cannot change.
 	if code, _, errOut := h.runAs(bobTok, "install", "create", "-w", "acme", "--name", "web", "--all-repos"); code != 1 || !strings.Contains(errOut, "403 Forbidden") || !strings.Contains(errOut, "needs operator") {
 		t.Errorf("viewer creates an install: %d %s", code, errOut)
