@@ -118,3 +118,41 @@ func TestTokenCannotOutliveItsParent(t *testing.T) {
 		}
 	}
 }
+
+// A user who pastes a token where its id belongs (`token revoke pgu_...`)
+// must not have it echoed nor written to the activity log.
+func TestSecretInPathNeverLogged(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"a"}`, 201, nil)
+	e.addMember("a", "alice", "owner")
+	tok, _ := e.userToken("alice", "")
+	for _, r := range []req{
+		{method: "DELETE", path: "/api/v1/tokens/" + tok, bearer: tok},
+		{method: "DELETE", path: "/api/v1/tokens/" + tok, bearer: testAdmin},
+		{method: "DELETE", path: "/api/v1/workspaces/a/members/" + tok, bearer: tok},
+		{method: "DELETE", path: "/api/v1/users/" + tok, bearer: testAdmin},
+	} {
+		rec := e.send(r)
+		if rec.Code/100 != 4 {
+			t.Errorf("%s %.40s...: %d %s, want a 4xx", r.method, r.path, rec.Code, rec.Body)
+		}
+	}
+	// Still usable: nothing was revoked.
+	if rec := e.send(req{method: "GET", path: "/api/v1/whoami", bearer: tok}); rec.Code != 200 {
+		t.Errorf("token after the refusals: %d", rec.Code)
+	}
+	as, err := e.st.QueryActivity(context.Background(), store.ActivityQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redacted := 0
+	for _, a := range as {
+		if a.Target == "[redacted]" {
+			redacted++
+		}
+	}
+	if redacted != 4 {
+		t.Errorf("%d redacted activity rows, want 4: %+v", redacted, as)
+	}
+	e.assertShownOnce(tok)
+}

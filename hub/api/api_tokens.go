@@ -118,6 +118,10 @@ func (s *server) revokeAPIToken(w http.ResponseWriter, r *http.Request) error {
 	if p.IsAdmin() {
 		owner = ""
 	}
+	// The token itself instead of its id: refuse without echoing it.
+	if id := r.PathValue("id"); redactSecrets(id) != id {
+		return badRequest("give the token's id (tok_..., from token list), not the token itself")
+	}
 	t, err := s.d.Store.RevokeAPIToken(r.Context(), r.PathValue("id"), owner)
 	if errors.Is(err, store.ErrNotFound) && owner != "" {
 		// Another user's token answers as no token; the activity log
