@@ -3,6 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,4 +158,79 @@ func TestSecretInPathNeverLogged(t *testing.T) {
 		t.Errorf("%d redacted activity rows, want 4: %+v", redacted, as)
 	}
 	e.assertShownOnce(tok)
+}
+
+// countingStore counts the store reads that tell workspaces and clusters
+// apart.
+type countingStore struct {
+	Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingStore) count() {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+}
+
+func (c *countingStore) GetWorkspace(ctx context.Context, name string) (store.Workspace, error) {
+	c.count()
+	return c.Store.GetWorkspace(ctx, name)
+}
+
+func (c *countingStore) WorkspaceByID(ctx context.Context, id string) (store.Workspace, error) {
+	c.count()
+	return c.Store.WorkspaceByID(ctx, id)
+}
+
+func (c *countingStore) GetCluster(ctx context.Context, name string) (store.Cluster, error) {
+	c.count()
+	return c.Store.GetCluster(ctx, name)
+}
+
+// Another workspace's cluster costs the store exactly the reads of a
+// missing one, and answers the same: no timing oracle for its existence.
+func TestForeignClusterLikeMissing(t *testing.T) {
+	var cs *countingStore
+	e := newEnv(t, func(d *Deps) { cs = &countingStore{Store: d.Store}; d.Store = cs })
+	for _, ws := range []string{"a", "b"} {
+		e.must("POST", "/api/v1/workspaces", `{"name":"`+ws+`"}`, 201, nil)
+	}
+	e.must("POST", "/api/v1/clusters", `{"name":"a-edge","workspace":"a"}`, 201, nil)
+	e.must("POST", "/api/v1/workspaces/b/installs", `{"name":"web","all_repos":true}`, 201, nil)
+	e.addMember("b", "bob", "owner")
+	tok, _ := e.userToken("bob", "")
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/clusters/%s", ""},
+		{"GET", "/api/v1/clusters/%s/nodes", ""},
+		{"DELETE", "/api/v1/clusters/%s", ""},
+		{"POST", "/api/v1/clusters/%s/join-token", ""},
+		{"POST", "/api/v1/workspaces/b/installs", `{"name":"x","all_repos":true,"cluster":"%s","namespace":"web"}`},
+		{"PATCH", "/api/v1/workspaces/b/installs/web", `{"cluster":"%s","namespace":"web"}`},
+	} {
+		var reads [2]int
+		var bodies [2]string
+		var codes [2]int
+		for i, name := range []string{"a-edge", "nothere"} {
+			r := req{method: c.method, path: c.path, body: c.body, bearer: tok}
+			if strings.Contains(r.path, "%s") {
+				r.path = fmt.Sprintf(r.path, name)
+			} else {
+				r.body = fmt.Sprintf(r.body, name)
+			}
+			cs.mu.Lock()
+			cs.reads = 0
+			cs.mu.Unlock()
+			rec := e.send(r)
+			cs.mu.Lock()
+			reads[i] = cs.reads
+			cs.mu.Unlock()
+			codes[i], bodies[i] = rec.Code, strings.ReplaceAll(rec.Body.String(), name, "NAME")
+		}
+		if reads[0] != reads[1] || codes[0] != codes[1] || bodies[0] != bodies[1] {
+			t.Errorf("%s %s: foreign cluster %d reads, %d %s; missing one %d reads, %d %s",
+				c.method, c.path, reads[0], codes[0], bodies[0], reads[1], codes[1], bodies[1])
+		}
+	}
 }
