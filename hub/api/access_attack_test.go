@@ -234,3 +234,29 @@ func TestForeignClusterLikeMissing(t *testing.T) {
 		}
 	}
 }
+
+// A token description is printed by the admin's `token list`: a user
+// must not put terminal escape sequences or fake lines into it.
+func TestTokenDescriptionNoControlCharacters(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"a"}`, 201, nil)
+	e.addMember("a", "alice", "viewer")
+	tok, _ := e.userToken("alice", "")
+	for _, c := range []struct {
+		desc string
+		code int
+	}{
+		{`\u001b]0;pwned\u0007\u001b[2J`, 400},
+		{`ci\nalice  tok_fake  active`, 400},
+		{`laptop\r`, 400},
+		{`\u0085next line`, 400},
+		{`café laptop (ünicode) <b>`, 201},
+	} {
+		before, _ := e.st.ListAPITokens(context.Background(), "")
+		rec := e.send(req{method: "POST", path: "/api/v1/tokens", body: `{"description":"` + c.desc + `"}`, bearer: tok})
+		after, _ := e.st.ListAPITokens(context.Background(), "")
+		if rec.Code != c.code || (c.code == 400 && len(after) != len(before)) {
+			t.Errorf("description %q: %d %s, want %d", c.desc, rec.Code, rec.Body, c.code)
+		}
+	}
+}

@@ -3,7 +3,10 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pullgate/pullgate/hub/store"
 )
@@ -44,6 +47,11 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(req.Description) > store.MaxTokenDescription {
 		return badRequest("description: at most %d bytes", store.MaxTokenDescription)
+	}
+	// The admin's `token list` prints every user's descriptions to a
+	// terminal: no escape sequences, no line breaks.
+	if !utf8.ValidString(req.Description) || strings.ContainsFunc(req.Description, unicode.IsControl) {
+		return badRequest("description: control characters (escape sequences, line breaks) are not allowed")
 	}
 	ttl, err := parseTokenTTL(req.ExpiresIn)
 	if err != nil {
