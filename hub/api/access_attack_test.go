@@ -260,3 +260,55 @@ func TestTokenDescriptionNoControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// Session fixation by cookie tossing: a page on a sibling subdomain plants
+// its own session cookie for the hub's host, so that the victim works (and
+// types registry secrets) in the attacker's workspace. Over https the
+// cookie is __Host- (browsers refuse it from another host and without
+// Secure); a request with two session cookies has none.
+func TestSessionCookieTossing(t *testing.T) {
+	e := newEnv(t)
+	for _, ws := range []string{"a", "evil"} {
+		e.must("POST", "/api/v1/workspaces", `{"name":"`+ws+`"}`, 201, nil)
+	}
+	e.addMember("a", "victim", "owner")
+	e.addMember("evil", "mallory", "owner")
+	vTok, _ := e.userToken("victim", "")
+	mTok, _ := e.userToken("mallory", "")
+	loginTLS := func(tok string) string {
+		rec := e.send(req{method: "POST", path: "/api/v1/session", body: `{"token":"` + tok + `"}`, tls: true})
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == SessionCookieSecure && c.Secure && c.Path == "/" && c.Domain == "" && c.HttpOnly {
+				return c.Value
+			}
+		}
+		t.Fatalf("sign-in over TLS: %d, Set-Cookie %q: want a Secure %s cookie, Path=/, no Domain", rec.Code, rec.Header().Values("Set-Cookie"), SessionCookieSecure)
+		return ""
+	}
+	victim, mallory := loginTLS(vTok), loginTLS(mTok)
+	mPlain, _ := e.login(mTok)
+	whoami := func(tls bool, cookies ...string) (int, string) {
+		r := req{method: "GET", path: "/api/v1/whoami", tls: tls, header: map[string]string{"Cookie": strings.Join(cookies, "; ")}}
+		rec := e.send(r)
+		var pv PrincipalView
+		_ = json.Unmarshal(rec.Body.Bytes(), &pv)
+		return rec.Code, pv.Name
+	}
+	for _, c := range []struct {
+		name    string
+		tls     bool
+		cookies []string
+		code    int
+		who     string
+	}{
+		{"victim's own", true, []string{SessionCookieSecure + "=" + victim}, 200, "victim"},
+		{"tossed plain cookie over https", true, []string{SessionCookie + "=" + mallory}, 401, ""},
+		{"tossed plain cookie beside the victim's", true, []string{SessionCookie + "=" + mPlain, SessionCookieSecure + "=" + victim}, 200, "victim"},
+		{"two cookies over http", false, []string{SessionCookie + "=" + mPlain, SessionCookie + "=" + victim}, 401, ""},
+	} {
+		code, who := whoami(c.tls, c.cookies...)
+		if code != c.code || who != c.who {
+			t.Errorf("%s: %d as %q, want %d as %q", c.name, code, who, c.code, c.who)
+		}
+	}
+}

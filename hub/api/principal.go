@@ -184,8 +184,8 @@ func (s *server) authenticate(r *http.Request) (*Principal, error) {
 		}
 		return s.tokens.Resolve(r.Context(), tok)
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		return s.sessionPrincipal(r.Context(), c.Value)
+	if value, ok := s.sessionCookie(r); ok {
+		return s.sessionPrincipal(r.Context(), value)
 	}
 	return nil, errUnauthenticated
 }
