@@ -250,6 +250,8 @@ func TestTokenDescriptionNoControlCharacters(t *testing.T) {
 		{`ci\nalice  tok_fake  active`, 400},
 		{`laptop\r`, 400},
 		{`\u0085next line`, 400},
+		{`laptop \u202egnp.exe`, 400},
+		{`ad\u200bmin`, 400},
 		{`café laptop (ünicode) <b>`, 201},
 	} {
 		before, _ := e.st.ListAPITokens(context.Background(), "")

@@ -49,9 +49,13 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("description: at most %d bytes", store.MaxTokenDescription)
 	}
 	// The admin's `token list` prints every user's descriptions to a
-	// terminal: no escape sequences, no line breaks.
-	if !utf8.ValidString(req.Description) || strings.ContainsFunc(req.Description, unicode.IsControl) {
-		return badRequest("description: control characters (escape sequences, line breaks) are not allowed")
+	// terminal: no escape sequences, no line breaks, no bidi overrides or
+	// invisible characters (format characters) that make text read as
+	// something else.
+	if !utf8.ValidString(req.Description) || strings.ContainsFunc(req.Description, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	}) {
+		return badRequest("description: control and format characters (escape sequences, line breaks, bidi overrides) are not allowed")
 	}
 	ttl, err := parseTokenTTL(req.ExpiresIn)
 	if err != nil {
