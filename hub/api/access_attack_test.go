@@ -314,3 +314,29 @@ func TestSessionCookieTossing(t *testing.T) {
 		}
 	}
 }
+
+// A member cannot fill the shared database with API tokens.
+func TestAPITokenCountBounded(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"a"}`, 201, nil)
+	e.addMember("a", "alice", "viewer")
+	tok, _ := e.userToken("alice", "0")
+	var last NewAPIToken
+	for i := 1; i < MaxActiveAPITokens; i++ {
+		rec := e.send(req{method: "POST", path: "/api/v1/tokens", body: `{}`, bearer: tok})
+		if rec.Code != 201 {
+			t.Fatalf("token %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &last)
+	}
+	rec := e.send(req{method: "POST", path: "/api/v1/tokens", body: `{}`, bearer: tok})
+	if rec.Code != 409 || !strings.Contains(rec.Body.String(), "revoke unused ones") {
+		t.Fatalf("token %d: %d %s, want 409", MaxActiveAPITokens+1, rec.Code, rec.Body)
+	}
+	// Revoking one makes room; the admin is bound the same way for alice.
+	if rec := e.send(req{method: "DELETE", path: "/api/v1/tokens/" + last.ID, bearer: tok}); rec.Code != 200 {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	e.must("POST", "/api/v1/tokens", `{"user":"alice"}`, 201, nil)
+	e.must("POST", "/api/v1/tokens", `{"user":"alice"}`, 409, nil)
+}

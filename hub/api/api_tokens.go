@@ -68,6 +68,9 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 	if t.ExpiresAt, err = boundByParent(p, req.ExpiresIn, t.ExpiresAt); err != nil {
 		return err
 	}
+	if err := s.checkTokenCount(r, user); err != nil {
+		return err
+	}
 	secret := newSecret(APITokenPrefix)
 	t, err = s.d.Store.CreateAPIToken(r.Context(), user, t, hashSecret(secret))
 	if errors.Is(err, store.ErrNotFound) {
@@ -78,6 +81,35 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	setTarget(r, "api_token", t.ID)
 	writeJSON(w, http.StatusCreated, NewAPIToken{APIToken: apiTokenView(t, s.now()), Token: secret})
+	return nil
+}
+
+// MaxActiveAPITokens bounds a user's usable (neither revoked nor expired)
+// API tokens: a member must not fill the hub's database, which all
+// tenants share, by minting tokens in a loop.
+const MaxActiveAPITokens = 100
+
+func (s *server) checkTokenCount(r *http.Request, user string) error {
+	u, err := s.d.Store.GetUser(r.Context(), user)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // CreateAPIToken answers it
+	}
+	if err != nil {
+		return err
+	}
+	ts, err := s.d.Store.ListAPITokens(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	n, now := 0, s.now()
+	for _, t := range ts {
+		if t.Usable(now) {
+			n++
+		}
+	}
+	if n >= MaxActiveAPITokens {
+		return errorf(http.StatusConflict, "user %q has %d active API tokens, the most allowed: revoke unused ones first (token list, token revoke)", user, n)
+	}
 	return nil
 }
 
