@@ -114,6 +114,11 @@ Use it as the admin token is used: --token, $` + EnvToken + ` or --token-file.`,
 			if err != nil {
 				return err
 			}
+			// The token itself instead of its id: refuse without echoing
+			// it to a terminal or CI log.
+			if strings.HasPrefix(args[0], api.APITokenPrefix) {
+				return usageErrorf("give the token's id (tok_..., from token list), not the token itself")
+			}
 			t, err := s.c.RevokeAPIToken(cmd.Context(), args[0])
 			if err != nil {
 				return err

@@ -104,6 +104,13 @@ func TestMembersAndTokens(t *testing.T) {
 	if code, _, errOut := h.runAs(aliceTok, "token", "revoke", ciID); code != 1 || !strings.Contains(errOut, "404") {
 		t.Errorf("alice revokes bob's token: %d %s", code, errOut)
 	}
+	// The token instead of its id: refused, never echoed, nothing revoked.
+	if code, out, errOut := h.runAs(bobTok, "token", "revoke", own); code == 0 || strings.Contains(out+errOut, own) || !strings.Contains(errOut, "not the token itself") {
+		t.Errorf("token revoke with the token: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := h.runAs(own, "whoami"); code != 0 {
+		t.Errorf("token after a refused revoke by value: %d %s", code, errOut)
+	}
 	if code, out, errOut := h.runAs(bobTok, "token", "revoke", ciID); code != 0 || !strings.Contains(out, "revoked") {
 		t.Errorf("bob revokes his token: %d %s %s", code, out, errOut)
 	}
