@@ -340,3 +340,45 @@ func TestAPITokenCountBounded(t *testing.T) {
 	e.must("POST", "/api/v1/tokens", `{"user":"alice"}`, 201, nil)
 	e.must("POST", "/api/v1/tokens", `{"user":"alice"}`, 409, nil)
 }
+
+// A live console session follows its user's role: a downgraded operator
+// loses operator rights on the next request, a removed member everything
+// of the workspace (memberships are read with each request).
+func TestLiveSessionFollowsRoleChanges(t *testing.T) {
+	e := newEnv(t)
+	e.must("POST", "/api/v1/workspaces", `{"name":"a"}`, 201, nil)
+	e.addMember("a", "olga", "owner")
+	e.addMember("a", "alice", "operator")
+	owner, _ := e.userToken("olga", "")
+	tok, _ := e.userToken("alice", "")
+	cookie, csrf := e.login(tok)
+	n := 0
+	create := func() int {
+		n++
+		return e.send(req{method: "POST", path: "/api/v1/workspaces/a/installs", body: fmt.Sprintf(`{"name":"i%d","all_repos":true}`, n), cookie: cookie, csrf: csrf}).Code
+	}
+	read := func() int { return e.send(req{method: "GET", path: "/api/v1/workspaces/a/installs", cookie: cookie}).Code }
+	role := func(r string) {
+		if rec := e.send(req{method: "PATCH", path: "/api/v1/workspaces/a/members/alice", body: `{"role":"` + r + `"}`, bearer: owner}); rec.Code != 200 {
+			t.Fatalf("set role %s: %d %s", r, rec.Code, rec.Body)
+		}
+	}
+	steps := []struct {
+		name         string
+		change       func()
+		create, read int
+	}{
+		{"operator", func() {}, 201, 200},
+		{"downgraded to viewer", func() { role("viewer") }, 403, 200},
+		{"operator again", func() { role("operator") }, 201, 200},
+		{"removed", func() {
+			e.send(req{method: "DELETE", path: "/api/v1/workspaces/a/members/alice", bearer: owner})
+		}, 404, 404},
+	}
+	for _, s := range steps {
+		s.change()
+		if c, r := create(), read(); c != s.create || r != s.read {
+			t.Errorf("%s: create %d, read %d; want %d, %d", s.name, c, r, s.create, s.read)
+		}
+	}
+}
