@@ -80,8 +80,9 @@ func targetFromPath(r *http.Request) string {
 
 // secretPattern matches the hub's own secrets: API, admin and session
 // tokens, join tokens, and JWTs (install tokens: base64url of `{"`).
-// Names and ids never match (names are lowercase, ids hex).
-var secretPattern = regexp.MustCompile(`\b(?:` + APITokenPrefix + `|pga_|` + sessionPrefix + `|` + regexp.QuoteMeta(wire.JoinTokenPrefix) + `|eyJ)[A-Za-z0-9_.\-]*`)
+// The hub's secrets carry at least 32 random bytes after the prefix; a
+// name such as "pgu_mirror" is left alone.
+var secretPattern = regexp.MustCompile(`\b(?:` + APITokenPrefix + `|pga_|` + sessionPrefix + `|` + regexp.QuoteMeta(wire.JoinTokenPrefix) + `|eyJ)[A-Za-z0-9_.\-]{20,}`)
 
 // redactSecrets replaces what looks like a secret in s: a secret pasted
 // where a name or id belongs (`token revoke pgu_...`) reaches neither the
