@@ -361,7 +361,9 @@ func TestLiveSessionFollowsRoleChanges(t *testing.T) {
 		n++
 		return e.send(req{method: "POST", path: "/api/v1/workspaces/a/installs", body: fmt.Sprintf(`{"name":"i%d","all_repos":true}`, n), cookie: cookie, csrf: csrf}).Code
 	}
-	read := func() int { return e.send(req{method: "GET", path: "/api/v1/workspaces/a/installs", cookie: cookie}).Code }
+	read := func() int {
+		return e.send(req{method: "GET", path: "/api/v1/workspaces/a/installs", cookie: cookie}).Code
+	}
 	role := func(r string) {
 		if rec := e.send(req{method: "PATCH", path: "/api/v1/workspaces/a/members/alice", body: `{"role":"` + r + `"}`, bearer: owner}); rec.Code != 200 {
 			t.Fatalf("set role %s: %d %s", r, rec.Code, rec.Body)
