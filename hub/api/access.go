@@ -142,11 +142,15 @@ func (s *server) checkCluster(ctx context.Context, name string, ru rule, p *Prin
 	if err != nil {
 		return err
 	}
+	// No more store reads for another tenant's cluster than for a missing
+	// one: a member's workspace names come with its memberships.
 	if c.WorkspaceID != "" {
 		ri.workspaceID = c.WorkspaceID
-		ri.workspace = s.workspaceName(ctx, c.WorkspaceID)
 	}
 	if p.IsAdmin() {
+		if c.WorkspaceID != "" {
+			ri.workspace = s.workspaceName(ctx, c.WorkspaceID)
+		}
 		return nil
 	}
 	if c.WorkspaceID == "" {
@@ -159,6 +163,11 @@ func (s *server) checkCluster(ctx context.Context, name string, ru rule, p *Prin
 	if role == "" {
 		ri.hideWorkspace = true
 		return notFoundCluster(name)
+	}
+	for _, m := range p.Memberships {
+		if m.WorkspaceID == c.WorkspaceID {
+			ri.workspace = m.Workspace
+		}
 	}
 	if role.Rank() < ru.role.Rank() {
 		return forbidden(p, ru.role, ri.workspace)

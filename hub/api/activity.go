@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // The activity log is the audit of operator actions (the pull audit is
@@ -76,6 +78,19 @@ func targetFromPath(r *http.Request) string {
 	return ""
 }
 
+// secretPattern matches the hub's own secrets: API, admin and session
+// tokens, join tokens, and JWTs (install tokens: base64url of `{"`).
+// The hub's secrets carry at least 32 random bytes after the prefix; a
+// name such as "pgu_mirror" is left alone.
+var secretPattern = regexp.MustCompile(`\b(?:` + APITokenPrefix + `|pga_|` + sessionPrefix + `|` + regexp.QuoteMeta(wire.JoinTokenPrefix) + `|eyJ)[A-Za-z0-9_.\-]{20,}`)
+
+// redactSecrets replaces what looks like a secret in s: a secret pasted
+// where a name or id belongs (`token revoke pgu_...`) reaches neither the
+// activity log nor an error message.
+func redactSecrets(s string) string {
+	return secretPattern.ReplaceAllString(s, "[redacted]")
+}
+
 // remoteAddr is the client's address. The hub has no trusted-proxy
 // setting, so forwarded headers are not believed.
 func remoteAddr(r *http.Request) string {
@@ -103,6 +118,9 @@ func (s *server) recordActivity(r *http.Request, rt *route, ri *reqInfo, status 
 	if a.Target == "" {
 		a.Target = targetFromPath(r)
 	}
+	// A secret pasted where a name or id belongs (`token revoke pgu_...`)
+	// must not reach the log.
+	a.Target, a.Path = redactSecrets(a.Target), redactSecrets(a.Path)
 	if p.session != nil && a.TokenID == "" {
 		a.TokenID = p.session.ID
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
 )
@@ -15,6 +16,12 @@ func scopeAudit(r *http.Request, q *store.AuditQuery) error {
 			return notFoundWorkspace(q.Workspace)
 		}
 		q.Workspaces = p.WorkspaceNames()
+		// Audit events name their workspace: those from before the
+		// workspace was created are of a deleted one of the same name.
+		q.WorkspaceSince = map[string]time.Time{}
+		for _, m := range p.Memberships {
+			q.WorkspaceSince[m.Workspace] = m.WorkspaceCreatedAt
+		}
 	}
 	return nil
 }

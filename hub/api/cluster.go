@@ -364,6 +364,12 @@ func (s *server) checkInstallCluster(ctx context.Context, workspace, cluster, na
 	if cluster == "" {
 		return nil
 	}
+	// The workspace first: the same store reads whether or not the cluster
+	// exists, or is another workspace's (no timing oracle).
+	ws, err := s.d.Store.GetWorkspace(ctx, workspace)
+	if err != nil {
+		return err
+	}
 	c, err := s.d.Store.GetCluster(ctx, cluster)
 	if errors.Is(err, store.ErrNotFound) {
 		return badRequest("cluster %q does not exist: create it with `cluster create`", cluster)
@@ -372,10 +378,6 @@ func (s *server) checkInstallCluster(ctx context.Context, workspace, cluster, na
 		return err
 	}
 	if c.WorkspaceID != "" {
-		ws, err := s.d.Store.GetWorkspace(ctx, workspace)
-		if err != nil {
-			return err
-		}
 		// A member must not learn that another workspace's cluster
 		// exists, nor whose it is: the same answer as for no cluster.
 		if ws.ID != c.WorkspaceID && !principalFrom(ctx).IsAdmin() {

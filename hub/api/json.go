@@ -37,18 +37,19 @@ func badRequest(format string, args ...any) error {
 // answered with a generic 500 so that internals never reach the client.
 func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
+	// Messages quote names from the request: never a pasted secret.
 	switch {
 	case errors.As(err, &he):
-		writeJSON(w, he.status, Error{Error: he.msg})
+		writeJSON(w, he.status, Error{Error: redactSecrets(he.msg)})
 	case errors.Is(err, store.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, Error{Error: storeMessage(err, store.ErrNotFound)})
+		writeJSON(w, http.StatusNotFound, Error{Error: redactSecrets(storeMessage(err, store.ErrNotFound))})
 	case errors.Is(err, store.ErrConflict):
-		writeJSON(w, http.StatusConflict, Error{Error: storeMessage(err, store.ErrConflict)})
+		writeJSON(w, http.StatusConflict, Error{Error: redactSecrets(storeMessage(err, store.ErrConflict))})
 	case errors.Is(err, store.ErrInvalid):
-		writeJSON(w, http.StatusBadRequest, Error{Error: storeMessage(err, store.ErrInvalid)})
+		writeJSON(w, http.StatusBadRequest, Error{Error: redactSecrets(storeMessage(err, store.ErrInvalid))})
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "api internal error",
-			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.String("error", err.Error()))
+			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.String("error", redactSecrets(err.Error())))
 		writeJSON(w, http.StatusInternalServerError, Error{Error: "internal error; see the hub's log"})
 	}
 }

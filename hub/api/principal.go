@@ -36,6 +36,10 @@ type Principal struct {
 	// session cookie; csrf is what its X-CSRF-Token must be.
 	session *store.Session
 	csrf    string
+	// tokenExpires is when the user's API token (the one the request or
+	// its session was made with) expires; zero: never. Tokens it creates
+	// expire no later (createAPIToken).
+	tokenExpires time.Time
 }
 
 // IsAdmin reports whether p is the hub admin.
@@ -155,7 +159,7 @@ func (t *tokenResolver) userPrincipal(ctx context.Context, at store.APIToken) (*
 	if err := t.store.TouchAPIToken(ctx, at.ID, now); err != nil {
 		return nil, err
 	}
-	return &Principal{Kind: PrincipalUser, Name: at.User, UserID: at.UserID, TokenID: at.ID, Memberships: ms}, nil
+	return &Principal{Kind: PrincipalUser, Name: at.User, UserID: at.UserID, TokenID: at.ID, Memberships: ms, tokenExpires: at.ExpiresAt}, nil
 }
 
 // newSecret returns prefix followed by 256 random bits, base64url.
@@ -180,8 +184,8 @@ func (s *server) authenticate(r *http.Request) (*Principal, error) {
 		}
 		return s.tokens.Resolve(r.Context(), tok)
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		return s.sessionPrincipal(r.Context(), c.Value)
+	if value, ok := s.sessionCookie(r); ok {
+		return s.sessionPrincipal(r.Context(), value)
 	}
 	return nil, errUnauthenticated
 }

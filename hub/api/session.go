@@ -23,8 +23,16 @@ import (
 // HMAC of the cookie value: bound to the session, readable only by the page
 // that signed in (from the sign-in answer), never by a cross-site page.
 
-// SessionCookie is the console session cookie's name.
-const SessionCookie = "pullgate_session"
+// SessionCookie is the console session cookie's name over plain HTTP;
+// SessionCookieSecure its name when the cookie is Secure. The __Host-
+// prefix makes browsers refuse the cookie from a sibling subdomain (cookie
+// tossing: a page on evil.example.com planting its own session for
+// hub.example.com, so that the victim types a registry secret into the
+// attacker's workspace) and without Secure, Path=/ and no Domain.
+const (
+	SessionCookie       = "pullgate_session"
+	SessionCookieSecure = "__Host-" + SessionCookie
+)
 
 // CSRFHeader carries the session's CSRF token.
 const CSRFHeader = "X-CSRF-Token"
@@ -139,8 +147,30 @@ func (s *server) secureCookie(r *http.Request) bool {
 	return r.TLS != nil || strings.HasPrefix(s.d.PublicURL, "https://")
 }
 
+// sessionCookieName is the session cookie's name for r: the __Host- one
+// whenever the cookie is Secure.
+func (s *server) sessionCookieName(r *http.Request) string {
+	if s.secureCookie(r) {
+		return SessionCookieSecure
+	}
+	return SessionCookie
+}
+
+// sessionCookie returns the request's session cookie value. Two of them
+// (one planted by another site of the domain, over plain HTTP) answer as
+// none: never a guess at which is the user's.
+func (s *server) sessionCookie(r *http.Request) (string, bool) {
+	name, value, n := s.sessionCookieName(r), "", 0
+	for _, c := range r.Cookies() {
+		if c.Name == name {
+			value, n = c.Value, n+1
+		}
+	}
+	return value, n == 1 && value != ""
+}
+
 func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: s.sessionCookieName(r), Value: value, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r), MaxAge: maxAge})
 }
 
@@ -214,11 +244,11 @@ func (s *server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) cookiePrincipal(r *http.Request) (*Principal, error) {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
+	value, ok := s.sessionCookie(r)
+	if !ok {
 		return nil, errorf(http.StatusUnauthorized, "unauthorized: no console session (sign in with POST /api/v1/session)")
 	}
-	p, err := s.sessionPrincipal(r.Context(), c.Value)
+	p, err := s.sessionPrincipal(r.Context(), value)
 	if errors.Is(err, errUnauthenticated) {
 		return nil, errorf(http.StatusUnauthorized, "unauthorized: the console session ended (expired, signed out, or its token was revoked)")
 	}

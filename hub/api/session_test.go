@@ -40,11 +40,13 @@ func TestAPITokenLifecycle(t *testing.T) {
 		len(pv.Workspaces) != 1 || pv.Workspaces[0] != (WorkspaceRole{"a", "operator"}) || pv.TokenID != nt.ID {
 		t.Fatalf("whoami: %d %s", rec.Code, rec.Body)
 	}
-	// Alice creates a second token herself; she cannot make one for bob.
+	// Alice creates a second token herself (expiring no later than the
+	// one she uses: TestTokenCannotOutliveItsParent); she cannot make one
+	// for bob.
 	e.addMember("a", "bob", "viewer")
-	rec = e.send(req{method: "POST", path: "/api/v1/tokens", bearer: nt.Token, body: `{"expires_in":"0"}`})
+	rec = e.send(req{method: "POST", path: "/api/v1/tokens", bearer: nt.Token, body: `{"expires_in":"720h"}`})
 	var own NewAPIToken
-	if rec.Code != 201 || json.Unmarshal(rec.Body.Bytes(), &own) != nil || own.User != "alice" || own.ExpiresAt != nil {
+	if rec.Code != 201 || json.Unmarshal(rec.Body.Bytes(), &own) != nil || own.User != "alice" || own.ExpiresAt == nil || !own.ExpiresAt.Equal(e.now.Add(720*time.Hour)) {
 		t.Fatalf("own token: %d %s", rec.Code, rec.Body)
 	}
 	if rec := e.send(req{method: "POST", path: "/api/v1/tokens", bearer: nt.Token, body: `{"user":"bob"}`}); rec.Code != 403 {

@@ -29,7 +29,9 @@ func newTokenCmd(g *globals) *cobra.Command {
 creates a user's first token with --user (add the user to a workspace
 first: member add). The token (pgu_...) is printed once, on stdout; the
 hub keeps only its SHA-256. It expires after 90 days unless --expires-in
-or --never-expires says otherwise.
+or --never-expires says otherwise, and never after the token (or console
+session) that creates it: a user whose token expires creates no token that
+outlives it (the default is cut short; a longer --expires-in is refused).
 
 Use it as the admin token is used: --token, $` + EnvToken + ` or --token-file.`,
 		Example: `  pullgate-hub token create --user alice --expires-in 720h > alice.token
@@ -111,6 +113,11 @@ Use it as the admin token is used: --token, $` + EnvToken + ` or --token-file.`,
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
+			}
+			// The token itself instead of its id: refuse without echoing
+			// it to a terminal or CI log.
+			if strings.HasPrefix(args[0], api.APITokenPrefix) {
+				return usageErrorf("give the token's id (tok_..., from token list), not the token itself")
 			}
 			t, err := s.c.RevokeAPIToken(cmd.Context(), args[0])
 			if err != nil {

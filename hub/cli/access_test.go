@@ -60,7 +60,9 @@ func TestMembersAndTokens(t *testing.T) {
 	if code, _, errOut := h.runAs(aliceTok, "token", "create", "--user", "bob"); code != 1 || !strings.Contains(errOut, "403") {
 		t.Errorf("alice makes bob's token: %d %s", code, errOut)
 	}
-	bobTok := strings.TrimSpace(h.ok("", "token", "create", "--user", "bob"))
+	// Never expiring: bob creates a never-expiring token of his own below,
+	// and a token cannot outlive the one it is created with.
+	bobTok := strings.TrimSpace(h.ok("", "token", "create", "--user", "bob", "--never-expires"))
 	// Bob, a viewer, reads but cannot change.
 	if code, _, errOut := h.runAs(bobTok, "install", "create", "-w", "acme", "--name", "web", "--all-repos"); code != 1 || !strings.Contains(errOut, "403 Forbidden") || !strings.Contains(errOut, "needs operator") {
 		t.Errorf("viewer creates an install: %d %s", code, errOut)
@@ -101,6 +103,13 @@ func TestMembersAndTokens(t *testing.T) {
 	}
 	if code, _, errOut := h.runAs(aliceTok, "token", "revoke", ciID); code != 1 || !strings.Contains(errOut, "404") {
 		t.Errorf("alice revokes bob's token: %d %s", code, errOut)
+	}
+	// The token instead of its id: refused, never echoed, nothing revoked.
+	if code, out, errOut := h.runAs(bobTok, "token", "revoke", own); code == 0 || strings.Contains(out+errOut, own) || !strings.Contains(errOut, "not the token itself") {
+		t.Errorf("token revoke with the token: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := h.runAs(own, "whoami"); code != 0 {
+		t.Errorf("token after a refused revoke by value: %d %s", code, errOut)
 	}
 	if code, out, errOut := h.runAs(bobTok, "token", "revoke", ciID); code != 0 || !strings.Contains(out, "revoked") {
 		t.Errorf("bob revokes his token: %d %s %s", code, out, errOut)

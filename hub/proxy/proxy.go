@@ -139,6 +139,7 @@ func (p *Proxy) Handler() http.Handler {
 		tokenH = p.metrics.Instrument("token", token)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inertHeaders(w.Header())
 		switch {
 		case r.URL.Path == tokenPath:
 			tokenH.ServeHTTP(w, r)

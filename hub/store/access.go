@@ -58,6 +58,10 @@ type Membership struct {
 	Role        Role
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+
+	// WorkspaceCreatedAt is when the workspace was created: audit events
+	// of its name from before then are a deleted namesake's.
+	WorkspaceCreatedAt time.Time
 }
 
 // ErrLastOwner refuses a change that would leave a workspace that has
@@ -124,7 +128,7 @@ func (s *SQL) AddMember(ctx context.Context, workspace, user string, role Role) 
 	return m, nil
 }
 
-const membershipSelect = `SELECT m.user_id, u.name, m.workspace_id, w.name, m.role, m.created_at, m.updated_at
+const membershipSelect = `SELECT m.user_id, u.name, m.workspace_id, w.name, w.created_at, m.role, m.created_at, m.updated_at
 	FROM memberships m JOIN users u ON u.id = m.user_id JOIN workspaces w ON w.id = m.workspace_id`
 
 func (s *SQL) queryMemberships(ctx context.Context, q queryer, query string, args ...any) ([]Membership, error) {
@@ -137,11 +141,12 @@ func (s *SQL) queryMemberships(ctx context.Context, q queryer, query string, arg
 	for rows.Next() {
 		var m Membership
 		var role string
-		var created, updated int64
-		if err := rows.Scan(&m.UserID, &m.User, &m.WorkspaceID, &m.Workspace, &role, &created, &updated); err != nil {
+		var wsCreated, created, updated int64
+		if err := rows.Scan(&m.UserID, &m.User, &m.WorkspaceID, &m.Workspace, &wsCreated, &role, &created, &updated); err != nil {
 			return nil, err
 		}
 		m.Role, m.CreatedAt, m.UpdatedAt = Role(role), fromNanos(created), fromNanos(updated)
+		m.WorkspaceCreatedAt = fromNanos(wsCreated)
 		out = append(out, m)
 	}
 	return out, rows.Err()

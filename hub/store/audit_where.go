@@ -1,7 +1,5 @@
 package store
 
-import "strings"
-
 // auditWhere turns q's filters (all but Limit and Desc) into WHERE terms
 // and their arguments, shared by the event query and the statistics.
 func auditWhere(q AuditQuery) ([]string, []any) {
@@ -14,15 +12,9 @@ func auditWhere(q AuditQuery) ([]string, []any) {
 		}
 	}
 	eq("workspace", q.Workspace)
-	if q.Workspaces != nil {
-		if len(q.Workspaces) == 0 {
-			where = append(where, "1 = 0") // no workspace: nothing
-		} else {
-			where = append(where, "workspace IN (?"+strings.Repeat(", ?", len(q.Workspaces)-1)+")")
-			for _, w := range q.Workspaces {
-				args = append(args, w)
-			}
-		}
+	if term, targs, ok := auditScope(q); ok {
+		where = append(where, term)
+		args = append(args, targs...)
 	}
 	eq("install", q.Install)
 	eq("repository", q.Repository)

@@ -31,6 +31,10 @@ type Session struct {
 	LastSeenAt time.Time // for the idle timeout
 }
 
+// MaxSessionsPerToken bounds the live console sessions opened with one API
+// token; a new one ends the oldest.
+const MaxSessionsPerToken = 20
+
 const sessionCols = `id, kind, COALESCE(user_id, ''), COALESCE(token_id, ''), admin_fp, created_at, expires_at, last_seen_at`
 
 // CreateSession stores a session by the hash of its cookie value; ID is
@@ -46,6 +50,12 @@ func (s *SQL) CreateSession(ctx context.Context, se Session, hash []byte) (Sessi
 	var user, tok any
 	if se.Kind == SessionUser {
 		user, tok = se.UserID, se.TokenID
+		// A token holder signing in in a loop must not fill the database
+		// all tenants share: its oldest sessions end.
+		if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE token_id = ? AND id NOT IN
+			(SELECT id FROM sessions WHERE token_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)`), se.TokenID, se.TokenID, MaxSessionsPerToken-1); err != nil {
+			return Session{}, fmt.Errorf("end a token's oldest sessions: %w", err)
+		}
 	}
 	fp := se.AdminFP
 	if fp == nil {

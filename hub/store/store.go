@@ -181,6 +181,11 @@ type AuditQuery struct {
 	Until      time.Time
 	BeforeID   int64
 	Desc       bool
+
+	// WorkspaceSince, with Workspaces, keeps a named workspace's events
+	// from the given time on (its creation): older ones are of a deleted
+	// workspace of the same name.
+	WorkspaceSince map[string]time.Time
 }
 
 // Cluster is a set of nodes that pull through the hub.
