@@ -82,10 +82,16 @@ func New(s Nodes, issuer nkeys.KeyPair, opts ...Option) *Authorizer {
 	return a
 }
 
+// CalloutQueue is the queue group of the callout's subscribers: with
+// several hub replicas on one NATS cluster, each authorization request is
+// answered by one of them, not by all (which would multiply the store
+// reads and the signed responses by the number of replicas).
+const CalloutQueue = "pullgate-auth"
+
 // Subscribe starts answering authorization requests on nc, which must be
 // connected as HubUser.
 func (a *Authorizer) Subscribe(nc *nats.Conn) (*nats.Subscription, error) {
-	sub, err := nc.Subscribe(CalloutSubject, a.handle)
+	sub, err := nc.QueueSubscribe(CalloutSubject, CalloutQueue, a.handle)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", CalloutSubject, err)
 	}
