@@ -31,7 +31,9 @@ func Binary(t testing.TB, name, pkg string) string {
 func HubBinary(t testing.TB) string { return Binary(t, "pullgate-hub", "./hub/cmd/pullgate-hub") }
 
 // AgentBinary is pullgate-agent.
-func AgentBinary(t testing.TB) string { return Binary(t, "pullgate-agent", "./agent/cmd/pullgate-agent") }
+func AgentBinary(t testing.TB) string {
+	return Binary(t, "pullgate-agent", "./agent/cmd/pullgate-agent")
+}
 
 // HelperBinary is pullgate-credential-provider (also
 // docker-credential-pullgate by its name).
