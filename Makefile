@@ -148,3 +148,13 @@ e2e-k8s: tools build
 	GO=$(GO) sh e2e/k8s/build-tools.sh $(CACHEBIN)
 	$(GO) test -c -tags e2e_k8s -o $(BIN)/e2e-k8s.test ./e2e/k8s/
 	unshare --net sh e2e/k8s/netns.sh $(CURDIR)/$(BIN)/e2e-k8s.test -test.v -test.timeout 30m
+
+# --- The production topology under faults (e2e/ha): three hubs on
+# PostgreSQL, a three-node NATS cluster, a real registry, two agents; hubs
+# and NATS nodes killed, PostgreSQL stopped for 30 s, an agent cut off from
+# NATS. Needs root (PostgreSQL via .ci/postgres.sh, network namespaces).
+.PHONY: e2e-ha
+
+e2e-ha: tools build
+	$(GO) test -c -tags e2e_ha -o $(BIN)/e2e-ha.test ./e2e/ha/
+	unshare --net sh e2e/ha/netns.sh $(CURDIR)/$(BIN)/e2e-ha.test -test.v -test.timeout 15m

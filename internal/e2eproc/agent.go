@@ -26,16 +26,28 @@ type Agent struct {
 // appended. It returns once the agent is ready.
 func StartAgent(t testing.TB, natsURL, joinToken, nodeName string, extra ...string) *Agent {
 	t.Helper()
+	return StartAgentIn(t, nil, "127.0.0.1", natsURL, joinToken, nodeName, extra...)
+}
+
+// StartAgentIn is StartAgent with the agent run under wrap (e.g. nsenter
+// into a network namespace of the test's), its metrics on metricsHost.
+func StartAgentIn(t testing.TB, wrap []string, metricsHost, natsURL, joinToken, nodeName string, extra ...string) *Agent {
+	t.Helper()
 	dir := t.TempDir()
 	a := &Agent{Bin: AgentBinary(t), Socket: filepath.Join(dir, "run", "agent.sock"), StateDir: filepath.Join(dir, "state"),
-		Metrics: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))}
+		Metrics: fmt.Sprintf("%s:%d", metricsHost, testupstream.FreePort(t))}
 	tokenFile := filepath.Join(dir, "join-token")
 	if err := os.WriteFile(tokenFile, []byte(joinToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.Proc = Start(t, "agent "+nodeName, dir, nil, a.Bin, append([]string{"run", "--nats-url", natsURL, "--join-token-file", tokenFile,
+	args := append([]string{"run", "--nats-url", natsURL, "--join-token-file", tokenFile,
 		"--state-dir", a.StateDir, "--socket", a.Socket, "--metrics-listen", a.Metrics, "--node-name", nodeName, "--log-level", "debug"},
-		extra...)...)
+		extra...)
+	bin := a.Bin
+	if len(wrap) > 0 {
+		bin, args = wrap[0], append(append(wrap[1:len(wrap):len(wrap)], a.Bin), args...)
+	}
+	a.Proc = Start(t, "agent "+nodeName, dir, nil, bin, args...)
 	WaitHTTP(t, "http://"+a.Metrics+"/readyz", a.Proc)
 	return a
 }
