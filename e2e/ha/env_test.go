@@ -230,24 +230,37 @@ func (n *natsNode) waitRoutes(t *testing.T, want int) {
 	}
 }
 
-// holds reports whether the node has a client connection authorised as
-// user (a node id).
-func (n *natsNode) holds(user string) bool {
+// hubConnections counts the hubs' connections over every node.
+func (e *env) hubConnections() int {
+	n := 0
+	for _, node := range e.nats {
+		n += node.count("pullgate-hub")
+	}
+	return n
+}
+
+// count is the number of the node's connections authorised as user.
+func (n *natsNode) count(user string) int {
 	var cz struct {
 		Conns []struct {
 			User string `json:"authorized_user"`
 		} `json:"connections"`
 	}
 	if n.p == nil || !n.p.Alive() || n.monitor("/connz?auth=true&limit=1024", &cz) != nil {
-		return false
+		return 0
 	}
-	for _, c := range cz.Conns {
-		if c.User == user {
-			return true
+	c := 0
+	for _, cn := range cz.Conns {
+		if cn.User == user {
+			c++
 		}
 	}
-	return false
+	return c
 }
+
+// holds reports whether the node has a client connection authorised as
+// user (a node id).
+func (n *natsNode) holds(user string) bool { return n.count(user) > 0 }
 
 func (e *env) startPostgres() {
 	t := e.t

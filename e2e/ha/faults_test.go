@@ -32,6 +32,7 @@ func TestHA(t *testing.T) {
 		run  func(t *testing.T, e *env) []string
 	}{
 		{"AnyReplicaAndRevokeAcrossReplicas", testAnyReplica},
+		{"HubPaused", testHubPaused},
 		{"HubKilledMidBlob", testHubKilledMidBlob},
 		{"NATSNodeDown", testNATSNodeDown},
 		{"AgentPartitioned", testAgentPartitioned},
@@ -87,6 +88,51 @@ func testAnyReplica(t *testing.T, e *env) []string {
 	if code, body := e.api(e.hubs[0], http.MethodPost, "/api/v1/workspaces/acme/installs/gap/enable"); code != http.StatusOK {
 		t.Fatalf("enable: %d %s", code, body)
 	}
+	return toks
+}
+
+// A replica hangs (SIGSTOP): its NATS connection stays open, so the
+// queue groups still offer it requests. Agents must still get tokens.
+func testHubPaused(t *testing.T, e *env) []string {
+	h, a := e.hubs[2], e.agents[0]
+	if err := h.p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := true
+	defer func() {
+		if paused {
+			h.p.Resume()
+		}
+	}()
+	// Until the NATS servers drop it (ping_interval x ping_max of the
+	// nats-config block), the queue groups still offer it requests.
+	dropped := waitFor(t, 60*time.Second, "the NATS cluster drops the hung "+h.name, func() bool { return e.hubConnections() == len(e.hubs)-1 })
+	t.Logf("%s paused (SIGSTOP): the NATS cluster dropped its connection after %v", h.name, dropped.Round(time.Millisecond))
+	const rounds = 6
+	var lat []time.Duration
+	var toks []string
+	for i := range rounds {
+		e.cli.Must("", "install", "disable", "-w", "acme", "web")
+		waitFor(t, 5*time.Second, "agent 1 dropped its token", func() bool { return e.agentToken(a) == "" })
+		e.cli.Must("", "install", "enable", "-w", "acme", "web")
+		start := time.Now()
+		tok := e.agentToken(a)
+		d := time.Since(start)
+		if tok == "" {
+			t.Fatalf("round %d: agent 1 got no token with %s paused (%v)", i, h.name, d)
+		}
+		lat = append(lat, d)
+		toks = append(toks, tok)
+		if code, body := pull(e.hubs[0], "org/app", "v1", tok); code != http.StatusOK {
+			t.Fatalf("round %d: %d %s", i, code, body)
+		}
+	}
+	slices.Sort(lat)
+	t.Logf("then %d cold tokens from agent 1, p50 %v max %v", rounds, lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	h.p.Resume()
+	waitFor(t, 30*time.Second, h.name+" back on NATS", func() bool { return e.hubConnections() == len(e.hubs) })
+	paused = false
+	e2eproc.WaitHTTP(t, "http://"+h.addr+"/readyz", h.p)
 	return toks
 }
 
