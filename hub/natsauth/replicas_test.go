@@ -2,9 +2,13 @@ package natsauth
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -54,5 +58,27 @@ func TestCalloutAnsweredByOneReplica(t *testing.T) {
 	// for every connection (2*connects).
 	if got := lookups.Load(); got > connects {
 		t.Fatalf("the counted replicas looked the node up %d times for %d connections: every replica answers every request", got, connects)
+	}
+}
+
+// The block nats-config prints makes the server drop a hung hub within
+// seconds (nats-server's default is 2m x 2), and parses as the server
+// reads it.
+func TestConfigBlockDropsHungClients(t *testing.T) {
+	dir := t.TempDir()
+	creds, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("listen: \"127.0.0.1:-1\"\n"+creds.ConfigBlock(TLSFiles{})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := natsserver.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server rejects the block: %v", err)
+	}
+	if opts.PingInterval != StalePingInterval || opts.MaxPingsOut != StalePingMax || opts.PingInterval*time.Duration(opts.MaxPingsOut) > 30*time.Second {
+		t.Fatalf("ping_interval %v ping_max %d", opts.PingInterval, opts.MaxPingsOut)
 	}
 }
