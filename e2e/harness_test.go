@@ -140,11 +140,6 @@ func newCLI(t *testing.T, bin, dir string, env []string) *cli {
 	return &cli{t: t, c: c, seen: &c.Seen}
 }
 
-func (c *cli) run(stdin string, args ...string) (string, error) {
-	c.t.Helper()
-	return c.c.Run(stdin, args...)
-}
-
 func (c *cli) must(stdin string, args ...string) string {
 	c.t.Helper()
 	return c.c.Must(stdin, args...)
