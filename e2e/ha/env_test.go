@@ -51,6 +51,8 @@ type env struct {
 	cli        *e2eproc.CLI // the hub CLI against hubs[0]
 	join       string
 	helper     string // docker-credential-pullgate
+	bigBlob    string // digest of the 1 GiB layer (HubKilledMidBlob)
+	bigSize    int64
 }
 
 type natsNode struct {

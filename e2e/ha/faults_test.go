@@ -143,6 +143,7 @@ func testHubKilledMidBlob(t *testing.T, e *env) []string {
 	const size = 1 << 30
 	start := time.Now()
 	_, dig := e.up.PushBlobImage(t, "org/big", "v1", size)
+	e.bigBlob, e.bigSize = dig.String(), size
 	t.Logf("pushed a %d-byte layer to the registry in %v", size, time.Since(start).Round(time.Millisecond))
 	tok := e.agentToken(e.agents[0])
 	a, b := e.hubs[0], e.hubs[1]
@@ -321,6 +322,38 @@ func testPostgresDown(t *testing.T, e *env) []string {
 			t.Fatalf("%s before the outage: %d %s", h.name, code, body)
 		}
 	}
+	// A blob stream in flight, read slowly (about 6 MiB/s), verified
+	// before the outage: it goes on for at most two live-state check
+	// intervals of the outage, then is cut.
+	type streamResult struct {
+		got int64
+		err error
+		at  time.Time
+	}
+	hash := sha256.New()
+	streamDone := make(chan streamResult, 1)
+	blobReq, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/org/big/blobs/%s?ns=registry.corp", e.hubs[2].addr, e.bigBlob), nil)
+	blobReq.SetBasicAuth(wire.Username, tok)
+	blobResp, err := http.DefaultClient.Do(blobReq)
+	if err != nil || blobResp.StatusCode != http.StatusOK {
+		t.Fatalf("blob stream before the outage: %v %v", err, blobResp)
+	}
+	go func() {
+		defer blobResp.Body.Close()
+		var r streamResult
+		buf := make([]byte, 64<<10)
+		for r.err == nil && r.got < e.bigSize {
+			var n int
+			n, r.err = blobResp.Body.Read(buf)
+			hash.Write(buf[:n])
+			r.got += int64(n)
+			time.Sleep(10 * time.Millisecond)
+		}
+		r.at = time.Now()
+		streamDone <- r
+	}()
+	time.Sleep(500 * time.Millisecond)
+
 	const outage = 30 * time.Second
 	e.postgres("stop")
 	down := time.Now()
@@ -343,6 +376,17 @@ func testPostgresDown(t *testing.T, e *env) []string {
 		}
 		time.Sleep(2 * time.Second)
 	}
+	var stream streamResult
+	select {
+	case stream = <-streamDone:
+	case <-time.After(outage - time.Since(down)):
+		t.Fatal("a blob stream went on through the whole database outage")
+	}
+	if stream.err == nil || stream.err == io.EOF || stream.got >= e.bigSize {
+		t.Fatalf("the stream in flight ended cleanly (%d bytes, %v): want a cut", stream.got, stream.err)
+	}
+	t.Logf("a blob stream in flight at %s was cut %v into the outage, after %d MiB", e.hubs[2].name,
+		stream.at.Sub(down).Round(time.Millisecond), stream.got>>20)
 	time.Sleep(outage - time.Since(down))
 	t.Logf("PostgreSQL down for %v: %d checks per replica, every pull and API call answered 503 database unavailable",
 		time.Since(down).Round(time.Second), checks/len(e.hubs))
@@ -376,6 +420,20 @@ func testPostgresDown(t *testing.T, e *env) []string {
 		}
 		t.Logf("%s serves again %v after PostgreSQL is back (no restart)", h.name, rec[i].Round(time.Millisecond))
 	}
+	// Nothing lost: the cut stream resumes with Range at another replica.
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/org/big/blobs/%s?ns=registry.corp", e.hubs[0].addr, e.bigBlob), nil)
+	req.SetBasicAuth(wire.Username, tok)
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", stream.got))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("resume after the outage: %v %v", err, resp)
+	}
+	n, err := io.Copy(hash, resp.Body)
+	resp.Body.Close()
+	if err != nil || stream.got+n != e.bigSize || "sha256:"+hex.EncodeToString(hash.Sum(nil)) != e.bigBlob {
+		t.Fatalf("resumed blob: %d+%d bytes, %v, digest mismatch or short", stream.got, n, err)
+	}
+	t.Logf("the cut stream resumed with Range at %s after the outage: digest matches", e.hubs[0].name)
 	// The install was never disabled by the refused calls.
 	if code, body := pull(e.hubs[2], "org/app", "v1", tok); code != http.StatusOK {
 		t.Fatalf("after the outage: %d %s", code, body)
