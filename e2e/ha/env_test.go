@@ -206,7 +206,9 @@ func (n *natsNode) start(t *testing.T, bin string) {
 
 // monitor decodes the node's monitoring endpoint path.
 func (n *natsNode) monitor(path string, v any) error {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.mPort, path))
+	// Bounded: a paused node accepts the connection and answers nothing.
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.mPort, path))
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ func TestHA(t *testing.T) {
 		{"HubPaused", testHubPaused},
 		{"HubKilledMidBlob", testHubKilledMidBlob},
 		{"NATSNodeDown", testNATSNodeDown},
+		{"NATSNodeHung", testNATSNodeHung},
 		{"AgentPartitioned", testAgentPartitioned},
 		{"PostgresDown", testPostgresDown},
 	} {
@@ -269,6 +270,53 @@ func testNATSNodeDown(t *testing.T, e *env) []string {
 		n.waitRoutes(t, 2)
 	}
 	return append(toks, fresh)
+}
+
+// One NATS node hangs (SIGSTOP: connections open, nothing answered): the
+// other nodes drop its routes, hubs and agents on it leave it for another
+// node after their pings go unanswered, and revocations arrive again.
+func testNATSNodeHung(t *testing.T, e *env) []string {
+	a := e.agents[0]
+	id := nodeID(t, a)
+	var on *natsNode
+	waitFor(t, 10*time.Second, "agent 1 on a NATS node", func() bool { on = e.connectedTo(id); return on != nil })
+	if err := on.p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := true
+	defer func() {
+		if paused {
+			on.p.Resume()
+		}
+	}()
+	hubs := waitFor(t, 60*time.Second, "every hub off the hung node", func() bool { return e.hubConnections() == len(e.hubs) })
+	took := waitFor(t, 60*time.Second, "every agent off the hung node", func() bool {
+		n := e.connectedTo(id)
+		if n == nil || n == on {
+			return false
+		}
+		for _, ag := range e.agents {
+			if other := e.connectedTo(nodeID(t, ag)); other == nil || other == on {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("NATS node %s hung (SIGSTOP): every hub on another node after %v (hub pings 5s x 3), every agent %v later (agent pings 10s x 3)",
+		on.name, hubs.Round(time.Millisecond), took.Round(time.Millisecond))
+	toks := []string{e.agentToken(e.agents[0]), e.agentToken(e.agents[1])}
+	e.cli.Must("", "--hub", "http://"+e.hubs[1].addr, "install", "disable", "-w", "acme", "web")
+	for _, ag := range e.agents {
+		d := waitFor(t, 5*time.Second, ag.Name+" dropped the revoked token", func() bool { return e.agentToken(ag) == "" })
+		t.Logf("%s stopped handing out the revoked token %v after the revoke returned", ag.Name, d.Round(time.Millisecond))
+	}
+	e.cli.Must("", "install", "enable", "-w", "acme", "web")
+	on.p.Resume()
+	paused = false
+	for _, n := range e.nats {
+		n.waitRoutes(t, 2)
+	}
+	return toks
 }
 
 // Agent 2 is cut off from every NATS node while its install is revoked:
