@@ -29,6 +29,14 @@ func (s *server) queryAudit(w http.ResponseWriter, r *http.Request) error {
 		q.Refused = b
 	}
 	q.Workspace = vals.Get("workspace")
+	// A member reads the pull audit of its own workspaces only; another
+	// workspace answers as one that does not exist.
+	if p := principalFrom(r.Context()); !p.IsAdmin() {
+		if q.Workspace != "" && p.Role(q.Workspace) == "" {
+			return notFoundWorkspace(q.Workspace)
+		}
+		q.Workspaces = p.WorkspaceNames()
+	}
 	q.Install = vals.Get("install")
 	if v := vals.Get("since"); v != "" {
 		t, err := parseSince(v, s.now())

@@ -170,6 +170,18 @@ func (s *server) createCluster(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("name", req.Name); err != nil {
 		return err
 	}
+	setTarget(r, "cluster", req.Name)
+	// A shared cluster serves many workspaces: the admin's; a workspace's
+	// own cluster: its operators'.
+	if req.Workspace == "" && !principalFrom(r.Context()).IsAdmin() {
+		return errorf(http.StatusForbidden, "forbidden: a shared cluster (no workspace) is created by the hub admin only; name the workspace the cluster is for")
+	}
+	if req.Workspace != "" {
+		setWorkspace(r, req.Workspace)
+		if err := requireRole(r.Context(), req.Workspace, store.RoleOperator); err != nil {
+			return err
+		}
+	}
 	c := store.Cluster{Name: req.Name, SAIssuer: req.SAIssuer, SAAudience: req.SAAudience}
 	if req.Workspace != "" {
 		ws, err := s.d.Store.GetWorkspace(r.Context(), req.Workspace)
@@ -216,9 +228,17 @@ func (s *server) listClusters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	p := principalFrom(r.Context())
 	out := ClusterList{Clusters: make([]Cluster, 0, len(cs))}
 	for _, c := range cs {
-		out.Clusters = append(out.Clusters, s.clusterView(r.Context(), c))
+		switch {
+		case p.IsAdmin() || (c.WorkspaceID != "" && p.RoleByID(c.WorkspaceID) != ""):
+			out.Clusters = append(out.Clusters, s.clusterView(r.Context(), c))
+		case c.WorkspaceID == "":
+			// Members bind installs to shared clusters by name: the name
+			// is all they see of one.
+			out.Clusters = append(out.Clusters, sharedClusterView(c))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -229,8 +249,17 @@ func (s *server) getCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if c.WorkspaceID == "" && !principalFrom(r.Context()).IsAdmin() {
+		writeJSON(w, http.StatusOK, sharedClusterView(c))
+		return nil
+	}
 	writeJSON(w, http.StatusOK, s.clusterView(r.Context(), c))
 	return nil
+}
+
+// sharedClusterView is what a member sees of a shared cluster: its name.
+func sharedClusterView(c store.Cluster) Cluster {
+	return Cluster{Name: c.Name, Shared: true}
 }
 
 func (s *server) deleteCluster(w http.ResponseWriter, r *http.Request) error {
@@ -337,6 +366,11 @@ func (s *server) checkInstallCluster(ctx context.Context, workspace, cluster, na
 		ws, err := s.d.Store.GetWorkspace(ctx, workspace)
 		if err != nil {
 			return err
+		}
+		// A member must not learn that another workspace's cluster
+		// exists, nor whose it is: the same answer as for no cluster.
+		if ws.ID != c.WorkspaceID && !principalFrom(ctx).IsAdmin() {
+			return badRequest("cluster %q does not exist: create it with `cluster create`", cluster)
 		}
 		if ws.ID != c.WorkspaceID {
 			return badRequest("cluster %q belongs to workspace %q: installs of workspace %q cannot use it (create it as a shared cluster)", cluster, s.workspaceName(ctx, c.WorkspaceID), workspace)

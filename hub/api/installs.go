@@ -46,6 +46,7 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("name", req.Name); err != nil {
 		return err
 	}
+	setTarget(r, "install", req.Name)
 	if req.AllRepos && len(req.Repos) > 0 {
 		return badRequest("repos and all_repos exclude each other: give allow-list patterns or all_repos: true")
 	}

@@ -34,7 +34,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if s := doc.Components.SecuritySchemes["adminToken"]; s.Type != "http" || s.Scheme != "bearer" {
 		t.Errorf("adminToken security scheme: %+v", s)
 	}
-	if len(doc.Security) != 1 || doc.Security[0]["adminToken"] == nil {
+	// The admin token, an API token or the session cookie: alternatives.
+	if len(doc.Security) != 3 || doc.Security[0]["adminToken"] == nil || doc.Security[1]["apiToken"] == nil || doc.Security[2]["sessionCookie"] == nil {
 		t.Errorf("global security: %+v", doc.Security)
 	}
 

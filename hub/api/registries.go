@@ -16,6 +16,9 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
+	if store.ValidName(req.Name) {
+		setTarget(r, "registry", req.Name)
+	}
 	prefix, endpoint, err := CheckCreateRegistry(req)
 	if err != nil {
 		return err

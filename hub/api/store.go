@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
 )
@@ -15,6 +16,7 @@ type Store interface {
 	ClusterStore
 	NodeStore
 	AuditLog
+	AccessStore
 }
 
 var _ Store = (*store.SQL)(nil)
@@ -79,4 +81,35 @@ type NodeStore interface {
 // AuditLog reads the audit trail.
 type AuditLog interface {
 	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error)
+}
+
+// AccessStore holds users, their workspace memberships and API tokens,
+// console sessions and the activity log.
+type AccessStore interface {
+	GetUser(ctx context.Context, name string) (store.User, error)
+	// DeleteUser takes the user's memberships, tokens and sessions along.
+	DeleteUser(ctx context.Context, name string) error
+	AddMember(ctx context.Context, workspace, user string, role store.Role) (store.Membership, error)
+	ListMembers(ctx context.Context, workspace string) ([]store.Membership, error)
+	MembershipsOf(ctx context.Context, userID string) ([]store.Membership, error)
+	// UpdateMember and RemoveMember refuse to leave the workspace without
+	// an owner when keepOwner is set (store.ErrLastOwner).
+	UpdateMember(ctx context.Context, workspace, user string, role store.Role, keepOwner bool) (store.Membership, error)
+	RemoveMember(ctx context.Context, workspace, user string, keepOwner bool) (store.Membership, error)
+
+	CreateAPIToken(ctx context.Context, user string, t store.APIToken, hash []byte) (store.APIToken, error)
+	APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error)
+	GetAPIToken(ctx context.Context, id string) (store.APIToken, error)
+	ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error)
+	// RevokeAPIToken with userID set finds only that user's token.
+	RevokeAPIToken(ctx context.Context, id, userID string) (store.APIToken, error)
+	TouchAPIToken(ctx context.Context, id string, t time.Time) error
+
+	CreateSession(ctx context.Context, se store.Session, hash []byte) (store.Session, error)
+	SessionByHash(ctx context.Context, hash []byte) (store.Session, error)
+	TouchSession(ctx context.Context, id string, t time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+
+	AppendActivity(ctx context.Context, a store.Activity) error
+	QueryActivity(ctx context.Context, q store.ActivityQuery) ([]store.Activity, error)
 }

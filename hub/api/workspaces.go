@@ -12,6 +12,7 @@ func (s *server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("name", req.Name); err != nil {
 		return err
 	}
+	setTarget(r, "workspace", req.Name)
 	ws, err := s.d.Store.CreateWorkspace(r.Context(), req.Name)
 	if err != nil {
 		return err
@@ -25,8 +26,13 @@ func (s *server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	p := principalFrom(r.Context())
 	out := WorkspaceList{Workspaces: make([]Workspace, 0, len(wss))}
 	for _, ws := range wss {
+		// A member sees its own workspaces only.
+		if p.RoleByID(ws.ID) == "" {
+			continue
+		}
 		out.Workspaces = append(out.Workspaces, workspaceView(ws))
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -97,9 +97,16 @@ the hub only. Operator commands talk to a running hub:
   audit       the trail of proxied pulls
   sdl         import an Akash SDL's registry credentials as hub state
   cache       the pull-through cache: stats, list, evict, warm
+  member      a workspace's members and their roles (owner, operator, viewer)
+  token       users' API tokens
+  user        delete a user with its tokens and sessions
+  whoami      who the token signs in as
+  activity    who changed what: the audit of operator actions
 
 They find the hub with --hub (or $` + EnvHub + `) and authenticate with the
-admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
+admin token or a user's API token (pgu_...) from --token, $` + EnvToken + `
+or --token-file, in that order. A user may do what its workspace roles
+allow; the admin everything.`,
 		Example: `  pullgate-hub workspace create acme
   printf '%s' "$GHCR_PAT" | pullgate-hub registry add -w acme --name gh --host ghcr.io --kind token --password-stdin
   pullgate-hub install create -w acme --name web --repo 'ghcr.io/acme/*'
@@ -115,14 +122,15 @@ admin token from --token, $` + EnvToken + ` or --token-file, in that order.`,
 	root.SetVersionTemplate(version.String("pullgate-hub") + "\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.hub, "hub", "", "hub URL (env "+EnvHub+", default "+DefaultHub+")")
-	pf.StringVar(&g.token, "token", "", "admin token (env "+EnvToken+"; else read from --token-file)")
-	pf.StringVar(&g.tokenFile, "token-file", DefaultTokenFile, "file holding the admin token, used when neither --token nor "+EnvToken+" is set")
+	pf.StringVar(&g.token, "token", "", "admin token or API token (env "+EnvToken+"; else read from --token-file)")
+	pf.StringVar(&g.tokenFile, "token-file", DefaultTokenFile, "file holding the admin or API token, used when neither --token nor "+EnvToken+" is set")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout of each request to the hub (0: none)")
 
 	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
 	root.AddCommand(newSDLCmd(g))
 	root.AddCommand(newCacheCmd(g))
+	root.AddCommand(newTokenCmd(g), newMemberCmd(g), newUserCmd(g), newWhoamiCmd(g), newActivityCmd(g))
 	root.AddCommand(extra...)
 	return root
 }
@@ -290,11 +298,11 @@ func (g *globals) adminToken(cmd *cobra.Command) (string, error) {
 	}
 	b, err := os.ReadFile(g.tokenFile)
 	if err != nil {
-		return "", fmt.Errorf("no admin token: --token not given, $%s not set, and token file: %w", EnvToken, err)
+		return "", fmt.Errorf("no token: --token not given, $%s not set, and token file: %w", EnvToken, err)
 	}
 	t := strings.TrimSpace(string(b))
 	if t == "" {
-		return "", fmt.Errorf("no admin token: --token not given, $%s not set, and token file %s is empty", EnvToken, g.tokenFile)
+		return "", fmt.Errorf("no token: --token not given, $%s not set, and token file %s is empty", EnvToken, g.tokenFile)
 	}
 	return t, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pullgate/pullgate/hub/api"
 	"github.com/pullgate/pullgate/hub/audit"
 	"github.com/pullgate/pullgate/hub/natsauth"
 	"github.com/pullgate/pullgate/hub/proxy"
@@ -80,6 +81,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if err := cacheFlags(&cfg, cacheMode, cacheSize); err != nil {
 				return err
 			}
+			if err := sessionFlags(cfg); err != nil {
+				return err
+			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
 			}
@@ -114,7 +118,20 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.DurationVar(&cfg.Cache.Proxy.StaleWindow, "cache-stale", proxy.DefaultStaleWindow, "serve cached content while the upstream is down, if the credential confirmed it within this window (0: never)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", api.DefaultSessionTTL, "absolute lifetime of a console session")
+	f.DurationVar(&cfg.SessionIdle, "session-idle", api.DefaultSessionIdle, "a console session ends after this long without a request")
 	return cmd
+}
+
+// sessionFlags checks the console session lifetimes: short, by design.
+func sessionFlags(cfg Config) error {
+	if cfg.SessionTTL < 5*time.Minute || cfg.SessionTTL > 7*24*time.Hour {
+		return fmt.Errorf("--session-ttl %v: want 5m to 168h", cfg.SessionTTL)
+	}
+	if cfg.SessionIdle < time.Minute || cfg.SessionIdle > cfg.SessionTTL {
+		return fmt.Errorf("--session-idle %v: want 1m to --session-ttl (%v)", cfg.SessionIdle, cfg.SessionTTL)
+	}
+	return nil
 }
 
 // cacheFlags checks the cache flags into cfg.

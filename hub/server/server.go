@@ -65,6 +65,9 @@ type Config struct {
 	MetricsReady func(addr string)
 	// Cache configures the pull-through cache (on by default).
 	Cache CacheConfig
+	// SessionTTL and SessionIdle bound console sessions (0: the API's
+	// defaults).
+	SessionTTL, SessionIdle time.Duration
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
@@ -185,6 +188,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
+		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return creds.Check(ctx, pool, c, s, repo)
 		},

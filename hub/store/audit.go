@@ -57,6 +57,15 @@ func (s *SQL) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error
 		where = append(where, "workspace = ?")
 		args = append(args, q.Workspace)
 	}
+	if q.Workspaces != nil {
+		if len(q.Workspaces) == 0 {
+			return nil, nil
+		}
+		where = append(where, "workspace IN (?"+strings.Repeat(", ?", len(q.Workspaces)-1)+")")
+		for _, w := range q.Workspaces {
+			args = append(args, w)
+		}
+	}
 	if q.Install != "" {
 		where = append(where, "install = ?")
 		args = append(args, q.Install)

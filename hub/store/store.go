@@ -159,11 +159,15 @@ type AuditEvent struct {
 // AuditQuery selects audit events. Zero fields do not filter.
 type AuditQuery struct {
 	Workspace string
-	Install   string
-	Since     time.Time
-	AfterID   int64 // only events with a larger ID (for --follow)
-	Refused   bool  // only refused requests (Reason set)
-	Limit     int   // 0 means a default of 1000
+	// Workspaces, when not nil, keeps only events of these workspaces
+	// (names); an empty non-nil list matches nothing. A member's query is
+	// limited to its workspaces this way.
+	Workspaces []string
+	Install    string
+	Since      time.Time
+	AfterID    int64 // only events with a larger ID (for --follow)
+	Refused    bool  // only refused requests (Reason set)
+	Limit      int   // 0 means a default of 1000
 }
 
 // Cluster is a set of nodes that pull through the hub.
