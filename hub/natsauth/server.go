@@ -119,10 +119,9 @@ func (c Credentials) ConfigBlock(t TLSFiles) string {
 	}
 	// The server's own liveness check of its clients, much shorter than
 	// nats-server's 2m x 2: a hub replica that hangs (its connection open,
-	// nothing answered) keeps its queue subscriptions, and the server keeps
-	// routing agents' token requests and the auth callout to it (to it
-	// only, when it is on the agent's server) until it drops the
-	// connection.
+	// nothing answered) keeps its queue subscriptions, and the servers keep
+	// routing a share of agents' token requests and of the auth callout to
+	// it until they drop the connection.
 	fmt.Fprintf(&b, "# pullgate: drop a hung client (a hub replica that stopped answering) after %d unanswered\n"+
 		"# pings, so queue groups stop offering it agents' requests and connections.\nping_interval: %q\nping_max: %d\n",
 		StalePingMax, StalePingInterval.String(), StalePingMax)
