@@ -106,19 +106,37 @@ func testHubPaused(t *testing.T, e *env) []string {
 		}
 	}()
 	// Until the NATS servers drop it (ping_interval x ping_max of the
-	// nats-config block), the queue groups still offer it requests.
-	dropped := waitFor(t, 60*time.Second, "the NATS cluster drops the hung "+h.name, func() bool { return e.hubConnections() == len(e.hubs)-1 })
-	t.Logf("%s paused (SIGSTOP): the NATS cluster dropped its connection after %v", h.name, dropped.Round(time.Millisecond))
-	const rounds = 6
-	var lat []time.Duration
-	var toks []string
-	for i := range rounds {
+	// nats-config block), the queue groups still offer it requests; the
+	// agent's retries mostly get past it (measured, not asserted: each
+	// attempt has a one in three chance to land on it).
+	cold := func() (string, time.Duration) {
 		e.cli.Must("", "install", "disable", "-w", "acme", "web")
 		waitFor(t, 5*time.Second, "agent 1 dropped its token", func() bool { return e.agentToken(a) == "" })
 		e.cli.Must("", "install", "enable", "-w", "acme", "web")
 		start := time.Now()
 		tok := e.agentToken(a)
-		d := time.Since(start)
+		return tok, time.Since(start)
+	}
+	var toks []string
+	pausedAt := time.Now()
+	var tried, got int
+	for e.hubConnections() != len(e.hubs)-1 {
+		if time.Since(pausedAt) > 60*time.Second {
+			t.Fatalf("the NATS cluster did not drop the hung %s within 60s", h.name)
+		}
+		tok, _ := cold()
+		tried++
+		if tok != "" {
+			got++
+			toks = append(toks, tok)
+		}
+	}
+	t.Logf("%s paused (SIGSTOP): the NATS cluster dropped its connection after %v; meanwhile %d of %d cold token requests succeeded",
+		h.name, time.Since(pausedAt).Round(time.Millisecond), got, tried)
+	const rounds = 6
+	var lat []time.Duration
+	for i := range rounds {
+		tok, d := cold()
 		if tok == "" {
 			t.Fatalf("round %d: agent 1 got no token with %s paused (%v)", i, h.name, d)
 		}
