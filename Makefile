@@ -15,6 +15,10 @@ NFPM_VERSION := v2.45.2
 CONTAINERD_VERSION := v2.4.2
 # staticcheck in make test (v0.8.2 is its release 2026.2.2).
 STATICCHECK_VERSION := v0.8.2
+# SeaweedFS: a real S3 server for the cache's object-store tests. Its go.mod
+# has a replace directive, so go install refuses it: build a copy of the
+# module source with -mod=mod (.ci/build-weed.sh).
+SEAWEEDFS_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
 .PHONY: build run test test-short e2e bench tools vet clean
 
@@ -51,6 +55,10 @@ tools:
 	@if ! $(CACHEBIN)/staticcheck -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))'; then \
 		echo "building staticcheck $(STATICCHECK_VERSION) into .cache/bin (once)"; \
 		GOBIN=$(CACHEBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
+	@if [ ! -x $(CACHEBIN)/weed ]; then \
+		echo "building SeaweedFS weed $(SEAWEEDFS_VERSION) into .cache/bin (once, several minutes)"; \
+		GO=$(GO) sh .ci/build-weed.sh $(SEAWEEDFS_VERSION) $(CACHEBIN)/weed || exit 1; \
 	fi
 
 test: tools

@@ -45,10 +45,11 @@ const (
 // Cache is an LRU, size-capped set of entries over a Storage, with
 // single-flight fills. Create it with Open.
 type Cache struct {
-	store Storage
-	max   int64
-	log   *slog.Logger
-	now   func() time.Time
+	store  Storage
+	shared bool // other replicas add entries to store (SharedStorage)
+	max    int64
+	log    *slog.Logger
+	now    func() time.Time
 
 	mu       sync.Mutex
 	entries  map[Key]*entry
@@ -60,7 +61,19 @@ type Cache struct {
 	inflight int64            // bytes written to running fills' files
 	byOrigin map[string]int64 // reserved, per origin
 
-	hits, misses, evictions, failures, filled, uncached atomic.Int64
+	hits, misses, evictions, failures, filled, uncached, storeErrors atomic.Int64
+}
+
+// SharedStorage is a Storage that several hub replicas write (an object
+// store): an entry missing from this replica's index may still be there,
+// put by another replica, so Lookup asks the storage.
+type SharedStorage interface {
+	Shared() bool
+}
+
+// availability is a Storage that knows whether it answers (S3).
+type availability interface {
+	Available() bool
 }
 
 type entry struct {
@@ -87,15 +100,37 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 	}
 	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now,
 		entries: map[Key]*entry{}, lru: list.New(), fills: map[Key]*fill{}, byOrigin: map[string]int64{}}
+	if ss, ok := s.(SharedStorage); ok {
+		c.shared = ss.Shared()
+	}
 	for _, o := range opts {
 		o(c)
 	}
 	var infos []Info
 	if err := s.Walk(ctx, func(i Info) error { infos = append(infos, i); return nil }); err != nil {
-		return nil, fmt.Errorf("cache: load index: %w", err)
+		if !c.shared || !errors.Is(err, ErrUnavailable) {
+			return nil, fmt.Errorf("cache: load index: %w", err)
+		}
+		// A shared store that is down at start: Lookup finds its entries
+		// once it answers; until then pulls go to the upstream.
+		c.log.Warn("cache: object store unavailable at start; starting with an empty index", "err", err)
+		c.storeErrors.Add(1)
+		infos = nil
 	}
 	// Oldest first, so the most recently modified end up at the front.
 	sort.Slice(infos, func(a, b int) bool { return infos[a].Modified.Before(infos[b].Modified) })
+	if c.shared {
+		// The bucket holds what every replica cached: index the newest
+		// entries that fit this replica's cap and leave the rest to the
+		// others (and the bucket's lifecycle rule) instead of deleting it.
+		var n int64
+		keep := len(infos)
+		for keep > 0 && n+infos[keep-1].Size <= maxBytes {
+			keep--
+			n += infos[keep].Size
+		}
+		infos = infos[keep:]
+	}
 	for _, i := range infos {
 		e := &entry{info: i, used: i.Modified}
 		e.elem = c.lru.PushFront(e)
@@ -127,17 +162,27 @@ type Stats struct {
 	// streamed uncached.
 	FilledBytes int64 `json:"filledBytes"`
 	// Uncached counts fills that were streamed to their readers without
-	// being cached: they did not fit (see the admission bounds).
+	// being cached: they did not fit (see the admission bounds), or the
+	// storage failed to store them.
 	Uncached int64 `json:"uncached"`
+	// StoreErrors counts storage calls that failed (an object store that
+	// is unreachable): each such request went to the upstream uncached.
+	StoreErrors int64 `json:"storeErrors"`
+	// StoreAvailable is false while the storage does not answer.
+	StoreAvailable bool `json:"storeAvailable"`
 }
 
 // Stats returns the current counters.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	avail := true
+	if a, ok := c.store.(availability); ok {
+		avail = a.Available()
+	}
 	return Stats{Entries: len(c.entries), Bytes: c.size, MaxBytes: c.max, Filling: len(c.fills),
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), FillFailures: c.failures.Load(),
-		FilledBytes: c.filled.Load(), Uncached: c.uncached.Load()}
+		FilledBytes: c.filled.Load(), Uncached: c.uncached.Load(), StoreErrors: c.storeErrors.Load(), StoreAvailable: avail}
 }
 
 // EntryInfo is one entry of List.
@@ -272,6 +317,7 @@ func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err erro
 				c.mu.Unlock()
 				return nil, false, nil
 			}
+			c.storeErrors.Add(1)
 			return nil, false, err
 		}
 		return &Reader{c: c, ctx: ctx, e: e, blob: b, info: b.Info()}, true, nil
@@ -282,7 +328,37 @@ func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err erro
 		return r, true, nil
 	}
 	c.mu.Unlock()
+	if c.shared {
+		return c.lookupShared(ctx, k)
+	}
 	return nil, false, nil
+}
+
+// lookupShared opens an entry that another replica put in the shared
+// storage and adds it to this replica's index (its LRU now evicts it
+// too). Whoever serves it must still confirm it for its client.
+func (c *Cache) lookupShared(ctx context.Context, k Key) (*Reader, bool, error) {
+	b, err := c.store.Open(ctx, k)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		c.storeErrors.Add(1)
+		return nil, false, err
+	}
+	info := b.Info()
+	c.mu.Lock()
+	e, found := c.entries[k]
+	if !found {
+		e = &entry{info: info, used: c.now()}
+		e.elem = c.lru.PushFront(e)
+		c.entries[k] = e
+		c.size += info.Size
+	}
+	c.pinLocked(e)
+	c.evictLocked(ctx)
+	c.mu.Unlock()
+	return &Reader{c: c, ctx: ctx, e: e, blob: b, info: info}, true, nil
 }
 
 // CountHit and CountMiss record whether a request was served from the
@@ -637,7 +713,16 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 	commit := err == nil && !f.spill
 	c.mu.Unlock()
 	if commit {
-		err = f.w.Commit(f.mediaType)
+		if cerr := f.w.Commit(f.mediaType); cerr != nil {
+			// The bytes are verified; only storing them failed (an object
+			// store gone away): the readers still get them, uncached.
+			c.log.Warn("cache: cannot store entry; served uncached", "origin", f.key.Origin, "digest", f.key.Digest, "err", cerr)
+			c.storeErrors.Add(1)
+			c.mu.Lock()
+			c.uncacheLocked(f)
+			c.mu.Unlock()
+			commit = false
+		}
 	} else if f.w != nil {
 		if aerr := f.w.Abort(); aerr != nil {
 			c.log.Warn("cache: discard entry", "digest", f.key.Digest, "err", aerr)
@@ -663,6 +748,8 @@ func (c *Cache) finish(f *fill, err error) {
 	c.inflight -= f.fileEnd
 	f.done, f.err = true, err
 	switch {
+	case err == nil && !f.spill && c.entries[f.key] != nil:
+		// Found in the shared storage meanwhile (another replica's).
 	case err == nil && !f.spill:
 		e := &entry{info: Info{Origin: f.key.Origin, Digest: f.key.Digest, Size: f.written, MediaType: f.mediaType, Modified: c.now()}, used: c.now()}
 		e.elem = c.lru.PushFront(e)

@@ -50,6 +50,10 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// UsageErrorf is a usage error (exit 2) for commands built outside this
+// package (serve's flag checks).
+func UsageErrorf(format string, args ...any) error { return usageErrorf(format, args...) }
+
 // IsUsageError reports whether err is a command-line usage error.
 func IsUsageError(err error) bool {
 	var ue usageError

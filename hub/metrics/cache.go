@@ -19,6 +19,10 @@ type cacheMetrics struct {
 	// CacheStaleServes counts requests served while the upstream was
 	// unreachable, failing or rate limiting.
 	CacheStaleServes prometheus.Counter
+	// CacheFallbacks counts blob and manifest requests that went to the
+	// upstream uncached because the cache's storage failed (an object
+	// store that is unreachable).
+	CacheFallbacks prometheus.Counter
 }
 
 func newCacheMetrics() cacheMetrics {
@@ -35,11 +39,14 @@ func newCacheMetrics() cacheMetrics {
 		CacheStaleServes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pullgate_cache_stale_serves_total", Help: "Requests served from the cache while the upstream was unreachable, failing or rate limiting.",
 		}),
+		CacheFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pullgate_cache_storage_fallbacks_total", Help: "Blob and manifest requests sent to the upstream uncached because the cache's storage failed (e.g. the object store is unreachable).",
+		}),
 	}
 }
 
 func (c cacheMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{c.CacheRequests, c.CacheServedBytes, c.CacheSavedBytes, c.CacheStaleServes}
+	return []prometheus.Collector{c.CacheRequests, c.CacheServedBytes, c.CacheSavedBytes, c.CacheStaleServes, c.CacheFallbacks}
 }
 
 // CacheStats is what RegisterCache reads from the cache at each scrape.
@@ -47,6 +54,9 @@ type CacheStats struct {
 	Bytes, MaxBytes, Entries       float64
 	Evictions, FillBytes, Failures float64
 	Uncached                       float64
+	// StoreErrors: storage calls that failed; StoreUp: 1 while the
+	// storage answers, 0 while it does not.
+	StoreErrors, StoreUp float64
 }
 
 // RegisterCache exports the cache's size and counters, read from stats
@@ -66,5 +76,7 @@ func (h *Hub) RegisterCache(stats func() CacheStats) {
 		counter("pullgate_cache_fill_bytes_total", "Bytes fetched from upstreams into the cache.", func(s CacheStats) float64 { return s.FillBytes }),
 		counter("pullgate_cache_fill_failures_total", "Cache fills discarded: upstream errors, digest mismatches, abandoned fills.", func(s CacheStats) float64 { return s.Failures }),
 		counter("pullgate_cache_uncached_fills_total", "Fills streamed to their clients without being cached: too large, or the cache full of entries being read.", func(s CacheStats) float64 { return s.Uncached }),
+		counter("pullgate_cache_storage_errors_total", "Cache storage calls that failed (object store unreachable or failing).", func(s CacheStats) float64 { return s.StoreErrors }),
+		gauge("pullgate_cache_storage_up", "1 while the cache's storage answers, 0 while it does not (requests then go to the upstream uncached).", func(s CacheStats) float64 { return s.StoreUp }),
 	)
 }

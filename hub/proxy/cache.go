@@ -164,7 +164,9 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 
 	rd, ok, err := cc.Cache.Lookup(ctx, key(digest))
 	if err != nil {
-		p.log.Warn("cache lookup", "digest", digest, "err", err)
+		// The storage failed (an object store gone away): the upstream
+		// answers, uncached; the storage logs when it goes and comes back.
+		p.cacheFallback("cache lookup failed; streaming from the upstream", digest, err)
 		return false, nil
 	}
 	if ok && !confirmed {
@@ -234,18 +236,23 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 		case errors.As(err, &fe):
 			return true, fe.aerr
 		case err != nil:
-			p.log.Warn("cache fill", "digest", digest, "err", err)
+			p.cacheFallback("cache fill failed; streaming from the upstream", digest, err)
 			return false, nil
 		}
-		if started || rd.Hit() {
+		if started {
 			break
 		}
-		// Lost a race to another request's fill: confirm, as for a hit.
+		// Lost a race to another request's fill, or the entry appeared
+		// (committed here, or by another replica in a shared store):
+		// confirm, as for a hit.
 		if !confirmed {
 			if aerr := confirm(); aerr != nil {
 				rd.Close()
 				return true, aerr
 			}
+		}
+		if rd.Hit() {
+			break
 		}
 		if err := rd.Ready(); err == nil || attempt >= maxFillAttempts || ctx.Err() != nil {
 			break
@@ -273,6 +280,21 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 // maxFillAttempts bounds how often a request joins another request's fill
 // that then fails at its fetch before it gives up.
 const maxFillAttempts = 3
+
+// cacheFallback logs and counts a request that the cache could not
+// answer because its storage failed, and that goes to the upstream
+// instead. An unavailable object store logs once when it goes and once
+// when it is back (cache.S3), not at every request.
+func (p *Proxy) cacheFallback(msg, digest string, err error) {
+	if errors.Is(err, cache.ErrUnavailable) {
+		p.log.Debug(msg, "digest", digest, "err", err)
+	} else {
+		p.log.Warn(msg, "digest", digest, "err", err)
+	}
+	if p.metrics != nil {
+		p.metrics.CacheFallbacks.Inc()
+	}
+}
 
 // cacheCounted counts a request the cache answered, by kind and result.
 func (p *Proxy) cacheCounted(rt route, result string) {

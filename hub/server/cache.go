@@ -19,8 +19,13 @@ import (
 type CacheConfig struct {
 	// Off runs the hub without a cache.
 	Off bool
-	// Dir holds the entries ("" = <data>/cache).
+	// Backend is where entries live: "local" ("" too: Dir) or "s3" (S3).
+	Backend string
+	// Dir holds the entries ("" = <data>/cache); with S3, the fills
+	// being staged before their upload.
 	Dir string
+	// S3 is the object store of the s3 backend.
+	S3 S3CacheConfig
 	// MaxBytes caps the entries (0 = cache.DefaultMaxBytes).
 	MaxBytes int64
 	// proxy.CacheConfig's durations: ConfirmTTL, TagTTL, StaleWindow (0
@@ -37,9 +42,22 @@ func openCache(ctx context.Context, cfg Config) (*cache.Cache, error) {
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, "cache")
 	}
-	s, err := cache.NewLocal(dir)
-	if err != nil {
-		return nil, err
+	var s cache.Storage
+	switch cfg.Cache.Backend {
+	case "", "local":
+		ls, err := cache.NewLocal(dir)
+		if err != nil {
+			return nil, err
+		}
+		s = ls
+	case "s3":
+		ss, err := openS3Storage(ctx, cfg, filepath.Join(dir, "staging"))
+		if err != nil {
+			return nil, err
+		}
+		s = ss
+	default:
+		return nil, fmt.Errorf("cache backend %q: want local or s3", cfg.Cache.Backend)
 	}
 	c, err := cache.Open(ctx, s, cfg.Cache.MaxBytes, cache.WithLogger(cfg.Logger))
 	if err != nil {
@@ -53,8 +71,15 @@ func registerCacheMetrics(m *metrics.Hub, c *cache.Cache) {
 		s := c.Stats()
 		return metrics.CacheStats{Bytes: float64(s.Bytes), MaxBytes: float64(s.MaxBytes), Entries: float64(s.Entries),
 			Evictions: float64(s.Evictions), FillBytes: float64(s.FilledBytes), Failures: float64(s.FillFailures),
-			Uncached: float64(s.Uncached)}
+			Uncached: float64(s.Uncached), StoreErrors: float64(s.StoreErrors), StoreUp: b2f(s.StoreAvailable)}
 	})
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cacheAdmin adapts the cache and the proxy's Warm to the API.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pullgate/pullgate/hub/api"
 	"github.com/pullgate/pullgate/hub/audit"
+	"github.com/pullgate/pullgate/hub/cli"
 	"github.com/pullgate/pullgate/hub/natsauth"
 	"github.com/pullgate/pullgate/hub/proxy"
 )
@@ -47,6 +48,14 @@ credential, that the repository has it (a HEAD, remembered for
 --cache-confirm-ttl). While an upstream is unreachable, failing or rate
 limiting, cached content its credential confirmed within --cache-stale is
 served, and the audit trail says "stale".
+
+With --cache-backend s3 the entries live in an S3-compatible bucket
+(--cache-s3-bucket, --cache-s3-endpoint) that several replicas share: each
+replica serves what any of them cached, after its own confirmation with the
+install's credential. Fills are staged in --cache-dir and uploaded once
+verified. While the object store is unreachable, pulls go to the upstream
+uncached; the cache is used again as soon as it answers. Credentials come
+from the standard AWS chain or --cache-s3-credentials-file.
 
 The embedded NATS server serves TLS with --nats-tls-cert/--nats-tls-key, or
 with the HTTPS pair (--tls-cert/--tls-key) when those are not given. It
@@ -84,6 +93,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if err := sessionFlags(cfg); err != nil {
 				return err
 			}
+			if err := s3CacheFlags(&cfg, cmd.Flags().Changed); err != nil {
+				return cli.UsageErrorf("%w", err)
+			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
 			}
@@ -111,7 +123,14 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.Var(daysValue{&cfg.AuditRetention}, "audit-retention", "delete audit events older than this (90d, 720h; 0 keeps them for ever)")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "drop a pull client that accepts no data for this long")
 	f.StringVar(&cacheMode, "cache", "on", "pull-through cache of blobs and manifests: on or off")
-	f.StringVar(&cfg.Cache.Dir, "cache-dir", "", "directory of the cache (default: <data>/cache)")
+	f.StringVar(&cfg.Cache.Dir, "cache-dir", "", "directory of the cache (default: <data>/cache); with --cache-backend s3, of the fills being staged for upload")
+	f.StringVar(&cfg.Cache.Backend, "cache-backend", "local", "where cached entries live: local (--cache-dir) or s3 (an S3-compatible bucket several replicas can share)")
+	f.StringVar(&cfg.Cache.S3.Endpoint, "cache-s3-endpoint", "", "URL of the S3-compatible object store (default: AWS S3); http:// only on a trusted network")
+	f.StringVar(&cfg.Cache.S3.Bucket, "cache-s3-bucket", "", "bucket of the s3 cache backend (required with --cache-backend s3)")
+	f.StringVar(&cfg.Cache.S3.Prefix, "cache-s3-prefix", "", "key prefix of the cache's objects in the bucket, e.g. pullgate/")
+	f.StringVar(&cfg.Cache.S3.Region, "cache-s3-region", "", "region of the bucket (default: AWS_REGION or the shared config's, else us-east-1)")
+	f.BoolVar(&cfg.Cache.S3.PathStyle, "cache-s3-path-style", false, "address the bucket as <endpoint>/<bucket> (most self-hosted stores: MinIO, SeaweedFS, Ceph)")
+	f.StringVar(&cfg.Cache.S3.CredentialsFile, "cache-s3-credentials-file", "", "AWS shared-credentials `file` for the object store (default: the standard AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, shared config, web identity, instance role)")
 	f.StringVar(&cacheSize, "cache-size", "20GiB", "size cap of the cache; least recently used entries are evicted (e.g. 512MiB, 100GiB)")
 	f.DurationVar(&cfg.Cache.Proxy.ConfirmTTL, "cache-confirm-ttl", proxy.DefaultConfirmTTL, "how long the upstream's confirmation that a credential can read a cached digest is trusted before the next HEAD")
 	f.DurationVar(&cfg.Cache.Proxy.TagTTL, "cache-tag-ttl", 0, "how long a tag's digest is used without asking the upstream (0: every tag request sends a HEAD; at most --cache-confirm-ttl)")

@@ -35,19 +35,29 @@ type hub struct {
 
 func startHub(t *testing.T, data string, masterKey string) (*hub, error) {
 	t.Helper()
+	return startHubWith(t, data, masterKey, nil)
+}
+
+// startHubWith is startHub with mod applied to the Config.
+func startHubWith(t *testing.T, data string, masterKey string, mod func(*Config)) (*hub, error) {
+	t.Helper()
 	h := &hub{data: data, done: make(chan error, 1), logs: &testlog.Buffer{}}
 	natsPort := testupstream.FreePort(t)
 	h.nats = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	ready, mready := make(chan string, 1), make(chan string, 1)
+	cfg := Config{
+		DataDir: data, Listen: "127.0.0.1:0", NATSListen: fmt.Sprintf("127.0.0.1:%d", natsPort), MasterKey: masterKey,
+		MetricsListen: "127.0.0.1:0", MetricsReady: func(addr string) { mready <- addr },
+		Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Ready:  func(addr string) { ready <- addr },
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
 	go func() {
-		h.done <- Run(ctx, Config{
-			DataDir: data, Listen: "127.0.0.1:0", NATSListen: fmt.Sprintf("127.0.0.1:%d", natsPort), MasterKey: masterKey,
-			MetricsListen: "127.0.0.1:0", MetricsReady: func(addr string) { mready <- addr },
-			Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			Ready:  func(addr string) { ready <- addr },
-		})
+		h.done <- Run(ctx, cfg)
 	}()
 	select {
 	case addr := <-ready:

@@ -217,6 +217,9 @@ mountConfigDir: {{ $p.mountConfigDir }}
 {{- if and $h.nats.url (include "pullgate.plainNATS" $h.nats.url) (not $h.nats.insecure) -}}
 {{- fail (printf "hub.nats.url %s is plain text: use tls:// (with hub.nats.caSecret if its certificate is not publicly trusted), or set hub.nats.insecure=true to send credentials in clear text" $h.nats.url) -}}
 {{- end -}}
+{{- if and $h.cache.enabled (eq $h.cache.backend "s3") (not $h.cache.s3.bucket) -}}
+{{- fail "hub.cache.s3.bucket is required with hub.cache.backend=s3" -}}
+{{- end -}}
 {{- if gt (int $h.replicas) 1 -}}
 {{- $missing := list -}}
 {{- if not (or $h.database.url $h.database.existingSecret) -}}
