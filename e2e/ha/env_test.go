@@ -22,6 +22,7 @@ import (
 	"github.com/pullgate/pullgate/internal/e2eproc"
 	"github.com/pullgate/pullgate/internal/testtls"
 	"github.com/pullgate/pullgate/internal/testupstream"
+	"github.com/pullgate/pullgate/internal/testweed"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
@@ -53,6 +54,7 @@ type env struct {
 	helper     string // docker-credential-pullgate
 	bigBlob    string // digest of the 1 GiB layer (HubKilledMidBlob)
 	bigSize    int64
+	weed       *testweed.Server // the object store of the shared cache
 }
 
 type natsNode struct {
@@ -64,6 +66,7 @@ type natsNode struct {
 
 type hub struct {
 	name, dir, addr string
+	metrics         string // host:port of /metrics
 	args            []string
 	p               *e2eproc.Proc
 }
@@ -90,7 +93,7 @@ func newEnv(t *testing.T) *env {
 	e.startNATS()
 	e.startPostgres()
 	e.up = testupstream.StartDistribution(t) // htpasswd auth
-	e.startHubs()
+	e.startHubs(e.startObjectStore())
 	e.setup()
 	// Agent 1 in the suite's namespace, agent 2 in its own.
 	e.agents = append(e.agents,
@@ -286,11 +289,12 @@ func (e *env) postgres(cmd string) string {
 
 // startHubs starts three replicas, each with a data dir of its own
 // holding copies of the shared keys.
-func (e *env) startHubs() {
+func (e *env) startHubs(cacheArgs []string) {
 	t := e.t
 	bin := e2eproc.HubBinary(t)
 	for i := range 3 {
-		h := &hub{name: fmt.Sprintf("hub-%c", 'a'+i), dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))}
+		h := &hub{name: fmt.Sprintf("hub-%c", 'a'+i), dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t)),
+			metrics: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))}
 		data := filepath.Join(h.dir, "data")
 		if err := os.MkdirAll(data, 0o700); err != nil {
 			t.Fatal(err)
@@ -304,9 +308,8 @@ func (e *env) startHubs() {
 				t.Fatal(err)
 			}
 		}
-		h.args = []string{"serve", "--data", data, "--listen", h.addr,
-			"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t)),
-			"--database", e.dsn, "--nats-url", e.natsURLs, "--nats-ca", e.certFile}
+		h.args = append([]string{"serve", "--data", data, "--listen", h.addr, "--metrics-listen", h.metrics,
+			"--database", e.dsn, "--nats-url", e.natsURLs, "--nats-ca", e.certFile}, cacheArgs...)
 		e.hubs = append(e.hubs, h)
 	}
 	// The first replica migrates the fresh database; the other two then

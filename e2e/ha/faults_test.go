@@ -38,6 +38,7 @@ func TestHA(t *testing.T) {
 		{"NATSNodeHung", testNATSNodeHung},
 		{"AgentPartitioned", testAgentPartitioned},
 		{"PostgresDown", testPostgresDown},
+		{"ObjectStoreDown", testObjectStoreDown},
 	} {
 		if !t.Run(c.name, func(t *testing.T) { seen = append(seen, c.run(t, e)...) }) {
 			t.FailNow() // the topology may be broken: later cases would only repeat it
