@@ -53,7 +53,8 @@ func StartAgentIn(t testing.TB, wrap []string, metricsHost, natsURL, joinToken, 
 }
 
 // Metric is the value of the agent's metric name (its first series), or
-// "" when it has none.
+// "" when it has none. A name with its labels (`x_total{result="ok"}`)
+// picks that series.
 func (a *Agent) Metric(t testing.TB, name string) string {
 	resp, err := http.Get("http://" + a.Metrics + "/metrics")
 	if err != nil {
