@@ -164,3 +164,18 @@ e2e-k8s: tools build
 .PHONY: e2e-console
 e2e-console: build
 	$(GO) test -count=1 -timeout 10m -tags e2e_console -v ./e2e/console/
+
+# --- The production topology under faults (e2e/ha): three hubs on
+# PostgreSQL, a three-node NATS cluster, a real registry, two agents; hubs
+# and NATS nodes killed, PostgreSQL stopped for 30 s, an agent cut off from
+# NATS. Needs root (PostgreSQL via .ci/postgres.sh, network namespaces).
+# Then the seeded revocation simulation (e2e/revsim): REVSIM_SCHEDULES
+# schedules of revokes, agent partitions and replica kills on three
+# in-process replicas (PostgreSQL when PULLGATE_TEST_POSTGRES_DSN is set,
+# else SQLite); a failure prints the seed that replays it.
+REVSIM_SCHEDULES ?= 1000
+.PHONY: e2e-ha
+e2e-ha: tools build
+	$(GO) test -c -tags e2e_ha -o $(BIN)/e2e-ha.test ./e2e/ha/
+	unshare --net sh e2e/ha/netns.sh $(CURDIR)/$(BIN)/e2e-ha.test -test.v -test.timeout 15m
+	PULLGATE_REVSIM_SCHEDULES=$(REVSIM_SCHEDULES) $(GO) test -count=1 -timeout 60m -run TestRevocationSchedules ./e2e/revsim/

@@ -3,31 +3,30 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/internal/hubproc"
+	"github.com/pullgate/pullgate/internal/e2eproc"
 	"github.com/pullgate/pullgate/internal/testupstream"
 
 	"github.com/pullgate/pullgate/internal/testlog"
 )
 
 // binary is bin/<name> as `make build` leaves it, built here when missing
-// so a test also runs on its own (shared with e2e/console).
-func binary(t *testing.T, name, pkg string) string { return hubproc.Binary(t, name, pkg) }
+// so a test also runs on its own.
+func binary(t *testing.T, name, pkg string) string { return e2eproc.Binary(t, name, pkg) }
 
-func hubBinary(t *testing.T) string { return binary(t, "pullgate-hub", "./hub/cmd/pullgate-hub") }
+func hubBinary(t *testing.T) string { return e2eproc.HubBinary(t) }
 
-// proc is a child process of a test.
+// proc is a child process of a test (e2eproc.Proc, under the names this
+// suite's tests use).
 type proc struct {
+	*e2eproc.Proc
 	name   string
 	cmd    *exec.Cmd
 	log    *testlog.Buffer
@@ -36,72 +35,19 @@ type proc struct {
 
 func startProc(t *testing.T, name, dir string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, log: &testlog.Buffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, tail(p.log.String(), 40))
-		}
-	})
-	return p
+	p := e2eproc.Start(t, name, dir, env, bin, args...)
+	return &proc{Proc: p, name: p.Name, cmd: p.Cmd, log: p.Log, exited: p.Exited}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("%s exit after SIGTERM: %v\n%s", p.name, err, tail(p.log.String(), 40))
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not stop within 30s of SIGTERM", p.name)
-	}
-}
+func (p *proc) stop(t *testing.T) { p.Stop(t) }
 
-func (p *proc) kill() {
-	p.cmd.Process.Kill()
-	<-p.exited
-}
+func (p *proc) kill() { p.Kill() }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return e2eproc.Tail(s, n) }
 
 // waitHTTP polls url until it answers 200.
-func waitHTTP(t *testing.T, url string, p *proc) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-p.exited:
-			t.Fatalf("%s exited: %v\n%s", p.name, err, tail(p.log.String(), 40))
-		default:
-		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready at %s after 30s\n%s", p.name, url, tail(p.log.String(), 40))
-}
+func waitHTTP(t *testing.T, url string, p *proc) { e2eproc.WaitHTTP(t, url, p.Proc) }
 
 // hub is a running pullgate-hub with its CLI.
 type hub struct {
@@ -131,7 +77,7 @@ func startHub(t *testing.T, dir, natsURL string) *hub {
 	bin := hubBinary(t)
 	h.proc = startProc(t, "hub", dir, nil, bin, args...)
 	waitHTTP(t, "http://"+h.addr+"/readyz", h.proc)
-	h.cli = &cli{t: t, bin: bin, dir: dir, env: []string{"PULLGATE_HUB=http://" + h.addr}}
+	h.cli = newCLI(t, bin, dir, []string{"PULLGATE_HUB=http://" + h.addr})
 	return h
 }
 
@@ -146,16 +92,7 @@ type natsServer struct {
 	*proc
 }
 
-func natsServerBinary(t *testing.T) string {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	p := filepath.Join(testupstream.RepoRoot(t), ".cache", "bin", "nats-server")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatal("no nats-server binary: run make tools (it builds one into .cache/bin)")
-	}
-	return p
-}
+func natsServerBinary(t *testing.T) string { return e2eproc.NATSServerBinary(t) }
 
 // startNATSServer writes a config with the hub's block (from
 // `pullgate-hub nats-config --data dataDir`) and starts nats-server.
@@ -190,36 +127,20 @@ func (n *natsServer) start() {
 	n.t.Fatalf("nats-server not ready:\n%s", n.log.String())
 }
 
+// cli is the hub's CLI (e2eproc.CLI, under the names this suite's tests
+// use).
 type cli struct {
 	t    *testing.T
-	bin  string
-	env  []string
-	dir  string
-	seen testlog.Buffer // every byte any command printed
+	c    *e2eproc.CLI
+	seen *testlog.Buffer // every byte any command printed
 }
 
-func (c *cli) run(stdin string, args ...string) (string, error) {
-	c.t.Helper()
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env = append(os.Environ(), c.env...)
-	cmd.Dir = c.dir
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	c.seen.Write(stdout.Bytes())
-	c.seen.Write(stderr.Bytes())
-	if err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %v\n%s", filepath.Base(c.bin), strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String(), nil
+func newCLI(t *testing.T, bin, dir string, env []string) *cli {
+	c := &e2eproc.CLI{T: t, Bin: bin, Dir: dir, Env: env}
+	return &cli{t: t, c: c, seen: &c.Seen}
 }
 
 func (c *cli) must(stdin string, args ...string) string {
 	c.t.Helper()
-	out, err := c.run(stdin, args...)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return out
+	return c.c.Must(stdin, args...)
 }

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,53 +23,33 @@ import (
 	credentialprovider "k8s.io/kubelet/pkg/apis/credentialprovider/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pullgate/pullgate/internal/e2eproc"
 	"github.com/pullgate/pullgate/internal/testsa"
 	"github.com/pullgate/pullgate/internal/testupstream"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
 
-// agent is a running pullgate-agent.
+// agent is a running pullgate-agent (e2eproc.Agent, under the names this
+// suite's tests use).
 type agent struct {
 	*proc
 	bin      string
 	socket   string
 	stateDir string
 	metrics  string
+	a        *e2eproc.Agent
 }
 
 // startAgent runs `pullgate-agent run` enrolled with joinToken; extra
 // flags are appended.
 func startAgent(t *testing.T, natsURL, joinToken string, extra ...string) *agent {
 	t.Helper()
-	dir := t.TempDir()
-	a := &agent{bin: binary(t, "pullgate-agent", "./agent/cmd/pullgate-agent"),
-		socket: filepath.Join(dir, "run", "agent.sock"), stateDir: filepath.Join(dir, "state"),
-		metrics: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t))}
-	tokenFile := filepath.Join(dir, "join-token")
-	if err := os.WriteFile(tokenFile, []byte(joinToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a.proc = startProc(t, "agent", dir, nil, a.bin, append([]string{"run", "--nats-url", natsURL, "--join-token-file", tokenFile,
-		"--state-dir", a.stateDir, "--socket", a.socket, "--metrics-listen", a.metrics, "--node-name", "worker-1", "--log-level", "debug"},
-		extra...)...)
-	waitHTTP(t, "http://"+a.metrics+"/readyz", a.proc)
-	return a
+	a := e2eproc.StartAgent(t, natsURL, joinToken, "worker-1", extra...)
+	p := &proc{Proc: a.Proc, name: a.Name, cmd: a.Cmd, log: a.Log, exited: a.Exited}
+	return &agent{proc: p, bin: a.Bin, socket: a.Socket, stateDir: a.StateDir, metrics: a.Metrics, a: a}
 }
 
-func (a *agent) metric(t *testing.T, name string) string {
-	resp, err := http.Get("http://" + a.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			return line[strings.LastIndexByte(line, ' ')+1:]
-		}
-	}
-	return ""
-}
+func (a *agent) metric(t *testing.T, name string) string { return a.a.Metric(t, name) }
 
 // kubelet acts as the kubelet: it reads the CredentialProviderConfig the
 // agent prints, matches images as the kubelet does, and execs the helper

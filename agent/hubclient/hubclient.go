@@ -157,7 +157,8 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 	}
 	defer nc.Close()
 	var reply wire.EnrolReply
-	if err := request(ctx, cfg, nc, "enrol", wire.EnrolSubject(clusterID), req, &reply); err != nil {
+	// Once: a retry after a lost answer would spend the join token again.
+	if err := request(ctx, cfg, nc, "enrol", wire.EnrolSubject(clusterID), 1, req, &reply); err != nil {
 		return wire.EnrolReply{}, err
 	}
 	if reply.Error != "" {
@@ -167,7 +168,14 @@ func Enrol(ctx context.Context, natsURL, joinToken string, req wire.EnrolRequest
 }
 
 // request sends a JSON request and decodes the JSON reply, timing it.
-func request(ctx context.Context, cfg config, nc *nats.Conn, op, subject string, in, out any) error {
+// retryAttempts splits the timeout of token and sync requests (both safe
+// to repeat) into attempts. With several hub replicas the request goes to a
+// random member of the queue group, and a replica that hangs keeps its place
+// there until NATS drops its connection (about 15 s): a request that lands
+// on it gets no answer, and a retry most likely lands elsewhere.
+const retryAttempts = 3
+
+func request(ctx context.Context, cfg config, nc *nats.Conn, op, subject string, attempts int, in, out any) error {
 	data, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("%s: encode request: %w", op, err)
@@ -179,7 +187,15 @@ func request(ctx context.Context, cfg config, nc *nats.Conn, op, subject string,
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	start := time.Now()
-	msg, err := nc.RequestWithContext(ctx, subject, data)
+	var msg *nats.Msg
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, cfg.timeout/time.Duration(attempts))
+		msg, err = nc.RequestWithContext(actx, subject, data)
+		acancel()
+		if err == nil || attempt >= attempts || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+	}
 	elapsed := time.Since(start).Seconds()
 	if err != nil {
 		cfg.m.HubLatency.WithLabelValues(op, "unreachable").Observe(elapsed)
@@ -354,7 +370,7 @@ func (c *Conn) Connected() bool { return c.nc.IsConnected() }
 // as *ReplyError.
 func (c *Conn) Token(ctx context.Context, req wire.TokenRequest) (wire.TokenReply, error) {
 	var reply wire.TokenReply
-	if err := request(ctx, c.cfg, c.nc, "token", wire.TokenSubject(c.id.ClusterID, c.id.NodeID), req, &reply); err != nil {
+	if err := request(ctx, c.cfg, c.nc, "token", wire.TokenSubject(c.id.ClusterID, c.id.NodeID), retryAttempts, req, &reply); err != nil {
 		return wire.TokenReply{}, err
 	}
 	if reply.Error != "" {
@@ -366,7 +382,7 @@ func (c *Conn) Token(ctx context.Context, req wire.TokenRequest) (wire.TokenRepl
 // Sync asks the hub for the live state of the cluster's installs.
 func (c *Conn) Sync(ctx context.Context, req wire.SyncRequest) (wire.SyncReply, error) {
 	var reply wire.SyncReply
-	if err := request(ctx, c.cfg, c.nc, "sync", wire.SyncSubject(c.id.ClusterID, c.id.NodeID), req, &reply); err != nil {
+	if err := request(ctx, c.cfg, c.nc, "sync", wire.SyncSubject(c.id.ClusterID, c.id.NodeID), retryAttempts, req, &reply); err != nil {
 		return wire.SyncReply{}, err
 	}
 	if reply.Error != "" {

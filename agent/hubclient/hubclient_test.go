@@ -144,3 +144,53 @@ func TestDialRefused(t *testing.T) {
 		t.Fatal("revoked node connected")
 	}
 }
+
+// A request that lands on a hub replica that does not answer (hung, still
+// in the queue group) is sent again within the timeout, and the answer of
+// another replica is taken.
+func TestTokenRetriedAfterUnansweredAttempt(t *testing.T) {
+	hub := hubfake.New(t)
+	cl := hub.AddCluster("prod", false)
+	hub.AddInstall(hubfake.Install{Workspace: "ws", ClusterID: cl.ID, Repos: []string{"ghcr.io/org"}})
+	id := enrolled(t, hub, cl)
+	connected := make(chan struct{}, 1)
+	c, err := Dial(hub.URL(), id, Events{Connected: func() { connected <- struct{}{} }},
+		WithTimeout(3*time.Second), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not connected")
+	}
+	hub.Pause(true)
+	before := hub.TokenRequests.Load()
+	type result struct {
+		tr  wire.TokenReply
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tr, err := c.Token(context.Background(), wire.TokenRequest{Image: "ghcr.io/org/app"})
+		done <- result{tr, err}
+	}()
+	// The first attempt reached the hub, which dropped it; from now on it
+	// answers (another replica, as far as the agent can tell).
+	deadline := time.Now().Add(2 * time.Second)
+	for hub.TokenRequests.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no token request reached the hub")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	hub.Pause(false)
+	r := <-done
+	if r.err != nil || r.tr.Token == "" {
+		t.Fatalf("token after an unanswered attempt: %v", r.err)
+	}
+	if n := hub.TokenRequests.Load() - before; n != 2 {
+		t.Fatalf("%d requests, want 2 (one dropped, one answered)", n)
+	}
+}

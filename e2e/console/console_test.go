@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/agent/hubclient"
-	"github.com/pullgate/pullgate/internal/hubproc"
+	"github.com/pullgate/pullgate/internal/e2eproc"
 	"github.com/pullgate/pullgate/internal/testupstream"
 	"github.com/pullgate/pullgate/pkg/wire"
 )
@@ -169,7 +169,7 @@ func TestConsoleOperator(t *testing.T) {
 	secret := "upstream-secret-" + randHex(12)
 	up := testupstream.StartInProcess(t, testupstream.WithTokenAuth("puller", secret))
 	up.PushRandomImage(t, "org/app", "v1", 2, 64<<10)
-	hub := hubproc.StartHub(t, t.TempDir())
+	hub := e2eproc.StartHub(t, t.TempDir())
 	base := "http://" + hub.Addr
 	admin := hub.AdminToken(t)
 	for _, ws := range []string{"acme", "beta"} {

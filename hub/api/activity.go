@@ -27,7 +27,6 @@ import (
 // where. ServeHTTP creates it; authorize and the handlers fill it.
 type reqInfo struct {
 	principal   *Principal
-	action      string
 	targetKind  string
 	target      string
 	workspace   string

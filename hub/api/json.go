@@ -47,6 +47,13 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusConflict, Error{Error: redactSecrets(storeMessage(err, store.ErrConflict))})
 	case errors.Is(err, store.ErrInvalid):
 		writeJSON(w, http.StatusBadRequest, Error{Error: redactSecrets(storeMessage(err, store.ErrInvalid))})
+	case store.IsUnavailable(err):
+		// Not a 500 with a driver error: the client may retry, and
+		// nothing was changed.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "api: database unavailable",
+			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.String("error", redactSecrets(err.Error())))
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, Error{Error: "database unavailable: the hub cannot reach its database; nothing was changed, retry shortly"})
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "api internal error",
 			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.String("error", redactSecrets(err.Error())))

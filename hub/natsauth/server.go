@@ -89,6 +89,14 @@ func (c Credentials) Configure(o *natsserver.Options) {
 	o.AuthCallout = &natsserver.AuthCallout{Issuer: c.IssuerPublic(), AuthUsers: []string{HubUser}}
 }
 
+// StalePingInterval and StalePingMax are the liveness settings ConfigBlock
+// gives an external server: a client that answers none of StalePingMax
+// pings, StalePingInterval apart, is disconnected.
+const (
+	StalePingInterval = 5 * time.Second
+	StalePingMax      = 3
+)
+
 // TLSFiles are an external nats-server's TLS settings for ConfigBlock.
 type TLSFiles struct {
 	Cert, Key, CA string
@@ -109,6 +117,14 @@ func (c Credentials) ConfigBlock(t TLSFiles) string {
 		b.WriteString("# pullgate: WARNING no tls block (nats-config --tls-cert/--tls-key): agents' join tokens,\n" +
 			"# node secrets and install tokens would cross the network in clear text.\n")
 	}
+	// The server's own liveness check of its clients, much shorter than
+	// nats-server's 2m x 2: a hub replica that hangs (its connection open,
+	// nothing answered) keeps its queue subscriptions, and the servers keep
+	// routing a share of agents' token requests and of the auth callout to
+	// it until they drop the connection.
+	fmt.Fprintf(&b, "# pullgate: drop a hung client (a hub replica that stopped answering) after %d unanswered\n"+
+		"# pings, so queue groups stop offering it agents' requests and connections.\nping_interval: %q\nping_max: %d\n",
+		StalePingMax, StalePingInterval.String(), StalePingMax)
 	p := HubPermissions()
 	fmt.Fprintf(&b, `# pullgate: the hub decides every agent connection (auth callout).
 authorization {

@@ -79,7 +79,7 @@ func (p *Proxy) liveState(ctx context.Context, claims token.Claims) (store.Insta
 		return inst, errUnauthorized("revoked", "install token revoked: the install was deleted").because("install_deleted")
 	case err != nil:
 		p.log.Error("read install state", "install", claims.Install, "err", err)
-		return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "install state unavailable")
+		return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "hub database unavailable: the install's live state cannot be checked")
 	case inst.WorkspaceID != claims.Workspace:
 		return inst, errUnauthorized("revoked", "install token does not match its install").because("install_mismatch")
 	case !inst.Enabled:
@@ -96,7 +96,7 @@ func (p *Proxy) liveState(ctx context.Context, claims token.Claims) (store.Insta
 			return inst, errUnauthorized("revoked", "install token revoked: its node is revoked or its cluster deleted").because("node_revoked")
 		case err != nil:
 			p.log.Error("read node state", "node", claims.Node, "err", err)
-			return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "node state unavailable")
+			return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "hub database unavailable: the node's live state cannot be checked")
 		}
 	}
 	return inst, nil

@@ -493,12 +493,23 @@ func accepts(r *http.Request, mt string) bool {
 }
 
 // recheckFunc re-checks a token's live state during a long stream, as
-// serve does.
+// serve does. A store outage is not a revoke, and a stream goes on through
+// a short one; but it must not outlive a revoke it cannot see for long, so
+// once live state could not be confirmed for more than two check intervals
+// the stream is cut (fail closed, as new requests are refused meanwhile),
+// and the client resumes with Range once the store is back.
 func (p *Proxy) recheckFunc(claims token.Claims, rt route) func(context.Context) *apiError {
+	lastOK := p.now()
 	return func(ctx context.Context) *apiError {
 		inst, aerr := p.liveState(ctx, claims)
 		if aerr == nil {
 			_, aerr = p.access(ctx, inst, rt)
+		}
+		switch {
+		case aerr == nil:
+			lastOK = p.now()
+		case aerr.refusal == "" && p.now().Sub(lastOK) > 2*p.recheckEvery:
+			return aerr.because("state_unavailable")
 		}
 		return aerr
 	}

@@ -283,13 +283,7 @@ func (p *Proxy) serve(w *countingWriter, r *http.Request, claims token.Claims, r
 	// state, with the same checks as at the start of the request. Expiry
 	// is not re-checked: a layer that takes longer than the token's
 	// lifetime is not revoked.
-	recheck := func(ctx context.Context) *apiError {
-		inst, aerr := p.liveState(ctx, claims)
-		if aerr == nil {
-			_, aerr = p.access(ctx, inst, rt)
-		}
-		return aerr
-	}
+	recheck := p.recheckFunc(claims, rt)
 	var n int64
 	if rt.kind == kindTags && resp.StatusCode == http.StatusOK {
 		n, aerr = p.serveTagList(w, r, rt, resp)

@@ -106,8 +106,9 @@ func (p *Proxy) copyResponse(w *countingWriter, r *http.Request, rt route, resp 
 				p.refused(aerr)
 				return sent, aerr
 			}
-			// A store outage is not a revoke: the stream goes on and the
-			// next check tries again.
+			// A short store outage is not a revoke: the stream goes on and
+			// the next check tries again (recheckFunc cuts it once the
+			// outage outlasts two check intervals).
 			sinceCheck, lastCheck = 0, now
 		}
 	}

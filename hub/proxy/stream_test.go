@@ -172,3 +172,48 @@ func TestExpiryDoesNotCutStream(t *testing.T) {
 		t.Fatalf("next request with the expired token: %d", resp.StatusCode)
 	}
 }
+
+// The store goes away during a stream: a short outage is not a revoke,
+// but the stream does not outlive unconfirmed live state for long either.
+// Once it could not be confirmed for two check intervals it is cut (the
+// client resumes with Range when the store is back).
+func TestStoreOutageCutsStreamAfterGrace(t *testing.T) {
+	up := testupstream.StartInProcess(t, testupstream.WithBasicAuth("alice", "outage-SECRET"))
+	_, digest := up.PushBlobImage(t, "org/big", "v1", streamBlobSize)
+	const interval = 50 * time.Millisecond
+	f := newFixture(t, WithStreamChecks(interval, 1<<40, 0))
+	ws := f.workspace("acme")
+	f.credential(ws, "reg", upstreamHost, up, up.Password)
+	f.install(ws, "web")
+	tok := f.token(ws, "web", 10*time.Minute)
+
+	resp := f.get(http.MethodGet, "/v2/"+upstreamHost+"/org/big/blobs/"+digest.String(), tok)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET blob: %d", resp.StatusCode)
+	}
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatalf("first MiB: %v", err)
+	}
+	f.store.Close() // every live-state read fails from now on
+	// Read slowly: 32 MiB take seconds, the grace is 2 intervals.
+	got := int64(len(head))
+	buf := make([]byte, 64<<10)
+	start := time.Now()
+	var err error
+	for err == nil && time.Since(start) < 20*time.Second {
+		var n int
+		n, err = resp.Body.Read(buf)
+		got += int64(n)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err == io.EOF || got >= streamBlobSize {
+		t.Fatalf("the stream went on without live state: %d of %d bytes, err %v", got, streamBlobSize, err)
+	}
+	t.Logf("stream cut %v into the outage after %d of %d bytes: %v", time.Since(start).Round(time.Millisecond), got, streamBlobSize, err)
+	ev := waitAudit(t, f, func(e store.AuditEvent) bool { return e.Kind == "blob" })
+	if ev.Reason != "stream_cut:state_unavailable" {
+		t.Fatalf("audit event %+v, want reason stream_cut:state_unavailable", ev)
+	}
+}

@@ -39,7 +39,10 @@ Audit events are kept for 90 days (--audit-retention).
 
 One hub per data dir: the hub locks <data>/hub.lock while it runs, and a
 second one started on the same --data refuses, naming the first (its pid
-and host). Replicas each get a data dir of their own.
+and host). Replicas each get a data dir of their own, and share: one
+--database postgres://..., --nats-url with every node of one NATS cluster
+(comma-separated), PULLGATE_MASTER_KEY, and copies of admin.token,
+nats-issuer.nk and nats-hub.password in each data dir.
 
 Blobs and manifests are cached in <data>/cache (--cache-size, 20GiB by
 default; --cache off turns the cache off). A cached entry is served to an

@@ -20,31 +20,26 @@ func signingKeyAAD(kid string) []byte { return []byte("pullgate signing key\x00"
 
 // signingKeys holds the install-token signing keys (private keys sealed).
 type signingKeys interface {
-	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
-	AddSigningKey(ctx context.Context, k store.SigningKey) error
+	InitSigningKeys(ctx context.Context, newKey func() (store.SigningKey, error)) ([]store.SigningKey, error)
 }
 
 // loadKeyring loads every signing key from the store into a keyring, the
-// newest signing, and creates the first key on a fresh hub.
+// newest signing, and creates the first key on a fresh hub (once, also when
+// several replicas start together on one database).
 func loadKeyring(ctx context.Context, s signingKeys, sealer *secrets.Sealer) (*token.Keyring, error) {
-	keys, err := s.ListSigningKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: %w", err)
-	}
-	if len(keys) == 0 {
+	keys, err := s.InitSigningKeys(ctx, func() (store.SigningKey, error) {
 		k, err := token.NewKey()
 		if err != nil {
-			return nil, err
+			return store.SigningKey{}, err
 		}
 		sealed, err := sealer.Seal(k.Private, signingKeyAAD(k.KID))
 		if err != nil {
-			return nil, fmt.Errorf("seal signing key: %w", err)
+			return store.SigningKey{}, fmt.Errorf("seal signing key: %w", err)
 		}
-		sk := store.SigningKey{KID: k.KID, Public: k.Private.Public().(ed25519.PublicKey), Private: sealed, CreatedAt: time.Now().UTC()}
-		if err := s.AddSigningKey(ctx, sk); err != nil {
-			return nil, fmt.Errorf("store signing key: %w", err)
-		}
-		keys = []store.SigningKey{sk}
+		return store.SigningKey{KID: k.KID, Public: k.Private.Public().(ed25519.PublicKey), Private: sealed, CreatedAt: time.Now().UTC()}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	ring := token.NewKeyring()
 	for i, sk := range keys {

@@ -122,6 +122,12 @@ func connectNATS(url string, tlsConf *tls.Config, ns *natsserver.Server, creds n
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectBufSize(-1),
+		// A NATS node that hangs (its socket open, nothing answered) is
+		// left for another of the --nats-url list within about 15 s, not
+		// nats.go's 2m x 2: the hub's queue subscriptions and revocation
+		// pushes move with it.
+		nats.PingInterval(natsauth.StalePingInterval),
+		nats.MaxPingsOutstanding(natsauth.StalePingMax),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 )
 
@@ -53,4 +54,49 @@ func (s *SQL) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
 	return out, nil
+}
+
+// signingKeyLockID is the PostgreSQL advisory lock that serialises the
+// creation of the first signing key.
+const signingKeyLockID = 0x70676b6579696e69 // "pgkeyini"
+
+// InitSigningKeys returns every signing key, oldest first, after storing
+// the one newKey makes when there is none yet. Replicas starting together
+// on a fresh database all end up with the same first key: the check and
+// the insert run in one transaction under a lock (an advisory lock on
+// PostgreSQL, SQLite's write lock), so only one of them creates a key.
+// Without that, each would sign with a key of its own that the others'
+// keyrings, loaded a moment earlier, do not hold.
+func (s *SQL) InitSigningKeys(ctx context.Context, newKey func() (SigningKey, error)) ([]SigningKey, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == dialectPostgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(signingKeyLockID)); err != nil {
+				return err
+			}
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_keys`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		k, err := newKey()
+		if err != nil {
+			return err
+		}
+		if k.KID == "" || len(k.Public) == 0 || len(k.Private) == 0 {
+			return fmt.Errorf("%w: signing key: kid, public and private key must not be empty", ErrInvalid)
+		}
+		if k.CreatedAt.IsZero() {
+			k.CreatedAt = now()
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO signing_keys (kid, public_key, private_key, created_at) VALUES (?, ?, ?, ?)`),
+			k.KID, k.Public, []byte(k.Private), toNanos(k.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return nil, wrap(err, "create first signing key")
+	}
+	return s.ListSigningKeys(ctx)
 }

@@ -3,6 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -42,4 +45,59 @@ func testSigningKeys(t *testing.T, s *SQL) {
 	if keys[2].CreatedAt.IsZero() {
 		t.Fatal("zero CreatedAt not filled in")
 	}
+}
+
+// Replicas starting at once on a fresh database share one first key.
+func TestInitSigningKeysConcurrent(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, db testDB) {
+		const replicas = 4
+		stores := make([]*SQL, replicas)
+		for i := range stores {
+			stores[i] = db.mustOpen(t)
+		}
+		var created atomic.Int64
+		got := make([][]SigningKey, replicas)
+		errs := make([]error, replicas)
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = s.InitSigningKeys(context.Background(), func() (SigningKey, error) {
+					n := created.Add(1)
+					time.Sleep(20 * time.Millisecond) // widen the window between the check and the insert
+					kid := fmt.Sprintf("k%d", n)
+					return SigningKey{KID: kid, Public: []byte("pub-" + kid), Private: Sealed("priv-" + kid)}, nil
+				})
+			}()
+		}
+		wg.Wait()
+		for i := range stores {
+			if errs[i] != nil {
+				t.Fatalf("replica %d: %v", i, errs[i])
+			}
+			if len(got[i]) != 1 || got[i][0].KID != got[0][0].KID {
+				t.Fatalf("replica %d holds %v, replica 0 %v: want the same single key", i, kids(got[i]), kids(got[0]))
+			}
+		}
+		if n := created.Load(); n != 1 {
+			t.Fatalf("%d keys made, want 1", n)
+		}
+		// A later start keeps the key.
+		again, err := stores[0].InitSigningKeys(context.Background(), func() (SigningKey, error) {
+			t.Fatal("made a key although one exists")
+			return SigningKey{}, nil
+		})
+		if err != nil || len(again) != 1 || again[0].KID != got[0][0].KID {
+			t.Fatalf("second init: %v %v", kids(again), err)
+		}
+	})
+}
+
+func kids(ks []SigningKey) []string {
+	var out []string
+	for _, k := range ks {
+		out = append(out, k.KID)
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -117,6 +119,8 @@ func typed(apiVersion, kind string) (any, bool) {
 		return &appsv1.DaemonSet{}, true
 	case "v1 Service":
 		return &corev1.Service{}, true
+	case "policy/v1 PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, true
 	case "v1 PersistentVolumeClaim":
 		return &corev1.PersistentVolumeClaim{}, true
 	case "v1 Secret":
@@ -624,6 +628,31 @@ func TestHubReplicas(t *testing.T) {
 		}
 	}
 
+	// A NATS cluster: every node's URL, for the hubs and the agents.
+	const cluster = "tls://nats-1.example.com:4222,tls://nats-2.example.com:4222,tls://nats-3.example.com:4222"
+	cobjs := mustRender(t, `
+agent: {joinToken: {value: x}, kubelet: {matchImages: [ghcr.io]}, natsCA: {secretName: nats-ca}}
+hub:
+  replicas: 3
+  database: {existingSecret: db}
+  nats: {url: "`+cluster+`", caSecret: nats-ca}
+  keys: {existingSecret: pullgate-hub-keys}
+`)
+	if a := get[appsv1.Deployment](t, cobjs, "Deployment", hubName).Spec.Template.Spec.Containers[0].Args; !slices.Contains(a, "--nats-url="+cluster) {
+		t.Errorf("hub args with a NATS cluster: %v", a)
+	}
+	if a := get[appsv1.DaemonSet](t, cobjs, "DaemonSet", agentName).Spec.Template.Spec.Containers[0].Args; !slices.Contains(a, "--nats-url="+cluster) {
+		t.Errorf("agent args with a NATS cluster: %v", a)
+	}
+	pdb := get[policyv1.PodDisruptionBudget](t, cobjs, "PodDisruptionBudget", hubName)
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.Selector == nil ||
+		!maps.Equal(pdb.Spec.Selector.MatchLabels, get[appsv1.Deployment](t, cobjs, "Deployment", hubName).Spec.Selector.MatchLabels) {
+		t.Errorf("PodDisruptionBudget %+v", pdb.Spec)
+	}
+	if objs := mustRender(t, "agent: {enabled: false}\n"); objs.has("PodDisruptionBudget", hubName) {
+		t.Error("a single replica renders a PodDisruptionBudget")
+	}
+
 	objs := mustRender(t, `
 agent: {enabled: false}
 hub:
@@ -838,6 +867,8 @@ func TestInvalidValues(t *testing.T) {
 		{"agent: {enabled: false}\nhub: {database: {url: 'mysql://db/x'}}", "postgres://"},
 		{"agent: {enabled: false}\nhub: {tokenTTL: 10 minutes}", "tokenTTL"},
 		{"agent: {enabled: false}\nhub: {replicas: 0}", "replicas"},
+		{"agent: {enabled: false}\nhub: {nats: {url: 'tls://n1:4222,https://n2:4222'}}", `"https://n2:4222" is not a nats://`},
+		{"agent: {enabled: false}\nhub: {nats: {url: 'tls://n1:4222,,tls://n3:4222'}}", `"" is not a nats://`},
 		{"hub: {enabled: false}\nagent: {joinToken: {value: x}, kubelet: {matchImages: [a.io]}}", "agent.natsURL is required"},
 		{"hubb: {}", "hubb"},
 	} {

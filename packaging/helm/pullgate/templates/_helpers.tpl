@@ -209,8 +209,10 @@ mountConfigDir: {{ $p.mountConfigDir }}
 {{- if and $h.database.url (not (or (hasPrefix "postgres://" $h.database.url) (hasPrefix "postgresql://" $h.database.url))) -}}
 {{- fail "hub.database.url: want a postgres:// or postgresql:// URL" -}}
 {{- end -}}
-{{- if and $h.nats.url (not (regexMatch "^(nats|tls|ws|wss)://" $h.nats.url)) -}}
-{{- fail "hub.nats.url: want a nats:// (or tls://, ws://, wss://) URL" -}}
+{{- range $one := ternary (splitList "," $h.nats.url) list (ne $h.nats.url "") -}}
+{{- if not (regexMatch "^(nats|tls|ws|wss)://[^,\\s]+$" (trim $one)) -}}
+{{- fail (printf "hub.nats.url: %q is not a nats:// (or tls://, ws://, wss://) URL; a NATS cluster is a comma-separated list of them" (trim $one)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and $h.nats.url (include "pullgate.plainNATS" $h.nats.url) (not $h.nats.insecure) -}}
 {{- fail (printf "hub.nats.url %s is plain text: use tls:// (with hub.nats.caSecret if its certificate is not publicly trusted), or set hub.nats.insecure=true to send credentials in clear text" $h.nats.url) -}}
