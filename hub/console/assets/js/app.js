@@ -25,6 +25,9 @@ const ctx = {
   say,
   fail,
   refresh: () => route(),
+  // After the admin creates or deletes a workspace: the picker and the
+  // page follow, the status line stays.
+  async workspacesChanged() { await fillWorkspaces(); await route(); },
   onLeave(fn) { stopPage = fn; },
 };
 
@@ -126,6 +129,13 @@ document.getElementById('logout').addEventListener('click', async () => {
   route();
 });
 window.addEventListener('hashchange', () => { document.getElementById('status').textContent = ''; route(); });
+// A token shown once goes when the page is left for another site too
+// (the back/forward cache would otherwise keep it).
+window.addEventListener('pagehide', () => {
+  if (stopPage) { stopPage(); stopPage = null; }
+  document.querySelectorAll('.once').forEach((el) => el.remove());
+});
+window.addEventListener('pageshow', (ev) => { if (ev.persisted) route(); }); // restart what pagehide stopped
 onUnauthorized(async () => {
   await logout();
   fail('Your session ended: log in again.');
