@@ -237,6 +237,9 @@ func TestConsoleOperator(t *testing.T) {
 	if strings.Count(token, ".") != 2 {
 		t.Fatalf("minted token %q", token)
 	}
+	if kept := eval[string](b, `location.href + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie`); strings.Contains(kept, token) {
+		t.Error("the minted token is in the URL, storage or a cookie")
+	}
 	b.screenshot(out, "installs")
 	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err != nil {
 		t.Fatalf("pull through the hub with the console's token: %v", err)

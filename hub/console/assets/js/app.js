@@ -77,6 +77,7 @@ function showChrome(on) {
 }
 
 function loginPage() {
+  if (stopPage) { stopPage(); stopPage = null; } // a session that ended mid-page: its timers and shown tokens go
   showChrome(false);
   const tok = field('API token', { type: 'password', name: 'token', autocomplete: 'off', required: true, spellcheck: 'false' },
     'A token from `pullgate-hub token create` (or the hub admin token). It is exchanged for a session and not stored by the page.');
