@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -30,6 +31,10 @@ type browser struct {
 	bodies map[network.RequestID]string // URL by request, then checked
 	seen   []string                     // "URL\nbody" of every finished response
 	wire   float64                      // encoded bytes of finished requests since resetWire
+	// dialogs are the messages of every confirm() so far; dismiss is
+	// how many of the next ones the operator cancels (else OK).
+	dialogs []string
+	dismiss int
 }
 
 // chromiumPath is Debian's chromium unless PULLGATE_CHROMIUM names another.
@@ -111,14 +116,22 @@ window.addEventListener('unhandledrejection', (e) => window.__errors.push('unhan
 			b.mu.Unlock()
 		}
 	}()
-	// Accept every confirm(): the operator clicks OK.
+	// Answer every confirm(): the operator clicks OK unless told to
+	// cancel the next one (b.cancelNext).
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
-		for _, err := range dialogs {
+		for ev, err := range dialogs {
 			if err != nil {
 				return
 			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			b.mu.Lock()
+			b.dialogs = append(b.dialogs, ev.Message)
+			accept := b.dismiss == 0
+			if !accept {
+				b.dismiss--
+			}
+			b.mu.Unlock()
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
 		}
 	}()
 	return b
@@ -230,11 +243,7 @@ func (b *browser) screenshot(dir, name string) {
 		}
 		b.do("viewport "+v.suffix, append(steps, chromedp.Sleep(150*time.Millisecond))...)
 		if v.mobile {
-			// Nothing may overflow the phone's width but the tables'
-			// own scroll boxes.
-			if w := eval[float64](b, `document.documentElement.scrollWidth`); w > float64(v.w)+1 {
-				b.t.Errorf("%s on a phone: the page is %v px wide, wider than the %d px screen", name, w, v.w)
-			}
+			b.fitsPhone(name, v.w)
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -247,4 +256,82 @@ func (b *browser) screenshot(dir, name string) {
 		}
 	}
 	b.do("viewport reset", chromedp.EmulateReset())
+}
+
+// fitsPhone checks the page at a phone's width: nothing is wider than the
+// screen, no element (table cells in scroll boxes included) lies outside
+// it, and every row action and toggle can be reached without scrolling
+// sideways.
+func (b *browser) fitsPhone(name string, width int64) {
+	b.t.Helper()
+	if w := eval[float64](b, `document.documentElement.scrollWidth`); w > float64(width)+1 {
+		b.t.Errorf("%s on a phone: the page is %v px wide, wider than the %d px screen", name, w, width)
+	}
+	// Elements that are laid out (not hidden, not the off-screen skip
+	// link until it has the focus) and reach past either edge.
+	out := eval[[]string](b, `(() => {
+  const W = window.innerWidth, what = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '') + ' "' + (e.textContent || '').trim().slice(0, 30) + '"';
+  return [...document.body.querySelectorAll('*')].filter((e) => {
+    if (e.closest('.skip, svg')) return false;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) return false;
+    return r.left < -1 || r.right > W + 1;
+  }).slice(0, 12).map(what);
+})()`)
+	if len(out) != 0 {
+		b.t.Errorf("%s on a phone: elements outside the %d px screen: %q", name, width, out)
+	}
+	cut := eval[[]string](b, `(() => {
+  const W = window.innerWidth;
+  return [...document.querySelectorAll('main td button, main td select, main [role=switch], #nav a, #who button, #who select')].filter((e) => {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) return false;
+    return r.left < 0 || r.right > W;
+  }).map((e) => (e.getAttribute('aria-label') || e.textContent || e.tagName).trim().slice(0, 40));
+})()`)
+	if len(cut) != 0 {
+		b.t.Errorf("%s on a phone: controls not (fully) on the %d px screen: %q", name, width, cut)
+	}
+}
+
+// cancelNext makes the operator answer the next confirm() with Cancel.
+func (b *browser) cancelNext() {
+	b.mu.Lock()
+	b.dismiss++
+	b.mu.Unlock()
+}
+
+// lastDialog is the message of the latest confirm(), "" if none.
+func (b *browser) lastDialog() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.dialogs) == 0 {
+		return ""
+	}
+	return b.dialogs[len(b.dialogs)-1]
+}
+
+// downloadsTo lets the page download files, into dir.
+func (b *browser) downloadsTo(dir string) {
+	b.t.Helper()
+	if _, err := chromedp.CallBrowser(b.ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir}); err != nil {
+		b.t.Fatalf("set the download directory: %v", err)
+	}
+}
+
+// downloaded waits for a finished download named name in dir and
+// returns its content.
+func (b *browser) downloaded(dir, name string) []byte {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if raw, err := os.ReadFile(filepath.Join(dir, name)); err == nil && len(raw) > 0 {
+			return raw
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	entries, _ := os.ReadDir(dir)
+	b.t.Fatalf("no download %s in %s (it holds %v); page: %s", name, dir, entries, b.text())
+	return nil
 }

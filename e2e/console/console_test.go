@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -236,6 +237,9 @@ func TestConsoleOperator(t *testing.T) {
 	if strings.Count(token, ".") != 2 {
 		t.Fatalf("minted token %q", token)
 	}
+	if kept := eval[string](b, `location.href + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie`); strings.Contains(kept, token) {
+		t.Error("the minted token is in the URL, storage or a cookie")
+	}
 	b.screenshot(out, "installs")
 	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err != nil {
 		t.Fatalf("pull through the hub with the console's token: %v", err)
@@ -278,6 +282,79 @@ func TestConsoleOperator(t *testing.T) {
 		chromedp.Click(chromedp.Search(`//button[text()='Apply']`)), chromedp.Sleep(500*time.Millisecond))
 	if got := eval[[]string](b, `[...document.querySelectorAll('.audit-table tbody tr td:nth-child(7)')].map((td) => td.textContent)`); len(got) == 0 || slices.ContainsFunc(got, func(s string) bool { return !strings.HasPrefix(s, "403") }) {
 		t.Errorf("audit filtered by status 4xx shows statuses %q", got)
+	}
+
+	// The charts of a short run: the default range is the last hour in
+	// 2-minute buckets, bars wide enough to read, time axis in UTC.
+	b.waitText("one bar per 2m")
+	if w := eval[float64](b, `Math.min(...[...document.querySelectorAll('svg.chart rect')].map((r) => +r.getAttribute('width')))`); w < 8 {
+		t.Errorf("audit charts: bars %v units wide (of 640), too thin to read", w)
+	}
+	if n := eval[int](b, `document.querySelectorAll('svg.chart line.tick').length`); n < 8 {
+		t.Errorf("audit charts: %d time ticks on 4 charts", n)
+	}
+	b.do("chart range 7 days", chromedp.SetValue(chromedp.CSS(`#chart-range`), "168h"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('chart-range').dispatchEvent(new Event('change'))`))
+	b.waitText("one bar per 6h")
+
+	// Export the audit as CSV: a real download, with the header, the
+	// pull, and no secret.
+	dl := t.TempDir()
+	b.downloadsTo(dl)
+	b.do("clear the filters", chromedp.SetValue(chromedp.CSS(`select[name=status]`), ""),
+		chromedp.Click(chromedp.Search(`//button[text()='Apply']`)), chromedp.Sleep(300*time.Millisecond))
+	b.do("export", chromedp.Click(chromedp.Search(`//button[text()='Export CSV']`)))
+	csvText := string(b.downloaded(dl, "pullgate-audit-acme.csv"))
+	recs, err := csv.NewReader(strings.NewReader(csvText)).ReadAll()
+	if err != nil || len(recs) < 3 {
+		t.Fatalf("exported audit: %d records, %v:\n%s", len(recs), err, csvText)
+	}
+	if got := strings.Join(recs[0], ","); !strings.HasPrefix(got, "id,time,workspace,install,") {
+		t.Errorf("exported audit header %q", got)
+	}
+	served := slices.ContainsFunc(recs[1:], func(r []string) bool {
+		return slices.Contains(r, "web") && slices.Contains(r, "org/app") && slices.Contains(r, "200")
+	})
+	refused := slices.ContainsFunc(recs[1:], func(r []string) bool { return slices.Contains(r, "credential_disabled") })
+	if !served || !refused {
+		t.Errorf("exported audit lacks the served (%v) or the refused (%v) pull of web:\n%s", served, refused, csvText)
+	}
+	for what, v := range map[string]string{"upstream secret": secret, "install token": token, "operator's API token": operator, "admin token": admin} {
+		if strings.Contains(csvText, v) {
+			t.Errorf("exported audit holds the %s", what)
+		}
+	}
+
+	// Enable the registry again with its toggle: pulls are served.
+	b.open(base, "registries", "Registries")
+	b.do("enable registry", chromedp.Click(chromedp.CSS(`button[role=switch][aria-checked=false]`)))
+	b.waitText("Registry corp enabled")
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err != nil {
+		t.Fatalf("pull after the registry was enabled again: %v", err)
+	}
+	// The install's own toggle: disabled, the next pull is refused;
+	// enabled, it is served.
+	b.open(base, "installs", "Installs")
+	b.do("disable install", chromedp.Click(chromedp.Search(`//tr[td[1]='web']//button[@role='switch'][@aria-checked='true']`)))
+	b.waitText("Install web disabled")
+	if st := eval[string](b, `document.querySelector('button[role=switch]').getAttribute('aria-checked')`); st != "false" {
+		t.Errorf("install toggle after disabling: aria-checked %q", st)
+	}
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err == nil {
+		t.Fatal("pull succeeded after the install was disabled in the console")
+	}
+	b.do("enable install", chromedp.Click(chromedp.Search(`//tr[td[1]='web']//button[@role='switch'][@aria-checked='false']`)))
+	b.waitText("Install web enabled")
+	// Disabling revoked the tokens issued before it; a new one pulls.
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err == nil {
+		t.Error("a token issued before the install was disabled still pulls after it was enabled again")
+	}
+	b.do("mint again", chromedp.Click(chromedp.Search(`//tr[td[1]='web']//button[text()='Mint token']`)),
+		chromedp.Click(chromedp.Search(`//button[text()='Mint']`)),
+		chromedp.WaitVisible(chromedp.CSS(`.once .secret`)))
+	token = eval[string](b, `document.querySelector('.once .secret').value`)
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err != nil {
+		t.Fatalf("pull after the install was enabled again: %v", err)
 	}
 
 	// Names a tenant or a node chose stay text.
@@ -332,6 +409,37 @@ func TestConsoleOperator(t *testing.T) {
 	ad.waitText("hub admin")
 	ad.open(base, "workspaces", "Workspaces")
 	ad.waitText("beta")
+	// Create a workspace and delete it: the delete asks first, and a
+	// Cancel keeps it.
+	ad.do("create workspace", chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "gamma"),
+		chromedp.Click(chromedp.Search(`//button[text()='Create']`)))
+	ad.waitText("Workspace gamma created")
+	ad.do("gamma listed", chromedp.WaitVisible(chromedp.Search(`//tr[td[1]='gamma']`)))
+	if opts := eval[[]string](ad, `[...document.querySelectorAll('#ws option')].map((o) => o.value)`); !slices.Contains(opts, "gamma") {
+		t.Errorf("the workspace picker lacks the new workspace: %q", opts)
+	}
+	ad.cancelNext()
+	ad.do("delete gamma, cancelled", chromedp.Click(chromedp.Search(`//tr[td[1]='gamma']//button[text()='Delete']`)), chromedp.Sleep(300*time.Millisecond))
+	if d := ad.lastDialog(); !strings.Contains(d, "Delete workspace gamma") {
+		t.Errorf("deleting a workspace asked %q, not for confirmation", d)
+	}
+	if code := apiCall(t, base, admin, "GET", "/api/v1/workspaces/gamma", nil, nil); code != 200 {
+		t.Errorf("workspace gamma after a cancelled delete: %d", code)
+	}
+	ad.do("delete gamma", chromedp.Click(chromedp.Search(`//tr[td[1]='gamma']//button[text()='Delete']`)))
+	ad.waitText("Workspace gamma deleted")
+	if n := eval[int](ad, `[...document.querySelectorAll('main td:first-child')].filter((td) => td.textContent === 'gamma').length`); n != 0 {
+		t.Error("workspace gamma is still listed after its delete")
+	}
+	if code := apiCall(t, base, admin, "GET", "/api/v1/workspaces/gamma", nil, nil); code != 404 {
+		t.Errorf("workspace gamma after its delete: %d", code)
+	}
+	// A workspace in use is not deleted: the API's error says what it holds.
+	ad.do("delete acme", chromedp.Click(chromedp.Search(`//tr[td[1]='acme']//button[text()='Delete']`)))
+	ad.waitText(`workspace "acme" still has`)
+	if code := apiCall(t, base, admin, "GET", "/api/v1/workspaces/acme/installs/web", nil, nil); code != 200 {
+		t.Fatalf("install web after the refused workspace delete: %d", code)
+	}
 	ad.screenshot(out, "workspaces")
 	ad.open(base, "members", "Members")
 	ad.waitText("registry.disable")
@@ -349,6 +457,18 @@ func TestConsoleOperator(t *testing.T) {
 
 	t.Run("viewer", func(t *testing.T) { viewerCannotChange(t, base, viewer) })
 	t.Run("other workspace", func(t *testing.T) { outsiderSeesNothing(t, base, outsider) })
+
+	// Delete the install from the console: asked first, and its token
+	// stops working at once.
+	b.open(base, "installs", "Installs")
+	b.do("delete install", chromedp.Click(chromedp.Search(`//tr[td[1]='web']//button[text()='Delete']`)))
+	b.waitText("Install web deleted")
+	if d := b.lastDialog(); !strings.Contains(d, "Delete install web") {
+		t.Errorf("deleting an install asked %q", d)
+	}
+	if err := pull(hub.Addr, token, "registry.corp/org/app:v1"); err == nil {
+		t.Error("pull succeeded with the token of the deleted install")
+	}
 
 	// The secret typed into the form is in no response, log or file.
 	for _, r := range b.responses() {

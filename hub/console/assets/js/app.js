@@ -25,6 +25,9 @@ const ctx = {
   say,
   fail,
   refresh: () => route(),
+  // After the admin creates or deletes a workspace: the picker and the
+  // page follow, the status line stays.
+  async workspacesChanged() { await fillWorkspaces(); await route(); },
   onLeave(fn) { stopPage = fn; },
 };
 
@@ -74,6 +77,7 @@ function showChrome(on) {
 }
 
 function loginPage() {
+  if (stopPage) { stopPage(); stopPage = null; } // a session that ended mid-page: its timers and shown tokens go
   showChrome(false);
   const tok = field('API token', { type: 'password', name: 'token', autocomplete: 'off', required: true, spellcheck: 'false' },
     'A token from `pullgate-hub token create` (or the hub admin token). It is exchanged for a session and not stored by the page.');
@@ -126,6 +130,13 @@ document.getElementById('logout').addEventListener('click', async () => {
   route();
 });
 window.addEventListener('hashchange', () => { document.getElementById('status').textContent = ''; route(); });
+// A token shown once goes when the page is left for another site too
+// (the back/forward cache would otherwise keep it).
+window.addEventListener('pagehide', () => {
+  if (stopPage) { stopPage(); stopPage = null; }
+  document.querySelectorAll('.once').forEach((el) => el.remove());
+});
+window.addEventListener('pageshow', (ev) => { if (ev.persisted) route(); }); // restart what pagehide stopped
 onUnauthorized(async () => {
   await logout();
   fail('Your session ended: log in again.');

@@ -4,7 +4,7 @@
 // clients and agents: they are only ever text.
 import { api, download, seg } from './api.js';
 import { h, table, field, button, fmtTime, fmtBytes } from './dom.js';
-import { stacked } from './chart.js';
+import { stacked, bucketFor, fmtStep } from './chart.js';
 
 const PAGE = 50;
 const count = (v) => String(Math.round(v));
@@ -24,6 +24,10 @@ export async function audit(ctx) {
   const live = h('input', { type: 'checkbox', id: 'audit-live', checked: true });
   const body = h('div', { class: 'audit-table' });
   const charts = h('div', { class: 'charts' });
+  // The charts' range when the filters name none: the bucket width
+  // follows from it (bucketFor), so a short one still has readable bars.
+  const range = h('select', { id: 'chart-range', name: 'range', on: { change: () => drawCharts() } },
+    [['1h', 'the last hour'], ['6h', 'the last 6 hours'], ['24h', 'the last 24 hours'], ['168h', 'the last 7 days']].map(([v, l]) => h('option', { value: v }, l)));
   const pager = h('div', { class: 'pager' });
   let events = [];
   let before = 0; // paging back: the smallest id of the page shown
@@ -80,7 +84,10 @@ export async function audit(ctx) {
 
   const drawCharts = async () => {
     const p = filters();
-    if (!p.has('since')) p.set('since', '24h');
+    const hours = Number(range.value.replace('h', ''));
+    const until = p.has('until') ? Date.parse(p.get('until')) : Date.now();
+    if (!p.has('since')) p.set('since', new Date(until - hours * 3600e3).toISOString());
+    p.set('bucket', fmtStep(bucketFor(until - Date.parse(p.get('since')))));
     try {
       const [byIns, byUp] = await Promise.all([
         api('GET', '/audit/stats?by=install&' + p), api('GET', '/audit/stats?by=upstream&' + p)]);
@@ -112,7 +119,8 @@ export async function audit(ctx) {
   timer = setInterval(poll, 2000);
   ctx.onLeave(() => clearInterval(timer));
   await load();
-  return h('section', { 'aria-labelledby': 'h-audit' }, h('h1', { id: 'h-audit' }, 'Audit'), form, body, pager, h('h2', {}, 'Traffic'), charts);
+  return h('section', { 'aria-labelledby': 'h-audit' }, h('h1', { id: 'h-audit' }, 'Audit'), form, body, pager, h('h2', {}, 'Traffic'),
+    h('p', { class: 'chart-range' }, h('label', { for: 'chart-range' }, 'Charts show'), range, h('small', {}, 'unless From/Until are set; times in UTC')), charts);
 }
 
 // workspaceNodes lists the nodes of the clusters the caller sees, for the

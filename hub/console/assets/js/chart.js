@@ -20,17 +20,41 @@ function niceMax(v, integer) {
   return integer ? Math.max(4, Math.ceil(n) * 4) : n * 4;
 }
 
-function label(ms) {
-  return new Date(ms).toISOString().slice(5, 16).replace('T', ' ');
+const MIN = 60 * 1000;
+// Bucket and tick widths: round steps from a minute to a week.
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080].map((m) => m * MIN);
+
+// bucketFor is the bucket width for a range of span ms: the smallest
+// round step that gives at most 40 bars, so that each is wide enough to
+// read (2 minutes for the last hour, 1 hour for a day).
+export function bucketFor(span) {
+  return STEPS.find((w) => span / w <= 40) || STEPS[STEPS.length - 1];
+}
+
+// fmtStep is a width as the API takes it (a Go duration).
+export function fmtStep(ms) {
+  return ms % (60 * MIN) === 0 ? (ms / (60 * MIN)) + 'h' : (ms / MIN) + 'm';
+}
+
+// tickLabel is a time on the x axis, in UTC like every time the console
+// shows: the clock within a day, the date beyond.
+function tickLabel(ms, span, step) {
+  const iso = new Date(ms).toISOString(); // 2026-12-01T13:05:00.000Z
+  if (step >= 1440 * MIN) return iso.slice(5, 10);
+  if (span > 1440 * MIN) return iso.slice(5, 10) + ' ' + iso.slice(11, 16);
+  return iso.slice(11, 16);
 }
 
 // stacked draws stats (the answer of /audit/stats) for one metric;
 // fmt formats a value for the axis and the tooltips.
 export function stacked(title, stats, metric, fmt, integer) {
-  const W = 640, H = 220, L = 64, B = 28, T = 10, R = 12;
+  const W = 640, H = 236, L = 64, B = 44, T = 10, R = 16;
   const rows = stats.buckets;
-  const t0 = Date.parse(stats.since), t1 = Date.parse(stats.until);
-  const span = Math.max(1, t1 - t0), width = stats.bucket_seconds * 1000;
+  // The x axis covers whole buckets: the current one (the bar a short
+  // run fills) is as wide as the others, not cut at "now".
+  const width = stats.bucket_seconds * 1000;
+  const t0 = Math.floor(Date.parse(stats.since) / width) * width, t1 = Math.ceil(Date.parse(stats.until) / width) * width;
+  const span = Math.max(1, t1 - t0);
   const starts = [...new Set(rows.map((r) => r.start))].sort();
   const keys = [...new Set(rows.map((r) => r.key))].sort();
   const totals = starts.map((s) => rows.filter((r) => r.start === s).reduce((a, r) => a + r[metric], 0));
@@ -54,12 +78,20 @@ export function stacked(title, stats, metric, fmt, integer) {
       if (hgt <= 0) continue;
       y -= hgt;
       const rect = el('rect', { x: x0, y, width: bw, height: hgt, class: 's' + (keys.indexOf(r.key) % 8) });
-      rect.appendChild(el('title', {}, `${r.key} ${s}: ${fmt(r[metric])}`));
+      rect.appendChild(el('title', {}, `${r.key || '(none)'} ${tickLabel(ms, 2 * 1440 * MIN, MIN)} UTC: ${fmt(r[metric])}`));
       svg.appendChild(rect);
     }
   }
-  svg.appendChild(el('text', { x: L, y: H - 8, class: 'axis' }, label(t0)));
-  svg.appendChild(el('text', { x: W - R, y: H - 8, class: 'axis', 'text-anchor': 'end' }, label(t1) + ' UTC'));
+  // Time ticks at round UTC instants, at most six, labelled below the
+  // axis; the axis title names the zone and the bucket width.
+  const step = STEPS.find((w) => span / w <= 6) || STEPS[STEPS.length - 1];
+  for (let ms = Math.ceil(t0 / step) * step; ms <= t1; ms += step) {
+    const tx = x(ms);
+    svg.appendChild(el('line', { x1: tx, x2: tx, y1: T + plotH, y2: T + plotH + 4, class: 'tick' }));
+    svg.appendChild(el('text', { x: tx, y: T + plotH + 16, class: 'axis', 'text-anchor': 'middle' }, tickLabel(ms, span, step)));
+  }
+  svg.appendChild(el('text', { x: L + plotW / 2, y: H - 6, class: 'axis', 'text-anchor': 'middle' },
+    'time (UTC), one bar per ' + fmtStep(width)));
   const legend = document.createElement('ul');
   legend.className = 'legend';
   keys.forEach((k, i) => {

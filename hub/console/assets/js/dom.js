@@ -39,14 +39,16 @@ export function clear(el) {
 }
 
 // table builds a table with a caption, column heads and rows of cells
-// (strings, nodes or arrays of them).
+// (strings, nodes or arrays of them). Each cell carries its column's name
+// in data-label: on a narrow screen the stylesheet stacks a row's cells
+// and shows the name before each.
 export function table(caption, heads, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'empty' }, empty || 'None yet.');
   return h('div', { class: 'scroll' },
     h('table', {},
       h('caption', {}, caption),
       h('thead', {}, h('tr', {}, heads.map((x) => h('th', { scope: 'col' }, x)))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c)))))));
+      h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c, i) => h('td', { 'data-label': heads[i] }, c)))))));
 }
 
 // field is a labelled input; opts are the input's attributes.
