@@ -347,6 +347,15 @@ func (c *Cache) lookupShared(ctx context.Context, k Key) (*Reader, bool, error) 
 		return nil, false, err
 	}
 	info := b.Info()
+	if info.Size > c.max/maxEntryDiv {
+		// Larger than this replica would cache itself (another replica's
+		// cap is larger, or a stray object): indexing it would evict, that
+		// is delete from the shared bucket, everything else this replica
+		// indexes, and then the entry itself. The request fills (uncached)
+		// instead.
+		b.Close()
+		return nil, false, nil
+	}
 	c.mu.Lock()
 	e, found := c.entries[k]
 	if !found {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -281,13 +282,37 @@ func infoOf(k Key, meta map[string]string, size *int64, modified *time.Time) (In
 	if err != nil || origin != k.Origin {
 		return Info{}, false
 	}
-	mt, _ := url.QueryUnescape(meta[metaMediaType])
-	info := Info{Origin: k.Origin, Digest: k.Digest, MediaType: mt, Size: aws.ToInt64(size)}
+	if size == nil || *size < 0 {
+		return Info{}, false
+	}
+	info := Info{Origin: k.Origin, Digest: k.Digest, MediaType: metaMediaTypeOf(meta), Size: *size}
 	if modified != nil {
 		info.Modified = *modified
 	}
 	return info, true
 }
+
+// metaMediaTypeOf is the media type in an object's metadata, or "" when
+// it is no media type: whoever can write to the bucket must not choose
+// arbitrary Content-Type values (line breaks, HTML) for the hub's answers.
+func metaMediaTypeOf(meta map[string]string) string {
+	mt, err := url.QueryUnescape(meta[metaMediaType])
+	if err != nil || mt == "" || len(mt) > maxMediaTypeLen {
+		return ""
+	}
+	for _, r := range mt {
+		if r < 0x20 || r == 0x7f {
+			return ""
+		}
+	}
+	if _, _, err := mime.ParseMediaType(mt); err != nil {
+		return ""
+	}
+	return mt
+}
+
+// maxMediaTypeLen bounds a media type read from object metadata.
+const maxMediaTypeLen = 255
 
 // Open fetches a committed entry. Its body is read as the client reads;
 // a Seek (a Range request) reopens it at the new offset.
@@ -344,6 +369,13 @@ func (b *s3Blob) Read(p []byte) (int, error) {
 			Range: aws.String(fmt.Sprintf("bytes=%d-", b.off))})
 		if err = b.s.observe(err); err != nil {
 			return 0, fmt.Errorf("cache: read %s at %d: %w", b.info.Digest, b.off, err)
+		}
+		// A store may ignore Range (and answer with the whole object), or
+		// the object may have changed size: only exactly the bytes asked
+		// for, of an object of the size being served, may follow.
+		if want := fmt.Sprintf("bytes %d-%d/%d", b.off, b.info.Size-1, b.info.Size); aws.ToString(out.ContentRange) != want {
+			out.Body.Close()
+			return 0, fmt.Errorf("cache: read %s at %d: the store answered range %q, want %q", b.info.Digest, b.off, aws.ToString(out.ContentRange), want)
 		}
 		b.body, b.bodyOff = out.Body, b.off
 	}
@@ -588,7 +620,14 @@ func (s *S3) heads(ctx context.Context, objs []types.Object) ([]Info, error) {
 			if isNotFound(err) {
 				return // deleted meanwhile
 			}
-			if err = s.observe(err); err != nil {
+			if err = s.observe(err); answered(err) {
+				// Refused (an object written with a customer key, a
+				// bucket policy): no entry this replica can serve, and no
+				// reason to stop it from starting.
+				s.log.Warn("cache: skipping an object the store refuses to describe", "key", aws.ToString(o.Key), "err", err)
+				return
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("cache: head %s: %w", aws.ToString(o.Key), err)
 				return
 			}

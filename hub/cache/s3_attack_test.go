@@ -1,0 +1,240 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pullgate/pullgate/hub/cache"
+	"github.com/pullgate/pullgate/hub/cache/storagetest"
+	"github.com/pullgate/pullgate/internal/testweed"
+)
+
+const attackOrigin = "https://registry.test:443"
+
+// objectKey is where S3 stores k under prefix (the documented layout).
+func objectKey(prefix string, k cache.Key) string {
+	alg, hex, _ := bytes.Cut([]byte(k.Digest), []byte(":"))
+	return prefix + "blobs/" + base64.RawURLEncoding.EncodeToString([]byte(k.Origin)) + "/" + string(alg) + "/" + string(hex)
+}
+
+func newS3(t *testing.T, client cache.S3API, bucket, prefix string) *cache.S3 {
+	t.Helper()
+	s, err := cache.NewS3(cache.S3Config{Client: client, Bucket: bucket, Prefix: prefix, StagingDir: t.TempDir(),
+		PartSize: 5 << 20, RetryAfter: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func fillAll(t *testing.T, c *cache.Cache, k cache.Key, b []byte) {
+	t.Helper()
+	r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("fill %s: %d bytes, %v", k.Digest, len(got), err)
+	}
+	r.Close()
+}
+
+func exists(t *testing.T, srv *testweed.Server, bucket, key string) bool {
+	t.Helper()
+	_, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	return err == nil
+}
+
+// Attacks on the S3 storage, against one real SeaweedFS.
+func TestS3Attacks(t *testing.T) {
+	srv := testweed.Start(t)
+	bucket := srv.Bucket(t)
+
+	// A store may ignore Range (RFC 9110 lets any server, and gateways
+	// in front of S3 do): after a Seek the re-GET then answers 200 with
+	// the whole object. The reader must fail, not hand out the bytes
+	// from offset 0 as those at the offset (ServeContent would send them
+	// as the requested range, marked complete).
+	t.Run("RangeIgnored", func(t *testing.T) {
+		target, _ := url.Parse(srv.Endpoint)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || r.Header.Get("Range") == "" {
+				rp.ServeHTTP(w, r)
+				return
+			}
+			// The whole object, as a store that ignores Range sends it.
+			key := r.URL.Path[len("/"+bucket+"/"):]
+			out, err := srv.Client().GetObject(r.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer out.Body.Close()
+			w.Header().Set("Content-Length", strconv.FormatInt(aws.ToInt64(out.ContentLength), 10))
+			w.Header().Set("ETag", aws.ToString(out.ETag))
+			io.Copy(w, out.Body)
+		}))
+		defer front.Close()
+		client := s3.New(s3.Options{BaseEndpoint: aws.String(front.URL), Region: srv.Region, UsePathStyle: true,
+			Credentials:                credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+			RetryMaxAttempts:           1,
+			RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+			ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		})
+		s := newS3(t, client, bucket, "range/")
+		b, d := storagetest.Content(t, 200_000)
+		k := cache.Key{Origin: attackOrigin, Digest: d}
+		w, err := s.Create(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+		if err := w.Commit(""); err != nil {
+			t.Fatal(err)
+		}
+		blob, err := s.Open(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer blob.Close()
+		if _, err := blob.Seek(150_000, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(io.LimitReader(blob, 1000))
+		if err == nil && !bytes.Equal(got, b[150_000:151_000]) {
+			t.Fatalf("after Seek(150000) through a store that ignores Range: %d bytes, no error, and not the bytes at 150000", len(got))
+		}
+		if err == nil {
+			t.Fatal("a store that ignores Range gave the right bytes: the test's front does not ignore Range")
+		}
+	})
+
+	// An object in the prefix whose HEAD the store refuses (here one
+	// written with a customer key, SSE-C, which cannot be read without
+	// it; a bucket policy or a KMS key the hub may not use does the same)
+	// must not stop a replica from starting: it is skipped like any object
+	// that is no entry.
+	t.Run("UnreadableObjectAtStart", func(t *testing.T) {
+		prefix := "ssec/"
+		b, d := storagetest.Content(t, 10_000)
+		k := cache.Key{Origin: attackOrigin, Digest: d}
+		ckey := bytes.Repeat([]byte{7}, 32)
+		sum := md5.Sum(ckey)
+		_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(objectKey(prefix, k)),
+			Body: bytes.NewReader(b), Metadata: map[string]string{"pullgate-origin": url.QueryEscape(attackOrigin)},
+			SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String(base64.StdEncoding.EncodeToString(ckey)),
+			SSECustomerKeyMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+		if err != nil {
+			t.Skipf("this store refuses SSE-C: %v", err)
+		}
+		if _, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(objectKey(prefix, k))}); err == nil {
+			t.Skip("this store answers a HEAD of an SSE-C object without its key")
+		}
+		good, dg := storagetest.Content(t, 10_000)
+		kg := cache.Key{Origin: attackOrigin, Digest: dg}
+		s := newS3(t, srv.Client(), bucket, prefix)
+		w, _ := s.Create(context.Background(), kg)
+		w.Write(good)
+		if err := w.Commit(""); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cache.Open(context.Background(), newS3(t, srv.Client(), bucket, prefix), 64<<20)
+		if err != nil {
+			t.Fatalf("a replica does not start because of one unreadable object in its prefix: %v", err)
+		}
+		if !c.Has(kg) || c.Has(k) {
+			t.Fatalf("index at start: good entry %v, unreadable object %v; want only the good one", c.Has(kg), c.Has(k))
+		}
+	})
+
+	// An entry in the bucket that is too large for this replica (another
+	// replica with a larger --cache-size filled it, or a stray object)
+	// must not make this replica evict, that is delete from the shared
+	// bucket, every entry it indexes.
+	t.Run("LargeSharedEntry", func(t *testing.T) {
+		prefix := "large/"
+		big := newS3(t, srv.Client(), bucket, prefix)
+		cBig, err := cache.Open(context.Background(), big, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		small := newS3(t, srv.Client(), bucket, prefix)
+		cSmall, err := cache.Open(context.Background(), small, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, dx := storagetest.Content(t, 200_000)
+		y, dy := storagetest.Content(t, 200_000)
+		kx, ky := cache.Key{Origin: attackOrigin, Digest: dx}, cache.Key{Origin: attackOrigin, Digest: dy}
+		fillAll(t, cSmall, kx, x)
+		fillAll(t, cSmall, ky, y)
+		z, dz := storagetest.Content(t, 3<<20)
+		kz := cache.Key{Origin: attackOrigin, Digest: dz}
+		fillAll(t, cBig, kz, z)
+
+		r, ok, err := cSmall.Lookup(context.Background(), kz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			got, _ := io.ReadAll(r.Blob())
+			r.Close()
+			if !bytes.Equal(got, z) {
+				t.Fatalf("large shared entry: %d bytes, not the entry", len(got))
+			}
+		}
+		for _, k := range []cache.Key{kx, ky} {
+			if !exists(t, srv, bucket, objectKey(prefix, k)) {
+				t.Fatalf("a 3 MiB entry in the bucket made a 1 MiB replica delete %s from the shared bucket", k.Digest)
+			}
+		}
+		if st := cSmall.Stats(); st.Bytes > st.MaxBytes {
+			t.Fatalf("small replica indexes %d bytes over its cap of %d", st.Bytes, st.MaxBytes)
+		}
+	})
+
+	// Stray objects in the prefix with metadata the hub did not write:
+	// a media type that is no media type (line breaks, HTML) is dropped,
+	// not served as a Content-Type.
+	t.Run("StrayMetadata", func(t *testing.T) {
+		prefix := "meta/"
+		s := newS3(t, srv.Client(), bucket, prefix)
+		for _, mt := range []string{"text/html\r\nSet-Cookie: a=b", "<script>", "application/vnd.oci.image.manifest.v1+json; x=\x00"} {
+			b, d := storagetest.Content(t, 1000)
+			k := cache.Key{Origin: attackOrigin, Digest: d}
+			_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(objectKey(prefix, k)),
+				Body: bytes.NewReader(b), Metadata: map[string]string{"pullgate-origin": url.QueryEscape(attackOrigin), "pullgate-media-type": url.QueryEscape(mt)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, err := s.Open(context.Background(), k)
+			if errors.Is(err, cache.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob.Close()
+			if got := blob.Info().MediaType; got != "" {
+				t.Fatalf("media type %q from a stray object's metadata taken as %q", mt, got)
+			}
+		}
+	})
+}
