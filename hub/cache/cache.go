@@ -299,6 +299,11 @@ func (c *Cache) evictLocked(ctx context.Context) {
 // digest is neither. It does not count a hit or miss: the caller decides
 // whether it serves the entry.
 func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err error) {
+	if !Verifiable(k.Digest) {
+		// Never filled (Fill verifies only these), so nothing to look for,
+		// least of all in a shared store.
+		return nil, false, nil
+	}
 	c.mu.Lock()
 	if e, found := c.entries[k]; found {
 		c.pinLocked(e)
@@ -934,6 +939,14 @@ func (r *Reader) Close() error {
 		r.f.cancel()
 	}
 	return nil
+}
+
+// Verifiable reports whether the cache can verify, and so cache, content
+// of digest (Fill refuses the others). Routes accept more (sha512):
+// requests for those go to the upstream uncached.
+func Verifiable(digest string) bool {
+	_, err := newHash(digest)
+	return err == nil
 }
 
 // newHash returns the hash of a digest, which must be what the rest of

@@ -251,7 +251,9 @@ func (s *S3) key(k Key) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cache: bad digest %q: %w", k.Digest, err)
 	}
-	if len(h.Hex) < 2 || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+	if h.Algorithm != "sha256" || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+		// Only what a fill can verify is ever stored: an object under
+		// another algorithm is no hub's verified entry.
 		return "", fmt.Errorf("cache: bad digest %q", k.Digest)
 	}
 	if k.Origin == "" {

@@ -95,6 +95,9 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 	if !ok {
 		return false, nil // no upstream to cache under: stream uncached
 	}
+	if isDigest(rt.ref) && !cache.Verifiable(rt.ref) {
+		return false, nil // a digest the cache cannot verify (sha512): uncached
+	}
 	ck := confirmKeys(cred, origin, rt.repo.String())
 	now := p.now()
 	cc := p.cache
@@ -121,7 +124,7 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 				return true, aerr
 			default:
 				c = confirmationOf(h, origin, now)
-				if !isDigest(c.Digest) {
+				if !cache.Verifiable(c.Digest) {
 					return false, nil // no digest to cache under
 				}
 				p.confirms.Put(tk, c)

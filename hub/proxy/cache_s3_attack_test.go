@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pullgate/pullgate/hub/cache"
+	"github.com/pullgate/pullgate/hub/metrics"
 	"github.com/pullgate/pullgate/internal/testupstream"
 	"github.com/pullgate/pullgate/internal/testweed"
 )
@@ -51,7 +53,8 @@ func TestCacheS3HitAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, WithCache(CacheConfig{Cache: c, StaleWindow: DefaultStaleWindow}))
+	m := metrics.New()
+	f := newFixture(t, WithMetrics(m), WithCache(CacheConfig{Cache: c, StaleWindow: DefaultStaleWindow}))
 	ws := f.workspace("acme")
 	f.credential(ws, "reg", upstreamHost, up, up.Password)
 	f.install(ws, "web")
@@ -93,6 +96,23 @@ func TestCacheS3HitAttacks(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, full[20_000_000:20_001_000]) {
 			t.Fatalf("one range from the store: %d %q, %d bytes, %v", resp.StatusCode, resp.Header.Get("Content-Range"), len(body), err)
+		}
+	})
+
+	// Digests the cache cannot verify (sha512, which the routes accept)
+	// go upstream uncached without asking the store, and are no storage
+	// fallback: a tenant must not make the hub look up entries under an
+	// algorithm no hub verified, nor fake a store outage in the metrics.
+	t.Run("UnverifiableAlgorithm", func(t *testing.T) {
+		before, fb := cs.gets.Load(), testutil.ToFloat64(m.CacheFallbacks)
+		d := "sha512:" + strings.Repeat("ab", 64)
+		for _, p := range []string{blobPath(f, "org/app", d), "/v2/" + upstreamHost + "/org/app/manifests/" + d} {
+			resp := f.get(http.MethodGet, p, tok)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if gets, n := cs.gets.Load()-before, testutil.ToFloat64(m.CacheFallbacks)-fb; gets != 0 || n != 0 {
+			t.Fatalf("requests for a sha512 digest: %d GETs of the object store, %v storage fallbacks; want none", gets, n)
 		}
 	})
 
