@@ -677,8 +677,16 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 			c.mu.Unlock()
 			if !spill {
 				if _, werr := f.w.Write(buf[:n]); werr != nil {
-					err = fmt.Errorf("cache: write entry: %w", werr)
-					break
+					// A full (or failing) staging disk, which a tenant's
+					// large blobs can cause: the readers still get the
+					// bytes, uncached, through the window from this chunk
+					// on; the file's first fileEnd bytes are intact.
+					c.log.Warn("cache: cannot write entry; streaming uncached", "origin", f.key.Origin, "digest", f.key.Digest, "err", werr)
+					c.mu.Lock()
+					c.inflight -= int64(n) // grown for bytes that did not land
+					c.uncacheLocked(f)
+					c.mu.Unlock()
+					spill = true
 				}
 			}
 			c.mu.Lock()

@@ -12,7 +12,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,6 +212,41 @@ func TestS3Attacks(t *testing.T) {
 		}
 	})
 
+	// A tenant's registry sends large blobs to fill the staging disk (or
+	// the disk fails): a fill whose entry cannot be written must still
+	// give its readers every verified byte, uncached, as a fill that does
+	// not fit the cap does, and leave no staging file behind. (Before,
+	// every reader of it, any tenant's, got an error.)
+	t.Run("StagingDiskFull", func(t *testing.T) {
+		staging := t.TempDir()
+		s, err := cache.NewS3(cache.S3Config{Client: srv.Client(), Bucket: bucket, Prefix: "full/", StagingDir: staging,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cache.Open(context.Background(), fullDisk{Storage: s, room: 1 << 20}, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, d := storagetest.Content(t, 3<<20)
+		k := cache.Key{Origin: attackOrigin, Digest: d}
+		r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("a fill whose staging disk is full: %d of %d bytes, %v; want all of them", len(got), len(b), err)
+		}
+		if st := c.Stats(); st.Uncached != 1 || c.Has(k) {
+			t.Fatalf("after a full staging disk: %+v, has %v; want the fill uncached", st, c.Has(k))
+		}
+		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+			t.Fatalf("%d staging files left behind", len(ents))
+		}
+	})
+
 	// Stray objects in the prefix with metadata the hub did not write:
 	// a media type that is no media type (line breaks, HTML) is dropped,
 	// not served as a Content-Type.
@@ -237,4 +274,36 @@ func TestS3Attacks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fullDisk is a storage whose staging disk has room bytes: writes beyond
+// fail as a full disk's do.
+type fullDisk struct {
+	cache.Storage
+	room int64
+}
+
+func (f fullDisk) Shared() bool { return true }
+
+func (f fullDisk) Create(ctx context.Context, k cache.Key) (cache.Writer, error) {
+	w, err := f.Storage.Create(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return &fullWriter{Writer: w, room: f.room}, nil
+}
+
+type fullWriter struct {
+	cache.Writer
+	room int64
+}
+
+func (w *fullWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > w.room {
+		n, _ := w.Writer.Write(p[:w.room])
+		w.room = 0
+		return n, syscall.ENOSPC
+	}
+	w.room -= int64(len(p))
+	return w.Writer.Write(p)
 }
