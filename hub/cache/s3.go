@@ -92,7 +92,9 @@ type S3Config struct {
 // rule (AbortIncompleteMultipartUpload) removes them.
 //
 // An object store that does not answer makes every call fail with
-// ErrUnavailable for RetryAfter, then the next call tries again: pulls
+// ErrUnavailable for RetryAfter, then one call tries again (the others
+// keep failing at once until it has an answer or another RetryAfter
+// passed): pulls
 // go to the upstream meanwhile, and the cache is used again as soon as
 // the store answers, without a restart.
 type S3 struct {
@@ -189,13 +191,22 @@ func (s *S3) Check(ctx context.Context) error {
 	return nil
 }
 
-// gate refuses calls while the store is resting after a failure.
+// gate refuses calls while the store is resting after a failure. When
+// the rest is over it lets one call through to probe the store and
+// refuses the others for another rest (or until the probe's answer ends
+// the outage): a store that hangs must not hold every concurrent request
+// for its timeouts again after every rest.
 func (s *S3) gate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down && s.now().Before(s.downUntil) {
+	if !s.down {
+		return nil
+	}
+	now := s.now()
+	if now.Before(s.downUntil) {
 		return ErrUnavailable
 	}
+	s.downUntil = now.Add(s.retry) // this call probes
 	return nil
 }
 

@@ -8,12 +8,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -306,4 +310,72 @@ func (w *fullWriter) Write(p []byte) (int, error) {
 	}
 	w.room -= int64(len(p))
 	return w.Writer.Write(p)
+}
+
+// A store that accepts connections but never answers (overloaded, or a
+// half-dead load balancer). Once its rest is over, one call probes it;
+// the calls meanwhile fail at once for the upstream to answer, instead
+// of every concurrent request waiting out the store's timeouts again
+// every RetryAfter.
+func TestS3HungStoreProbedByOneCall(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	var held sync.Mutex
+	var open []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			held.Lock()
+			open = append(open, c)
+			held.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		held.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		held.Unlock()
+	})
+	client := s3.New(s3.Options{BaseEndpoint: aws.String("http://" + l.Addr().String()), Region: "us-east-1", UsePathStyle: true,
+		Credentials:      credentials.NewStaticCredentialsProvider("AKID", "hung-SECRET", ""),
+		HTTPClient:       &http.Client{Timeout: 500 * time.Millisecond},
+		RetryMaxAttempts: 1})
+	s, err := cache.NewS3(cache.S3Config{Client: client, Bucket: "pullgate-hung", StagingDir: t.TempDir(),
+		RetryAfter: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cache.Key{Origin: attackOrigin, Digest: "sha256:" + strings.Repeat("ab", 32)}
+	if _, err := s.Open(context.Background(), k); !errors.Is(err, cache.ErrUnavailable) {
+		t.Fatalf("first call to a hung store: %v, want ErrUnavailable", err)
+	}
+	time.Sleep(350 * time.Millisecond) // the rest is over
+	before := conns.Load()
+	const n = 20
+	var wg sync.WaitGroup
+	var slow atomic.Int64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			began := time.Now()
+			s.Open(context.Background(), k)
+			if time.Since(began) > 250*time.Millisecond {
+				slow.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, sl := conns.Load()-before, slow.Load(); got > 1 || sl > 1 {
+		t.Fatalf("%d concurrent calls after the rest: %d reached the hung store and %d waited for its timeout; want one probe", n, got, sl)
+	}
 }
