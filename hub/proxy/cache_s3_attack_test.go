@@ -116,6 +116,28 @@ func TestCacheS3HitAttacks(t *testing.T) {
 		}
 	})
 
+	// Clients that go away in the middle of hits are no store outage: a
+	// tenant aborting its downloads must not turn the cache off for
+	// everyone.
+	t.Run("ClientsGoAway", func(t *testing.T) {
+		for range 5 {
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.hub.URL+path, nil)
+			req.SetBasicAuth("pullgate", tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadFull(resp.Body, make([]byte, 64<<10))
+			cancel()
+			resp.Body.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+		if st := c.Stats(); !s.Available() || st.StoreErrors != 0 || s.Errors() != 0 {
+			t.Fatalf("after clients went away mid-hit: available %v, %d store errors (%d in the storage)", s.Available(), st.StoreErrors, s.Errors())
+		}
+	})
+
 	t.Run("StoreDiesMidStream", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, f.hub.URL+path, nil)
 		req.SetBasicAuth("pullgate", tok)
