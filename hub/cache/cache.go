@@ -50,6 +50,8 @@ type Cache struct {
 	max    int64
 	log    *slog.Logger
 	now    func() time.Time
+	// walkBudget bounds the index walk of a shared store at start.
+	walkBudget time.Duration
 
 	mu       sync.Mutex
 	entries  map[Key]*entry
@@ -89,6 +91,16 @@ type Option func(*Cache)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
 
+// DefaultSharedWalkBudget bounds how long Open indexes a shared store
+// (SharedStorage) at start.
+const DefaultSharedWalkBudget = 30 * time.Second
+
+var errWalkBudget = errors.New("cache: walk budget spent")
+
+// WithSharedWalkBudget sets how long Open indexes a shared store (see
+// DefaultSharedWalkBudget).
+func WithSharedWalkBudget(d time.Duration) Option { return func(c *Cache) { c.walkBudget = d } }
+
 // WithClock replaces time.Now (last-use times).
 func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
 
@@ -98,7 +110,7 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now,
+	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now, walkBudget: DefaultSharedWalkBudget,
 		entries: map[Key]*entry{}, lru: list.New(), fills: map[Key]*fill{}, byOrigin: map[string]int64{}}
 	if ss, ok := s.(SharedStorage); ok {
 		c.shared = ss.Shared()
@@ -107,7 +119,25 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 		o(c)
 	}
 	var infos []Info
-	if err := s.Walk(ctx, func(i Info) error { infos = append(infos, i); return nil }); err != nil {
+	began := time.Now()
+	err := s.Walk(ctx, func(i Info) error {
+		if c.shared && time.Since(began) > c.walkBudget {
+			return errWalkBudget
+		}
+		infos = append(infos, i)
+		return nil
+	})
+	if errors.Is(err, errWalkBudget) {
+		// A bucket of many entries (every replica's, and a tenant can add
+		// many tiny ones) must not keep the hub from starting (a startup
+		// probe kills it): the index at start is only a head start, what
+		// is not indexed is found on demand (lookupShared) and otherwise
+		// left to the bucket's lifecycle rule.
+		c.log.Info("cache: stopped indexing the shared store at start; the rest is found when pulled",
+			"indexed", len(infos), "after", time.Since(began).Round(time.Millisecond))
+		err = nil
+	}
+	if err != nil {
 		if !c.shared || !errors.Is(err, ErrUnavailable) {
 			return nil, fmt.Errorf("cache: load index: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -249,6 +250,52 @@ func TestS3Attacks(t *testing.T) {
 		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
 			t.Fatalf("%d staging files left behind", len(ents))
 		}
+	})
+
+	// A bucket of many entries (every replica's; a tenant can add many
+	// tiny ones by pulling tiny blobs from its own registry): a replica
+	// starting on it indexes for its walk budget and starts, instead of
+	// sending a HEAD per object first (0.9 ms each on loopback, far more
+	// over a network: a startup probe kills the hub). What it did not
+	// index is found when pulled.
+	t.Run("ManyObjectsAtStart", func(t *testing.T) {
+		prefix := "many/"
+		const n = 2500
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		keys := make([]cache.Key, n)
+		for i := range n {
+			keys[i] = cache.Key{Origin: attackOrigin, Digest: fmt.Sprintf("sha256:%064x", i)}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(objectKey(prefix, keys[i])),
+					Body: bytes.NewReader([]byte{1}), Metadata: map[string]string{"pullgate-origin": url.QueryEscape(attackOrigin)}})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		s := newS3(t, srv.Client(), bucket, prefix)
+		began := time.Now()
+		c, err := cache.Open(context.Background(), s, 64<<20, cache.WithSharedWalkBudget(100*time.Millisecond))
+		took := time.Since(began)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := c.Stats()
+		t.Logf("start on %d objects with a 100 ms walk budget: %s, %d indexed", n, took, st.Entries)
+		if st.Entries >= n || !s.Available() {
+			t.Fatalf("start on %d objects with a 100 ms walk budget: %d indexed in %s (store available %v); want it to stop early", n, st.Entries, took, s.Available())
+		}
+		r, ok, err := c.Lookup(context.Background(), keys[n-1])
+		if err != nil || !ok {
+			t.Fatalf("an entry not indexed at start: Lookup = %v, %v; want it found in the bucket", ok, err)
+		}
+		r.Close()
 	})
 
 	// Stray objects in the prefix with metadata the hub did not write:
