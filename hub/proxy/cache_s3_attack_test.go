@@ -138,6 +138,27 @@ func TestCacheS3HitAttacks(t *testing.T) {
 		}
 	})
 
+	// A tenant whose credential points at a registry it runs, which
+	// confirms every digest, asks a replica that never saw the blob: the
+	// shared bucket holds it under the real upstream's origin, which the
+	// tenant's credential does not reach, so it gets nothing from it.
+	t.Run("LyingUpstreamOtherReplica", func(t *testing.T) {
+		cb, _ := s3Cache(t, srv, bucket, nil, slog.New(slog.DiscardHandler))
+		b := f.replica(t, CacheConfig{Cache: cb})
+		wsM := f.workspace("mallory")
+		f.credential(wsM, "reg", upstreamHost, liar(t), "any")
+		f.install(wsM, "web")
+		tokM := f.token(wsM, "web", 10*time.Minute)
+		if code, body := getAt(t, b.url, path, tokM); code == http.StatusOK || bytes.Equal(body, full) {
+			t.Fatalf("a tenant with a lying upstream got %d, %d bytes of the real upstream's entry through another replica", code, len(body))
+		}
+		for _, e := range b.audit.all() {
+			if e.Workspace == "mallory" && (e.Cache == cacheHit || e.Cache == cacheStale) {
+				t.Fatalf("answered from the cache: %+v", e)
+			}
+		}
+	})
+
 	t.Run("StoreDiesMidStream", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, f.hub.URL+path, nil)
 		req.SetBasicAuth("pullgate", tok)
