@@ -298,6 +298,47 @@ func TestS3Attacks(t *testing.T) {
 		r.Close()
 	})
 
+	// One part of a multipart upload fails: the readers still get every
+	// verified byte, nothing becomes visible, the upload is aborted (no
+	// parts left in the bucket) and no staging file stays behind.
+	t.Run("MultipartPartFails", func(t *testing.T) {
+		staging := t.TempDir()
+		fc := &failPart{S3API: srv.Client(), part: 2}
+		s, err := cache.NewS3(cache.S3Config{Client: fc, Bucket: bucket, Prefix: "mp/", StagingDir: staging, PartSize: 5 << 20,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cache.Open(context.Background(), s, 256<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, d := storagetest.Content(t, 12<<20)
+		k := cache.Key{Origin: attackOrigin, Digest: d}
+		r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("a fill whose upload's part 2 failed: %d of %d bytes, %v", len(got), len(b), err)
+		}
+		if c.Has(k) || exists(t, srv, bucket, objectKey("mp/", k)) {
+			t.Fatal("an entry whose upload failed is visible")
+		}
+		ups, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String("mp/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ups.Uploads) != 0 {
+			t.Fatalf("%d multipart uploads left after a failed part", len(ups.Uploads))
+		}
+		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+			t.Fatalf("%d staging files left behind", len(ents))
+		}
+	})
+
 	// Stray objects in the prefix with metadata the hub did not write:
 	// a media type that is no media type (line breaks, HTML) is dropped,
 	// not served as a Content-Type.
@@ -425,4 +466,18 @@ func TestS3HungStoreProbedByOneCall(t *testing.T) {
 	if got, sl := conns.Load()-before, slow.Load(); got > 1 || sl > 1 {
 		t.Fatalf("%d concurrent calls after the rest: %d reached the hung store and %d waited for its timeout; want one probe", n, got, sl)
 	}
+}
+
+// failPart fails one part of every multipart upload, as a store that
+// drops a connection in the middle of an upload does.
+type failPart struct {
+	cache.S3API
+	part int32
+}
+
+func (f *failPart) UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	if aws.ToInt32(in.PartNumber) == f.part {
+		return nil, errors.New("connection reset by peer (injected)")
+	}
+	return f.S3API.UploadPart(ctx, in, opts...)
 }
