@@ -339,6 +339,42 @@ func TestS3Attacks(t *testing.T) {
 		}
 	})
 
+	// A tenant's registry sends bytes that do not match the digest (same
+	// size; and more than announced): the readers get an error, not an
+	// end of file, nothing is uploaded, no staging file stays.
+	t.Run("DigestMismatch", func(t *testing.T) {
+		staging := t.TempDir()
+		s, err := cache.NewS3(cache.S3Config{Client: srv.Client(), Bucket: bucket, Prefix: "bad/", StagingDir: staging, PartSize: 5 << 20,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cache.Open(context.Background(), s, 256<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int{300_000, 7 << 20} {
+			_, d := storagetest.Content(t, size)
+			other, _ := storagetest.Content(t, size)
+			k := cache.Key{Origin: attackOrigin, Digest: d}
+			r, _, err := c.Fill(context.Background(), k, gatedFetch(other, closed()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if !errors.Is(err, cache.ErrDigestMismatch) || len(got) >= size {
+				t.Fatalf("%d wrong bytes: read %d, %v; want fewer than all and ErrDigestMismatch", size, len(got), err)
+			}
+			if c.Has(k) || exists(t, srv, bucket, objectKey("bad/", k)) {
+				t.Fatalf("%d wrong bytes were committed", size)
+			}
+		}
+		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+			t.Fatalf("%d staging files left behind", len(ents))
+		}
+	})
+
 	// Stray objects in the prefix with metadata the hub did not write:
 	// a media type that is no media type (line breaks, HTML) is dropped,
 	// not served as a Content-Type.
