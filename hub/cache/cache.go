@@ -50,6 +50,8 @@ type Cache struct {
 	max    int64
 	log    *slog.Logger
 	now    func() time.Time
+	// walkBudget bounds the index walk of a shared store at start.
+	walkBudget time.Duration
 
 	mu       sync.Mutex
 	entries  map[Key]*entry
@@ -89,6 +91,16 @@ type Option func(*Cache)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
 
+// DefaultSharedWalkBudget bounds how long Open indexes a shared store
+// (SharedStorage) at start.
+const DefaultSharedWalkBudget = 30 * time.Second
+
+var errWalkBudget = errors.New("cache: walk budget spent")
+
+// WithSharedWalkBudget sets how long Open indexes a shared store (see
+// DefaultSharedWalkBudget).
+func WithSharedWalkBudget(d time.Duration) Option { return func(c *Cache) { c.walkBudget = d } }
+
 // WithClock replaces time.Now (last-use times).
 func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
 
@@ -98,7 +110,7 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now,
+	c := &Cache{store: s, max: maxBytes, log: slog.Default(), now: time.Now, walkBudget: DefaultSharedWalkBudget,
 		entries: map[Key]*entry{}, lru: list.New(), fills: map[Key]*fill{}, byOrigin: map[string]int64{}}
 	if ss, ok := s.(SharedStorage); ok {
 		c.shared = ss.Shared()
@@ -107,7 +119,25 @@ func Open(ctx context.Context, s Storage, maxBytes int64, opts ...Option) (*Cach
 		o(c)
 	}
 	var infos []Info
-	if err := s.Walk(ctx, func(i Info) error { infos = append(infos, i); return nil }); err != nil {
+	began := time.Now()
+	err := s.Walk(ctx, func(i Info) error {
+		if c.shared && time.Since(began) > c.walkBudget {
+			return errWalkBudget
+		}
+		infos = append(infos, i)
+		return nil
+	})
+	if errors.Is(err, errWalkBudget) {
+		// A bucket of many entries (every replica's, and a tenant can add
+		// many tiny ones) must not keep the hub from starting (a startup
+		// probe kills it): the index at start is only a head start, what
+		// is not indexed is found on demand (lookupShared) and otherwise
+		// left to the bucket's lifecycle rule.
+		c.log.Info("cache: stopped indexing the shared store at start; the rest is found when pulled",
+			"indexed", len(infos), "after", time.Since(began).Round(time.Millisecond))
+		err = nil
+	}
+	if err != nil {
 		if !c.shared || !errors.Is(err, ErrUnavailable) {
 			return nil, fmt.Errorf("cache: load index: %w", err)
 		}
@@ -299,6 +329,11 @@ func (c *Cache) evictLocked(ctx context.Context) {
 // digest is neither. It does not count a hit or miss: the caller decides
 // whether it serves the entry.
 func (c *Cache) Lookup(ctx context.Context, k Key) (r *Reader, ok bool, err error) {
+	if !Verifiable(k.Digest) {
+		// Never filled (Fill verifies only these), so nothing to look for,
+		// least of all in a shared store.
+		return nil, false, nil
+	}
 	c.mu.Lock()
 	if e, found := c.entries[k]; found {
 		c.pinLocked(e)
@@ -347,6 +382,15 @@ func (c *Cache) lookupShared(ctx context.Context, k Key) (*Reader, bool, error) 
 		return nil, false, err
 	}
 	info := b.Info()
+	if info.Size > c.max/maxEntryDiv {
+		// Larger than this replica would cache itself (another replica's
+		// cap is larger, or a stray object): indexing it would evict, that
+		// is delete from the shared bucket, everything else this replica
+		// indexes, and then the entry itself. The request fills (uncached)
+		// instead.
+		b.Close()
+		return nil, false, nil
+	}
 	c.mu.Lock()
 	e, found := c.entries[k]
 	if !found {
@@ -663,8 +707,16 @@ func (c *Cache) run(ctx context.Context, f *fill, up Upstream) {
 			c.mu.Unlock()
 			if !spill {
 				if _, werr := f.w.Write(buf[:n]); werr != nil {
-					err = fmt.Errorf("cache: write entry: %w", werr)
-					break
+					// A full (or failing) staging disk, which a tenant's
+					// large blobs can cause: the readers still get the
+					// bytes, uncached, through the window from this chunk
+					// on; the file's first fileEnd bytes are intact.
+					c.log.Warn("cache: cannot write entry; streaming uncached", "origin", f.key.Origin, "digest", f.key.Digest, "err", werr)
+					c.mu.Lock()
+					c.inflight -= int64(n) // grown for bytes that did not land
+					c.uncacheLocked(f)
+					c.mu.Unlock()
+					spill = true
 				}
 			}
 			c.mu.Lock()
@@ -925,6 +977,14 @@ func (r *Reader) Close() error {
 		r.f.cancel()
 	}
 	return nil
+}
+
+// Verifiable reports whether the cache can verify, and so cache, content
+// of digest (Fill refuses the others). Routes accept more (sha512):
+// requests for those go to the upstream uncached.
+func Verifiable(digest string) bool {
+	_, err := newHash(digest)
+	return err == nil
 }
 
 // newHash returns the hash of a digest, which must be what the rest of

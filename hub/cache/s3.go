@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -91,7 +92,9 @@ type S3Config struct {
 // rule (AbortIncompleteMultipartUpload) removes them.
 //
 // An object store that does not answer makes every call fail with
-// ErrUnavailable for RetryAfter, then the next call tries again: pulls
+// ErrUnavailable for RetryAfter, then one call tries again (the others
+// keep failing at once until it has an answer or another RetryAfter
+// passed): pulls
 // go to the upstream meanwhile, and the cache is used again as soon as
 // the store answers, without a restart.
 type S3 struct {
@@ -188,13 +191,22 @@ func (s *S3) Check(ctx context.Context) error {
 	return nil
 }
 
-// gate refuses calls while the store is resting after a failure.
+// gate refuses calls while the store is resting after a failure. When
+// the rest is over it lets one call through to probe the store and
+// refuses the others for another rest (or until the probe's answer ends
+// the outage): a store that hangs must not hold every concurrent request
+// for its timeouts again after every rest.
 func (s *S3) gate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down && s.now().Before(s.downUntil) {
+	if !s.down {
+		return nil
+	}
+	now := s.now()
+	if now.Before(s.downUntil) {
 		return ErrUnavailable
 	}
+	s.downUntil = now.Add(s.retry) // this call probes
 	return nil
 }
 
@@ -250,7 +262,9 @@ func (s *S3) key(k Key) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cache: bad digest %q: %w", k.Digest, err)
 	}
-	if len(h.Hex) < 2 || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+	if h.Algorithm != "sha256" || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+		// Only what a fill can verify is ever stored: an object under
+		// another algorithm is no hub's verified entry.
 		return "", fmt.Errorf("cache: bad digest %q", k.Digest)
 	}
 	if k.Origin == "" {
@@ -281,13 +295,37 @@ func infoOf(k Key, meta map[string]string, size *int64, modified *time.Time) (In
 	if err != nil || origin != k.Origin {
 		return Info{}, false
 	}
-	mt, _ := url.QueryUnescape(meta[metaMediaType])
-	info := Info{Origin: k.Origin, Digest: k.Digest, MediaType: mt, Size: aws.ToInt64(size)}
+	if size == nil || *size < 0 {
+		return Info{}, false
+	}
+	info := Info{Origin: k.Origin, Digest: k.Digest, MediaType: metaMediaTypeOf(meta), Size: *size}
 	if modified != nil {
 		info.Modified = *modified
 	}
 	return info, true
 }
+
+// metaMediaTypeOf is the media type in an object's metadata, or "" when
+// it is no media type: whoever can write to the bucket must not choose
+// arbitrary Content-Type values (line breaks, HTML) for the hub's answers.
+func metaMediaTypeOf(meta map[string]string) string {
+	mt, err := url.QueryUnescape(meta[metaMediaType])
+	if err != nil || mt == "" || len(mt) > maxMediaTypeLen {
+		return ""
+	}
+	for _, r := range mt {
+		if r < 0x20 || r == 0x7f {
+			return ""
+		}
+	}
+	if _, _, err := mime.ParseMediaType(mt); err != nil {
+		return ""
+	}
+	return mt
+}
+
+// maxMediaTypeLen bounds a media type read from object metadata.
+const maxMediaTypeLen = 255
 
 // Open fetches a committed entry. Its body is read as the client reads;
 // a Seek (a Range request) reopens it at the new offset.
@@ -344,6 +382,14 @@ func (b *s3Blob) Read(p []byte) (int, error) {
 			Range: aws.String(fmt.Sprintf("bytes=%d-", b.off))})
 		if err = b.s.observe(err); err != nil {
 			return 0, fmt.Errorf("cache: read %s at %d: %w", b.info.Digest, b.off, err)
+		}
+		// A store may ignore Range (and answer with the whole object), or
+		// the object may have changed size: only exactly the bytes asked
+		// for, of an object of the size being served, may follow.
+		whole := b.off == 0 && out.ContentRange == nil && aws.ToInt64(out.ContentLength) == b.info.Size
+		if want := fmt.Sprintf("bytes %d-%d/%d", b.off, b.info.Size-1, b.info.Size); aws.ToString(out.ContentRange) != want && !whole {
+			out.Body.Close()
+			return 0, fmt.Errorf("cache: read %s at %d: the store answered range %q, want %q", b.info.Digest, b.off, aws.ToString(out.ContentRange), want)
 		}
 		b.body, b.bodyOff = out.Body, b.off
 	}
@@ -588,7 +634,14 @@ func (s *S3) heads(ctx context.Context, objs []types.Object) ([]Info, error) {
 			if isNotFound(err) {
 				return // deleted meanwhile
 			}
-			if err = s.observe(err); err != nil {
+			if err = s.observe(err); answered(err) {
+				// Refused (an object written with a customer key, a
+				// bucket policy): no entry this replica can serve, and no
+				// reason to stop it from starting.
+				s.log.Warn("cache: skipping an object the store refuses to describe", "key", aws.ToString(o.Key), "err", err)
+				return
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("cache: head %s: %w", aws.ToString(o.Key), err)
 				return
 			}

@@ -95,6 +95,9 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 	if !ok {
 		return false, nil // no upstream to cache under: stream uncached
 	}
+	if isDigest(rt.ref) && !cache.Verifiable(rt.ref) {
+		return false, nil // a digest the cache cannot verify (sha512): uncached
+	}
 	ck := confirmKeys(cred, origin, rt.repo.String())
 	now := p.now()
 	cc := p.cache
@@ -121,7 +124,7 @@ func (p *Proxy) serveCached(w *countingWriter, r *http.Request, claims token.Cla
 				return true, aerr
 			default:
 				c = confirmationOf(h, origin, now)
-				if !isDigest(c.Digest) {
+				if !cache.Verifiable(c.Digest) {
 					return false, nil // no digest to cache under
 				}
 				p.confirms.Put(tk, c)
@@ -556,6 +559,14 @@ func (p *Proxy) serveEntry(w *countingWriter, r *http.Request, rt route, rd *cac
 	var content io.ReadSeeker = blob
 	if f, ok := blob.(interface{ OSFile() *os.File }); ok {
 		content = f.OSFile()
+	} else if strings.Contains(r.Header.Get("Range"), ",") {
+		// Every range of an object store's entry is a GET of its own: a
+		// Range of thousands of tiny ranges would send thousands to the
+		// store for one request. A server may ignore Range (RFC 9110
+		// 14.2); registry clients ask for one range at most.
+		r = r.WithContext(r.Context())
+		r.Header = r.Header.Clone()
+		r.Header.Del("Range")
 	}
 	sw := &sendWriter{countingWriter: w, p: p, r: r, rt: rt, recheck: recheck}
 	http.ServeContent(sw, r, "", time.Time{}, content)

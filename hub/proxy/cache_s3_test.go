@@ -160,10 +160,14 @@ func TestCacheS3ReplicasShareBucket(t *testing.T) {
 	if g, h := upstreamGets(up, "/blobs/"+shared.String()), upstreamHeads(up, "/blobs/"+shared.String()); g != 0 || h != 1 {
 		t.Fatalf("B served A's entry with %d upstream GETs and %d HEADs, want 0 and 1 (its own confirmation)", g, h)
 	}
+	// The audit event is recorded once the handler returns, which may be
+	// after the client has read the body.
 	hit := false
-	for _, e := range b.audit.all() {
-		if e.Reference == shared.String() && e.Cache == cacheHit {
-			hit = true
+	for deadline := time.Now().Add(10 * time.Second); !hit && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, e := range b.audit.all() {
+			if e.Reference == shared.String() && e.Cache == cacheHit {
+				hit = true
+			}
 		}
 	}
 	if !hit {
