@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/pkg/wire"
@@ -120,6 +122,11 @@ func (s *server) recordActivity(r *http.Request, rt *route, ri *reqInfo, status 
 	// A secret pasted where a name or id belongs (`token revoke pgu_...`)
 	// must not reach the log.
 	a.Target, a.Path = redactSecrets(a.Target), redactSecrets(a.Path)
+	// Target and path come from the request (a path segment is decoded:
+	// %1B is an escape): a member must not write terminal escape
+	// sequences, bidi overrides or a megabyte into the rows that the hub
+	// admin reads with `pullgate-hub activity` and owners in the console.
+	a.Target, a.Path = activityText(a.Target, maxActivityTarget), activityText(a.Path, maxActivityPath)
 	if p.session != nil && a.TokenID == "" {
 		a.TokenID = p.session.ID
 	}
@@ -214,4 +221,30 @@ func (s *server) answerActivity(w http.ResponseWriter, r *http.Request, wsID str
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// Bounds of the request-supplied text of an activity row.
+const (
+	maxActivityTarget = 256
+	maxActivityPath   = 512
+)
+
+// activityText makes s safe to show: control and format characters and
+// invalid UTF-8 become '?', and it is cut to at most n bytes (on a rune
+// boundary, with "..." after).
+func activityText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

@@ -87,6 +87,11 @@ func (s *server) auditStats(w http.ResponseWriter, r *http.Request) error {
 				break
 			}
 		}
+		// Even the widest default bucket has a bound: since=1970 with
+		// the audit kept for ever is thousands of weeks.
+		if span/width > maxStatsBuckets {
+			return badRequest("since/until: %s would make more than %d buckets of %s; give a bucket or a shorter range", span, maxStatsBuckets, width)
+		}
 	}
 	if s.d.AuditFlush != nil {
 		if err := s.d.AuditFlush(r.Context()); err != nil {

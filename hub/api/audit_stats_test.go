@@ -84,7 +84,7 @@ func TestAuditStatsAPI(t *testing.T) {
 	if st.By != "upstream" || st.Bucket != "5m0s" { // 3h / 120 buckets
 		t.Errorf("default bucket for 3h: %+v", st)
 	}
-	for _, q := range []string{"by=repository", "bucket=1s", "bucket=1m&since=720h", "after=3", "limit=5", "since=1h&until=2h"} {
+	for _, q := range []string{"by=repository", "bucket=1s", "bucket=1m&since=720h", "since=1970-01-01T00:00:00Z", "bucket=1m&since=0001-01-01T00:00:00Z", "after=3", "limit=5", "since=1h&until=2h"} {
 		e.must("GET", "/api/v1/audit/stats?"+q, "", 400, nil)
 	}
 }

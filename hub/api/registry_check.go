@@ -84,5 +84,11 @@ func checkUsername(u string) error {
 	if strings.IndexFunc(u, unicode.IsControl) >= 0 {
 		return badRequest("username: contains control characters")
 	}
+	// The username is shown to every member of the workspace and to the
+	// hub admin (console, `registry list` in a terminal): no bidi
+	// overrides or invisible characters that make it read as another.
+	if strings.IndexFunc(u, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+		return badRequest("username: contains format characters (bidi overrides, zero-width characters)")
+	}
 	return nil
 }

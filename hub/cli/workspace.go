@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/spf13/cobra"
 )
@@ -24,8 +25,19 @@ func newTable(w io.Writer, header ...string) *table {
 
 func (t *table) row(cols ...string) {
 	for i, c := range cols {
-		// A tab or newline inside a value would break the columns.
-		cols[i] = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(c)
+		// A tab or newline inside a value would break the columns; any
+		// other control or format character (an escape sequence, a bidi
+		// override) in a name another user chose would act on the
+		// terminal or make the text read as something else.
+		cols[i] = strings.Map(func(r rune) rune {
+			switch {
+			case r == '\t' || r == '\n' || r == '\r':
+				return ' '
+			case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+				return '?'
+			}
+			return r
+		}, c)
 	}
 	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
 }

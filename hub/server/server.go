@@ -199,13 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 		mux.Handle("GET /healthz", m.Instrument("healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write([]byte("ok\n"))
 		})))
-		mux.Handle("GET /readyz", m.Instrument("readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := ready(r.Context(), st, ns); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = w.Write([]byte("ok\n"))
-		})))
+		mux.Handle("GET /readyz", m.Instrument("readyz", readyHandler(st, ns, log)))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.Instrument("api", apiHandler))
@@ -350,6 +344,21 @@ func openStore(ctx context.Context, cfg Config) (*store.SQL, error) {
 // workspaceLister is how readiness checks the store answers.
 type workspaceLister interface {
 	ListWorkspaces(ctx context.Context) ([]store.Workspace, error)
+}
+
+// readyHandler answers GET /readyz. It is public: the answer says which
+// part is not ready, never its error (a database error names the
+// database's host, user and paths); the error goes to the log.
+func readyHandler(st workspaceLister, ns *natsserver.Server, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context(), st, ns); err != nil {
+			part, _, _ := strings.Cut(err.Error(), ":")
+			log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("error", err.Error()))
+			http.Error(w, "not ready: "+part, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 }
 
 func ready(ctx context.Context, st workspaceLister, ns *natsserver.Server) error {
