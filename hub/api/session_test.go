@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -295,5 +297,42 @@ func TestSessionExpiry(t *testing.T) {
 	e3.h = New(Deps{Store: e.st, AdminToken: testAdmin, Now: func() time.Time { return e3.now }})
 	if c := e3.send(req{method: "GET", path: "/api/v1/workspaces/a", cookie: adminCookie}).Code; c != 200 {
 		t.Errorf("admin session on another replica: %d", c)
+	}
+}
+
+// touchCounter counts the session writes of the idle clock.
+type touchCounter struct {
+	Store
+	touches atomic.Int32
+}
+
+func (c *touchCounter) TouchSession(ctx context.Context, id string, t time.Time) error {
+	c.touches.Add(1)
+	return c.Store.TouchSession(ctx, id, t)
+}
+
+// The console polls every 2 s: the idle clock (minute resolution) must not
+// cost a database write per request.
+func TestSessionTouchOncePerMinute(t *testing.T) {
+	var tc *touchCounter
+	e := newEnv(t, func(d *Deps) { tc = &touchCounter{Store: d.Store}; d.Store = tc })
+	e.must("POST", "/api/v1/workspaces", `{"name":"a"}`, 201, nil)
+	e.addMember("a", "alice", "viewer")
+	tok, _ := e.userToken("alice", "24h")
+	cookie, _ := e.login(tok)
+	start := e.now
+	for i := range 30 { // a minute of 2 s polls
+		e.now = start.Add(time.Duration(i) * 2 * time.Second)
+		if c := e.send(req{method: "GET", path: "/api/v1/workspaces/a", cookie: cookie}).Code; c != 200 {
+			t.Fatalf("poll %d: %d", i, c)
+		}
+	}
+	if n := tc.touches.Load(); n != 0 {
+		t.Errorf("%d session writes within the first minute, want 0", n)
+	}
+	e.now = start.Add(61 * time.Second)
+	e.send(req{method: "GET", path: "/api/v1/workspaces/a", cookie: cookie})
+	if n := tc.touches.Load(); n != 1 {
+		t.Errorf("%d session writes after a minute, want 1", n)
 	}
 }
