@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,22 +59,11 @@ func (p *pgServer) stop(b testing.TB) {
 	}
 }
 
-// restart starts the stopped cluster again with its data, as postgres.sh
-// start does (same socket directory and settings).
+// restart starts the stopped cluster again with its data (postgres.sh
+// start on a DIR that already holds a cluster).
 func (p *pgServer) restart(b testing.TB) {
 	b.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(bins) == 0 {
-		b.Fatal("no pg_ctl")
-	}
-	sort.Strings(bins)
-	args := []string{"-D", p.dir + "/data", "-l", p.dir + "/server.log", "-w",
-		"-o", "-c listen_addresses= -k " + p.dir + " -c fsync=off", "start"}
-	cmd := exec.Command(bins[len(bins)-1], args...)
-	if os.Getuid() == 0 {
-		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", bins[len(bins)-1]}, args...)...)
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := exec.Command(filepath.Join(testupstream.RepoRoot(b), ".ci", "postgres.sh"), "start", p.dir).CombinedOutput(); err != nil {
 		b.Fatalf("start PostgreSQL again: %v: %s", err, out)
 	}
 }
