@@ -88,13 +88,20 @@ func splitStatements(body string) []string {
 // concurrent migrators (several hub replicas starting at once).
 const migrationLockID = 0x70756c6c67617465 // "pullgate"
 
-// lockMigrations takes the migration lock for the rest of tx. On SQLite the
-// writer's BEGIN IMMEDIATE already holds the database's write lock.
-func (s *SQL) lockMigrations(ctx context.Context, tx *sql.Tx) error {
+// advisoryXactLock takes the PostgreSQL advisory lock id for the rest of
+// tx. On SQLite the writer's BEGIN IMMEDIATE already holds the database's
+// write lock.
+func (s *SQL) advisoryXactLock(ctx context.Context, tx *sql.Tx, id int64) error {
 	if s.dialect != dialectPostgres {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockID)); err != nil {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, id)
+	return err
+}
+
+// lockMigrations takes the migration lock for the rest of tx.
+func (s *SQL) lockMigrations(ctx context.Context, tx *sql.Tx) error {
+	if err := s.advisoryXactLock(ctx, tx, migrationLockID); err != nil {
 		return fmt.Errorf("take the migration lock: %w", err)
 	}
 	return nil

@@ -8,6 +8,20 @@ import (
 
 // AddSigningKey stores a signing key. A zero CreatedAt is set to now.
 func (s *SQL) AddSigningKey(ctx context.Context, k SigningKey) error {
+	if err := checkSigningKey(k); err != nil {
+		return err
+	}
+	err := s.insertSigningKey(ctx, s.db, k)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("signing key %q: %w", k.KID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("add signing key %q: %w", k.KID, err)
+	}
+	return nil
+}
+
+func checkSigningKey(k SigningKey) error {
 	switch {
 	case k.KID == "":
 		return fmt.Errorf("%w: signing key: kid must not be empty", ErrInvalid)
@@ -16,19 +30,21 @@ func (s *SQL) AddSigningKey(ctx context.Context, k SigningKey) error {
 	case len(k.Private) == 0:
 		return fmt.Errorf("%w: signing key %q: private key must not be empty", ErrInvalid, k.KID)
 	}
+	return nil
+}
+
+// insertSigningKey inserts a checked key through db (the pool or a
+// transaction), a zero CreatedAt set to now.
+func (s *SQL) insertSigningKey(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, k SigningKey) error {
 	created := k.CreatedAt
 	if created.IsZero() {
 		created = now()
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO signing_keys (kid, public_key, private_key, created_at) VALUES (?, ?, ?, ?)`),
+	_, err := db.ExecContext(ctx, s.q(`INSERT INTO signing_keys (kid, public_key, private_key, created_at) VALUES (?, ?, ?, ?)`),
 		k.KID, k.Public, []byte(k.Private), toNanos(created))
-	if isUniqueViolation(err) {
-		return fmt.Errorf("signing key %q: %w", k.KID, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("add signing key %q: %w", k.KID, err)
-	}
-	return nil
+	return err
 }
 
 // ListSigningKeys returns all signing keys, oldest first.
@@ -69,10 +85,8 @@ const signingKeyLockID = 0x70676b6579696e69 // "pgkeyini"
 // keyrings, loaded a moment earlier, do not hold.
 func (s *SQL) InitSigningKeys(ctx context.Context, newKey func() (SigningKey, error)) ([]SigningKey, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if s.dialect == dialectPostgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(signingKeyLockID)); err != nil {
-				return err
-			}
+		if err := s.advisoryXactLock(ctx, tx, signingKeyLockID); err != nil {
+			return err
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_keys`).Scan(&n); err != nil {
@@ -85,15 +99,10 @@ func (s *SQL) InitSigningKeys(ctx context.Context, newKey func() (SigningKey, er
 		if err != nil {
 			return err
 		}
-		if k.KID == "" || len(k.Public) == 0 || len(k.Private) == 0 {
-			return fmt.Errorf("%w: signing key: kid, public and private key must not be empty", ErrInvalid)
+		if err := checkSigningKey(k); err != nil {
+			return err
 		}
-		if k.CreatedAt.IsZero() {
-			k.CreatedAt = now()
-		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO signing_keys (kid, public_key, private_key, created_at) VALUES (?, ?, ?, ?)`),
-			k.KID, k.Public, []byte(k.Private), toNanos(k.CreatedAt))
-		return err
+		return s.insertSigningKey(ctx, tx, k)
 	})
 	if err != nil {
 		return nil, wrap(err, "create first signing key")
