@@ -30,6 +30,11 @@ type pgServer struct {
 	dir, dsn string
 }
 
+// postgresSh runs .ci/postgres.sh start|stop DIR.
+func postgresSh(b testing.TB, cmd, dir string) ([]byte, error) {
+	return exec.Command(filepath.Join(testupstream.RepoRoot(b), ".ci", "postgres.sh"), cmd, dir).CombinedOutput()
+}
+
 func startPostgres(b testing.TB) *pgServer {
 	b.Helper()
 	// Not under b.TempDir(): the server runs as the postgres user, which
@@ -39,7 +44,7 @@ func startPostgres(b testing.TB) *pgServer {
 		b.Fatal(err)
 	}
 	p := &pgServer{dir: dir}
-	out, err := exec.Command(filepath.Join(testupstream.RepoRoot(b), ".ci", "postgres.sh"), "start", dir).CombinedOutput()
+	out, err := postgresSh(b, "start", dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		b.Skipf("no PostgreSQL for the replica benchmarks (.ci/postgres.sh start: %v: %s)", err, out)
@@ -54,7 +59,7 @@ func startPostgres(b testing.TB) *pgServer {
 
 func (p *pgServer) stop(b testing.TB) {
 	b.Helper()
-	if out, err := exec.Command(filepath.Join(testupstream.RepoRoot(b), ".ci", "postgres.sh"), "stop", p.dir).CombinedOutput(); err != nil {
+	if out, err := postgresSh(b, "stop", p.dir); err != nil {
 		b.Logf("stop PostgreSQL: %v: %s", err, out)
 	}
 }
@@ -63,7 +68,7 @@ func (p *pgServer) stop(b testing.TB) {
 // start on a DIR that already holds a cluster).
 func (p *pgServer) restart(b testing.TB) {
 	b.Helper()
-	if out, err := exec.Command(filepath.Join(testupstream.RepoRoot(b), ".ci", "postgres.sh"), "start", p.dir).CombinedOutput(); err != nil {
+	if out, err := postgresSh(b, "start", p.dir); err != nil {
 		b.Fatalf("start PostgreSQL again: %v: %s", err, out)
 	}
 }
