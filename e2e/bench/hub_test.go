@@ -100,8 +100,6 @@ type hub struct {
 	dataDir string
 	admin   string
 	logPath string
-	// stop ends a child process (SIGTERM, then SIGKILL); nil in-process.
-	stop func()
 }
 
 // startHub starts a hub (a child process unless inProcessOK and
@@ -183,7 +181,6 @@ func launchHubProcess(b testing.TB, dataDir string, extra ...string) *hub {
 				b.Logf("hub log tail:\n%s", h.logTail(30))
 			}
 		})
-		h.stop = stop
 		return h
 	}
 	b.Fatalf("starting hub: %v", lastErr)
