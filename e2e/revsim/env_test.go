@@ -3,7 +3,6 @@ package revsim
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create the schema
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -29,6 +27,7 @@ import (
 	"github.com/pullgate/pullgate/hub/store"
 	"github.com/pullgate/pullgate/hub/token"
 	"github.com/pullgate/pullgate/hub/tokensvc"
+	"github.com/pullgate/pullgate/internal/testpg"
 	"github.com/pullgate/pullgate/internal/testupstream"
 )
 
@@ -107,24 +106,7 @@ func storeOpener(t testing.TB) func(context.Context) (*store.SQL, error) {
 		path := filepath.Join(t.TempDir(), "hub.db")
 		return func(ctx context.Context) (*store.SQL, error) { return store.OpenSQLite(ctx, path) }
 	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("%s: %v", EnvPostgres, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	schema := fmt.Sprintf("revsim_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("%s: %v", EnvPostgres, err)
-	}
-	t.Cleanup(func() { _, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	sep := "?"
-	switch {
-	case !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://"):
-		sep = " "
-	case strings.Contains(dsn, "?"):
-		sep = "&"
-	}
-	scoped := dsn + sep + "search_path=" + schema
+	scoped := testpg.Schema(t, dsn, fmt.Sprintf("revsim_%d", time.Now().UnixNano()))
 	return func(ctx context.Context) (*store.SQL, error) { return store.OpenPostgres(ctx, scoped) }
 }
 

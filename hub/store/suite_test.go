@@ -3,11 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testpg"
 )
 
 // The store's tests are one conformance suite that runs on every dialect:
@@ -105,27 +105,6 @@ func postgresSchema(t *testing.T) (string, string) {
 	if dsn == "" {
 		t.Skipf("%s not set", EnvPostgres)
 	}
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
 	schema := "t_" + newID("")
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	return dsn + fmt.Sprintf("%ssearch_path=%s", sep(dsn), schema), schema
-}
-
-// sep is what joins another parameter to dsn.
-func sep(dsn string) string {
-	switch {
-	case !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://"):
-		return " "
-	case strings.Contains(dsn, "?"):
-		return "&"
-	}
-	return "?"
+	return testpg.Schema(t, dsn, schema), schema
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pullgate/pullgate/internal/testpg"
 )
 
 // forwarder relays a unix socket to the PostgreSQL server until cut: the
@@ -88,7 +90,7 @@ func TestPostgresUnavailableAndBack(t *testing.T) {
 	}}
 	f.start()
 	t.Cleanup(f.cut)
-	s, err := OpenPostgres(context.Background(), dsn+sep(dsn)+"host="+dir+"&port=5432")
+	s, err := OpenPostgres(context.Background(), dsn+testpg.Sep(dsn)+"host="+dir+"&port=5432")
 	if err != nil {
 		t.Fatal(err)
 	}
