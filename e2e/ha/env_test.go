@@ -411,6 +411,17 @@ func pull(h *hub, repo, ref, tok string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// blobRequest is a GET of repo's blob digest through h in the mirror form
+// containerd uses, from byte rng on ("" for all of it).
+func blobRequest(h *hub, repo, digest, tok, rng string) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/%s/blobs/%s?ns=registry.corp", h.addr, repo, digest), nil)
+	req.SetBasicAuth(wire.Username, tok)
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
+	return req
+}
+
 // waitFor polls cond every 20 ms for up to d and returns how long it took.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/internal/e2eproc"
-	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // TestHA runs the cases in order on one topology (starting it takes a
@@ -167,16 +166,8 @@ func testHubKilledMidBlob(t *testing.T, e *env) []string {
 	t.Logf("pushed a %d-byte layer to the registry in %v", size, time.Since(start).Round(time.Millisecond))
 	tok := e.agentToken(e.agents[0])
 	a, b := e.hubs[0], e.hubs[1]
-	blobURL := func(h *hub) string {
-		return fmt.Sprintf("http://%s/v2/org/big/blobs/%s?ns=registry.corp", h.addr, dig)
-	}
 	get := func(h *hub, rng string) *http.Response {
-		req, _ := http.NewRequest(http.MethodGet, blobURL(h), nil)
-		req.SetBasicAuth(wire.Username, tok)
-		if rng != "" {
-			req.Header.Set("Range", rng)
-		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(blobRequest(h, "org/big", dig.String(), tok, rng))
 		if err != nil {
 			t.Fatalf("GET blob at %s: %v", h.name, err)
 		}
@@ -398,9 +389,7 @@ func testPostgresDown(t *testing.T, e *env) []string {
 	}
 	hash := sha256.New()
 	streamDone := make(chan streamResult, 1)
-	blobReq, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/org/big/blobs/%s?ns=registry.corp", e.hubs[2].addr, e.bigBlob), nil)
-	blobReq.SetBasicAuth(wire.Username, tok)
-	blobResp, err := http.DefaultClient.Do(blobReq)
+	blobResp, err := http.DefaultClient.Do(blobRequest(e.hubs[2], "org/big", e.bigBlob, tok, ""))
 	if err != nil || blobResp.StatusCode != http.StatusOK {
 		t.Fatalf("blob stream before the outage: %v %v", err, blobResp)
 	}
@@ -487,10 +476,7 @@ func testPostgresDown(t *testing.T, e *env) []string {
 		t.Logf("%s serves again %v after PostgreSQL is back (no restart)", h.name, rec[i].Round(time.Millisecond))
 	}
 	// Nothing lost: the cut stream resumes with Range at another replica.
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/org/big/blobs/%s?ns=registry.corp", e.hubs[0].addr, e.bigBlob), nil)
-	req.SetBasicAuth(wire.Username, tok)
-	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", stream.got))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(blobRequest(e.hubs[0], "org/big", e.bigBlob, tok, fmt.Sprintf("bytes=%d-", stream.got)))
 	if err != nil || resp.StatusCode != http.StatusPartialContent {
 		t.Fatalf("resume after the outage: %v %v", err, resp)
 	}

@@ -5,7 +5,6 @@ package ha
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/internal/testweed"
-	"github.com/pullgate/pullgate/pkg/wire"
 )
 
 // startObjectStore runs SeaweedFS (S3, signed requests) with a bucket the
@@ -63,9 +61,7 @@ func (h *hub) metric(t *testing.T, name string, labels ...string) float64 {
 // what came.
 func getBlob(t *testing.T, h *hub, repo, digest, tok string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/v2/%s/blobs/%s?ns=registry.corp", h.addr, repo, digest), nil)
-	req.SetBasicAuth(wire.Username, tok)
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(blobRequest(h, repo, digest, tok, ""))
 	if err != nil {
 		return 0, err.Error()
 	}
