@@ -35,7 +35,11 @@ type proc struct {
 
 func startProc(t *testing.T, name, dir string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	p := e2eproc.Start(t, name, dir, env, bin, args...)
+	return wrapProc(e2eproc.Start(t, name, dir, env, bin, args...))
+}
+
+// wrapProc gives p the names this suite's tests use.
+func wrapProc(p *e2eproc.Proc) *proc {
 	return &proc{Proc: p, name: p.Name, cmd: p.Cmd, log: p.Log, exited: p.Exited}
 }
 

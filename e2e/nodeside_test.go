@@ -45,8 +45,7 @@ type agent struct {
 func startAgent(t *testing.T, natsURL, joinToken string, extra ...string) *agent {
 	t.Helper()
 	a := e2eproc.StartAgent(t, natsURL, joinToken, "worker-1", extra...)
-	p := &proc{Proc: a.Proc, name: a.Name, cmd: a.Cmd, log: a.Log, exited: a.Exited}
-	return &agent{proc: p, bin: a.Bin, socket: a.Socket, stateDir: a.StateDir, metrics: a.Metrics, a: a}
+	return &agent{proc: wrapProc(a.Proc), bin: a.Bin, socket: a.Socket, stateDir: a.StateDir, metrics: a.Metrics, a: a}
 }
 
 func (a *agent) metric(t *testing.T, name string) string { return a.a.Metric(t, name) }
