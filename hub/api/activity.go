@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -234,7 +233,7 @@ const (
 // boundary, with "..." after).
 func activityText(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if r == utf8.RuneError || unsafeRune(r) {
 			return '?'
 		}
 		return r
