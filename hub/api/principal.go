@@ -156,8 +156,12 @@ func (t *tokenResolver) userPrincipal(ctx context.Context, at store.APIToken) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := t.store.TouchAPIToken(ctx, at.ID, now); err != nil {
-		return nil, err
+	// Last use has minute resolution (the store writes only when the
+	// recorded use is older): skip the UPDATE on most requests.
+	if now.Sub(at.LastUsedAt) >= time.Minute {
+		if err := t.store.TouchAPIToken(ctx, at.ID, now); err != nil {
+			return nil, err
+		}
 	}
 	return &Principal{Kind: PrincipalUser, Name: at.User, UserID: at.UserID, TokenID: at.ID, Memberships: ms, tokenExpires: at.ExpiresAt}, nil
 }
