@@ -159,17 +159,13 @@ func (s *server) checkCluster(ctx context.Context, name string, ru rule, p *Prin
 		}
 		return errorf(http.StatusForbidden, "forbidden: cluster %q is shared: only the hub admin manages it", name)
 	}
-	role := p.RoleByID(c.WorkspaceID)
-	if role == "" {
+	m, _ := p.membershipByID(c.WorkspaceID)
+	if m.Role == "" {
 		ri.hideWorkspace = true
 		return notFoundCluster(name)
 	}
-	for _, m := range p.Memberships {
-		if m.WorkspaceID == c.WorkspaceID {
-			ri.workspace = m.Workspace
-		}
-	}
-	if role.Rank() < ru.role.Rank() {
+	ri.workspace = m.Workspace
+	if m.Role.Rank() < ru.role.Rank() {
 		return forbidden(p, ru.role, ri.workspace)
 	}
 	return nil

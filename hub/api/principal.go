@@ -64,12 +64,18 @@ func (p *Principal) RoleByID(workspaceID string) store.Role {
 	if p.IsAdmin() {
 		return store.RoleOwner
 	}
+	m, _ := p.membershipByID(workspaceID)
+	return m.Role
+}
+
+// membershipByID is p's membership of the workspace with that id.
+func (p *Principal) membershipByID(workspaceID string) (store.Membership, bool) {
 	for _, m := range p.Memberships {
 		if m.WorkspaceID == workspaceID {
-			return m.Role
+			return m, true
 		}
 	}
-	return ""
+	return store.Membership{}, false
 }
 
 // WorkspaceNames lists the workspaces p is a member of.
