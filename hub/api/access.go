@@ -120,6 +120,11 @@ func (s *server) check(r *http.Request, rt *route, p *Principal, ri *reqInfo) er
 			ri.hideWorkspace = true
 			return notFoundWorkspace(ws)
 		}
+		// A member's memberships carry the workspace id: its activity row
+		// needs no lookup (recordActivity).
+		if m, ok := p.membership(ws); ok {
+			ri.workspaceID = m.WorkspaceID
+		}
 		if role.Rank() < rt.access.role.Rank() {
 			return forbidden(p, rt.access.role, ws)
 		}

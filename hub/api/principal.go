@@ -51,12 +51,18 @@ func (p *Principal) Role(workspace string) store.Role {
 	if p.IsAdmin() {
 		return store.RoleOwner
 	}
+	m, _ := p.membership(workspace)
+	return m.Role
+}
+
+// membership is p's membership of the named workspace.
+func (p *Principal) membership(workspace string) (store.Membership, bool) {
 	for _, m := range p.Memberships {
 		if m.Workspace == workspace {
-			return m.Role
+			return m, true
 		}
 	}
-	return ""
+	return store.Membership{}, false
 }
 
 // RoleByID is Role by workspace id.
