@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -181,13 +180,8 @@ func (s *server) answerActivity(w http.ResponseWriter, r *http.Request, wsID str
 	if allowWorkspace {
 		want = append(want, "workspace")
 	}
-	for k, v := range vals {
-		if !slices.Contains(want, k) {
-			return badRequest("unknown query parameter %q (want %s)", k, strings.Join(want, ", "))
-		}
-		if len(v) > 1 {
-			return badRequest("query parameter %q given %d times", k, len(v))
-		}
+	if err := checkParams(vals, want); err != nil {
+		return err
 	}
 	if v := vals.Get("since"); v != "" {
 		t, err := parseSince(v, s.now())

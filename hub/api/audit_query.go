@@ -23,13 +23,8 @@ var pagingParams = []string{"after", "before", "order", "limit"}
 // accepted here (auditParams or a subset).
 func parseAuditQuery(vals url.Values, now time.Time, allowed, extra []string) (store.AuditQuery, error) {
 	q := store.AuditQuery{}
-	for k, v := range vals {
-		if !slices.Contains(allowed, k) && !slices.Contains(extra, k) {
-			return q, badRequest("unknown query parameter %q (want %s)", k, strings.Join(append(slices.Clone(allowed), extra...), ", "))
-		}
-		if len(v) > 1 {
-			return q, badRequest("query parameter %q given %d times", k, len(v))
-		}
+	if err := checkParams(vals, append(slices.Clone(allowed), extra...)); err != nil {
+		return q, err
 	}
 	if v := vals.Get("refused"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -95,6 +90,20 @@ func parseAuditQuery(vals url.Values, now time.Time, allowed, extra []string) (s
 }
 
 // parseStatus reads an HTTP status (404) or a class of them (4xx).
+// checkParams refuses a query parameter not in want, or one given more
+// than once.
+func checkParams(vals url.Values, want []string) error {
+	for k, v := range vals {
+		if !slices.Contains(want, k) {
+			return badRequest("unknown query parameter %q (want %s)", k, strings.Join(want, ", "))
+		}
+		if len(v) > 1 {
+			return badRequest("query parameter %q given %d times", k, len(v))
+		}
+	}
+	return nil
+}
+
 func parseStatus(v string) (int, int, error) {
 	if len(v) == 3 && (v[1] == 'x' || v[1] == 'X') && (v[2] == 'x' || v[2] == 'X') && v[0] >= '1' && v[0] <= '5' {
 		lo := int(v[0]-'0') * 100
