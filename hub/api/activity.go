@@ -197,12 +197,9 @@ func (s *server) answerActivity(w http.ResponseWriter, r *http.Request, wsID str
 		}
 		q.AfterID = n
 	}
-	if v := vals.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxAuditLimit {
-			return badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
-		}
-		q.Limit = n
+	var err error
+	if q.Limit, err = parseLimit(vals.Get("limit")); err != nil {
+		return err
 	}
 	as, err := s.d.Store.QueryActivity(r.Context(), q)
 	if err != nil {

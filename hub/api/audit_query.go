@@ -79,17 +79,24 @@ func parseAuditQuery(vals url.Values, now time.Time, allowed, extra []string) (s
 	default:
 		return q, badRequest("order %q: want asc (oldest first, the default) or desc (newest first)", v)
 	}
-	if v := vals.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxAuditLimit {
-			return q, badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
-		}
-		q.Limit = n
-	}
-	return q, nil
+	var err error
+	q.Limit, err = parseLimit(vals.Get("limit"))
+	return q, err
 }
 
-// parseStatus reads an HTTP status (404) or a class of them (4xx).
+// parseLimit reads a limit parameter: 0 when v is empty (the store's
+// default), else 1 to store.MaxAuditLimit.
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > store.MaxAuditLimit {
+		return 0, badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
+	}
+	return n, nil
+}
+
 // checkParams refuses a query parameter not in want, or one given more
 // than once.
 func checkParams(vals url.Values, want []string) error {
@@ -104,6 +111,7 @@ func checkParams(vals url.Values, want []string) error {
 	return nil
 }
 
+// parseStatus reads an HTTP status (404) or a class of them (4xx).
 func parseStatus(v string) (int, int, error) {
 	if len(v) == 3 && (v[1] == 'x' || v[1] == 'X') && (v[2] == 'x' || v[2] == 'X') && v[0] >= '1' && v[0] <= '5' {
 		lo := int(v[0]-'0') * 100
