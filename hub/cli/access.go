@@ -321,7 +321,7 @@ objects (the hub admin).`,
 					who = "user:" + who
 				}
 				t.row(strconv.FormatInt(a.ID, 10), fmtTime(a.Time), who, a.Action, strings.TrimSpace(a.TargetKind+" "+a.Target),
-					orDash(a.Workspace), a.RemoteAddr, fmt.Sprintf("%s (%d)", a.Result, a.Status))
+					dash(a.Workspace), a.RemoteAddr, fmt.Sprintf("%s (%d)", a.Result, a.Status))
 			}
 			return t.flush()
 		},
@@ -331,11 +331,4 @@ objects (the hub admin).`,
 	c.Flags().Int64Var(&q.After, "after", 0, "only rows with a larger id")
 	c.Flags().IntVar(&q.Limit, "limit", 0, "at most this many rows (default 1000)")
 	return c
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
