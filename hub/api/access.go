@@ -115,15 +115,7 @@ func (s *server) check(r *http.Request, rt *route, p *Principal, ri *reqInfo) er
 		}
 		return errorf(http.StatusForbidden, "forbidden: only the hub admin may %s %s", r.Method, rt.path)
 	case ruleWorkspace:
-		role := p.Role(ws)
-		if role == "" {
-			ri.hideWorkspace = true
-			return notFoundWorkspace(ws)
-		}
-		if role.Rank() < rt.access.role.Rank() {
-			return forbidden(p, rt.access.role, ws)
-		}
-		return nil
+		return checkRole(ri, ws, rt.access.role)
 	case ruleCluster:
 		return s.checkCluster(ctx, r.PathValue("cluster"), rt.access, p, ri)
 	}
@@ -159,17 +151,13 @@ func (s *server) checkCluster(ctx context.Context, name string, ru rule, p *Prin
 		}
 		return errorf(http.StatusForbidden, "forbidden: cluster %q is shared: only the hub admin manages it", name)
 	}
-	role := p.RoleByID(c.WorkspaceID)
-	if role == "" {
+	m, _ := p.membershipByID(c.WorkspaceID)
+	if m.Role == "" {
 		ri.hideWorkspace = true
 		return notFoundCluster(name)
 	}
-	for _, m := range p.Memberships {
-		if m.WorkspaceID == c.WorkspaceID {
-			ri.workspace = m.Workspace
-		}
-	}
-	if role.Rank() < ru.role.Rank() {
+	ri.workspace = m.Workspace
+	if m.Role.Rank() < ru.role.Rank() {
 		return forbidden(p, ru.role, ri.workspace)
 	}
 	return nil
@@ -179,14 +167,28 @@ func (s *server) checkCluster(ctx context.Context, name string, ru rule, p *Prin
 // (cluster create): 404 for a workspace the principal is no member of.
 func requireRole(ctx context.Context, ws string, need store.Role) error {
 	ri := infoFrom(ctx)
+	err := checkRole(ri, ws, need)
+	if err != nil {
+		ri.refused = true
+	}
+	return err
+}
+
+// checkRole is the workspace rule: 404 for a workspace the request's
+// principal is no member of, 403 for a role below need.
+func checkRole(ri *reqInfo, ws string, need store.Role) error {
 	p := ri.principal
 	role := p.Role(ws)
 	if role == "" {
-		ri.refused, ri.hideWorkspace = true, true
+		ri.hideWorkspace = true
 		return notFoundWorkspace(ws)
 	}
+	// A member's memberships carry the workspace id: its activity row
+	// needs no lookup (recordActivity).
+	if m, ok := p.membership(ws); ok {
+		ri.workspaceID = m.WorkspaceID
+	}
 	if role.Rank() < need.Rank() {
-		ri.refused = true
 		return forbidden(p, need, ws)
 	}
 	return nil

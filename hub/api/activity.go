@@ -6,10 +6,8 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -182,13 +180,8 @@ func (s *server) answerActivity(w http.ResponseWriter, r *http.Request, wsID str
 	if allowWorkspace {
 		want = append(want, "workspace")
 	}
-	for k, v := range vals {
-		if !slices.Contains(want, k) {
-			return badRequest("unknown query parameter %q (want %s)", k, strings.Join(want, ", "))
-		}
-		if len(v) > 1 {
-			return badRequest("query parameter %q given %d times", k, len(v))
-		}
+	if err := checkParams(vals, want); err != nil {
+		return err
 	}
 	if v := vals.Get("since"); v != "" {
 		t, err := parseSince(v, s.now())
@@ -204,12 +197,9 @@ func (s *server) answerActivity(w http.ResponseWriter, r *http.Request, wsID str
 		}
 		q.AfterID = n
 	}
-	if v := vals.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxAuditLimit {
-			return badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
-		}
-		q.Limit = n
+	var err error
+	if q.Limit, err = parseLimit(vals.Get("limit")); err != nil {
+		return err
 	}
 	as, err := s.d.Store.QueryActivity(r.Context(), q)
 	if err != nil {
@@ -234,7 +224,7 @@ const (
 // boundary, with "..." after).
 func activityText(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if r == utf8.RuneError || unsafeRune(r) {
 			return '?'
 		}
 		return r

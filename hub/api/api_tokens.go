@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -52,9 +51,7 @@ func (s *server) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 	// terminal: no escape sequences, no line breaks, no bidi overrides or
 	// invisible characters (format characters) that make text read as
 	// something else.
-	if !utf8.ValidString(req.Description) || strings.ContainsFunc(req.Description, func(r rune) bool {
-		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
-	}) {
+	if !utf8.ValidString(req.Description) || strings.ContainsFunc(req.Description, unsafeRune) {
 		return badRequest("description: control and format characters (escape sequences, line breaks, bidi overrides) are not allowed")
 	}
 	ttl, err := parseTokenTTL(req.ExpiresIn)

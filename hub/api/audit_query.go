@@ -23,13 +23,8 @@ var pagingParams = []string{"after", "before", "order", "limit"}
 // accepted here (auditParams or a subset).
 func parseAuditQuery(vals url.Values, now time.Time, allowed, extra []string) (store.AuditQuery, error) {
 	q := store.AuditQuery{}
-	for k, v := range vals {
-		if !slices.Contains(allowed, k) && !slices.Contains(extra, k) {
-			return q, badRequest("unknown query parameter %q (want %s)", k, strings.Join(append(slices.Clone(allowed), extra...), ", "))
-		}
-		if len(v) > 1 {
-			return q, badRequest("query parameter %q given %d times", k, len(v))
-		}
+	if err := checkParams(vals, append(slices.Clone(allowed), extra...)); err != nil {
+		return q, err
 	}
 	if v := vals.Get("refused"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -84,14 +79,36 @@ func parseAuditQuery(vals url.Values, now time.Time, allowed, extra []string) (s
 	default:
 		return q, badRequest("order %q: want asc (oldest first, the default) or desc (newest first)", v)
 	}
-	if v := vals.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxAuditLimit {
-			return q, badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
-		}
-		q.Limit = n
+	var err error
+	q.Limit, err = parseLimit(vals.Get("limit"))
+	return q, err
+}
+
+// parseLimit reads a limit parameter: 0 when v is empty (the store's
+// default), else 1 to store.MaxAuditLimit.
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
 	}
-	return q, nil
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > store.MaxAuditLimit {
+		return 0, badRequest("limit %q: want an integer from 1 to %d", v, store.MaxAuditLimit)
+	}
+	return n, nil
+}
+
+// checkParams refuses a query parameter not in want, or one given more
+// than once.
+func checkParams(vals url.Values, want []string) error {
+	for k, v := range vals {
+		if !slices.Contains(want, k) {
+			return badRequest("unknown query parameter %q (want %s)", k, strings.Join(want, ", "))
+		}
+		if len(v) > 1 {
+			return badRequest("query parameter %q given %d times", k, len(v))
+		}
+	}
+	return nil
 }
 
 // parseStatus reads an HTTP status (404) or a class of them (4xx).

@@ -2,6 +2,7 @@ package api
 
 import (
 	"regexp"
+	"unicode"
 
 	"github.com/pullgate/pullgate/hub/store"
 )
@@ -22,3 +23,10 @@ var (
 	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
+
+// unsafeRune reports a control or format character: an escape sequence,
+// a line break, a bidi override or an invisible character that would act
+// on a terminal or make text shown to another user read as something else.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+}

@@ -51,12 +51,18 @@ func (p *Principal) Role(workspace string) store.Role {
 	if p.IsAdmin() {
 		return store.RoleOwner
 	}
+	m, _ := p.membership(workspace)
+	return m.Role
+}
+
+// membership is p's membership of the named workspace.
+func (p *Principal) membership(workspace string) (store.Membership, bool) {
 	for _, m := range p.Memberships {
 		if m.Workspace == workspace {
-			return m.Role
+			return m, true
 		}
 	}
-	return ""
+	return store.Membership{}, false
 }
 
 // RoleByID is Role by workspace id.
@@ -64,12 +70,18 @@ func (p *Principal) RoleByID(workspaceID string) store.Role {
 	if p.IsAdmin() {
 		return store.RoleOwner
 	}
+	m, _ := p.membershipByID(workspaceID)
+	return m.Role
+}
+
+// membershipByID is p's membership of the workspace with that id.
+func (p *Principal) membershipByID(workspaceID string) (store.Membership, bool) {
 	for _, m := range p.Memberships {
 		if m.WorkspaceID == workspaceID {
-			return m.Role
+			return m, true
 		}
 	}
-	return ""
+	return store.Membership{}, false
 }
 
 // WorkspaceNames lists the workspaces p is a member of.
@@ -156,8 +168,12 @@ func (t *tokenResolver) userPrincipal(ctx context.Context, at store.APIToken) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := t.store.TouchAPIToken(ctx, at.ID, now); err != nil {
-		return nil, err
+	// Last use has minute resolution (the store writes only when the
+	// recorded use is older): skip the UPDATE on most requests.
+	if now.Sub(at.LastUsedAt) >= time.Minute {
+		if err := t.store.TouchAPIToken(ctx, at.ID, now); err != nil {
+			return nil, err
+		}
 	}
 	return &Principal{Kind: PrincipalUser, Name: at.User, UserID: at.UserID, TokenID: at.ID, Memberships: ms, tokenExpires: at.ExpiresAt}, nil
 }

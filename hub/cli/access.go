@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -147,20 +148,7 @@ func newMemberCmd(g *globals) *cobra.Command {
 		Long:    "Add a member to a workspace with a role (owners and the hub admin). A user\nthat does not exist yet is created; it signs in with API tokens.\n\n" + rolesHelp,
 		Example: "  pullgate-hub member add alice -w acme --role owner\n  pullgate-hub token create --user alice",
 		Args:    exactArgs("USER"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace", "role"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := s.c.AddMember(cmd.Context(), ws, args[0], role)
-			if err != nil {
-				return err
-			}
-			return s.say(m, "user %q is %s of workspace %q", m.User, m.Role, m.Workspace)
-		},
+		RunE:    setRole(g, &ws, &role, (*Client).AddMember),
 	}
 	addWorkspaceFlag(add, &ws)
 	add.Flags().StringVar(&role, "role", "", "owner, operator or viewer (required)")
@@ -192,30 +180,16 @@ func newMemberCmd(g *globals) *cobra.Command {
 	}
 	addWorkspaceFlag(list, &ws)
 
-	var newRole string
 	update := &cobra.Command{
 		Use:     "update USER --workspace W --role ROLE",
 		Short:   "Change a member's role",
 		Long:    "Change a member's role. An owner cannot demote the workspace's last owner;\nthe hub admin can.\n\n" + rolesHelp,
 		Example: "  pullgate-hub member update bob -w acme --role viewer",
 		Args:    exactArgs("USER"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "workspace", "role"); err != nil {
-				return err
-			}
-			s, err := g.open(cmd)
-			if err != nil {
-				return err
-			}
-			m, err := s.c.UpdateMember(cmd.Context(), ws, args[0], newRole)
-			if err != nil {
-				return err
-			}
-			return s.say(m, "user %q is %s of workspace %q", m.User, m.Role, m.Workspace)
-		},
+		RunE:    setRole(g, &ws, &role, (*Client).UpdateMember),
 	}
 	addWorkspaceFlag(update, &ws)
-	update.Flags().StringVar(&newRole, "role", "", "owner, operator or viewer (required)")
+	update.Flags().StringVar(&role, "role", "", "owner, operator or viewer (required)")
 
 	remove := &cobra.Command{
 		Use:     "remove USER --workspace W",
@@ -239,6 +213,25 @@ func newMemberCmd(g *globals) *cobra.Command {
 		"Members are users with a role in a workspace; owners and the hub admin\nmanage them.\n\n"+rolesHelp,
 		"  pullgate-hub member add alice -w acme --role owner\n  pullgate-hub member list -w acme\n  pullgate-hub member update alice -w acme --role operator\n  pullgate-hub member remove alice -w acme",
 		add, list, update, remove)
+}
+
+// setRole runs `member add` and `member update`: set USER's role in the
+// workspace with call.
+func setRole(g *globals, ws, role *string, call func(*Client, context.Context, string, string, string) (api.Member, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := requireFlags(cmd, "workspace", "role"); err != nil {
+			return err
+		}
+		s, err := g.open(cmd)
+		if err != nil {
+			return err
+		}
+		m, err := call(s.c, cmd.Context(), *ws, args[0], *role)
+		if err != nil {
+			return err
+		}
+		return s.say(m, "user %q is %s of workspace %q", m.User, m.Role, m.Workspace)
+	}
 }
 
 func newUserCmd(g *globals) *cobra.Command {
@@ -328,7 +321,7 @@ objects (the hub admin).`,
 					who = "user:" + who
 				}
 				t.row(strconv.FormatInt(a.ID, 10), fmtTime(a.Time), who, a.Action, strings.TrimSpace(a.TargetKind+" "+a.Target),
-					orDash(a.Workspace), a.RemoteAddr, fmt.Sprintf("%s (%d)", a.Result, a.Status))
+					dash(a.Workspace), a.RemoteAddr, fmt.Sprintf("%s (%d)", a.Result, a.Status))
 			}
 			return t.flush()
 		},
@@ -338,11 +331,4 @@ objects (the hub admin).`,
 	c.Flags().Int64Var(&q.After, "after", 0, "only rows with a larger id")
 	c.Flags().IntVar(&q.Limit, "limit", 0, "at most this many rows (default 1000)")
 	return c
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
