@@ -214,11 +214,10 @@ func (s *S3) gate() error {
 // (no HTTP response, or a 5xx) rests for RetryAfter; any answer ends a
 // rest. It returns err, wrapped in ErrUnavailable in the first case.
 func (s *S3) observe(err error) error {
-	unavailable := err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !answered(err)
-	if errors.Is(err, context.DeadlineExceeded) {
-		// A store that answers too slowly is as good as down.
-		unavailable = true
-	}
+	// A store that answers too slowly is as good as down; a caller that
+	// went away says nothing about the store.
+	unavailable := errors.Is(err, context.DeadlineExceeded) ||
+		err != nil && !errors.Is(err, context.Canceled) && !answered(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
