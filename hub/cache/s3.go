@@ -169,6 +169,10 @@ func NewS3(cfg S3Config) (*S3, error) {
 // bucket: the cache looks there for what its own index does not know.
 func (s *S3) Shared() bool { return true }
 
+// Prefix is the key prefix of the entries, as NewS3 normalized it (""
+// or ending in /).
+func (s *S3) Prefix() string { return s.prefix }
+
 // Available reports whether the store answered its last call (or is due
 // to be tried again).
 func (s *S3) Available() bool {
