@@ -983,8 +983,10 @@ func (r *Reader) Close() error {
 // of digest (Fill refuses the others). Routes accept more (sha512):
 // requests for those go to the upstream uncached.
 func Verifiable(digest string) bool {
-	_, err := newHash(digest)
-	return err == nil
+	// On every cached request: checks without building the hash or an
+	// error, as newHash does.
+	h, err := v1.NewHash(digest)
+	return err == nil && h.Algorithm == "sha256"
 }
 
 // newHash returns the hash of a digest, which must be what the rest of

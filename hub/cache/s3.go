@@ -169,6 +169,10 @@ func NewS3(cfg S3Config) (*S3, error) {
 // bucket: the cache looks there for what its own index does not know.
 func (s *S3) Shared() bool { return true }
 
+// Prefix is the key prefix of the entries, as NewS3 normalized it (""
+// or ending in /).
+func (s *S3) Prefix() string { return s.prefix }
+
 // Available reports whether the store answered its last call (or is due
 // to be tried again).
 func (s *S3) Available() bool {
@@ -214,11 +218,10 @@ func (s *S3) gate() error {
 // (no HTTP response, or a 5xx) rests for RetryAfter; any answer ends a
 // rest. It returns err, wrapped in ErrUnavailable in the first case.
 func (s *S3) observe(err error) error {
-	unavailable := err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !answered(err)
-	if errors.Is(err, context.DeadlineExceeded) {
-		// A store that answers too slowly is as good as down.
-		unavailable = true
-	}
+	// A store that answers too slowly is as good as down; a caller that
+	// went away says nothing about the store.
+	unavailable := errors.Is(err, context.DeadlineExceeded) ||
+		err != nil && !errors.Is(err, context.Canceled) && !answered(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

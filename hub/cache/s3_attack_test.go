@@ -50,6 +50,16 @@ func newS3(t *testing.T, client cache.S3API, bucket, prefix string) *cache.S3 {
 	return s
 }
 
+// openCache opens a cache over s, or fails the test.
+func openCache(t *testing.T, s cache.Storage, maxBytes int64) *cache.Cache {
+	t.Helper()
+	c, err := cache.Open(context.Background(), s, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func fillAll(t *testing.T, c *cache.Cache, k cache.Key, b []byte) {
 	t.Helper()
 	r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
@@ -178,15 +188,9 @@ func TestS3Attacks(t *testing.T) {
 	t.Run("LargeSharedEntry", func(t *testing.T) {
 		prefix := "large/"
 		big := newS3(t, srv.Client(), bucket, prefix)
-		cBig, err := cache.Open(context.Background(), big, 64<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cBig := openCache(t, big, 64<<20)
 		small := newS3(t, srv.Client(), bucket, prefix)
-		cSmall, err := cache.Open(context.Background(), small, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cSmall := openCache(t, small, 1<<20)
 		x, dx := storagetest.Content(t, 200_000)
 		y, dy := storagetest.Content(t, 200_000)
 		kx, ky := cache.Key{Origin: attackOrigin, Digest: dx}, cache.Key{Origin: attackOrigin, Digest: dy}
@@ -229,10 +233,7 @@ func TestS3Attacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := cache.Open(context.Background(), fullDisk{Storage: s, room: 1 << 20}, 64<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := openCache(t, fullDisk{Storage: s, room: 1 << 20}, 64<<20)
 		b, d := storagetest.Content(t, 3<<20)
 		k := cache.Key{Origin: attackOrigin, Digest: d}
 		r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
@@ -309,10 +310,7 @@ func TestS3Attacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := cache.Open(context.Background(), s, 256<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := openCache(t, s, 256<<20)
 		b, d := storagetest.Content(t, 12<<20)
 		k := cache.Key{Origin: attackOrigin, Digest: d}
 		r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
@@ -349,10 +347,7 @@ func TestS3Attacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := cache.Open(context.Background(), s, 256<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := openCache(t, s, 256<<20)
 		for _, size := range []int{300_000, 7 << 20} {
 			_, d := storagetest.Content(t, size)
 			other, _ := storagetest.Content(t, size)

@@ -44,15 +44,7 @@ func TestCacheS3HitAttacks(t *testing.T) {
 	_, blob := up.PushBlobImage(t, "org/app", "v1", 24<<20)
 
 	cs := &countingS3{S3API: srv.Client()}
-	s, err := cache.NewS3(cache.S3Config{Client: cs, Bucket: bucket, StagingDir: t.TempDir(),
-		RetryAfter: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(context.Background(), s, 256<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := s3Cache(t, cs, bucket, nil, slog.New(slog.DiscardHandler))
 	m := metrics.New()
 	f := newFixture(t, WithMetrics(m), WithCache(CacheConfig{Cache: c, StaleWindow: DefaultStaleWindow}))
 	ws := f.workspace("acme")
@@ -143,7 +135,7 @@ func TestCacheS3HitAttacks(t *testing.T) {
 	// shared bucket holds it under the real upstream's origin, which the
 	// tenant's credential does not reach, so it gets nothing from it.
 	t.Run("LyingUpstreamOtherReplica", func(t *testing.T) {
-		cb, _ := s3Cache(t, srv, bucket, nil, slog.New(slog.DiscardHandler))
+		cb, _ := s3Cache(t, srv.Client(), bucket, nil, slog.New(slog.DiscardHandler))
 		b := f.replica(t, CacheConfig{Cache: cb})
 		wsM := f.workspace("mallory")
 		f.credential(wsM, "reg", upstreamHost, liar(t), "any")

@@ -23,11 +23,12 @@ import (
 	"github.com/pullgate/pullgate/internal/testweed"
 )
 
-// s3Cache is a cache over a bucket of a real weed, with a staging
-// directory of its own (one replica's).
-func s3Cache(t *testing.T, srv *testweed.Server, bucket string, wrap func(cache.Storage) cache.Storage, log *slog.Logger) (*cache.Cache, *cache.S3) {
+// s3Cache is a cache over a bucket of a real weed (client is
+// srv.Client(), or a wrapper of it), with a staging directory of its own
+// (one replica's).
+func s3Cache(t *testing.T, client cache.S3API, bucket string, wrap func(cache.Storage) cache.Storage, log *slog.Logger) (*cache.Cache, *cache.S3) {
 	t.Helper()
-	s, err := cache.NewS3(cache.S3Config{Client: srv.Client(), Bucket: bucket, StagingDir: t.TempDir(),
+	s, err := cache.NewS3(cache.S3Config{Client: client, Bucket: bucket, StagingDir: t.TempDir(),
 		RetryAfter: 300 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +111,8 @@ func TestCacheS3ReplicasShareBucket(t *testing.T) {
 	_, hot := up.PushBlobImage(t, "org/app", "v1", 8<<20)
 	_, shared := up.PushBlobImage(t, "org/app", "v2", 3<<20)
 
-	ca, _ := s3Cache(t, srv, bucket, nil, slog.New(slog.DiscardHandler))
-	cb, _ := s3Cache(t, srv, bucket, nil, slog.New(slog.DiscardHandler))
+	ca, _ := s3Cache(t, srv.Client(), bucket, nil, slog.New(slog.DiscardHandler))
+	cb, _ := s3Cache(t, srv.Client(), bucket, nil, slog.New(slog.DiscardHandler))
 	f := newFixture(t, WithCache(CacheConfig{Cache: ca, StaleWindow: DefaultStaleWindow}))
 	b := f.replica(t, CacheConfig{Cache: cb})
 	ws := f.workspace("acme")
@@ -220,7 +221,7 @@ func TestCacheS3EntryAppearingBeforeFillIsConfirmed(t *testing.T) {
 	up := testupstream.StartInProcess(t, testupstream.WithTokenAuth("alice", "race-SECRET-pw"))
 	_, blob := up.PushBlobImage(t, "org/app", "v1", 1<<20)
 
-	other, _ := s3Cache(t, srv, bucket, nil, slog.New(slog.DiscardHandler))
+	other, _ := s3Cache(t, srv.Client(), bucket, nil, slog.New(slog.DiscardHandler))
 	fa := newFixture(t, WithCache(CacheConfig{Cache: other, StaleWindow: DefaultStaleWindow}))
 	wsA := fa.workspace("acme")
 	fa.credential(wsA, "reg", upstreamHost, up, up.Password)
@@ -234,7 +235,7 @@ func TestCacheS3EntryAppearingBeforeFillIsConfirmed(t *testing.T) {
 		}
 	}
 	racy := &racyStorage{hook: hook}
-	cb, _ := s3Cache(t, srv, bucket, func(s cache.Storage) cache.Storage { racy.Storage = s; return racy }, slog.New(slog.DiscardHandler))
+	cb, _ := s3Cache(t, srv.Client(), bucket, func(s cache.Storage) cache.Storage { racy.Storage = s; return racy }, slog.New(slog.DiscardHandler))
 	fb := newFixture(t, WithCache(CacheConfig{Cache: cb, StaleWindow: DefaultStaleWindow}))
 	wsM := fb.workspace("globex")
 	fb.credential(wsM, "reg", upstreamHost, up, "not-the-password")
@@ -264,7 +265,7 @@ func TestCacheS3StoreDownFallsBackToUpstream(t *testing.T) {
 
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c, s := s3Cache(t, srv, bucket, nil, log)
+	c, s := s3Cache(t, srv.Client(), bucket, nil, log)
 	m := metrics.New()
 	f := newFixture(t, WithMetrics(m), WithCache(CacheConfig{Cache: c, StaleWindow: DefaultStaleWindow}))
 	ws := f.workspace("acme")

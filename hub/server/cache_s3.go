@@ -61,15 +61,8 @@ func openS3Storage(ctx context.Context, cfg Config, staging string) (*cache.S3, 
 	case err != nil:
 		return nil, fmt.Errorf("--cache-s3-bucket %s: %w", sc.Bucket, err)
 	}
-	cfg.Logger.Info("cache on an object store", "endpoint", sc.Endpoint, "bucket", sc.Bucket, "prefix", s3Prefix(sc.Prefix), "staging", staging)
+	cfg.Logger.Info("cache on an object store", "endpoint", sc.Endpoint, "bucket", sc.Bucket, "prefix", s.Prefix(), "staging", staging)
 	return s, nil
-}
-
-func s3Prefix(p string) string {
-	if p != "" && !strings.HasSuffix(p, "/") {
-		return p + "/"
-	}
-	return p
 }
 
 // bucketName is S3's rule for bucket names (3-63 lower-case letters,

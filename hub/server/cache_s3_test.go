@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,11 +9,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/pullgate/pullgate/hub/api"
 	"github.com/pullgate/pullgate/hub/cli"
 	"github.com/pullgate/pullgate/internal/testlog"
 	"github.com/pullgate/pullgate/internal/testupstream"
@@ -81,31 +75,8 @@ func TestServeCacheS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.api(t, "POST", "/api/v1/workspaces", api.CreateWorkspaceRequest{Name: "acme"})
-	if code, out := h.api(t, "POST", "/api/v1/workspaces/acme/registries", api.CreateRegistryRequest{
-		Name: "reg", Host: "registry.test", Endpoint: up.URL, Kind: "basic", Username: up.User, Password: api.Password(up.Password), Insecure: true, AllowPrivateNetwork: true,
-	}); code != http.StatusCreated {
-		t.Fatalf("add registry: %d %v", code, out)
-	}
-	h.api(t, "POST", "/api/v1/workspaces/acme/installs", api.CreateInstallRequest{Name: "web", AllRepos: true})
-	_, tok := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", api.MintTokenRequest{TTL: "10m"})
-	ref, err := name.ParseReference(strings.TrimPrefix(h.url, "http://") + "/registry.test/org/app:v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(ref, remote.WithAuth(&authn.Basic{Username: "x", Password: tok["token"].(string)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, _ := img.Layers()
-	rc, err := ls[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		t.Fatal(err)
-	}
-	rc.Close()
+	tok := pullInstall(t, h, up)
+	pullFirstLayer(t, h, "registry.test/org/app:v1", tok)
 
 	// The layer is an object in the bucket, under the prefix.
 	out, err := srv.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &bucket})

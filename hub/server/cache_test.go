@@ -32,6 +32,46 @@ func runCLI(t *testing.T, h *hub, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// pullInstall sets up workspace acme with up as registry.test (basic
+// auth) and an install web of all its repositories, and returns a token
+// of web.
+func pullInstall(t *testing.T, h *hub, up *testupstream.Registry) string {
+	t.Helper()
+	h.api(t, "POST", "/api/v1/workspaces", api.CreateWorkspaceRequest{Name: "acme"})
+	if code, out := h.api(t, "POST", "/api/v1/workspaces/acme/registries", api.CreateRegistryRequest{
+		Name: "reg", Host: "registry.test", Endpoint: up.URL, Kind: "basic", Username: up.User, Password: api.Password(up.Password), Insecure: true, AllowPrivateNetwork: true,
+	}); code != http.StatusCreated {
+		t.Fatalf("add registry: %d %v", code, out)
+	}
+	h.api(t, "POST", "/api/v1/workspaces/acme/installs", api.CreateInstallRequest{Name: "web", AllRepos: true})
+	_, tok := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", api.MintTokenRequest{TTL: "10m"})
+	return tok["token"].(string)
+}
+
+// pullFirstLayer pulls image (host/repo:tag) through h with tok and reads
+// its first layer to the end.
+func pullFirstLayer(t *testing.T, h *hub, image, tok string) v1.Image {
+	t.Helper()
+	ref, err := name.ParseReference(strings.TrimPrefix(h.url, "http://") + "/" + image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(ref, remote.WithAuth(&authn.Basic{Username: "x", Password: tok}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	rc, err := ls[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	return img
+}
+
 // The cache as an operator sees it in a real hub (cache on by default):
 // `cache warm` pre-pulls an image with the workspace's credential, an
 // install's pull is then served from the cache (no second upstream blob
@@ -43,14 +83,7 @@ func TestServeCacheWarmStatsListEvict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.api(t, "POST", "/api/v1/workspaces", api.CreateWorkspaceRequest{Name: "acme"})
-	if code, out := h.api(t, "POST", "/api/v1/workspaces/acme/registries", api.CreateRegistryRequest{
-		Name: "reg", Host: "registry.test", Endpoint: up.URL, Kind: "basic", Username: up.User, Password: api.Password(up.Password), Insecure: true, AllowPrivateNetwork: true,
-	}); code != http.StatusCreated {
-		t.Fatalf("add registry: %d %v", code, out)
-	}
-	h.api(t, "POST", "/api/v1/workspaces/acme/installs", api.CreateInstallRequest{Name: "web", AllRepos: true})
-	_, tok := h.api(t, "POST", "/api/v1/workspaces/acme/installs/web/tokens", api.MintTokenRequest{TTL: "10m"})
+	tok := pullInstall(t, h, up)
 	up.ResetLog()
 
 	image := "registry.test/org/app:v1"
@@ -71,23 +104,7 @@ func TestServeCacheWarmStatsListEvict(t *testing.T) {
 		t.Fatalf("warm made %d blob GETs, want 2", n)
 	}
 
-	ref, err := name.ParseReference(strings.TrimPrefix(h.url, "http://") + "/" + image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := remote.Image(ref, remote.WithAuth(&authn.Basic{Username: "x", Password: tok["token"].(string)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, _ := got.Layers()
-	rc, err := ls[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		t.Fatal(err)
-	}
-	rc.Close()
+	got := pullFirstLayer(t, h, image, tok)
 	if gd, _ := got.Digest(); gd != mustDigest(t, img) {
 		t.Fatal("wrong image through the cache")
 	}

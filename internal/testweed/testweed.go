@@ -7,6 +7,8 @@ package testweed
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -73,7 +75,7 @@ func Binary(t testing.TB) string {
 // until it accepts writes. It is killed when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), AccessKey: "pullgate-test", SecretKey: randomKey(t), Region: "us-east-1"}
+	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), AccessKey: "pullgate-test", SecretKey: randomKey(), Region: "us-east-1"}
 	if err := os.MkdirAll(filepath.Join(s.dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -113,17 +115,11 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func randomKey(t testing.TB) string {
+// randomKey is 32 random hex digits.
+func randomKey() string {
 	b := make([]byte, 16)
-	f, err := os.Open("/dev/urandom")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", b)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // start runs weed with s.args and waits until a bucket can be created and
@@ -223,7 +219,7 @@ func (s *Server) Client() *s3.Client {
 // Bucket creates a bucket with a fresh name and returns the name.
 func (s *Server) Bucket(t testing.TB) string {
 	t.Helper()
-	name := "pullgate-" + strings.ToLower(randomKey(t)[:12])
+	name := "pullgate-" + strings.ToLower(randomKey()[:12])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {

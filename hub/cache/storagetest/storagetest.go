@@ -84,6 +84,23 @@ func Content(t testing.TB, n int) ([]byte, string) {
 	return b, "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// entry returns n random bytes and their key under originA.
+func entry(t *testing.T, n int) ([]byte, cache.Key) {
+	t.Helper()
+	b, d := Content(t, n)
+	return b, cache.Key{Origin: originA, Digest: d}
+}
+
+// create starts k in s, or fails the test.
+func create(t *testing.T, s cache.Storage, k cache.Key) cache.Writer {
+	t.Helper()
+	w, err := s.Create(ctx(t), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -152,8 +169,7 @@ func walk(t *testing.T, s cache.Storage) []cache.Info {
 
 func testCommitThenOpen(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 300_000)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, 300_000)
 	before := time.Now().Add(-time.Minute)
 	put(t, s, k, b, "application/vnd.oci.image.layer.v1.tar+gzip")
 	get(t, s, k, b, "application/vnd.oci.image.layer.v1.tar+gzip")
@@ -174,12 +190,8 @@ func testCommitThenOpen(t *testing.T, bk Backing, _ Options) {
 
 func testInvisibleUntilCommit(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 50_000)
-	k := cache.Key{Origin: originA, Digest: d}
-	w, err := s.Create(ctx(t), k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, k := entry(t, 50_000)
+	w := create(t, s, k)
 	if _, err := w.Write(b); err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +207,8 @@ func testInvisibleUntilCommit(t *testing.T, bk Backing, _ Options) {
 
 func testReadWhileGrowing(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 200_000)
-	k := cache.Key{Origin: originA, Digest: d}
-	w, err := s.Create(ctx(t), k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, k := entry(t, 200_000)
+	w := create(t, s, k)
 	r, err := w.NewReader()
 	if err != nil {
 		t.Fatal(err)
@@ -236,12 +244,8 @@ func testReadWhileGrowing(t *testing.T, bk Backing, _ Options) {
 
 func testAbort(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 50_000)
-	k := cache.Key{Origin: originA, Digest: d}
-	w, err := s.Create(ctx(t), k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, k := entry(t, 50_000)
+	w := create(t, s, k)
 	r, err := w.NewReader()
 	if err != nil {
 		t.Fatal(err)
@@ -267,12 +271,8 @@ func testAbort(t *testing.T, bk Backing, _ Options) {
 
 func testCrashLeavesNothing(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 80_000)
-	k := cache.Key{Origin: originA, Digest: d}
-	w, err := s.Create(ctx(t), k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, k := entry(t, 80_000)
+	w := create(t, s, k)
 	if _, err := w.Write(b[:40_000]); err != nil {
 		t.Fatal(err)
 	}
@@ -288,8 +288,7 @@ func testCrashLeavesNothing(t *testing.T, bk Backing, _ Options) {
 
 func testDelete(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 60_000)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, 60_000)
 	put(t, s, k, b, "")
 	open, err := s.Open(ctx(t), k)
 	if err != nil {
@@ -315,8 +314,7 @@ func testDelete(t *testing.T, bk Backing, _ Options) {
 
 func testSeek(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 250_000)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, 250_000)
 	put(t, s, k, b, "")
 	blob, err := s.Open(ctx(t), k)
 	if err != nil {
@@ -391,8 +389,7 @@ func testBadDigest(t *testing.T, bk Backing, _ Options) {
 
 func testLarge(t *testing.T, bk Backing, opts Options) {
 	s := bk.Open(t)
-	b, d := Content(t, opts.LargeSize)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, opts.LargeSize)
 	put(t, s, k, b, "application/octet-stream")
 	get(t, s, k, b, "application/octet-stream")
 	infos := walk(t, s)
@@ -406,8 +403,7 @@ func testLarge(t *testing.T, bk Backing, opts Options) {
 // the other.
 func testSharedBacking(t *testing.T, bk Backing, _ Options) {
 	s1, s2 := bk.Open(t), bk.Open(t)
-	b, d := Content(t, 30_000)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, 30_000)
 	absent(t, s2, k)
 	put(t, s1, k, b, "x/y")
 	get(t, s2, k, b, "x/y")
@@ -424,8 +420,7 @@ func testSharedBacking(t *testing.T, bk Backing, _ Options) {
 // commit, and the entry is whole.
 func testConcurrentCommits(t *testing.T, bk Backing, _ Options) {
 	s1, s2 := bk.Open(t), bk.Open(t)
-	b, d := Content(t, 400_000)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, 400_000)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, s := range []cache.Storage{s1, s2} {
@@ -475,8 +470,7 @@ func testWalkStops(t *testing.T, bk Backing, _ Options) {
 
 func testEmpty(t *testing.T, bk Backing, _ Options) {
 	s := bk.Open(t)
-	b, d := Content(t, 0)
-	k := cache.Key{Origin: originA, Digest: d}
+	b, k := entry(t, 0)
 	put(t, s, k, b, "application/vnd.oci.empty.v1+json")
 	get(t, s, k, b, "application/vnd.oci.empty.v1+json")
 }
