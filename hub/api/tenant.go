@@ -267,8 +267,16 @@ func (k *TenantPubKey) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes the plain string form.
-func (k TenantPubKey) MarshalJSON() ([]byte, error) { return json.Marshal(k.Value) }
+// MarshalJSON writes the form it was read in.
+func (k TenantPubKey) MarshalJSON() ([]byte, error) {
+	if k.Type == "" {
+		return json.Marshal(k.Value)
+	}
+	return json.Marshal(struct {
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	}{k.Type, k.Value})
+}
 
 func (k TenantPubKey) bytes() ([]byte, error) {
 	if k.Type != "" && k.Type != "tendermint/PubKeySecp256k1" {
