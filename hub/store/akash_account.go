@@ -50,7 +50,7 @@ func DefaultAkashWorkspace(address string) string {
 }
 
 func akashAccountNotFound(address string) error {
-	return fmt.Errorf("Akash account %q: %w", address, ErrNotFound)
+	return fmt.Errorf("akash account %q: %w", address, ErrNotFound)
 }
 
 const akashAccountSelect = `SELECT a.address, a.workspace_id, w.name, COALESCE(a.user_id, ''), a.created_at, a.verified_at
@@ -135,7 +135,7 @@ func (s *SQL) ensureAkashAccount(ctx context.Context, tx *sql.Tx, address, works
 		a.Address, a.WorkspaceID, toNanos(a.CreatedAt))
 	if isUniqueViolation(err) {
 		// Another hub replica created it at the same moment.
-		return AkashAccount{}, false, fmt.Errorf("Akash account %q was created concurrently, try again: %w", address, ErrConflict)
+		return AkashAccount{}, false, fmt.Errorf("akash account %q was created concurrently, try again: %w", address, ErrConflict)
 	}
 	if err != nil {
 		return AkashAccount{}, false, err
