@@ -419,3 +419,41 @@ func TestTenantRateLimit(t *testing.T) {
 		t.Fatalf("over the global limit: %v", err)
 	}
 }
+
+// A tenant who logs in often stays within MaxActiveAPITokens: the oldest
+// login token makes room; tokens it made itself are never revoked for it.
+func TestTenantLoginTokenLimit(t *testing.T) {
+	e := newEnv(t, withTenants(testHubURL))
+	ctx := context.Background()
+	first := e.tenantLogin(tenantKeyA, tenantAddrA, "")
+	for i := 1; i < MaxActiveAPITokens; i++ {
+		e.now = e.now.Add(time.Second) // distinct creation order
+		if _, err := e.st.CreateAPIToken(ctx, tenantAddrA, store.APIToken{Description: tenantTokenDescription, ExpiresAt: e.now.Add(time.Hour)}, []byte{byte(i), 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.now = e.now.Add(time.Minute)
+	e.tenantLogin(tenantKeyA, tenantAddrA, "")
+	if code, _ := e.doAuth("GET", "/api/v1/whoami", "", "Bearer "+first.Token); code != http.StatusUnauthorized {
+		t.Fatalf("the oldest login token still works (%d)", code)
+	}
+	// Only the tenant's own tokens left: the login is refused, nothing revoked.
+	u, _ := e.st.GetUser(ctx, tenantAddrA)
+	ts, _ := e.st.ListAPITokens(ctx, u.ID)
+	for _, tk := range ts {
+		if _, err := e.st.RevokeAPIToken(ctx, tk.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < MaxActiveAPITokens; i++ {
+		if _, err := e.st.CreateAPIToken(ctx, tenantAddrA, store.APIToken{Description: "mine", ExpiresAt: e.now.Add(time.Hour)}, []byte{byte(i), 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.challenge(tenantAddrA)
+	pub, sig, _ := akash.Sign(mustHex(t, tenantKeyA), tenantAddrA, []byte(c.Message))
+	rec := e.send(req{method: "POST", path: "/api/v1/tenant/login", body: loginBody(c.ID, base64.StdEncoding.EncodeToString(pub), sig, "")})
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "revoke unused ones") {
+		t.Fatalf("login at the limit of own tokens: %d %s", rec.Code, rec.Body)
+	}
+}
