@@ -89,6 +89,9 @@ var wantAccess = map[string]string{
 	"DELETE /api/v1/session": "public",
 	"GET /api/v1/whoami":     "signed-in",
 
+	"POST /api/v1/tenant/challenge": "public",
+	"POST /api/v1/tenant/login":     "public",
+
 	"POST /api/v1/tokens":         "signed-in",
 	"GET /api/v1/tokens":          "signed-in",
 	"DELETE /api/v1/tokens/{id}":  "signed-in",
@@ -339,7 +342,7 @@ func TestRouteAccess(t *testing.T) {
 		}
 	}
 	slices.Sort(public)
-	if want := []string{"DELETE /api/v1/session", "GET /api/v1/session", "POST /api/v1/session"}; !slices.Equal(public, want) {
+	if want := []string{"DELETE /api/v1/session", "GET /api/v1/session", "POST /api/v1/session", "POST /api/v1/tenant/challenge", "POST /api/v1/tenant/login"}; !slices.Equal(public, want) {
 		t.Errorf("public routes %v, want only %v", public, want)
 	}
 }

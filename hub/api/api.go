@@ -66,6 +66,10 @@ type Deps struct {
 	// DefaultSessionIdle).
 	SessionTTL  time.Duration
 	SessionIdle time.Duration
+	// AkashTenants turns on tenant self-service (tenant.go): Akash
+	// account owners log in with a signature of their account's key. Off,
+	// its routes answer 404. Needs PublicURL.
+	AkashTenants bool
 }
 
 // route is one entry of the route table. The table is the single source of
@@ -110,6 +114,11 @@ var routes = []route{
 	{"GET", "/api/v1/session", public, "", (*server).getSession},
 	{"DELETE", "/api/v1/session", public, "session.delete", (*server).deleteSession},
 	{"GET", "/api/v1/whoami", signedIn, "", (*server).whoami},
+
+	// Tenant self-service (--akash-tenants): the handlers check the flag,
+	// rate-limit and verify the signature.
+	{"POST", "/api/v1/tenant/challenge", public, "tenant.challenge", (*server).createTenantChallenge},
+	{"POST", "/api/v1/tenant/login", public, "tenant.login", (*server).loginTenant},
 
 	{"POST", "/api/v1/tokens", signedIn, "api_token.create", (*server).createAPIToken},
 	{"GET", "/api/v1/tokens", signedIn, "", (*server).listAPITokens},
@@ -184,6 +193,8 @@ type server struct {
 	sessionIdle time.Duration
 	// byPattern finds a matched route's entry ("METHOD path").
 	byPattern map[string]*route
+	// tenantLimit rate-limits the public tenant routes.
+	tenantLimit *tenantLimiter
 }
 
 // New returns the API handler. Mount it at /api/v1/ (it serves only paths
@@ -192,7 +203,7 @@ type server struct {
 // programming error that no test run can miss.
 func New(d Deps) http.Handler {
 	s := &server{d: d, mux: http.NewServeMux(), log: d.Logger, now: d.Now, byPattern: map[string]*route{},
-		sessionTTL: d.SessionTTL, sessionIdle: d.SessionIdle}
+		sessionTTL: d.SessionTTL, sessionIdle: d.SessionIdle, tenantLimit: newTenantLimiter()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -17,6 +17,7 @@ type Store interface {
 	NodeStore
 	AuditLog
 	AccessStore
+	TenantStore
 }
 
 var _ Store = (*store.SQL)(nil)

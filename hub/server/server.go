@@ -69,6 +69,8 @@ type Config struct {
 	// SessionTTL and SessionIdle bound console sessions (0: the API's
 	// defaults).
 	SessionTTL, SessionIdle time.Duration
+	// AkashTenants turns on tenant self-service (api.Deps.AkashTenants).
+	AkashTenants bool
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
@@ -189,7 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiHandler := api.New(api.Deps{
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
-		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle,
+		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle, AkashTenants: cfg.AkashTenants,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return creds.Check(ctx, pool, c, s, repo)
 		},

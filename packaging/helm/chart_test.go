@@ -871,6 +871,8 @@ func TestInvalidValues(t *testing.T) {
 		{"agent: {enabled: false}\nhub: {nats: {url: 'tls://n1:4222,,tls://n3:4222'}}", `"" is not a nats://`},
 		{"hub: {enabled: false}\nagent: {joinToken: {value: x}, kubelet: {matchImages: [a.io]}}", "agent.natsURL is required"},
 		{"hubb: {}", "hubb"},
+		{"agent: {enabled: false}\nhub: {akash: {tenants: true}}", "hub.akash.tenants needs hub.publicURL"},
+		{"agent: {enabled: false}\nhub: {akash: {tenant: true}}", "tenant"},
 	} {
 		_, err := render(t, c.values)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -1120,6 +1122,22 @@ func TestRemoveRevokedImages(t *testing.T) {
 	if _, err := render(t, agentValues+"  removeRevokedImages: {enabled: true, criSocket: relative.sock}\n"); err == nil {
 		t.Error("a relative CRI socket path was accepted")
 	}
+}
+
+// hub.akash.tenants turns on tenant self-service; off by default.
+func TestAkashTenants(t *testing.T) {
+	hubArgs := func(values string) []string {
+		d := get[appsv1.Deployment](t, mustRender(t, values), "Deployment", hubName)
+		return d.Spec.Template.Spec.Containers[0].Args
+	}
+	if args := hubArgs(agentValues); slices.Contains(args, "--akash-tenants") {
+		t.Errorf("default hub args %v have --akash-tenants", args)
+	}
+	args := hubArgs(agentValues + "hub: {publicURL: https://hub.example.com, akash: {tenants: true}}\n")
+	if !slices.Contains(args, "--akash-tenants") {
+		t.Errorf("hub args %v: no --akash-tenants", args)
+	}
+	checkHubFlags(t, args)
 }
 
 func TestHostNetwork(t *testing.T) {
