@@ -269,7 +269,7 @@ func (s *SQL) DeleteAkashLease(ctx context.Context, clusterID, namespace string)
 }
 
 // leaseSelect lists a lease row (alias l), its cluster's name and the
-// name of the workspace its owner's account owns (” when none).
+// name of the workspace its owner's account owns (empty when none).
 const leaseSelect = `l.cluster_id, c.name, l.namespace, l.owner, l.dseq, l.gseq, l.oseq, l.provider, l.created_at, l.seen_at,
 	COALESCE((SELECT w.name FROM akash_accounts a JOIN workspaces w ON w.id = a.workspace_id WHERE a.address = l.owner), '')
 	FROM akash_leases l JOIN clusters c ON c.id = l.cluster_id`
