@@ -126,6 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	m := metrics.New()
 	var ns *natsserver.Server
 	var revoker api.Revoker
+	var saVerifier api.ServiceAccountVerifier
 	if cfg.NATSURL != "" || cfg.NATSListen != "" {
 		creds, err := natsauth.LoadOrCreate(cfg.DataDir)
 		if err != nil {
@@ -153,6 +154,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer svc.Stop()
 		revoker = nodeRevoker{Service: svc, ns: ns, store: st, log: log}
+		saVerifier = svc
 	}
 
 	aw := audit.NewWriter(st, log, audit.WithErrorHook(m.AuditDropped.Inc))
@@ -187,6 +189,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cacheAPI = cacheAdmin{c: pc, px: px}
 	}
 	apiHandler := api.New(api.Deps{
+		ServiceAccounts: saVerifier,
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
 		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle,
