@@ -196,13 +196,13 @@ type UpdateInstallRequest struct {
 
 // Install is an install as the API shows it.
 type Install struct {
-	Name           string    `json:"name"`
-	Cluster        string    `json:"cluster"`
-	Namespace      string    `json:"namespace"`
-	ServiceAccount string    `json:"service_account"`
-	Repos          []string  `json:"repos"` // empty: everything the workspace's registries reach
-	Enabled        bool      `json:"enabled"`
-	Generation     int64     `json:"generation"`
+	Name           string   `json:"name"`
+	Cluster        string   `json:"cluster"`
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"service_account"`
+	Repos          []string `json:"repos"` // empty: everything the workspace's registries reach
+	Enabled        bool     `json:"enabled"`
+	Generation     int64    `json:"generation"`
 	// Akash is the install's Akash scope: "all", a dseq, or "" (none).
 	Akash     string    `json:"akash"`
 	CreatedAt time.Time `json:"created_at"`

@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	apiHandler := api.New(api.Deps{
 		ServiceAccounts: saVerifier,
-		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
+		Store:           st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
 		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
