@@ -72,9 +72,9 @@ type accessEnv struct {
 // may contain one that its request did not name.
 var aNames = []string{"a-gh", "a-web", "a-edge", "a-org", "owner-a", "operator-a", "viewer-a"}
 
-func newAccessEnv(t *testing.T) *accessEnv {
+func newAccessEnv(t *testing.T, opts ...envOption) *accessEnv {
 	t.Helper()
-	e := &accessEnv{testEnv: newEnv(t, withSAVerifier), tokens: map[string]string{"admin": testAdmin, "none": ""}, tokenID: map[string]string{},
+	e := &accessEnv{testEnv: newEnv(t, append([]envOption{withSAVerifier}, opts...)...), tokens: map[string]string{"admin": testAdmin, "none": ""}, tokenID: map[string]string{},
 		sa: testsa.New(t)}
 	e.tokens["controller"] = e.sa.Token(t, "pullgate", "akash", testsa.Opts{})
 	for _, ws := range []string{"a", "b"} {
