@@ -175,7 +175,7 @@ whose tokens may report lease namespaces). Both are set together; both ''
 end the binding (lease rows stay but bind nothing).`,
 		Example: `  pullgate-hub cluster update provider-1 --akash-provider akash1... --akash-controller pullgate:pullgate-akash
   pullgate-hub cluster update provider-1 --akash-provider '' --akash-controller ''`,
-		Args:    exactArgs("NAME"),
+		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			upd.AkashProvider = ifChanged(f, "akash-provider", updProvider)

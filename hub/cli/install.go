@@ -200,7 +200,7 @@ func newInstallUpdateCmd(g *globals) *cobra.Command {
 	var (
 		ws, cluster, namespace, sa, akash string
 		repos                             []string
-		allRepos                   bool
+		allRepos                          bool
 	)
 	c := &cobra.Command{
 		Use:   "update --workspace W NAME [--repo PATTERN ... | --all-repos] [--cluster C] [--namespace NS] [--service-account SA] [--akash all|DSEQ|'']",
