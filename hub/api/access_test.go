@@ -39,6 +39,7 @@ func testAkashAddress(seed byte) string {
 // verifier, as the hub does.
 func withSAVerifier(d *Deps) {
 	d.ServiceAccounts = tokensvc.New(d.Store.(*store.SQL), d.Keyring)
+	d.AkashImportCredentials = true
 }
 
 // akashCluster adds the shared cluster "akash": an Akash provider's,
@@ -106,21 +107,22 @@ func newAccessEnv(t *testing.T, opts ...envOption) *accessEnv {
 // walkBodies are request bodies that an allowed caller's request would
 // mostly succeed with; a route not listed gets "{}".
 var walkBodies = map[string]string{
-	"POST /api/v1/tokens":                                     `{}`,
-	"POST /api/v1/workspaces":                                 `{"name":"new"}`,
-	"POST /api/v1/workspaces/{ws}/members":                    `{"user":"carol","role":"viewer"}`,
-	"PATCH /api/v1/workspaces/{ws}/members/{user}":            `{"role":"operator"}`,
-	"POST /api/v1/workspaces/{ws}/registries":                 `{"name":"new","host":"quay.io","username":"u","password":"p"}`,
-	"PATCH /api/v1/workspaces/{ws}/registries/{name}":         `{"username":"u2"}`,
-	"POST /api/v1/workspaces/{ws}/installs":                   `{"name":"new","all_repos":true}`,
-	"PATCH /api/v1/workspaces/{ws}/installs/{name}":           `{"repos":["ghcr.io/a-org/x"]}`,
-	"POST /api/v1/clusters":                                   `{"name":"new","workspace":"a"}`,
-	"POST /api/v1/clusters/{cluster}/join-token":              `{"join_token_uses":1}`,
-	"PUT /api/v1/clusters/{cluster}/jwks":                     `{"jwks":{"keys":[]},"issuer":"https://x"}`,
-	"PATCH /api/v1/clusters/{cluster}":                        `{"akash_provider":"","akash_controller":""}`,
-	"PUT /api/v1/clusters/{cluster}/akash/leases":             `{"leases":[` + walkLeaseJSON + `]}`,
-	"PUT /api/v1/clusters/{cluster}/akash/leases/{namespace}": walkLeaseJSON,
-	"POST /api/v1/workspaces/{ws}/registries/{name}/test":     `{}`,
+	"POST /api/v1/tokens":                                                  `{}`,
+	"POST /api/v1/workspaces":                                              `{"name":"new"}`,
+	"POST /api/v1/workspaces/{ws}/members":                                 `{"user":"carol","role":"viewer"}`,
+	"PATCH /api/v1/workspaces/{ws}/members/{user}":                         `{"role":"operator"}`,
+	"POST /api/v1/workspaces/{ws}/registries":                              `{"name":"new","host":"quay.io","username":"u","password":"p"}`,
+	"PATCH /api/v1/workspaces/{ws}/registries/{name}":                      `{"username":"u2"}`,
+	"POST /api/v1/workspaces/{ws}/installs":                                `{"name":"new","all_repos":true}`,
+	"PATCH /api/v1/workspaces/{ws}/installs/{name}":                        `{"repos":["ghcr.io/a-org/x"]}`,
+	"POST /api/v1/clusters":                                                `{"name":"new","workspace":"a"}`,
+	"POST /api/v1/clusters/{cluster}/join-token":                           `{"join_token_uses":1}`,
+	"PUT /api/v1/clusters/{cluster}/jwks":                                  `{"jwks":{"keys":[]},"issuer":"https://x"}`,
+	"PATCH /api/v1/clusters/{cluster}":                                     `{"akash_provider":"","akash_controller":""}`,
+	"PUT /api/v1/clusters/{cluster}/akash/leases":                          `{"leases":[` + walkLeaseJSON + `]}`,
+	"PUT /api/v1/clusters/{cluster}/akash/leases/{namespace}":              walkLeaseJSON,
+	"POST /api/v1/clusters/{cluster}/akash/leases/{namespace}/credentials": `{"services":[{"name":"web","images":["ghcr.io/x/app:1"],"credentials":{"host":"ghcr.io","username":"u","password":"p"}}]}`,
+	"POST /api/v1/workspaces/{ws}/registries/{name}/test":                  `{}`,
 }
 
 // wantAccess is who may call each route, written down apart from the
@@ -182,11 +184,12 @@ var wantAccess = map[string]string{
 	"POST /api/v1/clusters/{cluster}/nodes/{node}/revoke": "cluster-operator",
 	"PATCH /api/v1/clusters/{cluster}":                    "admin",
 
-	"PUT /api/v1/clusters/{cluster}/akash/leases":                "akash-controller",
-	"GET /api/v1/clusters/{cluster}/akash/leases":                "admin",
-	"PUT /api/v1/clusters/{cluster}/akash/leases/{namespace}":    "akash-controller",
-	"DELETE /api/v1/clusters/{cluster}/akash/leases/{namespace}": "akash-controller",
-	"GET /api/v1/workspaces/{ws}/akash/leases":                   "viewer",
+	"PUT /api/v1/clusters/{cluster}/akash/leases":                          "akash-controller",
+	"GET /api/v1/clusters/{cluster}/akash/leases":                          "admin",
+	"PUT /api/v1/clusters/{cluster}/akash/leases/{namespace}":              "akash-controller",
+	"DELETE /api/v1/clusters/{cluster}/akash/leases/{namespace}":           "akash-controller",
+	"POST /api/v1/clusters/{cluster}/akash/leases/{namespace}/credentials": "akash-controller",
+	"GET /api/v1/workspaces/{ws}/akash/leases":                             "viewer",
 
 	"GET /api/v1/audit":        "signed-in",
 	"GET /api/v1/audit/stats":  "signed-in",

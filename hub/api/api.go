@@ -175,6 +175,7 @@ var routes = []route{
 	{"GET", pCluster + "/akash/leases", admin, "", (*server).listClusterAkashLeases},
 	{"PUT", pCluster + "/akash/leases/{namespace}", akashController, "akash.lease_put", (*server).putAkashLease},
 	{"DELETE", pCluster + "/akash/leases/{namespace}", akashController, "akash.lease_delete", (*server).deleteAkashLease},
+	{"POST", pCluster + "/akash/leases/{namespace}/credentials", akashController, "akash.credentials_import", (*server).importAkashCredentials},
 	{"GET", pWorkspace + "/akash/leases", viewer, "", (*server).listWorkspaceAkashLeases},
 
 	// The pull audit: a member sees its workspaces' events (queryAudit).
