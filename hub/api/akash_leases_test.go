@@ -226,3 +226,78 @@ func TestAkashLeaseViewsAndScope(t *testing.T) {
 		t.Fatalf("lease still bound after DELETE: %v %v", ok, err)
 	}
 }
+
+// The credential import: off by default; on, it puts the manifest's
+// credentials into the lease owner's workspace (made for it), an Akash
+// install for the lease's dseq, and answers the hub form of each image;
+// the password is in no answer, log line, activity row or database byte.
+func TestAkashCredentialImport(t *testing.T) {
+	pw := distinctiveSecret()
+	body := `{"services":[{"name":"web","images":["ghcr.io/org/app:1","ghcr.io/org/side:2"],"credentials":{"host":"ghcr.io","username":"bot","password":"` + pw + `"}}]}`
+	path := leasesPath + "/" + walkLease.Namespace() + "/credentials"
+
+	off := newAccessEnv(t, func(d *Deps) { d.AkashImportCredentials = false })
+	off.akashCluster()
+	if rec := off.send(req{method: "PUT", path: leasesPath, body: `{"leases":[` + walkLeaseJSON + `]}`, bearer: off.tokens["controller"]}); rec.Code != 200 {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	if rec := off.send(req{method: "POST", path: path, body: body, bearer: off.tokens["controller"]}); rec.Code != 403 || !strings.Contains(rec.Body.String(), "credential import is off") {
+		t.Fatalf("import while off: %d %s", rec.Code, rec.Body)
+	}
+
+	rv := &recordingRevoker{}
+	e := newAccessEnv(t, func(d *Deps) { d.Revoker = rv; d.PublicURL = "https://hub.example.com" })
+	e.akashCluster()
+	ctl := e.tokens["controller"]
+	if rec := e.send(req{method: "POST", path: path, body: body, bearer: ctl}); rec.Code != 404 {
+		t.Fatalf("import for an unknown lease: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.send(req{method: "PUT", path: leasesPath, body: `{"leases":[` + walkLeaseJSON + `]}`, bearer: ctl}); rec.Code != 200 {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	for _, bad := range []string{
+		`{"services":[{"name":"web","images":["ghcr.io/org/app:1"],"credentials":{"host":"10.0.0.1","username":"bot","password":"` + pw + `"}}]}`,
+		`{"services":[{"name":"web","images":[],"credentials":{"host":"ghcr.io","username":"bot","password":"` + pw + `"}}]}`,
+		`{"services":[]}`,
+	} {
+		if rec := e.send(req{method: "POST", path: path, body: bad, bearer: ctl}); rec.Code != 400 {
+			t.Errorf("bad import %s: %d %s", bad, rec.Code, rec.Body)
+		}
+	}
+	rec := e.send(req{method: "POST", path: path, body: body, bearer: ctl})
+	var res AkashCredentialsResult
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &res) != nil {
+		t.Fatalf("import: %d %s", rec.Code, rec.Body)
+	}
+	wantWS := store.DefaultAkashWorkspace(walkLease.Owner)
+	if res.Workspace != wantWS || res.Hub != "hub.example.com" || len(res.Images) != 2 ||
+		res.Images["ghcr.io/org/app:1"] != "hub.example.com/ghcr.io/org/app:1" {
+		t.Fatalf("import result %+v", res)
+	}
+	in, err := e.st.GetInstall(context.Background(), wantWS, "sdl-10")
+	if err != nil || in.Akash != "10" || in.ClusterID != "" || strings.Join(in.Repos, ",") != "ghcr.io/org/app,ghcr.io/org/side" {
+		t.Fatalf("install %+v, %v", in, err)
+	}
+	creds, _ := e.st.ListCredentials(context.Background(), wantWS)
+	if len(creds) != 1 || creds[0].Host != "ghcr.io" || creds[0].Username != "bot" {
+		t.Fatalf("credentials %+v", creds)
+	}
+	last := e.lastActivity()
+	if last.Action != "akash.credentials_import" || last.Workspace != wantWS || last.Principal != "pullgate:akash" {
+		t.Fatalf("activity %+v", last)
+	}
+	// Again: nothing changes.
+	if rec := e.send(req{method: "POST", path: path, body: body, bearer: ctl}); rec.Code != 200 {
+		t.Fatalf("second import: %d %s", rec.Code, rec.Body)
+	}
+	if in2, _ := e.st.GetInstall(context.Background(), wantWS, "sdl-10"); in2.Generation != in.Generation {
+		t.Fatalf("a repeated import changed the install: %+v", in2)
+	}
+	acts, _ := e.st.QueryActivity(context.Background(), store.ActivityQuery{Limit: store.MaxAuditLimit})
+	for _, a := range acts {
+		if strings.Contains(a.Target+a.Path, pw) {
+			t.Fatalf("activity row holds the password: %+v", a)
+		}
+	}
+	e.assertNoLeak(pw)
+}
