@@ -69,6 +69,9 @@ type Config struct {
 	// SessionTTL and SessionIdle bound console sessions (0: the API's
 	// defaults).
 	SessionTTL, SessionIdle time.Duration
+	// AkashImportCredentials lets Akash binding controllers import lease
+	// manifests' registry credentials (opt-in).
+	AkashImportCredentials bool
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
@@ -189,8 +192,8 @@ func Run(ctx context.Context, cfg Config) error {
 		cacheAPI = cacheAdmin{c: pc, px: px}
 	}
 	apiHandler := api.New(api.Deps{
-		ServiceAccounts: saVerifier,
-		Store:           st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
+		ServiceAccounts: saVerifier, AkashImportCredentials: cfg.AkashImportCredentials,
+		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
 		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
