@@ -54,10 +54,11 @@ type PutAkashLeasesRequest struct {
 	Leases []akash.LeaseID `json:"leases"`
 }
 
-// PutAkashLeasesResult answers it: how many leases the cluster has now
-// and the namespaces removed.
+// PutAkashLeasesResult answers it: how many leases the cluster has now,
+// and the namespaces added and removed.
 type PutAkashLeasesResult struct {
 	Leases  int      `json:"leases"`
+	Added   []string `json:"added"`
 	Removed []string `json:"removed"`
 }
 
@@ -145,15 +146,26 @@ func (s *server) putAkashLeases(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	removed, err := s.d.Store.ReplaceAkashLeases(r.Context(), c.ID, req.Leases)
+	added, removed, err := s.d.Store.ReplaceAkashLeases(r.Context(), c.ID, req.Leases)
 	if err != nil {
 		return err
 	}
-	s.revoke("leases of cluster "+c.Name, func(rv Revoker) error { return rv.AkashLeasesChanged(r.Context(), c) })
+	// The controller resyncs every few minutes: only a change tells the
+	// agents to resync.
+	if len(added)+len(removed) > 0 {
+		s.revoke("leases of cluster "+c.Name, func(rv Revoker) error { return rv.AkashLeasesChanged(r.Context(), c) })
+	}
+	if added == nil {
+		added = []string{}
+	}
 	if removed == nil {
 		removed = []string{}
 	}
-	writeJSON(w, http.StatusOK, PutAkashLeasesResult{Leases: len(req.Leases), Removed: removed})
+	distinct := map[string]bool{}
+	for _, l := range req.Leases {
+		distinct[l.Namespace()] = true
+	}
+	writeJSON(w, http.StatusOK, PutAkashLeasesResult{Leases: len(distinct), Added: added, Removed: removed})
 	return nil
 }
 

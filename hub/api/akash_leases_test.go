@@ -131,6 +131,16 @@ func TestAkashLeaseViewsAndScope(t *testing.T) {
 	if got := rv.calls[len(rv.calls)-1]; got != "leases akash" {
 		t.Fatalf("agents told %q, want a lease notice", got)
 	}
+	// The controller's periodic resync of an unchanged set tells agents
+	// nothing.
+	calls := len(rv.calls)
+	if rec := e.send(req{method: "PUT", path: leasesPath, body: `{"leases":[` + walkLeaseJSON + `,` + string(lbJSON) + `,` + walkLeaseJSON + `]}`, bearer: e.tokens["controller"]}); rec.Code != 200 ||
+		rec.Body.String() != `{"leases":2,"added":[],"removed":[]}`+"\n" {
+		t.Fatalf("PUT again: %d %s", rec.Code, rec.Body)
+	}
+	if len(rv.calls) != calls {
+		t.Fatalf("unchanged set notified agents: %v", rv.calls[calls:])
+	}
 	var all AkashLeaseList
 	e.must("GET", leasesPath, "", 200, &all)
 	if len(all.Leases) != 2 {

@@ -77,7 +77,8 @@ type ClusterStore interface {
 type AkashStore interface {
 	SetClusterAkash(ctx context.Context, name, provider, controller string) (store.Cluster, error)
 	PutAkashLease(ctx context.Context, clusterID, namespace string, l akash.LeaseID) (bool, error)
-	ReplaceAkashLeases(ctx context.Context, clusterID string, leases []akash.LeaseID) ([]string, error)
+	// ReplaceAkashLeases returns the namespaces added and removed.
+	ReplaceAkashLeases(ctx context.Context, clusterID string, leases []akash.LeaseID) (added, removed []string, err error)
 	DeleteAkashLease(ctx context.Context, clusterID, namespace string) error
 	AkashLeasesByCluster(ctx context.Context, clusterID string) ([]store.AkashLease, error)
 	AkashLeasesByWorkspace(ctx context.Context, workspace string) ([]store.AkashLease, error)

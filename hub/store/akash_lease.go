@@ -198,10 +198,10 @@ func (s *SQL) PutAkashLease(ctx context.Context, clusterID, namespace string, l 
 // ReplaceAkashLeases makes leases the cluster's full set of lease
 // namespaces: each is checked (one bad lease changes nothing), written,
 // and every other row of the cluster is deleted. It returns the
-// namespaces removed.
-func (s *SQL) ReplaceAkashLeases(ctx context.Context, clusterID string, leases []akash.LeaseID) (removed []string, err error) {
+// namespaces added (new rows) and removed.
+func (s *SQL) ReplaceAkashLeases(ctx context.Context, clusterID string, leases []akash.LeaseID) (added, removed []string, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		removed = nil
+		added, removed = nil, nil
 		c, err := s.lockedCluster(ctx, tx, clusterID)
 		if err != nil {
 			return err
@@ -216,8 +216,12 @@ func (s *SQL) ReplaceAkashLeases(ctx context.Context, clusterID string, leases [
 		}
 		t := now()
 		for _, l := range leases {
-			if _, err := s.upsertLease(ctx, tx, clusterID, l.Namespace(), l, t); err != nil {
+			created, err := s.upsertLease(ctx, tx, clusterID, l.Namespace(), l, t)
+			if err != nil {
 				return err
+			}
+			if created {
+				added = append(added, l.Namespace())
 			}
 		}
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT namespace FROM akash_leases WHERE cluster_id = ? ORDER BY namespace`), clusterID)
@@ -248,9 +252,9 @@ func (s *SQL) ReplaceAkashLeases(ctx context.Context, clusterID string, leases [
 		return nil
 	})
 	if err != nil {
-		return nil, wrap(err, "replace leases of cluster %q", clusterID)
+		return nil, nil, wrap(err, "replace leases of cluster %q", clusterID)
 	}
-	return removed, nil
+	return added, removed, nil
 }
 
 // DeleteAkashLease removes a lease namespace of a cluster (ErrNotFound

@@ -138,7 +138,7 @@ func testAkashLeaseRows(t *testing.T, s *SQL) {
 				t.Fatalf("PutAkashLease = %v, want ErrInvalid", err)
 			}
 			if tc.ns == tc.l.Namespace() {
-				if _, err := s.ReplaceAkashLeases(ctx, tc.cluster, []akash.LeaseID{tc.l}); !errors.Is(err, ErrInvalid) {
+				if _, _, err := s.ReplaceAkashLeases(ctx, tc.cluster, []akash.LeaseID{tc.l}); !errors.Is(err, ErrInvalid) {
 					t.Fatalf("ReplaceAkashLeases = %v, want ErrInvalid", err)
 				}
 			}
@@ -156,16 +156,19 @@ func testAkashLeaseRows(t *testing.T, s *SQL) {
 		t.Fatalf("PutAkashLease again = %v, %v; want an update", created, err)
 	}
 	// A bad lease in a full set changes nothing.
-	if _, err := s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{l2, other}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{l2, other}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("ReplaceAkashLeases with a bad lease = %v", err)
 	}
 	ls, err := s.AkashLeasesByCluster(ctx, f.cluster.ID)
 	if err != nil || len(ls) != 1 || ls[0].Namespace != l1.Namespace() || ls[0].LeaseID != l1 || ls[0].Workspace != "a" || ls[0].Cluster != "provider" {
 		t.Fatalf("leases = %+v, %v", ls, err)
 	}
-	removed, err := s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{l2})
-	if err != nil || !slices.Equal(removed, []string{l1.Namespace()}) {
-		t.Fatalf("ReplaceAkashLeases = %v, %v; want %s removed", removed, err, l1.Namespace())
+	added, removed, err := s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{l2})
+	if err != nil || !slices.Equal(removed, []string{l1.Namespace()}) || !slices.Equal(added, []string{l2.Namespace()}) {
+		t.Fatalf("ReplaceAkashLeases = %v, %v, %v; want %s added, %s removed", added, removed, err, l2.Namespace(), l1.Namespace())
+	}
+	if added, removed, err = s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{l2}); err != nil || added != nil || removed != nil {
+		t.Fatalf("ReplaceAkashLeases with the same set = %v, %v, %v; want no change", added, removed, err)
 	}
 	if ls, _ := s.AkashLeasesByCluster(ctx, f.cluster.ID); len(ls) != 1 || ls[0].LeaseID != l2 {
 		t.Fatalf("leases after replace = %+v", ls)
@@ -252,7 +255,7 @@ func testInstallsByClusterLeases(t *testing.T, s *SQL) {
 	f := newAkashFixture(t, s)
 	mustWorkspace(t, s, "c")
 	lA10, lA11, lB, lC := f.lease(f.ownerA, 10), f.lease(f.ownerA, 11), f.lease(f.ownerB, 20), f.lease(f.ownerC, 30)
-	if _, err := s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{lA10, lA11, lB, lC}); err != nil {
+	if _, _, err := s.ReplaceAkashLeases(ctx, f.cluster.ID, []akash.LeaseID{lA10, lA11, lB, lC}); err != nil {
 		t.Fatal(err)
 	}
 	create := func(ws string, in Install) {
