@@ -186,10 +186,18 @@ func (s *server) putAkashLease(w http.ResponseWriter, r *http.Request) error {
 	if created {
 		s.revoke("lease "+ns, func(rv Revoker) error { return rv.AkashLeasesChanged(r.Context(), c) })
 	}
-	now := s.now().UTC()
-	writeJSON(w, http.StatusOK, AkashLease{Cluster: c.Name, Namespace: ns, Owner: l.Owner, DSeq: l.DSeq, GSeq: l.GSeq, OSeq: l.OSeq,
-		Provider: l.Provider, SeenAt: now, CreatedAt: now})
-	return nil
+	ls, err := s.d.Store.AkashLeasesByCluster(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	for _, row := range ls {
+		if row.Namespace == ns {
+			// The controller learns no workspace names.
+			writeJSON(w, http.StatusOK, akashLeaseView(row, false))
+			return nil
+		}
+	}
+	return errorf(http.StatusConflict, "lease namespace %q was removed meanwhile", ns)
 }
 
 func (s *server) deleteAkashLease(w http.ResponseWriter, r *http.Request) error {

@@ -102,6 +102,12 @@ func TestAkashLeaseChecks(t *testing.T) {
 	if rec := e.send(req{method: "DELETE", path: leasesPath + "/" + walkLease.Namespace(), bearer: ctl}); rec.Code != 404 {
 		t.Fatalf("DELETE of an unknown lease: %d %s", rec.Code, rec.Body)
 	}
+	var got AkashLease
+	rec := e.send(req{method: "PUT", path: leasesPath + "/" + walkLease.Namespace(), body: walkLeaseJSON, bearer: ctl})
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.Namespace != walkLease.Namespace() || got.Cluster != "akash" ||
+		got.DSeq != 10 || got.CreatedAt.IsZero() || strings.Contains(rec.Body.String(), `"workspace"`) {
+		t.Fatalf("PUT one: %d %s", rec.Code, rec.Body)
+	}
 }
 
 // A workspace sees its own account's leases only; the admin sees a
