@@ -133,7 +133,7 @@ allow; the admin everything.`,
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout of each request to the hub (0: none)")
 
 	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
-	root.AddCommand(newSDLCmd(g))
+	root.AddCommand(newSDLCmd(g), newAkashCmd(g))
 	root.AddCommand(newCacheCmd(g))
 	root.AddCommand(newTokenCmd(g), newMemberCmd(g), newUserCmd(g), newWhoamiCmd(g), newActivityCmd(g))
 	root.AddCommand(newTenantCmd(g))

@@ -85,6 +85,15 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if cfg.Database == "" {
 				cfg.Database = os.Getenv("PULLGATE_DATABASE")
 			}
+			if !cmd.Flags().Changed("akash-import-credentials") {
+				if v := os.Getenv("PULLGATE_AKASH_IMPORT_CREDENTIALS"); v != "" {
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return fmt.Errorf("PULLGATE_AKASH_IMPORT_CREDENTIALS %q: want true or false", v)
+					}
+					cfg.AkashImportCredentials = b
+				}
+			}
 			if cfg.TokenTTL < time.Minute || cfg.TokenTTL > 24*time.Hour {
 				return fmt.Errorf("--token-ttl %v: want 1m to 24h", cfg.TokenTTL)
 			}
@@ -147,6 +156,7 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", api.DefaultSessionTTL, "absolute lifetime of a console session")
 	f.DurationVar(&cfg.SessionIdle, "session-idle", api.DefaultSessionIdle, "a console session ends after this long without a request")
 	f.BoolVar(&cfg.AkashTenants, "akash-tenants", false, "tenant self-service: an Akash account owner logs in by signing a challenge with the account's key and gets a workspace of its own (needs --public-url; env "+envAkashTenants+")")
+	f.BoolVar(&cfg.AkashImportCredentials, "akash-import-credentials", false, "let a provider cluster's Akash binding controller import registry credentials from lease manifests into the owners' workspaces (env PULLGATE_AKASH_IMPORT_CREDENTIALS; the provider still holds those passwords in plaintext)")
 	return cmd
 }
 
