@@ -178,4 +178,3 @@ func CheckWebhookTLS(listen, cert, key string) error {
 	}
 	return nil
 }
-
