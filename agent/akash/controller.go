@@ -14,13 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -46,10 +41,9 @@ type Controller struct {
 	log    *slog.Logger
 	resync time.Duration
 
-	factory informers.SharedInformerFactory
-	lister  listersv1.NamespaceLister
-	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[string]
+	informer cache.SharedIndexInformer
+	synced   cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
 
 	// mu serialises hub calls, so a full PUT and a single change never
 	// cross; bound is what the hub was last told.
@@ -82,31 +76,39 @@ func WithOnBind(f func(namespace string)) ControllerOption {
 	return func(c *Controller) { c.onBind = f }
 }
 
-// NewController watches namespaces through cs.
-func NewController(cs kubernetes.Interface, hub LeaseHub, opts ...ControllerOption) *Controller {
+// namespacesGVR: the controller reads Namespaces through the dynamic client
+// (metadata only matters), which keeps client-go's typed clients and their
+// scheme of every API group out of the agent binary.
+var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+// nsMeta is the part of a Namespace the controller reads.
+type nsMeta interface {
+	GetName() string
+	GetLabels() map[string]string
+}
+
+// NewController watches namespaces through dc.
+func NewController(dc dynamic.Interface, hub LeaseHub, opts ...ControllerOption) *Controller {
 	c := &Controller{hub: hub, log: slog.Default(), resync: DefaultResync, bound: map[string]pkgakash.LeaseID{}}
 	for _, o := range opts {
 		o(c)
 	}
 	// Informer resync off: the controller's own resync sends the whole
 	// set, which also covers deletions a relist would miss.
-	c.factory = informers.NewSharedInformerFactoryWithOptions(cs, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = pkgakash.LabelOwner }))
-	inf := c.factory.Core().V1().Namespaces()
-	c.lister = inf.Lister()
-	c.synced = inf.Informer().HasSynced
+	c.informer = newInformer(dc, namespacesGVR, "", pkgakash.LabelOwner)
+	c.synced = c.informer.HasSynced
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 2*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "akash-leases"})
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
 		UpdateFunc: func(old, cur any) {
 			// The provider rewrites its labels on every reconcile (a new
 			// manifest.resource.version): only a change of the lease
 			// labels matters.
-			o, ok1 := old.(*corev1.Namespace)
-			n, ok2 := cur.(*corev1.Namespace)
-			if ok1 && ok2 && sameLeaseLabels(o.Labels, n.Labels) {
+			o, ok1 := old.(nsMeta)
+			n, ok2 := cur.(nsMeta)
+			if ok1 && ok2 && sameLeaseLabels(o.GetLabels(), n.GetLabels()) {
 				return
 			}
 			c.enqueue(cur)
@@ -160,8 +162,7 @@ func (c *Controller) Bound(namespace string) (pkgakash.LeaseID, bool) {
 // Run watches until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
-	c.factory.Start(ctx.Done())
-	defer c.factory.Shutdown()
+	go c.informer.Run(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
 		return fmt.Errorf("akash: namespace cache did not sync: %w", context.Cause(ctx))
 	}
@@ -200,14 +201,15 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) FullSync(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nss, err := c.lister.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("list namespaces from the cache: %w", err)
-	}
+	nss := c.informer.GetStore().List()
 	set := map[string]pkgakash.LeaseID{}
-	for _, ns := range nss {
+	for _, obj := range nss {
+		ns, ok := obj.(nsMeta)
+		if !ok {
+			continue
+		}
 		if l, ok := c.parse(ns); ok {
-			set[ns.Name] = l
+			set[ns.GetName()] = l
 		}
 	}
 	leases := slices.SortedFunc(maps.Values(set), func(a, b pkgakash.LeaseID) int {
@@ -243,11 +245,11 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-func (c *Controller) parse(ns *corev1.Namespace) (pkgakash.LeaseID, bool) {
-	l, err := pkgakash.LeaseFromLabels(ns.Name, ns.Labels)
+func (c *Controller) parse(ns nsMeta) (pkgakash.LeaseID, bool) {
+	l, err := pkgakash.LeaseFromLabels(ns.GetName(), ns.GetLabels())
 	if err != nil {
 		c.skipped.Add(1)
-		c.log.Warn("akash: skipping namespace: its labels do not describe its lease", "namespace", ns.Name, "err", err)
+		c.log.Warn("akash: skipping namespace: its labels do not describe its lease", "namespace", ns.GetName(), "err", err)
 		return pkgakash.LeaseID{}, false
 	}
 	return l, true
@@ -276,9 +278,15 @@ func (c *Controller) work(ctx context.Context) bool {
 func (c *Controller) sync(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ns, err := c.lister.Get(name)
+	obj, exists, err := c.informer.GetStore().GetByKey(name)
+	if err != nil {
+		return fmt.Errorf("namespace %s from the cache: %w", name, err)
+	}
+	ns, isNS := obj.(nsMeta)
 	switch {
-	case err == nil:
+	case exists && !isNS:
+		return fmt.Errorf("namespace %s from the cache: unexpected %T", name, obj)
+	case exists:
 		if l, ok := c.parse(ns); ok {
 			if err := c.hub.PutLease(ctx, l); err != nil {
 				return err
@@ -293,8 +301,6 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		if _, was := c.bound[name]; !was {
 			return nil
 		}
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("namespace %s from the cache: %w", name, err)
 	}
 	if err := c.hub.DeleteLease(ctx, name); err != nil {
 		return err

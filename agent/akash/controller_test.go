@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -86,7 +87,7 @@ const leasesPath = "/api/v1/clusters/provider-1/akash/leases"
 // kube-apiserver and a peer that records the contract's hub calls.
 func TestControllerAgainstAPIServer(t *testing.T) {
 	api := testkube.StartAPIServer(t)
-	_, cs := kubeClient(t, api)
+	kube, cs := kubeClient(t, api)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -122,7 +123,7 @@ func TestControllerAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testlog.Buffer{}
-	ctl := NewController(cs, hub, WithResync(3*time.Second), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	ctl := NewController(dynamic.NewForConfigOrDie(kube), hub, WithResync(3*time.Second), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	done := make(chan error, 1)
 	go func() { done <- ctl.Run(ctx) }()
 

@@ -10,11 +10,9 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -124,10 +122,10 @@ type Importer struct {
 	maps   *ImageMaps
 	log    *slog.Logger
 
-	factory dynamicinformer.DynamicSharedInformerFactory
-	lister  cache.GenericNamespaceLister
-	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[string]
+	informer  cache.SharedIndexInformer
+	namespace string
+	synced    cache.InformerSynced
+	queue     workqueue.TypedRateLimitingInterface[string]
 
 	mu   sync.Mutex
 	sent map[string][32]byte // namespace → digest of what the hub last took
@@ -138,15 +136,13 @@ func NewImporter(dc dynamic.Interface, namespace string, hub CredentialImporter,
 	if log == nil {
 		log = slog.Default()
 	}
-	im := &Importer{hub: hub, leases: leases, maps: maps, log: log, sent: map[string][32]byte{}}
-	im.factory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(dc, 0, namespace, nil)
-	inf := im.factory.ForResource(ManifestGVR)
-	im.lister = inf.Lister().ByNamespace(namespace)
-	im.synced = inf.Informer().HasSynced
+	im := &Importer{hub: hub, leases: leases, maps: maps, log: log, sent: map[string][32]byte{}, namespace: namespace}
+	im.informer = newInformer(dc, ManifestGVR, namespace, "")
+	im.synced = im.informer.HasSynced
 	im.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "akash-manifests"})
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = im.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    im.enqueue,
 		UpdateFunc: func(_, cur any) { im.enqueue(cur) },
 		DeleteFunc: im.enqueue,
@@ -184,8 +180,7 @@ func (im *Importer) Forget(namespace string) {
 // Run watches until ctx ends.
 func (im *Importer) Run(ctx context.Context) error {
 	defer im.queue.ShutDown()
-	im.factory.Start(ctx.Done())
-	defer im.factory.Shutdown()
+	go im.informer.Run(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), im.synced) {
 		return fmt.Errorf("akash: manifest cache did not sync: %w", context.Cause(ctx))
 	}
@@ -214,13 +209,13 @@ func (im *Importer) Run(ctx context.Context) error {
 var errNotBound = fmt.Errorf("lease namespace not bound yet")
 
 func (im *Importer) sync(ctx context.Context, name string) error {
-	obj, err := im.lister.Get(name)
-	if apierrors.IsNotFound(err) {
-		im.Forget(name)
-		return nil
-	}
+	obj, exists, err := im.informer.GetStore().GetByKey(im.namespace + "/" + name)
 	if err != nil {
 		return fmt.Errorf("manifest %s from the cache: %w", name, err)
+	}
+	if !exists {
+		im.Forget(name)
+		return nil
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {

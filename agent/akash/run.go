@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -50,13 +49,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	cs, err := kubernetes.NewForConfig(cfg.Kube)
+	dc, err := dynamic.NewForConfig(cfg.Kube)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	maps := NewImageMaps()
 	var importer *Importer
-	ctl := NewController(cs, cfg.Hub, WithLogger(log), WithResync(cfg.Resync),
+	ctl := NewController(dc, cfg.Hub, WithLogger(log), WithResync(cfg.Resync),
 		WithOnBind(func(ns string) {
 			if importer != nil {
 				importer.Requeue(ns)
@@ -68,10 +67,6 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}))
 	if cfg.ImportCredentials {
-		dc, err := dynamic.NewForConfig(cfg.Kube)
-		if err != nil {
-			return fmt.Errorf("kubernetes dynamic client: %w", err)
-		}
 		importer = NewImporter(dc, cfg.ManifestNamespace, cfg.Hub, ctl, maps, log)
 	}
 	wh := NewWebhook(maps, log)

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // WebhookPath is where the API server sends Pod admission reviews.
@@ -55,6 +54,29 @@ func NewWebhook(images ImageLookup, log *slog.Logger) *Webhook {
 func (w *Webhook) Mutated() uint64   { return w.mutated.Load() }
 func (w *Webhook) Unchanged() uint64 { return w.unchanged.Load() }
 
+// pod is the part of a Pod the webhook reads (k8s.io/api/core/v1 would add
+// megabytes to the agent binary for these few fields).
+type pod struct {
+	Metadata struct {
+		Name         string `json:"name"`
+		GenerateName string `json:"generateName"`
+		Namespace    string `json:"namespace"`
+	} `json:"metadata"`
+	Spec struct {
+		InitContainers   []container `json:"initContainers"`
+		Containers       []container `json:"containers"`
+		ImagePullSecrets []localRef  `json:"imagePullSecrets"`
+	} `json:"spec"`
+}
+
+type container struct {
+	Image string `json:"image"`
+}
+
+// localRef is a LocalObjectReference: kept as raw JSON so an entry the
+// webhook keeps is written back exactly as it came.
+type localRef = json.RawMessage
+
 type patchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
@@ -94,7 +116,7 @@ func (w *Webhook) Review(req *admissionv1.AdmissionRequest) *admissionv1.Admissi
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return resp
 	}
-	var pod corev1.Pod
+	var pod pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
 		w.log.Warn("akash webhook: pod not readable, allowed unchanged", "namespace", req.Namespace, "err", err)
 		w.unchanged.Add(1)
@@ -102,7 +124,7 @@ func (w *Webhook) Review(req *admissionv1.AdmissionRequest) *admissionv1.Admissi
 	}
 	ns := req.Namespace
 	if ns == "" {
-		ns = pod.Namespace
+		ns = pod.Metadata.Namespace
 	}
 	ops := w.patch(ns, &pod)
 	if len(ops) == 0 {
@@ -121,21 +143,21 @@ func (w *Webhook) Review(req *admissionv1.AdmissionRequest) *admissionv1.Admissi
 	return resp
 }
 
-func podName(p *corev1.Pod) string {
-	if p.Name != "" {
-		return p.Name
+func podName(p *pod) string {
+	if p.Metadata.Name != "" {
+		return p.Metadata.Name
 	}
-	return p.GenerateName + "*"
+	return p.Metadata.GenerateName + "*"
 }
 
 // patch rewrites mapped images; when it rewrote any, it also drops the
 // provider's docker-creds-* pull secrets (the hub holds the credential
 // now, and a stale secret must not be what the pull uses).
-func (w *Webhook) patch(ns string, pod *corev1.Pod) []patchOp {
+func (w *Webhook) patch(ns string, pod *pod) []patchOp {
 	var ops []patchOp
 	for _, list := range []struct {
 		field string
-		cs    []corev1.Container
+		cs    []container
 	}{{"initContainers", pod.Spec.InitContainers}, {"containers", pod.Spec.Containers}} {
 		for i, c := range list.cs {
 			if hub, ok := w.images.Lookup(ns, c.Image); ok && hub != c.Image {
@@ -146,11 +168,15 @@ func (w *Webhook) patch(ns string, pod *corev1.Pod) []patchOp {
 	if len(ops) == 0 {
 		return nil
 	}
-	var keep []corev1.LocalObjectReference
-	for _, s := range pod.Spec.ImagePullSecrets {
-		if !strings.HasPrefix(s.Name, CredsSecretPrefix) {
-			keep = append(keep, s)
+	keep := []localRef{}
+	for _, raw := range pod.Spec.ImagePullSecrets {
+		var s struct {
+			Name string `json:"name"`
 		}
+		if json.Unmarshal(raw, &s) == nil && strings.HasPrefix(s.Name, CredsSecretPrefix) {
+			continue
+		}
+		keep = append(keep, raw)
 	}
 	switch {
 	case len(keep) == len(pod.Spec.ImagePullSecrets):
