@@ -195,3 +195,33 @@ func TestNewHubClientRefuses(t *testing.T) {
 		t.Errorf("insecure hub: %v", err)
 	}
 }
+
+// A hub (or something in its place) answering with a redirect never gets
+// the token sent on to the redirect's target.
+func TestHubClientNoRedirect(t *testing.T) {
+	leaked := make(chan string, 4)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked <- r.Header.Get("Authorization")
+		w.Write([]byte(`{"leases":0}`))
+	}))
+	defer other.Close()
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer hub.Close()
+	tokFile := filepath.Join(t.TempDir(), "token")
+	writeToken(t, tokFile, "sa-token")
+	c, err := NewHubClient(hub.URL, "provider-1", tokFile, WithRetry(1, time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PutLeases(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "307") {
+		t.Fatalf("err %v: want the redirect refused", err)
+	}
+	select {
+	case a := <-leaked:
+		t.Fatalf("the redirect target got Authorization %q", a)
+	default:
+	}
+}
