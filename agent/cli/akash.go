@@ -27,7 +27,7 @@ const (
 
 // DefaultAkashMetricsListen is where `akash` serves /metrics, /healthz and
 // /readyz by default.
-const DefaultAkashMetricsListen = "127.0.0.1:9465"
+const DefaultAkashMetricsListen = "127.0.0.1:9466"
 
 func akashCommand(stderr io.Writer, env Env) *cobra.Command {
 	var (

@@ -36,11 +36,11 @@ func TestAkashController(t *testing.T) {
 	d := get[appsv1.Deployment](t, objs, "Deployment", akashName)
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	if *d.Spec.Replicas != 1 || !slices.Equal(c.Command, []string{"pullgate-agent"}) || c.Image != get[appsv1.DaemonSet](t, objs, "DaemonSet", agentName).Spec.Template.Spec.Containers[0].Image {
+	if *d.Spec.Replicas != 1 || !slices.Equal(c.Command, []string{"/usr/local/bin/pullgate-agent"}) || c.Image != get[appsv1.DaemonSet](t, objs, "DaemonSet", agentName).Spec.Template.Spec.Containers[0].Image {
 		t.Errorf("deployment: replicas %d, command %v, image %s", *d.Spec.Replicas, c.Command, c.Image)
 	}
 	wantArgs := []string{"akash", "--hub=https://hub.example.com", "--cluster=provider-1",
-		"--token-file=/var/run/secrets/pullgate-akash/token", "--resync=5m", "--metrics-listen=:9465"}
+		"--token-file=/var/run/secrets/pullgate-akash/token", "--resync=5m", "--metrics-listen=:9466"}
 	if !slices.Equal(c.Args[:len(wantArgs)], wantArgs) || slices.Contains(c.Args, "--import-credentials") {
 		t.Errorf("args %v", c.Args)
 	}
