@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/pullgate/pullgate/agent/akash"
 )
@@ -120,6 +121,9 @@ environment variable (the flag wins).`,
 			if err != nil {
 				return usageError{err}
 			}
+			// client-go reports watch and list failures (RBAC, an
+			// unreachable API server) through klog: into the same log.
+			klog.SetSlogLogger(log.With("component", "client-go"))
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return akash.Run(ctx, akash.Config{
