@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,7 +214,7 @@ func (c *Controller) FullSync(ctx context.Context) error {
 		}
 	}
 	leases := slices.SortedFunc(maps.Values(set), func(a, b pkgakash.LeaseID) int {
-		return cmpString(a.Namespace(), b.Namespace())
+		return strings.Compare(a.Namespace(), b.Namespace())
 	})
 	n, err := c.hub.PutLeases(ctx, leases)
 	if err != nil {
@@ -233,16 +234,6 @@ func (c *Controller) FullSync(ctx context.Context) error {
 	c.bound = set
 	c.log.Info("akash: full lease set sent to the hub", "leases", len(leases), "hub_leases", n)
 	return nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (c *Controller) parse(ns nsMeta) (pkgakash.LeaseID, bool) {
