@@ -181,6 +181,24 @@ func TestControllerAgainstAPIServer(t *testing.T) {
 		}
 	}
 
+	// Lease c's namespace relabelled to another owner: its name no longer
+	// matches its labels, so the lease is unbound, not moved.
+	mark = len(h.Calls())
+	nsC, err := cs.CoreV1().Namespaces().Get(ctx, c.Namespace(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsC.Labels[pkgakash.LabelOwner] = provider
+	if _, err := cs.CoreV1().Namespaces().Update(ctx, nsC, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	i = waitCall(t, h, "DELETE of relabelled lease c", mark, func(hc hubCall) bool {
+		return hc.Path == leasesPath+"/"+c.Namespace()
+	})
+	if hc := h.Calls()[i]; hc.Method != "DELETE" {
+		t.Fatalf("relabelled namespace: %s %s, want DELETE", hc.Method, hc.Path)
+	}
+
 	// Deleting b's namespace (finalized by hand: no namespace controller
 	// here) sends a DELETE.
 	mark = len(h.Calls())
@@ -201,11 +219,10 @@ func TestControllerAgainstAPIServer(t *testing.T) {
 		t.Fatal("b still bound after its DELETE")
 	}
 
-	// The periodic full set: a and c, not b (nor the squatter).
+	// The periodic full set: a only (not b, c, nor the squatter).
 	mark = len(h.Calls())
 	i = waitCall(t, h, "periodic full PUT", mark, func(hc hubCall) bool { return hc.Method == "PUT" && hc.Path == leasesPath })
-	want := []string{a.Namespace(), c.Namespace()}
-	slices.Sort(want)
+	want := []string{a.Namespace()}
 	if got := fullSetOf(h.Calls()[i]); !slices.Equal(got, want) {
 		t.Fatalf("resync set %v, want %v", got, want)
 	}
