@@ -21,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -42,6 +43,7 @@ const (
 	namespace = "pullgate-system"
 	hubName   = "pg-pullgate-hub"
 	agentName = "pg-pullgate-agent"
+	akashName = "pg-pullgate-akash"
 )
 
 func repoRoot(t *testing.T) string {
@@ -131,11 +133,21 @@ func typed(apiVersion, kind string) (any, bool) {
 		return &rbacv1.ClusterRole{}, true
 	case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 		return &rbacv1.ClusterRoleBinding{}, true
+	case "rbac.authorization.k8s.io/v1 Role":
+		return &rbacv1.Role{}, true
+	case "rbac.authorization.k8s.io/v1 RoleBinding":
+		return &rbacv1.RoleBinding{}, true
+	case "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration":
+		return &admissionregv1.MutatingWebhookConfiguration{}, true
 	}
 	return nil, false
 }
 
-var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true}
+var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "MutatingWebhookConfiguration": true}
+
+// inOtherNamespace are objects that live outside the release namespace:
+// the Akash controller's Role on the provider's Manifests.
+var inOtherNamespace = map[string]string{"Role/" + akashName + "-manifests": "lease", "RoleBinding/" + akashName + "-manifests": "lease"}
 
 // render runs helm template with values (a YAML document) and returns the
 // decoded objects, or helm's error output.
@@ -268,6 +280,10 @@ func checkMeta(t *testing.T, kind string, m metav1.ObjectMeta) {
 	if clusterScoped[kind] {
 		if m.Namespace != "" {
 			t.Errorf("%s/%s: cluster-scoped with namespace %q", kind, m.Name, m.Namespace)
+		}
+	} else if ns, ok := inOtherNamespace[kind+"/"+m.Name]; ok {
+		if m.Namespace != ns {
+			t.Errorf("%s/%s: namespace %q, want %q", kind, m.Name, m.Namespace, ns)
 		}
 	} else if m.Namespace != namespace {
 		t.Errorf("%s/%s: namespace %q, want the release namespace %q", kind, m.Name, m.Namespace, namespace)
