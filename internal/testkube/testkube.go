@@ -49,11 +49,15 @@ func Binaries(t testing.TB) (kine, apiserver, missing string) {
 
 // StartAPIServer starts kine and kube-apiserver, stopped when the test
 // ends; extra flags are appended to kube-apiserver's. The test is skipped
-// when the binaries are not built.
+// when the binaries are not built, unless PULLGATE_TEST_KUBE=1 (CI sets it
+// after building them): then a missing binary fails the test.
 func StartAPIServer(t testing.TB, extra ...string) *APIServer {
 	t.Helper()
 	kineBin, apiBin, missing := Binaries(t)
 	if missing != "" {
+		if os.Getenv("PULLGATE_TEST_KUBE") == "1" {
+			t.Fatal(missing)
+		}
 		t.Skip(missing)
 	}
 	d := t.TempDir()
