@@ -317,3 +317,39 @@ func TestAkashCredentialImport(t *testing.T) {
 	}
 	e.assertNoLeak(pw)
 }
+
+// Anyone can send a bearer that looks like a JWT. Until the cluster's
+// keys verified it, the caller is anonymous: the same 401 whether the
+// cluster exists, runs no Akash provider or is missing (no cluster names
+// learnt), and no activity row (an anonymous client must not fill the
+// database all tenants share).
+func TestAkashControllerUnverifiedIsAnonymous(t *testing.T) {
+	e := newAccessEnv(t)
+	e.akashCluster()
+	stranger := testsa.New(t).Token(t, "pullgate", "akash", testsa.Opts{})
+	prev := e.lastActivity()
+	var bodies []string
+	for _, tok := range []string{stranger, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"} {
+		for _, cluster := range []string{"akash", "shared", "a-edge", "no-such-cluster"} {
+			for _, r := range []req{
+				{method: "PUT", path: "/api/v1/clusters/" + cluster + "/akash/leases", body: `{"leases":[]}`},
+				{method: "DELETE", path: "/api/v1/clusters/" + cluster + "/akash/leases/" + walkLease.Namespace()},
+			} {
+				r.bearer = tok
+				rec := e.send(r)
+				if rec.Code != 401 {
+					t.Errorf("%s %s: %d %s, want 401", r.method, r.path, rec.Code, rec.Body)
+				}
+				bodies = append(bodies, strings.ReplaceAll(rec.Body.String(), cluster, "C"))
+			}
+		}
+	}
+	for _, b := range bodies {
+		if b != bodies[0] {
+			t.Errorf("answers differ: %q vs %q", b, bodies[0])
+		}
+	}
+	if last := e.lastActivity(); last.ID != prev.ID {
+		t.Fatalf("an unverified token wrote an activity row: %+v", last)
+	}
+}
