@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -351,5 +352,26 @@ func TestAkashControllerUnverifiedIsAnonymous(t *testing.T) {
 	}
 	if last := e.lastActivity(); last.ID != prev.ID {
 		t.Fatalf("an unverified token wrote an activity row: %+v", last)
+	}
+}
+
+// Deleting an Akash tenant's workspace deletes its account with it, so
+// the installs' revocations can no longer find the lease clusters they
+// were served on: the agents there must still be told at once.
+func TestDeleteAkashWorkspaceNotifiesLeaseClusters(t *testing.T) {
+	rv := &recordingRevoker{}
+	e := newAccessEnv(t, func(d *Deps) { d.Revoker = rv })
+	e.akashCluster()
+	if _, _, err := e.st.EnsureAkashAccount(context.Background(), walkLease.Owner, "ta"); err != nil {
+		t.Fatal(err)
+	}
+	e.must("POST", "/api/v1/workspaces/ta/installs", `{"name":"ak","all_repos":true,"akash":"all"}`, 201, nil)
+	if rec := e.send(req{method: "PUT", path: leasesPath, body: `{"leases":[` + walkLeaseJSON + `]}`, bearer: e.tokens["controller"]}); rec.Code != 200 {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	rv.calls = nil
+	e.must("DELETE", "/api/v1/workspaces/ta?force=true", "", 200, nil)
+	if !slices.Contains(rv.calls, "leases akash") {
+		t.Fatalf("agents of the lease cluster not told: %v", rv.calls)
 	}
 }
