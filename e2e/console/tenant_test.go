@@ -148,6 +148,12 @@ func TestConsoleAkashTenant(t *testing.T) {
 	b.screenshot(out, "akash-registries")
 
 	// Without Keplr: the message is shown, the wallet's JSON is pasted.
+	// Another workspace's owner has made B's address a member of a
+	// workspace named to sort first (any owner can add any user): B's
+	// login still opens B's own workspace.
+	admin := hub.AdminToken(t)
+	mustAPI(t, base, admin, "POST", "/api/v1/workspaces", map[string]any{"name": "aaa-lure"}, 201, nil)
+	mustAPI(t, base, admin, "POST", "/api/v1/workspaces/aaa-lure/members", map[string]any{"user": tenantAddrB, "role": "owner"}, 201, nil)
 	b2 := newBrowser(t)
 	b2.do("open the login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=akash-address]`)))
 	if vis := eval[bool](b2, `[...document.querySelectorAll('button')].some((e) => e.textContent === 'Sign with Keplr' && !e.hidden)`); vis {

@@ -94,6 +94,9 @@ func looksLikeJWT(tok string) bool {
 // audience, bound to a pod) whose namespace:serviceaccount is the
 // cluster's akash_controller, on a cluster with an Akash provider.
 func (s *server) checkAkashController(ctx context.Context, name string, p *Principal, ri *reqInfo) error {
+	if p.Kind == PrincipalAkashController {
+		return s.checkControllerToken(ctx, name, p, ri)
+	}
 	c, err := s.d.Store.GetCluster(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		ri.hideWorkspace = true
@@ -105,24 +108,46 @@ func (s *server) checkAkashController(ctx context.Context, name string, p *Princ
 	if p.IsAdmin() {
 		return nil
 	}
-	if p.Kind != PrincipalAkashController {
-		if c.WorkspaceID != "" && p.RoleByID(c.WorkspaceID) == "" {
-			ri.hideWorkspace = true
-			return notFoundCluster(name)
-		}
-		return errorf(http.StatusForbidden, "forbidden: only the hub admin or cluster %q's Akash binding controller reports lease namespaces", name)
+	if c.WorkspaceID != "" && p.RoleByID(c.WorkspaceID) == "" {
+		ri.hideWorkspace = true
+		return notFoundCluster(name)
 	}
+	return errorf(http.StatusForbidden, "forbidden: only the hub admin or cluster %q's Akash binding controller reports lease namespaces", name)
+}
+
+// errControllerToken is what an unverified service-account token gets,
+// the same whether the cluster exists or not (the reason goes to the log).
+var errControllerToken = errorf(http.StatusUnauthorized, "unauthorized: not a service-account token of the cluster's approved keys, issuer and audience, bound to a pod (the hub log says why)")
+
+// checkControllerToken verifies a bearer JWT against the route's cluster.
+// Until it is verified the caller is anonymous to everything after: no
+// principal (so no activity row: anyone can send a JWT-shaped bearer) and
+// one answer for a missing cluster and a token its keys refuse (so no
+// cluster names are learnt).
+func (s *server) checkControllerToken(ctx context.Context, name string, p *Principal, ri *reqInfo) error {
 	tok := p.saToken
 	p.saToken = ""
-	if c.AkashProvider == "" || c.AkashController == "" {
-		return errorf(http.StatusForbidden, "forbidden: cluster %q runs no Akash provider (cluster update --akash-provider --akash-controller)", name)
+	refuse := func(why string) error {
+		ri.principal = nil
+		s.log.Info("akash controller token refused", "cluster", name, "why", why)
+		return errControllerToken
+	}
+	c, err := s.d.Store.GetCluster(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse("no such cluster")
+	}
+	if err != nil {
+		return err
 	}
 	claims, err := s.d.ServiceAccounts.VerifyServiceAccount(c, tok)
 	if err != nil {
-		return errorf(http.StatusUnauthorized, "unauthorized: %s", redactSecrets(strings.ReplaceAll(err.Error(), tok, "REDACTED")))
+		return refuse(redactSecrets(strings.ReplaceAll(err.Error(), tok, "REDACTED")))
 	}
 	who := claims.Namespace + ":" + claims.ServiceAccount
 	p.Name = who
+	if c.AkashProvider == "" || c.AkashController == "" {
+		return errorf(http.StatusForbidden, "forbidden: cluster %q runs no Akash provider (cluster update --akash-provider --akash-controller)", name)
+	}
 	if who != c.AkashController {
 		return errorf(http.StatusForbidden, "forbidden: service account %s is not cluster %q's Akash controller", who, name)
 	}

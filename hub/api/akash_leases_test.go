@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -316,4 +317,61 @@ func TestAkashCredentialImport(t *testing.T) {
 		}
 	}
 	e.assertNoLeak(pw)
+}
+
+// Anyone can send a bearer that looks like a JWT. Until the cluster's
+// keys verified it, the caller is anonymous: the same 401 whether the
+// cluster exists, runs no Akash provider or is missing (no cluster names
+// learnt), and no activity row (an anonymous client must not fill the
+// database all tenants share).
+func TestAkashControllerUnverifiedIsAnonymous(t *testing.T) {
+	e := newAccessEnv(t)
+	e.akashCluster()
+	stranger := testsa.New(t).Token(t, "pullgate", "akash", testsa.Opts{})
+	prev := e.lastActivity()
+	var bodies []string
+	for _, tok := range []string{stranger, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"} {
+		for _, cluster := range []string{"akash", "shared", "a-edge", "no-such-cluster"} {
+			for _, r := range []req{
+				{method: "PUT", path: "/api/v1/clusters/" + cluster + "/akash/leases", body: `{"leases":[]}`},
+				{method: "DELETE", path: "/api/v1/clusters/" + cluster + "/akash/leases/" + walkLease.Namespace()},
+			} {
+				r.bearer = tok
+				rec := e.send(r)
+				if rec.Code != 401 {
+					t.Errorf("%s %s: %d %s, want 401", r.method, r.path, rec.Code, rec.Body)
+				}
+				bodies = append(bodies, strings.ReplaceAll(rec.Body.String(), cluster, "C"))
+			}
+		}
+	}
+	for _, b := range bodies {
+		if b != bodies[0] {
+			t.Errorf("answers differ: %q vs %q", b, bodies[0])
+		}
+	}
+	if last := e.lastActivity(); last.ID != prev.ID {
+		t.Fatalf("an unverified token wrote an activity row: %+v", last)
+	}
+}
+
+// Deleting an Akash tenant's workspace deletes its account with it, so
+// the installs' revocations can no longer find the lease clusters they
+// were served on: the agents there must still be told at once.
+func TestDeleteAkashWorkspaceNotifiesLeaseClusters(t *testing.T) {
+	rv := &recordingRevoker{}
+	e := newAccessEnv(t, func(d *Deps) { d.Revoker = rv })
+	e.akashCluster()
+	if _, _, err := e.st.EnsureAkashAccount(context.Background(), walkLease.Owner, "ta"); err != nil {
+		t.Fatal(err)
+	}
+	e.must("POST", "/api/v1/workspaces/ta/installs", `{"name":"ak","all_repos":true,"akash":"all"}`, 201, nil)
+	if rec := e.send(req{method: "PUT", path: leasesPath, body: `{"leases":[` + walkLeaseJSON + `]}`, bearer: e.tokens["controller"]}); rec.Code != 200 {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	rv.calls = nil
+	e.must("DELETE", "/api/v1/workspaces/ta?force=true", "", 200, nil)
+	if !slices.Contains(rv.calls, "leases akash") {
+		t.Fatalf("agents of the lease cluster not told: %v", rv.calls)
+	}
 }

@@ -83,6 +83,9 @@ type AkashStore interface {
 	DeleteAkashLease(ctx context.Context, clusterID, namespace string) error
 	AkashLeasesByCluster(ctx context.Context, clusterID string) ([]store.AkashLease, error)
 	AkashLeasesByWorkspace(ctx context.Context, workspace string) ([]store.AkashLease, error)
+	// AkashLeaseClusters lists the ids of the clusters where the
+	// workspace's Akash installs are served.
+	AkashLeaseClusters(ctx context.Context, workspaceID string) ([]string, error)
 	EnsureAkashAccount(ctx context.Context, address, workspaceName string) (store.AkashAccount, bool, error)
 }
 

@@ -66,7 +66,7 @@ func (s *server) tenantGate(w http.ResponseWriter, r *http.Request) error {
 		// refuses this combination; a library user may not).
 		return errorf(http.StatusServiceUnavailable, "tenant self-service needs the hub's public URL (--public-url)")
 	}
-	if err := s.tenantLimit.allow(remoteAddr(r), s.now()); err != nil {
+	if err := s.tenantLimit.allow(tenantClient(remoteAddr(r)), s.now()); err != nil {
 		w.Header().Set("Retry-After", "5")
 		return err
 	}

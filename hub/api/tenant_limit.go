@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -69,6 +70,25 @@ func (l *tenantLimiter) allow(client string, now time.Time) error {
 		return tooManyRequests("too many tenant login requests on this hub: try again in a few seconds")
 	}
 	return nil
+}
+
+// tenantClient is the bucket key of a client address: an IPv4 address as
+// it is, an IPv6 address by its /64 (the least a site or a host gets, so
+// one client does not get a bucket per address it can take).
+func tenantClient(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 func tooManyRequests(msg string) error { return errorf(http.StatusTooManyRequests, "%s", msg) }

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -455,5 +457,36 @@ func TestTenantLoginTokenLimit(t *testing.T) {
 	rec := e.send(req{method: "POST", path: "/api/v1/tenant/login", body: loginBody(c.ID, base64.StdEncoding.EncodeToString(pub), sig, "")})
 	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "revoke unused ones") {
 		t.Fatalf("login at the limit of own tokens: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// An IPv6 client holds a /64 at least (often far more): a bucket per
+// address would give it 2^64 buckets, and a sweep of 10000 of them would
+// fill the client table and lock every new client out. One bucket per
+// /64; IPv4 stays per address.
+func TestTenantRateLimitIPv6Prefix(t *testing.T) {
+	e := newEnv(t, withTenants(testHubURL))
+	send := func(remote string) int {
+		hr := httptest.NewRequest("POST", "/api/v1/tenant/challenge", strings.NewReader(`{"address":"`+tenantAddrA+`"}`))
+		hr.Header.Set("Content-Type", "application/json")
+		hr.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, hr)
+		return rec.Code
+	}
+	got429 := 0
+	for i := 0; i < tenantPerClientBurst+5; i++ {
+		if send(fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1)) == http.StatusTooManyRequests {
+			got429++
+		}
+	}
+	if got429 != 5 {
+		t.Fatalf("%d answers 429 to one /64, want 5 (burst %d)", got429, tenantPerClientBurst)
+	}
+	if code := send("[2001:db8:1:3::1]:4000"); code != http.StatusCreated {
+		t.Fatalf("another /64: %d", code)
+	}
+	if code := send("192.0.2.7:4000"); code != http.StatusCreated {
+		t.Fatalf("an IPv4 client: %d", code)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 )
 
 func (s *server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
@@ -68,6 +69,13 @@ func (s *server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The workspace's Akash account goes with it, and with the account
+	// the revocations below lose the lease clusters its Akash installs
+	// were served on: find them now.
+	leased, err := s.d.Store.AkashLeaseClusters(ctx, ws.ID)
+	if err != nil {
+		return err
+	}
 	gone, err := s.d.Store.DeleteWorkspace(ctx, name, force)
 	if err != nil {
 		return err
@@ -77,6 +85,10 @@ func (s *server) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range clusters {
 		if c.WorkspaceID == ws.ID {
 			s.revoke("cluster "+c.Name, func(rv Revoker) error { return rv.ClusterDeleted(ctx, c) })
+		}
+		if slices.Contains(leased, c.ID) {
+			// Agents resync and drop the installs no longer served.
+			s.revoke("leases of cluster "+c.Name, func(rv Revoker) error { return rv.AkashLeasesChanged(ctx, c) })
 		}
 	}
 	for _, in := range ins {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -47,7 +48,12 @@ func newHub(t *testing.T) *hub {
 }
 
 // newHubWith is newHub with the API's dependencies changed by opt.
-func newHubWith(t *testing.T, opt func(*api.Deps)) *hub {
+func newHubWith(t *testing.T, opt func(*api.Deps)) *hub { t.Helper(); return newHubOn(t, nil, opt) }
+
+// newHubOn is newHubWith serving on ln (nil: a new listener), for a hub
+// that must know its own URL before it starts (tenant login challenges
+// name it).
+func newHubOn(t *testing.T, ln net.Listener, opt func(*api.Deps)) *hub {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "hub.db"))
 	if err != nil {
@@ -78,7 +84,12 @@ func newHubWith(t *testing.T, opt func(*api.Deps)) *hub {
 	if opt != nil {
 		opt(&d)
 	}
-	srv := httptest.NewServer(api.New(d))
+	srv := httptest.NewUnstartedServer(api.New(d))
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h

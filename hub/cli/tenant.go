@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,6 +66,10 @@ hex, as "provider-services keys export NAME --unarmored-hex --unsafe"
 prints it; it must not be readable by group or others (chmod 600). The key
 never leaves this process.
 
+With --key-file the key signs only a pullgate login message for --address
+that names the --hub URL (give the hub's public URL): anything else the
+hub asks to sign is refused, unsigned.
+
 Without --key-file, the command prints the message to sign (and the exact
 document a wallet signs) on stderr and reads the wallet's answer from
 stdin: the JSON that Keplr's signArbitrary("akashnet-2", address, message)
@@ -103,6 +109,13 @@ The token is printed once, on stdout, or written to --save FILE (mode
 			}
 			req := api.TenantLoginRequest{Challenge: c.ID, Workspace: workspace}
 			if priv != nil {
+				// The key signs what the hub sent: only a login to this
+				// hub, never other data (ADR-036 signatures of arbitrary
+				// data are also Akash provider JWTs) nor another hub's
+				// login relayed by this one.
+				if err := checkChallenge(c, address, s.c.base); err != nil {
+					return err
+				}
 				pub, sig, err := akash.Sign(priv, address, []byte(c.Message))
 				if err != nil {
 					return fmt.Errorf("--key-file %s: %w", keyFile, err)
@@ -139,6 +152,42 @@ account's key.`, "", login)
 
 // readKeyFile reads a hex secp256k1 private key from a file only its owner
 // can read.
+// challengeLines are the lines of a login challenge, in order.
+var challengeLines = []string{"pullgate login", "hub: ", "address: ", "nonce: ", "expires: "}
+
+// checkChallenge checks that a challenge is a pullgate login message (the
+// hub's challengeMessage) for address and for the hub at base, before the
+// key signs it.
+func checkChallenge(c api.TenantChallenge, address string, base *url.URL) error {
+	refuse := func(why string) error {
+		return fmt.Errorf("the hub asks the key to sign a message that is not a login to this hub for %s (%s); nothing was signed: check --hub (it must be the hub's public URL)", address, why)
+	}
+	lines := strings.Split(c.Message, "\n")
+	if c.Address != address || len(lines) != len(challengeLines) || lines[0] != challengeLines[0] {
+		return refuse("not a pullgate login message")
+	}
+	var v [5]string
+	for i := 1; i < len(lines); i++ {
+		var ok bool
+		if v[i], ok = strings.CutPrefix(lines[i], challengeLines[i]); !ok {
+			return refuse("not a pullgate login message")
+		}
+	}
+	if u, err := parseHubURL(v[1]); err != nil || !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) || u.Path != base.Path {
+		return refuse(fmt.Sprintf("it names hub %q, this is %s", v[1], base.Redacted()))
+	}
+	if v[2] != address {
+		return refuse(fmt.Sprintf("it names address %q", v[2]))
+	}
+	if n, err := base64.RawURLEncoding.DecodeString(v[3]); err != nil || len(n) != 16 {
+		return refuse("its nonce is malformed")
+	}
+	if _, err := time.Parse(time.RFC3339, v[4]); err != nil {
+		return refuse("its expiry is malformed")
+	}
+	return nil
+}
+
 func readKeyFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

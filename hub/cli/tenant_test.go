@@ -6,10 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pullgate/pullgate/hub/api"
 	"github.com/pullgate/pullgate/internal/testlog"
@@ -18,14 +23,20 @@ import (
 
 // Public test keys (issue 15 research notes).
 const (
-	tenantKey   = "a267fb03b3e6dc381550ea0257ace31433698f16248ba111dfb75550364d31fe"
-	tenantAddr  = "akash1m9l358xunhhwds0568za49mzhvuxx9uxwzev9h"
-	otherKey    = "ef1450bdc18396f2254f52d8c525c0d933a8f146ec2a681eaf319f5899f2f60d"
-	tenantHubAt = "https://hub.example"
+	tenantKey  = "a267fb03b3e6dc381550ea0257ace31433698f16248ba111dfb75550364d31fe"
+	tenantAddr = "akash1m9l358xunhhwds0568za49mzhvuxx9uxwzev9h"
+	otherKey   = "ef1450bdc18396f2254f52d8c525c0d933a8f146ec2a681eaf319f5899f2f60d"
 )
 
+// newTenantHub is a hub with tenant login on, whose public URL is the
+// one the CLI talks to.
 func newTenantHub(t *testing.T) *hub {
-	return newHubWith(t, func(d *api.Deps) { d.AkashTenants, d.PublicURL = true, tenantHubAt })
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHubOn(t, ln, func(d *api.Deps) { d.AkashTenants, d.PublicURL = true, "http://"+ln.Addr().String() })
 }
 
 // runPublic runs the CLI with no token anywhere (no --token, no
@@ -173,7 +184,7 @@ func TestTenantLoginWallet(t *testing.T) {
 		line, _, ok := strings.Cut(after, "\n")
 		return ok && json.Unmarshal([]byte(line), &msg) == nil
 	})
-	if !strings.HasPrefix(msg, "pullgate login\nhub: "+tenantHubAt+"\naddress: "+tenantAddr+"\n") {
+	if !strings.HasPrefix(msg, "pullgate login\nhub: "+h.url+"\naddress: "+tenantAddr+"\n") {
 		t.Fatalf("message %q", msg)
 	}
 	if !strings.Contains(stderr.String(), string(akash.SignBytes(tenantAddr, []byte(msg)))) {
@@ -204,5 +215,69 @@ func TestTenantLoginWallet(t *testing.T) {
 	code, _, errOut = h.runPublic(strings.NewReader(`{"pub_key":"`+base64.StdEncoding.EncodeToString(pub)+`","signature":"`+base64.StdEncoding.EncodeToString(sig)+`"}`), nil, "tenant", "login", "--address", tenantAddr)
 	if code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "does not match") {
 		t.Fatalf("an old signature on a new challenge: %d %s", code, errOut)
+	}
+}
+
+// With --key-file nobody reads what the key signs: a hub that is not what
+// it should be (malicious, or on the path of an http:// --hub) must not
+// get a signature of anything but a login to itself for the address. An
+// ADR-036 signature of arbitrary data is also how Akash provider JWTs are
+// signed (ES256KADR36), and another hub's challenge relayed would log the
+// relayer in there as the tenant.
+func TestTenantLoginSignsOnlyItsOwnLogin(t *testing.T) {
+	var mu sync.Mutex
+	var message string
+	logins := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/tenant/challenge", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(api.TenantChallenge{ID: "ach_1", Address: tenantAddr, Message: message,
+			SignDoc: string(akash.SignBytes(tenantAddr, []byte(message))), ExpiresAt: time.Now().Add(time.Minute)})
+	})
+	mux.HandleFunc("POST /api/v1/tenant/login", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		logins++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(api.TenantLogin{Token: api.APITokenPrefix + "x", User: tenantAddr, Workspace: "w"})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	h := &hub{t: t, url: srv.URL}
+	key := writeKey(t, tenantKey, 0o600)
+	login := func(hubLine, addr string) string {
+		return "pullgate login\nhub: " + hubLine + "\naddress: " + addr + "\nnonce: AAAAAAAAAAAAAAAAAAAAAA\nexpires: 2030-01-01T00:00:00Z"
+	}
+	for _, tc := range []struct {
+		name, message string
+		ok            bool
+	}{
+		{"its own login", login(srv.URL, tenantAddr), true},
+		{"a provider JWT's signing input", "eyJhbGciOiJFUzI1NktBRFIzNiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJha2FzaDEifQ", false},
+		{"another hub's login", login("https://other-hub.example", tenantAddr), false},
+		{"another address", login(srv.URL, "akash10h9stc5v6ntgeygf5xf945njqq5h32r5u8dm45"), false},
+		{"an extra line", login(srv.URL, tenantAddr) + "\nand: more", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			message, logins = tc.message, 0
+			mu.Unlock()
+			code, _, errOut := h.runPublic(strings.NewReader(""), nil, "tenant", "login", "--address", tenantAddr, "--key-file", key)
+			mu.Lock()
+			n := logins
+			mu.Unlock()
+			if tc.ok {
+				if code != 0 || n != 1 {
+					t.Fatalf("exit %d, %d logins: %s", code, n, errOut)
+				}
+				return
+			}
+			if code == 0 || n != 0 || !strings.Contains(errOut, "nothing was signed") {
+				t.Fatalf("exit %d, %d logins sent with a signature: %s", code, n, errOut)
+			}
+		})
 	}
 }

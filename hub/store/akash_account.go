@@ -117,7 +117,18 @@ func (s *SQL) ensureAkashAccount(ctx context.Context, tx *sql.Tx, address, works
 		return AkashAccount{}, false, err
 	}
 	if workspaceName == "" {
+		// The default name is public (it comes from the address), so
+		// anyone can take it first: then a random suffix, or its owner
+		// could never log in without naming one, nor the provider import
+		// its credentials.
 		workspaceName = DefaultAkashWorkspace(address)
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM workspaces WHERE name = ?`), workspaceName).Scan(&n); err != nil {
+			return AkashAccount{}, false, err
+		}
+		if n > 0 {
+			workspaceName += "-" + newID("")[:8]
+		}
 	}
 	if err := checkName("workspace", workspaceName); err != nil {
 		return AkashAccount{}, false, err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,6 +185,30 @@ func TestLoginAkashAccount(t *testing.T) {
 		// A refused first login leaves nothing behind.
 		if _, err := s.LoginAkashAccount(ctx, "akash1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq", "", tok, []byte("h5")); err == nil {
 			t.Fatal("login of a malformed address succeeded")
+		}
+	})
+}
+
+// The default workspace name is public (it comes from the address): a
+// tenant who takes it first must not keep the account's owner out (its
+// first login without a name, or the provider's credential import, which
+// names none). The account gets another name; it never gets the taken
+// workspace.
+func TestEnsureAkashAccountDefaultNameTaken(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *SQL) {
+		ctx := context.Background()
+		squat := mustWorkspace(t, s, DefaultAkashWorkspace(testAkashA))
+		a, created, err := s.EnsureAkashAccount(ctx, testAkashA, "")
+		if err != nil || !created {
+			t.Fatalf("EnsureAkashAccount with its default name taken: %+v, %v, %v", a, created, err)
+		}
+		if a.WorkspaceID == squat.ID || !strings.HasPrefix(a.Workspace, DefaultAkashWorkspace(testAkashA)+"-") || !ValidName(a.Workspace) {
+			t.Fatalf("account %+v, want a workspace of its own named after the default", a)
+		}
+		// A name the tenant chose is its choice: taken is a conflict.
+		mustWorkspace(t, s, "chosen")
+		if _, _, err := s.EnsureAkashAccount(ctx, testAkashB, "chosen"); !errors.Is(err, ErrConflict) {
+			t.Fatalf("a chosen taken name: %v, want ErrConflict", err)
 		}
 	})
 }

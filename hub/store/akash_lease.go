@@ -62,6 +62,10 @@ func checkInstallAkash(in Install) error {
 	return nil
 }
 
+// leaseShaped is a namespace name as the provider makes it for a lease:
+// sha224 in lowercase unpadded base32hex (akash.LeaseID.Namespace).
+var leaseShaped = regexp.MustCompile(`^[0-9a-v]{45}$`)
+
 // dnsLabel is a Kubernetes namespace name; dnsSubdomain a service
 // account's.
 var (

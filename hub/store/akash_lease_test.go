@@ -363,3 +363,63 @@ func testAkashLeaseBound(t *testing.T, s *SQL) {
 	}
 	check(a, false)
 }
+
+// A lease namespace's name is known before the lease is reported (the
+// owner, dseq and provider are public on chain): an install of another
+// workspace bound to it beforehand must not be served while the cluster's
+// controller has not reported the lease yet (or is down), or the victim's
+// first pods would pull with the squatter's install. On a cluster that
+// runs a provider, a namespace shaped like a lease's is served only once
+// its lease row says by whom.
+func TestInstallsByClusterUnreportedLease(t *testing.T) {
+	forEachStore(t, testInstallsByClusterUnreportedLease)
+}
+
+func testInstallsByClusterUnreportedLease(t *testing.T, s *SQL) {
+	ctx := context.Background()
+	f := newAkashFixture(t, s)
+	future := f.lease(f.ownerA, 77) // not reported
+	for _, in := range []Install{
+		{Name: "squat", Cluster: "provider", Namespace: future.Namespace(), Enabled: true},
+		{Name: "plain", Cluster: "provider", Namespace: "team-b", Enabled: true},
+	} {
+		if _, err := s.CreateInstall(ctx, "b", in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func() []string {
+		t.Helper()
+		got, err := s.InstallsByCluster(ctx, f.cluster.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, in := range got {
+			out = append(out, in.Name+"@"+in.Namespace)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := names(), []string{"plain@team-b"}; !slices.Equal(got, want) {
+		t.Fatalf("before the lease is reported: %v, want %v", got, want)
+	}
+	if _, err := s.PutAkashLease(ctx, f.cluster.ID, future.Namespace(), future); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(), []string{"plain@team-b"}; !slices.Equal(got, want) {
+		t.Fatalf("once a's lease is reported: %v, want %v", got, want)
+	}
+	// A cluster without a provider has no lease namespaces: any name
+	// is an ordinary namespace there.
+	if _, err := s.CreateCluster(ctx, Cluster{Name: "plain-shared"}, []byte("h")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.CreateInstall(ctx, "b", Install{Name: "hashlike", Cluster: "plain-shared", Namespace: future.Namespace(), Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.InstallsByCluster(ctx, in.ClusterID)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("cluster without a provider: %v, %v", got, err)
+	}
+}

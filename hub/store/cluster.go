@@ -201,12 +201,36 @@ func (s *SQL) boundInstalls(ctx context.Context, q queryer, clusterID string) ([
 // servedInstalls lists the installs bound to the cluster that it serves:
 // not those bound to a namespace that is a lease namespace of the cluster
 // unless the lease's owner has an account owning the install's workspace
-// (pre-squatting a tenant's namespace gets nothing).
+// (pre-squatting a tenant's namespace gets nothing), and, on a cluster
+// that runs an Akash provider, none bound to a namespace shaped like a
+// lease's that has no lease row yet (its name is known before the lease
+// is reported: whose it is is not).
 func (s *SQL) servedInstalls(ctx context.Context, q queryer, clusterID string) ([]Install, error) {
-	return s.queryInstalls(ctx, q, `SELECT `+installSelect("i")+` FROM installs i WHERE i.cluster_id = ?
+	rows, err := q.QueryContext(ctx, s.q(`SELECT `+installSelect("i")+`,
+			COALESCE((SELECT c.akash_provider FROM clusters c WHERE c.id = i.cluster_id), ''),
+			EXISTS (SELECT 1 FROM akash_leases l WHERE l.cluster_id = i.cluster_id AND l.namespace = i.namespace)
+		FROM installs i WHERE i.cluster_id = ?
 		AND NOT EXISTS (SELECT 1 FROM akash_leases l WHERE l.cluster_id = i.cluster_id AND l.namespace = i.namespace
 			AND NOT EXISTS (SELECT 1 FROM akash_accounts a WHERE a.address = l.owner AND a.workspace_id = i.workspace_id))
-		ORDER BY i.workspace_id, i.name`, clusterID)
+		ORDER BY i.workspace_id, i.name`), clusterID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Install
+	for rows.Next() {
+		var provider string
+		var leased bool
+		in, err := scanInstall(rows, &provider, &leased)
+		if err != nil {
+			return nil, err
+		}
+		if provider != "" && !leased && leaseShaped.MatchString(in.Namespace) {
+			continue
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
 }
 
 func (s *SQL) queryInstalls(ctx context.Context, q queryer, query string, args ...any) ([]Install, error) {

@@ -32,6 +32,11 @@ export function akashSection(signIn, fail) {
     if (w) body.workspace = w;
     const l = await api('POST', '/tenant/login', body);
     clear(manual);
+    // Open the account's own workspace: any workspace owner can make the
+    // account's user a member of theirs, and the console would otherwise
+    // open the first by name (a tenant adding its registry password
+    // there hands it to that workspace).
+    sessionStorage.setItem('pullgate.ws', l.workspace);
     await signIn(l.token);
   };
 
