@@ -91,6 +91,67 @@ func ParseManifest(obj *unstructured.Unstructured) (Manifest, error) {
 	return m, nil
 }
 
+// trimManifest keeps of a Manifest CR only its identity and what
+// ParseManifest reads (spec.lease_id, services' name, image and
+// credentials); anything else passes unchanged. It never fails: a field of
+// an unexpected type is left out, and ParseManifest refuses what is
+// missing.
+func trimManifest(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	meta := map[string]any{}
+	for _, k := range []string{"name", "namespace", "resourceVersion", "uid"} {
+		if v, ok := nestedAny(u.Object, "metadata", k); ok {
+			meta[k] = v
+		}
+	}
+	spec := map[string]any{}
+	if id, ok := nestedAny(u.Object, "spec", "lease_id"); ok {
+		spec["lease_id"] = id
+	}
+	if list, ok := nestedAny(u.Object, "spec", "group", "services"); ok {
+		var services []any
+		if l, ok := list.([]any); ok {
+			for _, e := range l {
+				src, ok := e.(map[string]any)
+				if !ok {
+					services = append(services, nil)
+					continue
+				}
+				dst := map[string]any{}
+				for _, k := range []string{"name", "image", "credentials"} {
+					if v, ok := src[k]; ok {
+						dst[k] = v
+					}
+				}
+				services = append(services, dst)
+			}
+		}
+		spec["group"] = map[string]any{"services": services}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": u.GetAPIVersion(), "kind": u.GetKind(), "metadata": meta, "spec": spec,
+	}}, nil
+}
+
+// nestedAny is unstructured.NestedFieldNoCopy without its panics' reach:
+// a step that is not a map ends the walk.
+func nestedAny(obj map[string]any, path ...string) (any, bool) {
+	var cur any = obj
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
 // WithCredentials returns the services that carry registry credentials.
 func (m Manifest) WithCredentials() []Service {
 	var out []Service
@@ -138,6 +199,10 @@ func NewImporter(dc dynamic.Interface, namespace string, hub CredentialImporter,
 	}
 	im := &Importer{hub: hub, leases: leases, maps: maps, log: log, sent: map[string][32]byte{}, namespace: namespace}
 	im.informer = newInformer(dc, ManifestGVR, namespace, "")
+	// The cache keeps only what the importer reads: a tenant sizes its
+	// Manifest (env, args, many services, up to etcd's object limit), and
+	// one with many leases must not fill the controller's memory.
+	_ = im.informer.SetTransform(trimManifest)
 	im.synced = im.informer.HasSynced
 	im.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute),

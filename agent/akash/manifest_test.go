@@ -92,3 +92,57 @@ func TestParseManifestRefuses(t *testing.T) {
 		t.Fatalf("numeric dseq: %v %+v", err, m.Lease)
 	}
 }
+
+// The Manifest cache keeps only what the importer reads: a tenant sizes
+// its Manifest (env, args, ...), and the provider's managedFields double
+// it. What ParseManifest reads survives unchanged; odd types never panic.
+func TestTrimManifest(t *testing.T) {
+	big := strings.Repeat("X", 512<<10)
+	full := loadManifest(t, func(o map[string]any) {
+		svc := spec(o)["group"].(map[string]any)["services"].([]any)[0].(map[string]any)
+		svc["env"] = []any{"BIG=" + big}
+		o["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{"manager": big}}
+		o["metadata"].(map[string]any)["resourceVersion"] = "42"
+	})
+	out, err := trimManifest(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := out.(*unstructured.Unstructured)
+	raw, _ := json.Marshal(trimmed.Object)
+	if len(raw) > 4096 || strings.Contains(string(raw), "XXXX") {
+		t.Fatalf("trimmed manifest is %d bytes and keeps env or managedFields", len(raw))
+	}
+	if trimmed.GetName() != full.GetName() || trimmed.GetNamespace() != "lease" || trimmed.GetResourceVersion() != "42" {
+		t.Fatalf("identity lost: %s/%s rv %s", trimmed.GetNamespace(), trimmed.GetName(), trimmed.GetResourceVersion())
+	}
+	want, err := ParseManifest(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseManifest(trimmed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) || got.WithCredentials()[0].Credentials.Password != "ghp_s3cr3tPAT" {
+		t.Fatalf("parsed %+v, want %+v", got, want)
+	}
+
+	for name, edit := range map[string]func(map[string]any){
+		"spec a string":    func(o map[string]any) { o["spec"] = "x" },
+		"group a list":     func(o map[string]any) { spec(o)["group"] = []any{1} },
+		"services a map":   func(o map[string]any) { spec(o)["group"] = map[string]any{"services": map[string]any{"a": 1}} },
+		"service a number": func(o map[string]any) { spec(o)["group"] = map[string]any{"services": []any{7}} },
+		"metadata a list":  func(o map[string]any) { o["metadata"] = []any{} },
+		"no spec":          func(o map[string]any) { delete(o, "spec") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := trimManifest(loadManifest(t, edit)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if v, _ := trimManifest("not unstructured"); v != "not unstructured" {
+		t.Fatalf("other types pass unchanged, got %v", v)
+	}
+}

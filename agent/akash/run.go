@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--metrics-listen: %w", err)
 		}
 		mAddr = ln.Addr()
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := metricsServer(mux)
 		servers = append(servers, srv)
 		g.Go(func() error { return serve(srv, ln, "metrics") })
 	}
@@ -154,6 +154,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 	return err
+}
+
+// metricsServer serves /metrics and the probes. It listens on every
+// address (the kubelet probes the pod's IP; the node's with hostNetwork),
+// so whoever reaches it must not keep connections open for ever: without
+// read and idle timeouts each idle keep-alive connection holds a goroutine
+// and buffers until the controller runs out of memory.
+func metricsServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 }
 
 func serve(srv *http.Server, ln net.Listener, what string) error {

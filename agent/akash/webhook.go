@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 )
@@ -20,6 +21,17 @@ const WebhookPath = "/mutate-pods"
 // maxReview bounds an AdmissionReview body: the API server's own request
 // limit is 3 MiB.
 const maxReview = 4 << 20
+
+// DefaultMaxInFlight bounds the reviews the webhook reads at once: each
+// may hold a body of up to maxReview (and its decoded copy) in memory, and
+// anyone who reaches the port (a tenant pod, with hostNetwork any host)
+// could otherwise open enough of them to get the controller, which also
+// binds every lease, OOM-killed.
+const DefaultMaxInFlight = 8
+
+// busyWait is how long a review waits for a slot before it is answered 503
+// (the API server then applies failurePolicy Ignore).
+const busyWait = 2 * time.Second
 
 // CredsSecretPrefix names the provider's pull secrets
 // (docker-creds-<service>).
@@ -37,16 +49,31 @@ type ImageLookup interface {
 type Webhook struct {
 	images ImageLookup
 	log    *slog.Logger
+	slots  chan struct{}
+	wait   time.Duration
 
 	mutated, unchanged atomic.Uint64
 }
 
+// WebhookOption configures a Webhook.
+type WebhookOption func(*Webhook)
+
+// WithMaxInFlight sets how many reviews are read at once (at least 1) and
+// how long one more waits for a slot before it is answered 503.
+func WithMaxInFlight(n int, wait time.Duration) WebhookOption {
+	return func(w *Webhook) { w.slots, w.wait = make(chan struct{}, max(n, 1)), wait }
+}
+
 // NewWebhook serves reviews with the given image maps.
-func NewWebhook(images ImageLookup, log *slog.Logger) *Webhook {
+func NewWebhook(images ImageLookup, log *slog.Logger, opts ...WebhookOption) *Webhook {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Webhook{images: images, log: log}
+	w := &Webhook{images: images, log: log, slots: make(chan struct{}, DefaultMaxInFlight), wait: busyWait}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
 }
 
 // Mutated counts pods the webhook changed; Unchanged the pods it allowed
@@ -87,6 +114,18 @@ type patchOp struct {
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(rw, "POST an AdmissionReview", http.StatusMethodNotAllowed)
+		return
+	}
+	t := time.NewTimer(w.wait)
+	select {
+	case w.slots <- struct{}{}:
+		t.Stop()
+		defer func() { <-w.slots }()
+	case <-t.C:
+		http.Error(rw, "busy: too many reviews in flight", http.StatusServiceUnavailable)
+		return
+	case <-r.Context().Done():
+		t.Stop()
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxReview))

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -201,4 +203,63 @@ func fmtSscanf(path string, field *string, idx *int) (int, error) {
 	}
 	*field = parts[0]
 	return fmt.Sscanf(parts[1], "%d", idx)
+}
+
+// Reviews are read a bounded number at a time: anyone who reaches the port
+// could otherwise hold enough 4 MiB bodies in memory to get the controller
+// OOM-killed. One more waits briefly, then gets 503 without its body read.
+func TestWebhookBoundsReviewsInFlight(t *testing.T) {
+	maps := NewImageMaps()
+	maps.Set(leaseNS, map[string]string{"ghcr.io/org/app:1": hubApp})
+	wh := NewWebhook(maps, nil, WithMaxInFlight(1, 200*time.Millisecond))
+	srv := httptest.NewServer(wh)
+	defer srv.Close()
+
+	// A client that sends its body slowly holds the only slot.
+	pr, pw := io.Pipe()
+	defer pw.Close() // before srv.Close, which waits for this request
+	held := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+WebhookPath, "application/json", pr)
+		if err != nil {
+			held <- nil
+			return
+		}
+		held <- resp
+	}()
+	if _, err := pw.Write([]byte(`{"apiVersion":`)); err != nil {
+		t.Fatal(err)
+	}
+	// Until the slot is taken, a review may still get it: wait for a 503.
+	body := review(t, admissionv1.Create, "Pod", leaseNS, providerPod("docker-creds-web"))
+	deadline := time.Now().Add(5 * time.Second)
+	got := 0
+	for time.Now().Before(deadline) {
+		resp, err := http.Post(srv.URL+WebhookPath, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = resp.StatusCode
+		resp.Body.Close()
+		if got == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got != http.StatusServiceUnavailable {
+		t.Fatalf("status %d with the only slot held, want 503", got)
+	}
+	// The slot comes back when the slow review ends.
+	pw.CloseWithError(io.ErrUnexpectedEOF)
+	if r := <-held; r != nil {
+		r.Body.Close()
+	}
+	resp, err := http.Post(srv.URL+WebhookPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d after the slot was freed, want 200", resp.StatusCode)
+	}
 }

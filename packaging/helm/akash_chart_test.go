@@ -240,3 +240,42 @@ func checkCert(t *testing.T, certPEM, caPEM []byte, names ...string) {
 		}
 	}
 }
+
+// The controller runs as non-root with a read-only root filesystem, no
+// privilege and no capabilities, with and without the webhook; its service
+// account mounts no API token into other pods.
+func TestAkashPodSecurity(t *testing.T) {
+	for name, values := range map[string]string{
+		"controller": akashValues,
+		"webhook":    akashValues + "  importCredentials: true\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs := mustRender(t, values)
+			pod := get[appsv1.Deployment](t, objs, "Deployment", akashName).Spec.Template.Spec
+			ps := pod.SecurityContext
+			if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser == 0 ||
+				ps.SeccompProfile == nil || ps.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("pod security context %+v", ps)
+			}
+			sc := pod.Containers[0].SecurityContext
+			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+				sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+				(sc.Privileged != nil && *sc.Privileged) || sc.Capabilities == nil ||
+				!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+				t.Errorf("container security context %+v", sc)
+			}
+			if pod.HostNetwork || pod.HostPID || pod.HostIPC {
+				t.Errorf("host namespaces by default: %+v", pod)
+			}
+			for _, v := range pod.Volumes {
+				if v.HostPath != nil {
+					t.Errorf("hostPath volume %s", v.Name)
+				}
+			}
+			sa := get[corev1.ServiceAccount](t, objs, "ServiceAccount", akashName)
+			if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+				t.Errorf("service account automounts its token")
+			}
+		})
+	}
+}
