@@ -178,6 +178,9 @@ func startCluster(t *testing.T, pauseImage, nodeIP string) *cluster {
 	// The kubelet (no credential provider yet: the chart installs it).
 	c.staticDir = d + "/manifests"
 	os.MkdirAll(c.staticDir, 0o755)
+	// Pod logs under the cluster's directory too (not /var/log/pods):
+	// grepClusterState reads them.
+	os.MkdirAll(d+"/pod-logs", 0o755)
 	c.kubeletConf = d + "/kubelet.yaml"
 	writeFile(t, c.kubeletConf, fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -199,12 +202,13 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "0%%", nodefs.available: "0%%", imagefs.available: "0%%"}
 staticPodPath: %s
+podLogsDir: %s
 fileCheckFrequency: 1s
 syncFrequency: 5s
 # What the README asks of operators with --remove-revoked-images (KEP-2535):
 # the kubelet checks a pod's credentials before it uses a cached image.
 imagePullCredentialsVerificationPolicy: AlwaysVerify
-`, testupstream.FreePort(t), testupstream.FreePort(t), c.ctrSock, c.staticDir), 0o644)
+`, testupstream.FreePort(t), testupstream.FreePort(t), c.ctrSock, c.staticDir, d+"/pod-logs"), 0o644)
 	c.kubeletArgs = []string{"--kubeconfig=" + d + "/node.kubeconfig", "--config=" + c.kubeletConf,
 		"--hostname-override=" + nodeName, "--node-ip=" + nodeIP, "--root-dir=" + d + "/kubelet",
 		"--cert-dir=" + d + "/kubelet-pki"}

@@ -355,6 +355,12 @@ spec:
 		})
 	})
 
+	// Issue 15 part 5: cached images across two Akash lease namespaces.
+	step("akash-cached-images", func(t *testing.T) {
+		c.t, pg.t = t, t
+		akashCachedImages(t, c, pg, hubImg(upA, "registry-a.corp", "team/app:v1"), hubImg(upB, "registry-b.corp", "other/tool:v1"))
+	})
+
 	// 3. A single-workspace cluster in mirror form: images keep their
 	// upstream names, the agent's hosts.toml sends them to the hub.
 	step("mirror", func(t *testing.T) {
