@@ -78,8 +78,8 @@ func (m *secretMatcher) in(b []byte, depth int) bool {
 // namespaces), and every file under the suite's cluster directory (the
 // kine SQLite database and its WAL, which is the cluster's etcd; the
 // kubelet's root dir with pod volumes and pull records; containerd's root
-// and state; the agent's state; pod logs; the processes' logs). It returns
-// where it found it.
+// and state; the agent's state; pod logs; the processes' logs, also those
+// still in memory). It returns where it found it.
 func (c *cluster) grepClusterState(secret string) []string {
 	c.t.Helper()
 	start := time.Now()
@@ -112,6 +112,13 @@ func (c *cluster) grepClusterState(secret string) []string {
 	})
 	if err != nil {
 		c.t.Fatalf("grep the cluster's files: %v", err)
+	}
+	// The processes' output, on disk only when the test ends (earlier
+	// kubelets' is in the directory already).
+	for _, p := range append(c.procs, c.kubelet) {
+		if m.in([]byte(p.log.String()), 2) {
+			hits = append(hits, "log of "+p.name)
+		}
 	}
 	c.t.Logf("grep of the cluster state: %d files (%d MiB) and the API in %v, %d hits",
 		files, bytesRead>>20, time.Since(start).Round(time.Millisecond), len(hits))
