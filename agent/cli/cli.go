@@ -1,5 +1,6 @@
-// Package cli is pullgate-agent's command line: `run` (the node agent) and
-// `kubelet-config` (print the kubelet's CredentialProviderConfig).
+// Package cli is pullgate-agent's command line: `run` (the node agent),
+// `kubelet-config` (print the kubelet's CredentialProviderConfig) and
+// `akash` (the Akash provider's binding controller).
 package cli
 
 import (
@@ -110,7 +111,7 @@ over a unix socket. Tokens revoked at the hub are dropped at once.`,
 	root.SetVersionTemplate(version.String("pullgate-agent") + "\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCommand(stderr, env), kubeletConfigCommand(stdout, env))
+	root.AddCommand(runCommand(stderr, env), kubeletConfigCommand(stdout, env), akashCommand(stderr, env))
 	return root
 }
 

@@ -24,6 +24,9 @@ const (
 	ruleSignedIn           // any principal; the handler limits what it shows
 	ruleWorkspace          // a role in the {ws} workspace
 	ruleCluster            // a role in the workspace owning {cluster}; shared clusters: admin
+	// ruleAkashController: the hub admin, or the {cluster}'s Akash
+	// binding controller by its service-account token (akash_leases.go).
+	ruleAkashController
 )
 
 // rule is a route's access rule.
@@ -39,6 +42,8 @@ var (
 	public   = rule{kind: rulePublic}
 	admin    = rule{kind: ruleAdmin}
 	signedIn = rule{kind: ruleSignedIn}
+	// akashController: the admin or the cluster's Akash controller.
+	akashController = rule{kind: ruleAkashController}
 )
 
 func wsRole(r store.Role) rule      { return rule{kind: ruleWorkspace, role: r} }
@@ -56,13 +61,15 @@ func (r rule) String() string {
 		return "workspace " + string(r.role)
 	case ruleCluster:
 		return "cluster " + string(r.role)
+	case ruleAkashController:
+		return "akash-controller"
 	}
 	return "unset"
 }
 
 func (r rule) valid() bool {
 	switch r.kind {
-	case rulePublic, ruleAdmin, ruleSignedIn:
+	case rulePublic, ruleAdmin, ruleSignedIn, ruleAkashController:
 		return true
 	case ruleWorkspace, ruleCluster:
 		return r.role.Rank() > 0
@@ -118,6 +125,8 @@ func (s *server) check(r *http.Request, rt *route, p *Principal, ri *reqInfo) er
 		return checkRole(ri, ws, rt.access.role)
 	case ruleCluster:
 		return s.checkCluster(ctx, r.PathValue("cluster"), rt.access, p, ri)
+	case ruleAkashController:
+		return s.checkAkashController(ctx, r.PathValue("cluster"), p, ri)
 	}
 	return errorf(http.StatusInternalServerError, "route %s %s has no access rule", rt.method, rt.path)
 }

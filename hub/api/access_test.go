@@ -11,27 +11,73 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/hub/tokensvc"
+	"github.com/pullgate/pullgate/internal/testsa"
+	"github.com/pullgate/pullgate/pkg/akash"
 )
+
+// The Akash addresses of the walk: cluster "akash" runs provider
+// walkProvider's leases; walkLease is one of them.
+var (
+	walkProvider  = testAkashAddress(1)
+	walkLease     = akash.LeaseID{Owner: testAkashAddress(2), DSeq: 10, GSeq: 1, OSeq: 1, Provider: walkProvider}
+	walkLeaseJSON = `{"owner":"` + walkLease.Owner + `","dseq":10,"gseq":1,"oseq":1,"provider":"` + walkProvider + `"}`
+)
+
+// testAkashAddress is a valid akash1... address made from seed.
+func testAkashAddress(seed byte) string {
+	key := make([]byte, 33)
+	key[0], key[1] = 2, seed
+	a, err := akash.AddressOf(key)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// withSAVerifier verifies service-account tokens with a token service's
+// verifier, as the hub does.
+func withSAVerifier(d *Deps) {
+	d.ServiceAccounts = tokensvc.New(d.Store.(*store.SQL), d.Keyring)
+	d.AkashImportCredentials = true
+}
+
+// akashCluster adds the shared cluster "akash": an Akash provider's,
+// whose binding controller is pullgate:akash, with e.sa's keys.
+func (e *accessEnv) akashCluster() store.Cluster {
+	e.t.Helper()
+	c, err := e.st.CreateCluster(context.Background(), store.Cluster{Name: "akash", SAJWKS: e.sa.JWKS(),
+		AkashProvider: walkProvider, AkashController: "pullgate:akash"}, []byte("h"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
 
 // The principals of the route walk, in the order they are tried: those
 // refused first, so that a refused request is seen to change nothing
 // before an allowed one changes something.
-var walkPrincipals = []string{"none", "revoked-a", "expired-a", "owner-b", "viewer-a", "operator-a", "owner-a", "admin"}
+// "controller" is the Akash binding controller of cluster "akash" (a
+// service-account token of that cluster's issuer).
+var walkPrincipals = []string{"none", "revoked-a", "expired-a", "owner-b", "viewer-a", "operator-a", "owner-a", "controller", "admin"}
 
 // accessEnv is a hub with two workspaces, their objects and members.
 type accessEnv struct {
 	*testEnv
 	tokens  map[string]string // principal -> bearer token ("" for none)
 	tokenID map[string]string
+	sa      *testsa.Issuer // the "akash" cluster's service-account issuer
 }
 
 // aNames are workspace a's object names: no response to a member of b
 // may contain one that its request did not name.
 var aNames = []string{"a-gh", "a-web", "a-edge", "a-org", "owner-a", "operator-a", "viewer-a"}
 
-func newAccessEnv(t *testing.T) *accessEnv {
+func newAccessEnv(t *testing.T, opts ...envOption) *accessEnv {
 	t.Helper()
-	e := &accessEnv{testEnv: newEnv(t), tokens: map[string]string{"admin": testAdmin, "none": ""}, tokenID: map[string]string{}}
+	e := &accessEnv{testEnv: newEnv(t, append([]envOption{withSAVerifier}, opts...)...), tokens: map[string]string{"admin": testAdmin, "none": ""}, tokenID: map[string]string{},
+		sa: testsa.New(t)}
+	e.tokens["controller"] = e.sa.Token(t, "pullgate", "akash", testsa.Opts{})
 	for _, ws := range []string{"a", "b"} {
 		e.must("POST", "/api/v1/workspaces", `{"name":"`+ws+`"}`, 201, nil)
 		e.must("POST", "/api/v1/workspaces/"+ws+"/registries", `{"name":"`+ws+`-gh","host":"ghcr.io/`+ws+`-org","username":"u","password":"pw-`+ws+`"}`, 201, nil)
@@ -61,18 +107,22 @@ func newAccessEnv(t *testing.T) *accessEnv {
 // walkBodies are request bodies that an allowed caller's request would
 // mostly succeed with; a route not listed gets "{}".
 var walkBodies = map[string]string{
-	"POST /api/v1/tokens":                                 `{}`,
-	"POST /api/v1/workspaces":                             `{"name":"new"}`,
-	"POST /api/v1/workspaces/{ws}/members":                `{"user":"carol","role":"viewer"}`,
-	"PATCH /api/v1/workspaces/{ws}/members/{user}":        `{"role":"operator"}`,
-	"POST /api/v1/workspaces/{ws}/registries":             `{"name":"new","host":"quay.io","username":"u","password":"p"}`,
-	"PATCH /api/v1/workspaces/{ws}/registries/{name}":     `{"username":"u2"}`,
-	"POST /api/v1/workspaces/{ws}/installs":               `{"name":"new","all_repos":true}`,
-	"PATCH /api/v1/workspaces/{ws}/installs/{name}":       `{"repos":["ghcr.io/a-org/x"]}`,
-	"POST /api/v1/clusters":                               `{"name":"new","workspace":"a"}`,
-	"POST /api/v1/clusters/{cluster}/join-token":          `{"join_token_uses":1}`,
-	"PUT /api/v1/clusters/{cluster}/jwks":                 `{"jwks":{"keys":[]},"issuer":"https://x"}`,
-	"POST /api/v1/workspaces/{ws}/registries/{name}/test": `{}`,
+	"POST /api/v1/tokens":                                                  `{}`,
+	"POST /api/v1/workspaces":                                              `{"name":"new"}`,
+	"POST /api/v1/workspaces/{ws}/members":                                 `{"user":"carol","role":"viewer"}`,
+	"PATCH /api/v1/workspaces/{ws}/members/{user}":                         `{"role":"operator"}`,
+	"POST /api/v1/workspaces/{ws}/registries":                              `{"name":"new","host":"quay.io","username":"u","password":"p"}`,
+	"PATCH /api/v1/workspaces/{ws}/registries/{name}":                      `{"username":"u2"}`,
+	"POST /api/v1/workspaces/{ws}/installs":                                `{"name":"new","all_repos":true}`,
+	"PATCH /api/v1/workspaces/{ws}/installs/{name}":                        `{"repos":["ghcr.io/a-org/x"]}`,
+	"POST /api/v1/clusters":                                                `{"name":"new","workspace":"a"}`,
+	"POST /api/v1/clusters/{cluster}/join-token":                           `{"join_token_uses":1}`,
+	"PUT /api/v1/clusters/{cluster}/jwks":                                  `{"jwks":{"keys":[]},"issuer":"https://x"}`,
+	"PATCH /api/v1/clusters/{cluster}":                                     `{"akash_provider":"","akash_controller":""}`,
+	"PUT /api/v1/clusters/{cluster}/akash/leases":                          `{"leases":[` + walkLeaseJSON + `]}`,
+	"PUT /api/v1/clusters/{cluster}/akash/leases/{namespace}":              walkLeaseJSON,
+	"POST /api/v1/clusters/{cluster}/akash/leases/{namespace}/credentials": `{"services":[{"name":"web","images":["ghcr.io/x/app:1"],"credentials":{"host":"ghcr.io","username":"u","password":"p"}}]}`,
+	"POST /api/v1/workspaces/{ws}/registries/{name}/test":                  `{}`,
 }
 
 // wantAccess is who may call each route, written down apart from the
@@ -88,6 +138,9 @@ var wantAccess = map[string]string{
 	"GET /api/v1/session":    "public",
 	"DELETE /api/v1/session": "public",
 	"GET /api/v1/whoami":     "signed-in",
+
+	"POST /api/v1/tenant/challenge": "public",
+	"POST /api/v1/tenant/login":     "public",
 
 	"POST /api/v1/tokens":         "signed-in",
 	"GET /api/v1/tokens":          "signed-in",
@@ -132,6 +185,14 @@ var wantAccess = map[string]string{
 	"POST /api/v1/clusters/{cluster}/jwks/approve":        "cluster-operator",
 	"GET /api/v1/clusters/{cluster}/nodes":                "cluster-viewer",
 	"POST /api/v1/clusters/{cluster}/nodes/{node}/revoke": "cluster-operator",
+	"PATCH /api/v1/clusters/{cluster}":                    "admin",
+
+	"PUT /api/v1/clusters/{cluster}/akash/leases":                          "akash-controller",
+	"GET /api/v1/clusters/{cluster}/akash/leases":                          "admin",
+	"PUT /api/v1/clusters/{cluster}/akash/leases/{namespace}":              "akash-controller",
+	"DELETE /api/v1/clusters/{cluster}/akash/leases/{namespace}":           "akash-controller",
+	"POST /api/v1/clusters/{cluster}/akash/leases/{namespace}/credentials": "akash-controller",
+	"GET /api/v1/workspaces/{ws}/akash/leases":                             "viewer",
 
 	"GET /api/v1/audit":        "signed-in",
 	"GET /api/v1/audit/stats":  "signed-in",
@@ -151,7 +212,8 @@ func (e *accessEnv) fill(path, cluster string) string {
 		name = "a-web"
 	}
 	return strings.NewReplacer("{ws}", "a", "{name}", name, "{cluster}", cluster, "{node}", "n1",
-		"{user}", "viewer-a", "{id}", e.tokenID["owner-a"], "{digest}", "sha256:"+strings.Repeat("0", 64)).Replace(path)
+		"{user}", "viewer-a", "{id}", e.tokenID["owner-a"], "{digest}", "sha256:"+strings.Repeat("0", 64),
+		"{namespace}", walkLease.Namespace()).Replace(path)
 }
 
 // expect is what principal must get on rt: "ok" (let through: neither
@@ -164,6 +226,16 @@ func expect(rt *route, principal, cluster string) string {
 		return "401"
 	case "admin":
 		return "ok"
+	case "controller":
+		// Its token works on the controller routes of its own cluster
+		// only; elsewhere it is no credential at all.
+		switch {
+		case access != "akash-controller":
+			return "401"
+		case cluster == "akash":
+			return "ok"
+		}
+		return "403" // a cluster without an Akash provider
 	}
 	key := rt.method + " " + rt.path
 	// Handler-level checks of signed-in routes.
@@ -181,6 +253,12 @@ func expect(rt *route, principal, cluster string) string {
 		return "ok"
 	case "admin":
 		if principal == "owner-b" && strings.Contains(rt.path, "{ws}") {
+			return "404"
+		}
+		return "403"
+	}
+	if access == "akash-controller" {
+		if principal == "owner-b" && cluster == "a-edge" {
 			return "404"
 		}
 		return "403"
@@ -228,7 +306,11 @@ func (e *accessEnv) accessState() string {
 	}
 	cs, _ := e.st.ListClusters(ctx)
 	for _, c := range cs {
-		fmt.Fprintf(&b, "cluster %s %s %d %s %s\n", c.Name, c.WorkspaceID, c.JoinUsesLeft, c.SAJWKS, c.SAIssuer)
+		fmt.Fprintf(&b, "cluster %s %s %d %s %s %s %s\n", c.Name, c.WorkspaceID, c.JoinUsesLeft, c.SAJWKS, c.SAIssuer, c.AkashProvider, c.AkashController)
+		ls, _ := e.st.AkashLeasesByCluster(ctx, c.ID)
+		for _, l := range ls {
+			fmt.Fprintf(&b, " lease %s %s\n", l.Namespace, l.LeaseID)
+		}
 	}
 	ts, _ := e.st.ListAPITokens(ctx, "")
 	for _, t := range ts {
@@ -271,9 +353,15 @@ func TestRouteAccess(t *testing.T) {
 		if strings.Contains(rt.path, "{cluster}") {
 			clusters = []string{"a-edge", "shared"}
 		}
+		if strings.Contains(rt.path, "{cluster}/akash/") {
+			clusters = append(clusters, "akash")
+		}
 		for _, cluster := range clusters {
 			t.Run(strings.TrimSpace(rt.method+" "+rt.path+" "+cluster), func(t *testing.T) {
 				e := newAccessEnv(t)
+				if cluster == "akash" {
+					e.akashCluster()
+				}
 				path := e.fill(rt.path, cluster)
 				body := walkBodies[rt.method+" "+rt.path]
 				if body == "" && !safeMethod(rt.method) {
@@ -327,7 +415,14 @@ func TestRouteAccess(t *testing.T) {
 						case got >= 300:
 							wantResult = "failed"
 						}
-						if last.Action != rt.action || last.Result != wantResult || last.Principal != who || last.Status != got {
+						wantName := who
+						if who == "controller" {
+							wantName = "unverified-service-account" // no Akash provider: not verified
+							if want == "ok" {
+								wantName = "pullgate:akash"
+							}
+						}
+						if last.Action != rt.action || last.Result != wantResult || last.Principal != wantName || last.Status != got {
 							t.Errorf("%s: activity %+v, want action %s result %s status %d", who, last, rt.action, wantResult, got)
 						}
 						if who == "owner-b" && want == "404" && last.Workspace != "" {
@@ -339,7 +434,7 @@ func TestRouteAccess(t *testing.T) {
 		}
 	}
 	slices.Sort(public)
-	if want := []string{"DELETE /api/v1/session", "GET /api/v1/session", "POST /api/v1/session"}; !slices.Equal(public, want) {
+	if want := []string{"DELETE /api/v1/session", "GET /api/v1/session", "POST /api/v1/session", "POST /api/v1/tenant/challenge", "POST /api/v1/tenant/login"}; !slices.Equal(public, want) {
 		t.Errorf("public routes %v, want only %v", public, want)
 	}
 }

@@ -66,6 +66,18 @@ type Deps struct {
 	// DefaultSessionIdle).
 	SessionTTL  time.Duration
 	SessionIdle time.Duration
+	// AkashTenants turns on tenant self-service (tenant.go): Akash
+	// account owners log in with a signature of their account's key. Off,
+	// its routes answer 404. Needs PublicURL.
+	AkashTenants bool
+	// ServiceAccounts verifies a cluster's service-account tokens (the
+	// token service's verifier): the Akash binding controller's
+	// authentication. Nil: only the admin token reaches the controller
+	// routes.
+	ServiceAccounts ServiceAccountVerifier
+	// AkashImportCredentials lets a cluster's Akash controller import
+	// registry credentials from lease manifests (opt-in).
+	AkashImportCredentials bool
 }
 
 // route is one entry of the route table. The table is the single source of
@@ -110,6 +122,11 @@ var routes = []route{
 	{"GET", "/api/v1/session", public, "", (*server).getSession},
 	{"DELETE", "/api/v1/session", public, "session.delete", (*server).deleteSession},
 	{"GET", "/api/v1/whoami", signedIn, "", (*server).whoami},
+
+	// Tenant self-service (--akash-tenants): the handlers check the flag,
+	// rate-limit and verify the signature.
+	{"POST", "/api/v1/tenant/challenge", public, "tenant.challenge", (*server).createTenantChallenge},
+	{"POST", "/api/v1/tenant/login", public, "tenant.login", (*server).loginTenant},
 
 	{"POST", "/api/v1/tokens", signedIn, "api_token.create", (*server).createAPIToken},
 	{"GET", "/api/v1/tokens", signedIn, "", (*server).listAPITokens},
@@ -157,8 +174,18 @@ var routes = []route{
 	{"GET", pCluster + "/jwks", cViewer, "", (*server).getClusterKeys},
 	{"PUT", pCluster + "/jwks", cOperator, "cluster.set_keys", (*server).setClusterKeys},
 	{"POST", pCluster + "/jwks/approve", cOperator, "cluster.approve_keys", (*server).approveClusterKeys},
+	{"PATCH", pCluster, admin, "cluster.update", (*server).updateCluster},
 	{"GET", pCluster + "/nodes", cViewer, "", (*server).listNodes},
 	{"POST", pCluster + "/nodes/{node}/revoke", cOperator, "node.revoke", (*server).revokeNode},
+
+	// Akash lease namespaces: the cluster's binding controller reports
+	// them (akash_leases.go); a workspace sees its own account's.
+	{"PUT", pCluster + "/akash/leases", akashController, "akash.leases_sync", (*server).putAkashLeases},
+	{"GET", pCluster + "/akash/leases", admin, "", (*server).listClusterAkashLeases},
+	{"PUT", pCluster + "/akash/leases/{namespace}", akashController, "akash.lease_put", (*server).putAkashLease},
+	{"DELETE", pCluster + "/akash/leases/{namespace}", akashController, "akash.lease_delete", (*server).deleteAkashLease},
+	{"POST", pCluster + "/akash/leases/{namespace}/credentials", akashController, "akash.credentials_import", (*server).importAkashCredentials},
+	{"GET", pWorkspace + "/akash/leases", viewer, "", (*server).listWorkspaceAkashLeases},
 
 	// The pull audit: a member sees its workspaces' events (queryAudit).
 	{"GET", "/api/v1/audit", signedIn, "", (*server).queryAudit},
@@ -184,6 +211,8 @@ type server struct {
 	sessionIdle time.Duration
 	// byPattern finds a matched route's entry ("METHOD path").
 	byPattern map[string]*route
+	// tenantLimit rate-limits the public tenant routes.
+	tenantLimit *tenantLimiter
 }
 
 // New returns the API handler. Mount it at /api/v1/ (it serves only paths
@@ -192,7 +221,7 @@ type server struct {
 // programming error that no test run can miss.
 func New(d Deps) http.Handler {
 	s := &server{d: d, mux: http.NewServeMux(), log: d.Logger, now: d.Now, byPattern: map[string]*route{},
-		sessionTTL: d.SessionTTL, sessionIdle: d.SessionIdle}
+		sessionTTL: d.SessionTTL, sessionIdle: d.SessionIdle, tenantLimit: newTenantLimiter()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -239,7 +268,7 @@ func checkRoute(rt *route) error {
 	if strings.Contains(rt.path, "{ws}") && k != ruleWorkspace && k != ruleAdmin {
 		return fmt.Errorf("api: route %s %s names a workspace but its rule is %s, not a workspace role", rt.method, rt.path, rt.access)
 	}
-	if strings.Contains(rt.path, "{cluster}") && k != ruleCluster && k != ruleAdmin {
+	if strings.Contains(rt.path, "{cluster}") && k != ruleCluster && k != ruleAdmin && k != ruleAkashController {
 		return fmt.Errorf("api: route %s %s names a cluster but its rule is %s, not a cluster role", rt.method, rt.path, rt.access)
 	}
 	if !safeMethod(rt.method) && rt.action == "" {
@@ -280,7 +309,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pat := s.mux.Handler(r)
 	matched := s.byPattern[pat]
 	if matched == nil || matched.access.kind != rulePublic {
-		p, err := s.authenticate(r)
+		authenticate := s.authenticate
+		if matched != nil && matched.access.kind == ruleAkashController {
+			authenticate = s.authenticateController
+		}
+		p, err := authenticate(r)
 		if errors.Is(err, errUnauthenticated) {
 			unauthorized(rec, unauthorizedHelp)
 			return

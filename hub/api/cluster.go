@@ -25,6 +25,9 @@ type Revoker interface {
 	CredentialsChanged(ctx context.Context, workspaceID string) error
 	NodeRevoked(ctx context.Context, c store.Cluster, n store.Node) error
 	ClusterDeleted(ctx context.Context, c store.Cluster) error
+	// AkashLeasesChanged tells a cluster's agents that its lease
+	// namespaces changed: they resync (a notice naming nothing).
+	AkashLeasesChanged(ctx context.Context, c store.Cluster) error
 }
 
 // revoke runs a push; a failed push is logged, not returned: the change is
@@ -53,7 +56,12 @@ type Cluster struct {
 	// absent for a reusable token.
 	JoinTokenUsesLeft  *int64     `json:"join_token_uses_left,omitempty"`
 	JoinTokenExpiresAt *time.Time `json:"join_token_expires_at,omitempty"`
-	CreatedAt          time.Time  `json:"created_at"`
+	// AkashProvider is the Akash provider address whose leases the
+	// cluster runs; AkashController "namespace:serviceaccount" of its
+	// binding controller. Empty: no Akash.
+	AkashProvider   string    `json:"akash_provider,omitempty"`
+	AkashController string    `json:"akash_controller,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // ClusterList is the GET /clusters response.
@@ -68,7 +76,18 @@ type CreateClusterRequest struct {
 	SAJWKS     json.RawMessage `json:"sa_jwks,omitempty"`
 	SAIssuer   string          `json:"sa_issuer,omitempty"`
 	SAAudience string          `json:"sa_audience,omitempty"`
+	// AkashProvider and AkashController (both or neither; shared
+	// clusters only): see Cluster.
+	AkashProvider   string `json:"akash_provider,omitempty"`
+	AkashController string `json:"akash_controller,omitempty"`
 	JoinTokenLimit
+}
+
+// UpdateClusterRequest is the PATCH /clusters/{cluster} body (hub admin).
+// Absent fields are left as they are; both empty end the Akash binding.
+type UpdateClusterRequest struct {
+	AkashProvider   *string `json:"akash_provider,omitempty"`
+	AkashController *string `json:"akash_controller,omitempty"`
 }
 
 // JoinTokenLimit restricts a new join token. Zero values: reusable, no
@@ -149,7 +168,8 @@ func nodeView(n store.Node) Node {
 
 func (s *server) clusterView(ctx context.Context, c store.Cluster) Cluster {
 	v := Cluster{Name: c.Name, Shared: c.WorkspaceID == "", SAKeys: len(c.SAJWKS) > 0, SAIssuer: c.SAIssuer,
-		SAAudience: c.SAAudience, SAKeysPending: len(c.Proposal.JWKS) > 0, CreatedAt: c.CreatedAt}
+		SAAudience: c.SAAudience, SAKeysPending: len(c.Proposal.JWKS) > 0, CreatedAt: c.CreatedAt,
+		AkashProvider: c.AkashProvider, AkashController: c.AkashController}
 	if c.JoinUsesLeft >= 0 {
 		n := c.JoinUsesLeft
 		v.JoinTokenUsesLeft = &n
@@ -191,7 +211,8 @@ func (s *server) createCluster(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	c := store.Cluster{Name: req.Name, SAIssuer: req.SAIssuer, SAAudience: req.SAAudience}
+	c := store.Cluster{Name: req.Name, SAIssuer: req.SAIssuer, SAAudience: req.SAAudience,
+		AkashProvider: req.AkashProvider, AkashController: req.AkashController}
 	if req.Workspace != "" {
 		ws, err := s.d.Store.GetWorkspace(r.Context(), req.Workspace)
 		if err != nil {
@@ -292,6 +313,36 @@ func (s *server) deleteCluster(w http.ResponseWriter, r *http.Request) error {
 		out.UnboundInstalls = append(out.UnboundInstalls, s.workspaceName(r.Context(), in.WorkspaceID)+"/"+in.Name)
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// updateCluster changes a cluster's Akash settings (the hub admin's).
+func (s *server) updateCluster(w http.ResponseWriter, r *http.Request) error {
+	var req UpdateClusterRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.AkashProvider == nil && req.AkashController == nil {
+		return badRequest("nothing to update: give akash_provider or akash_controller")
+	}
+	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	provider, controller := c.AkashProvider, c.AkashController
+	if req.AkashProvider != nil {
+		provider = *req.AkashProvider
+	}
+	if req.AkashController != nil {
+		controller = *req.AkashController
+	}
+	c, err = s.d.Store.SetClusterAkash(r.Context(), c.Name, provider, controller)
+	if err != nil {
+		return err
+	}
+	// Lease copies appear or vanish with the provider: agents resync.
+	s.revoke("cluster "+c.Name, func(rv Revoker) error { return rv.AkashLeasesChanged(r.Context(), c) })
+	writeJSON(w, http.StatusOK, s.clusterView(r.Context(), c))
 	return nil
 }
 

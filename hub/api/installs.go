@@ -62,8 +62,11 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 	if err := checkBinding(req.Cluster, req.Namespace, req.ServiceAccount); err != nil {
 		return err
 	}
-	if req.ServiceAccount != "" && req.Namespace == "" {
-		return badRequest("service_account: needs a namespace")
+	if err := checkAkashScope(req.Akash, req.Cluster != "" || req.Namespace != ""); err != nil {
+		return err
+	}
+	if req.ServiceAccount != "" && req.Namespace == "" && req.Akash == "" {
+		return badRequest("service_account: needs a namespace (or akash)")
 	}
 	if err := s.checkInstallCluster(r.Context(), r.PathValue("ws"), req.Cluster, req.Namespace); err != nil {
 		return err
@@ -73,6 +76,7 @@ func (s *server) createInstall(w http.ResponseWriter, r *http.Request) error {
 		Cluster:        req.Cluster,
 		Namespace:      req.Namespace,
 		ServiceAccount: req.ServiceAccount,
+		Akash:          req.Akash,
 		Repos:          repos,
 		Enabled:        true,
 	})
@@ -129,8 +133,13 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	binding := req.Cluster != nil || req.Namespace != nil || req.ServiceAccount != nil
-	if req.Repos == nil && !req.AllRepos && !binding {
-		return badRequest("nothing to update: give repos, all_repos, cluster, namespace or service_account")
+	if req.Repos == nil && !req.AllRepos && !binding && req.Akash == nil {
+		return badRequest("nothing to update: give repos, all_repos, cluster, namespace, service_account or akash")
+	}
+	if req.Akash != nil {
+		if err := checkAkashScope(*req.Akash, deref(req.Cluster) != "" || deref(req.Namespace) != ""); err != nil {
+			return err
+		}
 	}
 	if req.AllRepos && req.Repos != nil && len(*req.Repos) > 0 {
 		return badRequest("repos and all_repos exclude each other: give allow-list patterns or all_repos: true")
@@ -138,7 +147,7 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 	if !req.AllRepos && req.Repos != nil && len(*req.Repos) == 0 {
 		return badRequest("repos: an empty allow-list would allow everything: say all_repos: true for that")
 	}
-	u := store.InstallUpdate{Cluster: req.Cluster, Namespace: req.Namespace, ServiceAccount: req.ServiceAccount}
+	u := store.InstallUpdate{Cluster: req.Cluster, Namespace: req.Namespace, ServiceAccount: req.ServiceAccount, Akash: req.Akash}
 	if req.Repos != nil || req.AllRepos {
 		var in []string
 		if req.Repos != nil {
@@ -176,7 +185,7 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if in.ClusterID != old.ClusterID {
+	if in.ClusterID != old.ClusterID || in.Akash != old.Akash {
 		// The old cluster's agents drop the install's tokens; the new
 		// cluster's resync and pick it up.
 		s.revoke("install "+in.Name, func(rv Revoker) error { return rv.InstallChanged(ctx, old) })
@@ -189,6 +198,18 @@ func (s *server) updateInstall(w http.ResponseWriter, r *http.Request) error {
 		view.Warnings = s.repoWarnings(ctx, wsName, in.Repos)
 	}
 	writeJSON(w, http.StatusOK, view)
+	return nil
+}
+
+// checkAkashScope checks an install's akash field: "", "all" or a dseq,
+// and never together with a cluster or namespace of its own.
+func checkAkashScope(akash string, bound bool) error {
+	if !store.ValidAkashScope(akash) {
+		return badRequest("akash %q: want \"all\" or a deployment sequence number (dseq)", akash)
+	}
+	if akash != "" && bound {
+		return badRequest("akash excludes cluster and namespace: an Akash install is served in its workspace's lease namespaces")
+	}
 	return nil
 }
 

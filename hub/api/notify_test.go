@@ -35,6 +35,10 @@ func (r *recordingRevoker) ClusterDeleted(context.Context, store.Cluster) error 
 	r.add("cluster")
 	return nil
 }
+func (r *recordingRevoker) AkashLeasesChanged(_ context.Context, c store.Cluster) error {
+	r.add("leases " + c.Name)
+	return nil
+}
 
 // Agents learn of every change that can alter the upstream hosts their
 // cluster uses (their containerd mirrors): not only revocations, also a

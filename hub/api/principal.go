@@ -40,6 +40,10 @@ type Principal struct {
 	// its session was made with) expires; zero: never. Tokens it creates
 	// expire no later (createAPIToken).
 	tokenExpires time.Time
+	// saToken is the service-account token a would-be Akash controller
+	// presented (controller routes only), verified by checkAkashController
+	// against the route's cluster; never logged or stored.
+	saToken string
 }
 
 // IsAdmin reports whether p is the hub admin.

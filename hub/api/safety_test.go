@@ -168,7 +168,7 @@ func TestInstallBroadGrantExplicitAndUncoveredRepos(t *testing.T) {
 		t.Fatalf("update to all repos: %+v", all)
 	}
 	for body, want := range map[string]string{
-		`{}`: "nothing to update: give repos, all_repos, cluster, namespace or service_account",
+		`{}`: "nothing to update: give repos, all_repos, cluster, namespace, service_account or akash",
 		`{"repos":["ghcr.io/acme/*"],"all_repos":true}`: "repos and all_repos exclude each other",
 	} {
 		if code, b := e.do("PATCH", ins+"/web", body); code != 400 || !strings.Contains(b, want) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
+	"github.com/pullgate/pullgate/pkg/akash"
 )
 
 // Store is what the API reads and writes, one interface per resource.
@@ -17,6 +18,8 @@ type Store interface {
 	NodeStore
 	AuditLog
 	AccessStore
+	TenantStore
+	AkashStore
 }
 
 var _ Store = (*store.SQL)(nil)
@@ -68,6 +71,19 @@ type ClusterStore interface {
 	// exactly proposed (what the operator checked); otherwise
 	// store.ErrConflict.
 	ApproveClusterJWKS(ctx context.Context, name string, proposed store.JWKSProposal, issuer string) (store.Cluster, error)
+}
+
+// AkashStore holds clusters' Akash settings and lease namespaces, and
+// the Akash accounts that own workspaces.
+type AkashStore interface {
+	SetClusterAkash(ctx context.Context, name, provider, controller string) (store.Cluster, error)
+	PutAkashLease(ctx context.Context, clusterID, namespace string, l akash.LeaseID) (bool, error)
+	// ReplaceAkashLeases returns the namespaces added and removed.
+	ReplaceAkashLeases(ctx context.Context, clusterID string, leases []akash.LeaseID) (added, removed []string, err error)
+	DeleteAkashLease(ctx context.Context, clusterID, namespace string) error
+	AkashLeasesByCluster(ctx context.Context, clusterID string) ([]store.AkashLease, error)
+	AkashLeasesByWorkspace(ctx context.Context, workspace string) ([]store.AkashLease, error)
+	EnsureAkashAccount(ctx context.Context, address, workspaceName string) (store.AkashAccount, bool, error)
 }
 
 // NodeStore holds the nodes enrolled in clusters.

@@ -170,6 +170,10 @@ type CreateInstallRequest struct {
 	Cluster        string `json:"cluster,omitempty"`
 	Namespace      string `json:"namespace,omitempty"`
 	ServiceAccount string `json:"service_account,omitempty"`
+	// Akash serves the install in its workspace's Akash lease namespaces:
+	// "all" or a deployment sequence number (dseq). It excludes cluster
+	// and namespace.
+	Akash string `json:"akash,omitempty"`
 }
 
 // UpdateInstallRequest is the body of PATCH .../installs/{name}. Absent
@@ -185,19 +189,24 @@ type UpdateInstallRequest struct {
 	Cluster        *string `json:"cluster,omitempty"`
 	Namespace      *string `json:"namespace,omitempty"`
 	ServiceAccount *string `json:"service_account,omitempty"`
+	// Akash changes the Akash scope ("" ends it); it excludes a cluster
+	// or namespace. A change bumps the generation.
+	Akash *string `json:"akash,omitempty"`
 }
 
 // Install is an install as the API shows it.
 type Install struct {
-	Name           string    `json:"name"`
-	Cluster        string    `json:"cluster"`
-	Namespace      string    `json:"namespace"`
-	ServiceAccount string    `json:"service_account"`
-	Repos          []string  `json:"repos"` // empty: everything the workspace's registries reach
-	Enabled        bool      `json:"enabled"`
-	Generation     int64     `json:"generation"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	Name           string   `json:"name"`
+	Cluster        string   `json:"cluster"`
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"service_account"`
+	Repos          []string `json:"repos"` // empty: everything the workspace's registries reach
+	Enabled        bool     `json:"enabled"`
+	Generation     int64    `json:"generation"`
+	// Akash is the install's Akash scope: "all", a dseq, or "" (none).
+	Akash     string    `json:"akash"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Warnings (create and update only) name allow-list patterns that no
 	// registry credential of the workspace covers: a typo, or a credential
 	// still to add.
@@ -319,6 +328,7 @@ func installView(in store.Install) Install {
 		Repos:          repos,
 		Enabled:        in.Enabled,
 		Generation:     in.Generation,
+		Akash:          in.Akash,
 		CreatedAt:      in.CreatedAt.UTC(),
 		UpdatedAt:      in.UpdatedAt.UTC(),
 	}

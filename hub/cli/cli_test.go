@@ -43,6 +43,12 @@ type hub struct {
 
 func newHub(t *testing.T) *hub {
 	t.Helper()
+	return newHubWith(t, nil)
+}
+
+// newHubWith is newHub with the API's dependencies changed by opt.
+func newHubWith(t *testing.T, opt func(*api.Deps)) *hub {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "hub.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func newHub(t *testing.T) *hub {
 	k, _ := token.NewKey()
 	kr.Add(k, true)
 	h := &hub{t: t, st: st, sealer: sealer, keyring: kr, logs: &testlog.Buffer{}}
-	srv := httptest.NewServer(api.New(api.Deps{
+	d := api.Deps{
 		Store: st, Sealer: sealer, Keyring: kr, AdminToken: admin,
 		Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
@@ -68,7 +74,11 @@ func newHub(t *testing.T) *hub {
 			}
 			return r
 		},
-	}))
+	}
+	if opt != nil {
+		opt(&d)
+	}
+	srv := httptest.NewServer(api.New(d))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h

@@ -55,6 +55,15 @@ func (c *Client) RotateJoinToken(ctx context.Context, name string, limit api.Joi
 	return out, nil
 }
 
+// UpdateCluster changes a cluster's Akash settings.
+func (c *Client) UpdateCluster(ctx context.Context, name string, req api.UpdateClusterRequest) (api.Cluster, error) {
+	var out api.Cluster
+	if err := c.do(ctx, http.MethodPatch, "/api/v1/clusters/"+url.PathEscape(name), nil, req, &out); err != nil {
+		return out, fmt.Errorf("update cluster %q: %w", name, err)
+	}
+	return out, nil
+}
+
 // ListNodes lists a cluster's nodes.
 func (c *Client) ListNodes(ctx context.Context, cluster string) ([]api.Node, error) {
 	var out api.NodeList
@@ -78,7 +87,7 @@ func newClusterCmd(g *globals) *cobra.Command {
 	var jwksFile string
 	var joinTTL time.Duration
 	create := &cobra.Command{
-		Use:   "create NAME [--workspace W] [--sa-jwks FILE --sa-issuer URL] [--join-token-uses N] [--join-token-ttl D]",
+		Use:   "create NAME [--workspace W] [--sa-jwks FILE --sa-issuer URL] [--join-token-uses N] [--join-token-ttl D] [--akash-provider ADDR --akash-controller NS:SA]",
 		Short: "Create a cluster and print its join token",
 		Long: `Create a cluster: a set of nodes whose agents enrol with the join token
 printed here (shown once, stored hashed; rotate it with rotate-join-token).
@@ -94,11 +103,18 @@ kubectl get --raw /openid/v1/jwks; --sa-issuer: the issuer field of
 kubectl get --raw /.well-known/openid-configuration), or later with
 "cluster jwks set", or approve what the agents propose with
 "cluster jwks show" and "cluster jwks approve". A shared cluster serves no
-install token until it has approved keys; agents never set them.`,
+install token until it has approved keys; agents never set them.
+
+--akash-provider (the provider's akash1... address) and --akash-controller
+(namespace:serviceaccount of its binding controller, pullgate-agent akash)
+make a shared cluster an Akash provider's: the controller reports the lease
+namespaces, and each is served by the Akash installs of the workspace whose
+account owns the lease (see docs/akash.md).`,
 		Example: `  pullgate-hub cluster create edge --workspace acme
   kubectl get --raw /openid/v1/jwks > jwks.json
   pullgate-hub cluster create akash-1 --sa-jwks jwks.json --sa-issuer https://kubernetes.default.svc.cluster.local
-  pullgate-hub cluster create edge-2 --workspace acme --join-token-uses 1 --join-token-ttl 1h`,
+  pullgate-hub cluster create edge-2 --workspace acme --join-token-uses 1 --join-token-ttl 1h
+  pullgate-hub cluster create provider-1 --sa-jwks jwks.json --akash-provider akash1... --akash-controller pullgate:pullgate-akash`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
@@ -145,6 +161,41 @@ install token until it has approved keys; agents never set them.`,
 	f.StringVar(&req.SAAudience, "sa-audience", "", "expected audience of service-account tokens (default pullgate)")
 	f.Int64Var(&req.JoinTokenUses, "join-token-uses", 0, "enrolments the join token allows (1: one-time; 0: reusable)")
 	f.DurationVar(&joinTTL, "join-token-ttl", 0, "how long the join token works (e.g. 24h; 0: no expiry)")
+	f.StringVar(&req.AkashProvider, "akash-provider", "", "Akash provider address (akash1...) whose lease namespaces the shared cluster runs (with --akash-controller)")
+	f.StringVar(&req.AkashController, "akash-controller", "", "namespace:serviceaccount of the cluster's Akash binding controller")
+
+	var upd api.UpdateClusterRequest
+	var updProvider, updController string
+	update := &cobra.Command{
+		Use: "update NAME [--akash-provider ADDR] [--akash-controller NS:SA]", Short: "Change a cluster's Akash provider and binding controller (hub admin)",
+		Long: `Change a shared cluster's Akash settings: --akash-provider is the provider
+address whose lease namespaces the cluster runs, --akash-controller the
+namespace:serviceaccount of its binding controller (the only service account
+whose tokens may report lease namespaces). Both are set together; both ''
+end the binding (lease rows stay but bind nothing).`,
+		Example: `  pullgate-hub cluster update provider-1 --akash-provider akash1... --akash-controller pullgate:pullgate-akash
+  pullgate-hub cluster update provider-1 --akash-provider '' --akash-controller ''`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			upd.AkashProvider = ifChanged(f, "akash-provider", updProvider)
+			upd.AkashController = ifChanged(f, "akash-controller", updController)
+			if upd.AkashProvider == nil && upd.AkashController == nil {
+				return usageErrorf("%s needs --akash-provider or --akash-controller", cmd.CommandPath())
+			}
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := s.c.UpdateCluster(cmd.Context(), args[0], upd)
+			if err != nil {
+				return err
+			}
+			return s.say(c, "cluster %q updated (akash provider: %s, controller: %s)", c.Name, dash(c.AkashProvider), dash(c.AkashController))
+		},
+	}
+	update.Flags().StringVar(&updProvider, "akash-provider", "", "Akash provider address (akash1...), '' to clear")
+	update.Flags().StringVar(&updController, "akash-controller", "", "namespace:serviceaccount of the binding controller, '' to clear")
 
 	list := &cobra.Command{
 		Use: "list", Aliases: []string{"ls"}, Short: "List clusters", Args: noArgs,
@@ -289,7 +340,7 @@ enrol again with the cluster's join token.`,
 	return group("cluster", "Manage clusters and their nodes",
 		"A cluster is a set of nodes whose agents fetch install tokens from the hub over NATS.",
 		"  pullgate-hub cluster create edge --workspace acme\n  pullgate-hub cluster list\n  pullgate-hub cluster node list edge",
-		create, list, del, rotate, newClusterJWKSCmd(g), node)
+		create, update, list, del, rotate, newClusterJWKSCmd(g), node)
 }
 
 // joinLimit checks join token limit flags.

@@ -27,12 +27,12 @@ repository patterns. Disabling or deleting it revokes its tokens at once.`,
 
 func newInstallCreateCmd(g *globals) *cobra.Command {
 	var (
-		ws, name, cluster, namespace, sa string
-		repos                            []string
-		allRepos                         bool
+		ws, name, cluster, namespace, sa, akash string
+		repos                                   []string
+		allRepos                                bool
 	)
 	c := &cobra.Command{
-		Use:   "create --workspace W --name N (--repo PATTERN ... | --all-repos) [--cluster C --namespace NS --service-account SA]",
+		Use:   "create --workspace W --name N (--repo PATTERN ... | --all-repos) [--cluster C --namespace NS | --akash all|DSEQ] [--service-account SA]",
 		Short: "Create an install",
 		Long: `Create an install. Each --repo is an allow-list pattern over host/repository:
 '*' matches within one path component, '**' any number of components
@@ -41,9 +41,15 @@ the install pull everything the workspace's registries reach; one of the two
 is required, so a broad grant is always explicit.
 
 A pattern that no registry credential of the workspace covers is warned
-about (on stderr): its pulls would be refused, so it is most likely a typo.`,
+about (on stderr): its pulls would be refused, so it is most likely a typo.
+
+--akash all (or a deployment sequence number) makes it an Akash install:
+instead of a cluster and namespace it is served in the lease namespaces of
+the workspace's Akash account on every provider cluster of this hub (with a
+dseq, only that deployment's leases). --service-account still narrows it.`,
 		Example: `  pullgate-hub install create -w acme --name web --repo 'ghcr.io/acme/*' --repo docker.io/nginx
-  pullgate-hub install create -w acme --name api --all-repos --cluster prod --namespace shop --service-account puller`,
+  pullgate-hub install create -w acme --name api --all-repos --cluster prod --namespace shop --service-account puller
+  pullgate-hub install create -w akash-m9l358xunh --name app --repo 'ghcr.io/acme/*' --akash all`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "workspace", "name"); err != nil {
@@ -52,12 +58,15 @@ about (on stderr): its pulls would be refused, so it is most likely a typo.`,
 			if err := reposOrAll(cmd, repos, allRepos); err != nil {
 				return err
 			}
+			if akash != "" && (cluster != "" || namespace != "") {
+				return usageErrorf("%s: --akash excludes --cluster and --namespace (an Akash install is served in its lease namespaces)", cmd.CommandPath())
+			}
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
 			}
 			in, err := s.c.CreateInstall(cmd.Context(), ws, api.CreateInstallRequest{
-				Name: name, Repos: repos, AllRepos: allRepos, Cluster: cluster, Namespace: namespace, ServiceAccount: sa,
+				Name: name, Repos: repos, AllRepos: allRepos, Cluster: cluster, Namespace: namespace, ServiceAccount: sa, Akash: akash,
 			})
 			if err != nil {
 				return err
@@ -73,8 +82,20 @@ about (on stderr): its pulls would be refused, so it is most likely a typo.`,
 	f.BoolVar(&allRepos, "all-repos", false, "allow everything the workspace's registries reach")
 	f.StringVar(&cluster, "cluster", "", "cluster the install is bound to")
 	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace of the deployment")
-	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs --namespace)")
+	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs --namespace or --akash)")
+	f.StringVar(&akash, "akash", "", "serve the install in the workspace's Akash lease namespaces: all, or a deployment sequence number (dseq)")
 	return c
+}
+
+// akashText shows an install's Akash scope.
+func akashText(a string) string {
+	if a == "" {
+		return "-"
+	}
+	if a == "all" {
+		return "all leases"
+	}
+	return "dseq " + a
 }
 
 // reposOrAll makes a broad grant explicit: exactly one of --repo and
@@ -127,9 +148,9 @@ func newInstallListCmd(g *globals) *cobra.Command {
 			if s.json {
 				return s.printJSON(ins)
 			}
-			t := newTable(s.out, "NAME", "CLUSTER", "NAMESPACE", "SERVICE-ACCOUNT", "REPOS", "ENABLED", "GENERATION", "UPDATED")
+			t := newTable(s.out, "NAME", "CLUSTER", "NAMESPACE", "SERVICE-ACCOUNT", "AKASH", "REPOS", "ENABLED", "GENERATION", "UPDATED")
 			for _, in := range ins {
-				t.row(in.Name, dash(in.Cluster), dash(in.Namespace), dash(in.ServiceAccount), reposText(in.Repos),
+				t.row(in.Name, dash(in.Cluster), dash(in.Namespace), dash(in.ServiceAccount), akashText(in.Akash), reposText(in.Repos),
 					yesNo(in.Enabled), strconv.FormatInt(in.Generation, 10), fmtTime(in.UpdatedAt))
 			}
 			return t.flush()
@@ -162,6 +183,7 @@ func newInstallGetCmd(g *globals) *cobra.Command {
 			t.row("CLUSTER", dash(in.Cluster))
 			t.row("NAMESPACE", dash(in.Namespace))
 			t.row("SERVICE-ACCOUNT", dash(in.ServiceAccount))
+			t.row("AKASH", akashText(in.Akash))
 			t.row("REPOS", reposText(in.Repos))
 			t.row("ENABLED", yesNo(in.Enabled))
 			t.row("GENERATION", strconv.FormatInt(in.Generation, 10))
@@ -176,19 +198,21 @@ func newInstallGetCmd(g *globals) *cobra.Command {
 
 func newInstallUpdateCmd(g *globals) *cobra.Command {
 	var (
-		ws, cluster, namespace, sa string
-		repos                      []string
-		allRepos                   bool
+		ws, cluster, namespace, sa, akash string
+		repos                             []string
+		allRepos                          bool
 	)
 	c := &cobra.Command{
-		Use:   "update --workspace W NAME [--repo PATTERN ... | --all-repos] [--cluster C] [--namespace NS] [--service-account SA]",
+		Use:   "update --workspace W NAME [--repo PATTERN ... | --all-repos] [--cluster C] [--namespace NS] [--service-account SA] [--akash all|DSEQ|'']",
 		Short: "Change an install's allow-list or bind it to a cluster",
 		Long: `Change an install. --repo (repeatable) replaces its repository allow-list,
 --all-repos allows everything the workspace's registries reach. --cluster
 binds it to a cluster (--cluster '' unbinds it), --namespace and
 --service-account change what it is matched to; a binding is checked as on
 create (the cluster exists, is the workspace's own or shared, and a shared
-one needs a namespace no other workspace uses).
+one needs a namespace no other workspace uses). --akash all or a dseq makes
+it an Akash install (unbind it first: --cluster ''), --akash '' ends that;
+a changed scope bumps the generation.
 
 A changed allow-list or binding bumps the install's generation: tokens
 minted before stop working (agents fetch new ones; mint new ones for
@@ -203,12 +227,12 @@ manual use). Patterns no registry credential covers are warned about.`,
 				return err
 			}
 			f := cmd.Flags()
-			binding := f.Changed("cluster") || f.Changed("namespace") || f.Changed("service-account")
+			binding := f.Changed("cluster") || f.Changed("namespace") || f.Changed("service-account") || f.Changed("akash")
 			if len(repos) > 0 && allRepos {
 				return usageErrorf("%s: --repo and --all-repos exclude each other", cmd.CommandPath())
 			}
 			if len(repos) == 0 && !allRepos && !binding {
-				return usageErrorf("%s needs --repo patterns or --all-repos, or --cluster, --namespace or --service-account", cmd.CommandPath())
+				return usageErrorf("%s needs --repo patterns or --all-repos, or --cluster, --namespace, --service-account or --akash", cmd.CommandPath())
 			}
 			req := api.UpdateInstallRequest{AllRepos: allRepos}
 			if len(repos) > 0 {
@@ -217,6 +241,7 @@ manual use). Patterns no registry credential covers are warned about.`,
 			req.Cluster = ifChanged(f, "cluster", cluster)
 			req.Namespace = ifChanged(f, "namespace", namespace)
 			req.ServiceAccount = ifChanged(f, "service-account", sa)
+			req.Akash = ifChanged(f, "akash", akash)
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
@@ -226,8 +251,8 @@ manual use). Patterns no registry credential covers are warned about.`,
 				return err
 			}
 			warnInstall(s, in)
-			return s.say(in, "install %q updated (repos: %s, cluster: %s, namespace: %s, generation %d)",
-				in.Name, reposText(in.Repos), dash(in.Cluster), dash(in.Namespace), in.Generation)
+			return s.say(in, "install %q updated (repos: %s, cluster: %s, namespace: %s, akash: %s, generation %d)",
+				in.Name, reposText(in.Repos), dash(in.Cluster), dash(in.Namespace), akashText(in.Akash), in.Generation)
 		},
 	}
 	addWorkspaceFlag(c, &ws)
@@ -236,7 +261,8 @@ manual use). Patterns no registry credential covers are warned about.`,
 	f.BoolVar(&allRepos, "all-repos", false, "allow everything the workspace's registries reach")
 	f.StringVar(&cluster, "cluster", "", "bind the install to this cluster ('' unbinds it)")
 	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace of the deployment")
-	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs a namespace)")
+	f.StringVar(&sa, "service-account", "", "Kubernetes service account of the deployment (needs a namespace or --akash)")
+	f.StringVar(&akash, "akash", "", "Akash scope: all, a deployment sequence number (dseq), or '' (not an Akash install)")
 	return c
 }
 

@@ -106,6 +106,7 @@ the hub only. Operator commands talk to a running hub:
   user        delete a user with its tokens and sessions
   whoami      who the token signs in as
   activity    who changed what: the audit of operator actions
+  tenant      Akash tenants: log in with the account's key (no token needed)
 
 They find the hub with --hub (or $` + EnvHub + `) and authenticate with the
 admin token or a user's API token (pgu_...) from --token, $` + EnvToken + `
@@ -132,9 +133,10 @@ allow; the admin everything.`,
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout of each request to the hub (0: none)")
 
 	root.AddCommand(newWorkspaceCmd(g), newRegistryCmd(g), newInstallCmd(g), newAuditCmd(g), newClusterCmd(g))
-	root.AddCommand(newSDLCmd(g))
+	root.AddCommand(newSDLCmd(g), newAkashCmd(g))
 	root.AddCommand(newCacheCmd(g))
 	root.AddCommand(newTokenCmd(g), newMemberCmd(g), newUserCmd(g), newWhoamiCmd(g), newActivityCmd(g))
+	root.AddCommand(newTenantCmd(g))
 	root.AddCommand(extra...)
 	return root
 }
@@ -255,7 +257,12 @@ func (g *globals) openWorkspace(cmd *cobra.Command) (*session, error) {
 	return g.open(cmd)
 }
 
-func (g *globals) open(cmd *cobra.Command) (*session, error) {
+func (g *globals) open(cmd *cobra.Command) (*session, error) { return g.openAs(cmd, false) }
+
+// openPublic is open for the hub's public routes (tenant login): no token.
+func (g *globals) openPublic(cmd *cobra.Command) (*session, error) { return g.openAs(cmd, true) }
+
+func (g *globals) openAs(cmd *cobra.Command, public bool) (*session, error) {
 	s := &session{out: cmd.OutOrStdout(), err: cmd.ErrOrStderr()}
 	switch g.output {
 	case "table":
@@ -278,10 +285,14 @@ func (g *globals) open(cmd *cobra.Command) (*session, error) {
 	if _, err := parseHubURL(hub); err != nil {
 		return nil, usageError{err}
 	}
-	tok, err := g.adminToken(cmd)
-	if err != nil {
-		return nil, err
+	tok := ""
+	if !public {
+		var err error
+		if tok, err = g.adminToken(cmd); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	s.c, err = NewClient(hub, tok, &http.Client{Timeout: g.timeout})
 	if err != nil {
 		return nil, usageError{err}

@@ -83,7 +83,7 @@ func TestInstallReposExplicitAndBinding(t *testing.T) {
 	}{
 		{[]string{"install", "create", "-w", "acme", "--name", "web"}, "needs --repo patterns or --all-repos"},
 		{[]string{"install", "create", "-w", "acme", "--name", "web", "--repo", "ghcr.io/a/*", "--all-repos"}, "--repo and --all-repos exclude each other"},
-		{[]string{"install", "update", "-w", "acme", "web"}, "needs --repo patterns or --all-repos, or --cluster, --namespace or --service-account"},
+		{[]string{"install", "update", "-w", "acme", "web"}, "needs --repo patterns or --all-repos, or --cluster, --namespace, --service-account or --akash"},
 	} {
 		if code, _, errOut := h.run("", tc.args...); code != 2 || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("%v: exit %d %s", tc.args, code, errOut)

@@ -87,6 +87,19 @@ func (p *Proxy) liveState(ctx context.Context, claims token.Claims) (store.Insta
 	case inst.Generation != claims.Generation:
 		return inst, errUnauthorized("revoked", "install token revoked: install "+inst.Name+" changed since it was issued").because("install_changed")
 	}
+	if claims.Lease != "" {
+		// Minted for an Akash lease namespace: good only while the lease
+		// is there and still its workspace's account's, so deleting the
+		// namespace cuts pulls at once, not after the token's lifetime.
+		bound, err := p.store.AkashLeaseBound(ctx, claims.Cluster, claims.Lease, claims.Workspace)
+		switch {
+		case err != nil:
+			p.log.Error("read lease state", "lease", claims.Lease, "err", err)
+			return inst, errCode(http.StatusServiceUnavailable, "UNAVAILABLE", "hub database unavailable: the lease's live state cannot be checked")
+		case !bound:
+			return inst, errUnauthorized("revoked", "install token revoked: its Akash lease ended").because("lease_ended")
+		}
+	}
 	if claims.Node != "" {
 		// Issued to a node agent: the node must still be enrolled (revoking
 		// a node or deleting its cluster removes it).

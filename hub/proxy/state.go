@@ -20,6 +20,9 @@ type State interface {
 	// (metadata only).
 	CredentialsByWorkspaceID(ctx context.Context, workspaceID string) ([]store.Credential, error)
 	CredentialSecret(ctx context.Context, credentialID string, version int) (store.Sealed, error)
+	// AkashLeaseBound reports whether a lease namespace of a cluster is
+	// still there and owned by the workspace's Akash account.
+	AkashLeaseBound(ctx context.Context, clusterID, namespace, workspaceID string) (bool, error)
 }
 
 var _ State = (*store.SQL)(nil)

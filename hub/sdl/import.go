@@ -39,6 +39,10 @@ type Params struct {
 	Workspace string
 	Cluster   string
 	Namespace string
+	// Akash, instead of a cluster and namespace, makes the install an
+	// Akash install of that scope ("all" or a dseq): served in the
+	// workspace's lease namespaces (the provider's credential import).
+	Akash string
 	// Install is the install's name; by default derived from the
 	// document's service names (DefaultInstallName).
 	Install string
@@ -359,6 +363,10 @@ func (r *importRun) planInstall(ctx context.Context) error {
 	case err != nil:
 		return err
 	default:
+		if in.Akash != r.p.Akash {
+			return conflict("install %q already exists with Akash scope %q; this import is for %q: give another install name",
+				in.Name, in.Akash, r.p.Akash)
+		}
 		if in.Cluster != r.p.Cluster || in.Namespace != r.p.Namespace {
 			return conflict("install %q already exists for cluster %q, namespace %q; this import is for cluster %q, namespace %q: give another install name",
 				in.Name, in.Cluster, in.Namespace, r.p.Cluster, r.p.Namespace)
@@ -463,7 +471,7 @@ func (r *importRun) applyInstall(ctx context.Context) error {
 		var err error
 		if r.instAc == Created {
 			in, err = r.im.Store.CreateInstall(ctx, r.p.Workspace, store.Install{Name: r.instNm, Cluster: r.p.Cluster, Namespace: r.p.Namespace,
-				Repos: r.repos, Enabled: true})
+				Akash: r.p.Akash, Repos: r.repos, Enabled: true})
 		} else {
 			in, err = r.im.Store.UpdateInstall(ctx, r.p.Workspace, r.instNm, store.InstallUpdate{Repos: &r.repos})
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,6 +85,15 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			if cfg.Database == "" {
 				cfg.Database = os.Getenv("PULLGATE_DATABASE")
 			}
+			if !cmd.Flags().Changed("akash-import-credentials") {
+				if v := os.Getenv("PULLGATE_AKASH_IMPORT_CREDENTIALS"); v != "" {
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return fmt.Errorf("PULLGATE_AKASH_IMPORT_CREDENTIALS %q: want true or false", v)
+					}
+					cfg.AkashImportCredentials = b
+				}
+			}
 			if cfg.TokenTTL < time.Minute || cfg.TokenTTL > 24*time.Hour {
 				return fmt.Errorf("--token-ttl %v: want 1m to 24h", cfg.TokenTTL)
 			}
@@ -101,6 +111,9 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 			}
 			if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
 				return fmt.Errorf("--public-url %q: want an http:// or https:// URL", cfg.PublicURL)
+			}
+			if err := akashTenantsFlag(&cfg, cmd.Flags().Changed("akash-tenants")); err != nil {
+				return cli.UsageErrorf("%w", err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -142,7 +155,30 @@ PULLGATE_DATABASE (postgres://... instead of SQLite).`,
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", api.DefaultSessionTTL, "absolute lifetime of a console session")
 	f.DurationVar(&cfg.SessionIdle, "session-idle", api.DefaultSessionIdle, "a console session ends after this long without a request")
+	f.BoolVar(&cfg.AkashTenants, "akash-tenants", false, "tenant self-service: an Akash account owner logs in by signing a challenge with the account's key and gets a workspace of its own (needs --public-url; env "+envAkashTenants+")")
+	f.BoolVar(&cfg.AkashImportCredentials, "akash-import-credentials", false, "let a provider cluster's Akash binding controller import registry credentials from lease manifests into the owners' workspaces (env PULLGATE_AKASH_IMPORT_CREDENTIALS; the provider still holds those passwords in plaintext)")
 	return cmd
+}
+
+// envAkashTenants turns on --akash-tenants ("true", "1").
+const envAkashTenants = "PULLGATE_AKASH_TENANTS"
+
+// akashTenantsFlag reads --akash-tenants, or its environment variable when
+// the flag is not given, and checks that the hub has the public URL its
+// login challenges name: a signature made for one hub must be no login on
+// another.
+func akashTenantsFlag(cfg *Config, flagGiven bool) error {
+	if v := os.Getenv(envAkashTenants); v != "" && !flagGiven {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want true or false", envAkashTenants, v)
+		}
+		cfg.AkashTenants = on
+	}
+	if cfg.AkashTenants && cfg.PublicURL == "" {
+		return fmt.Errorf("--akash-tenants needs --public-url: the login challenges tenants sign name the hub's URL")
+	}
+	return nil
 }
 
 // sessionFlags checks the console session lifetimes: short, by design.

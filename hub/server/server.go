@@ -69,6 +69,11 @@ type Config struct {
 	// SessionTTL and SessionIdle bound console sessions (0: the API's
 	// defaults).
 	SessionTTL, SessionIdle time.Duration
+	// AkashTenants turns on tenant self-service (api.Deps.AkashTenants).
+	AkashTenants bool
+	// AkashImportCredentials lets Akash binding controllers import lease
+	// manifests' registry credentials (opt-in).
+	AkashImportCredentials bool
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
@@ -126,6 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 	m := metrics.New()
 	var ns *natsserver.Server
 	var revoker api.Revoker
+	var saVerifier api.ServiceAccountVerifier
 	if cfg.NATSURL != "" || cfg.NATSListen != "" {
 		creds, err := natsauth.LoadOrCreate(cfg.DataDir)
 		if err != nil {
@@ -153,6 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer svc.Stop()
 		revoker = nodeRevoker{Service: svc, ns: ns, store: st, log: log}
+		saVerifier = svc
 	}
 
 	aw := audit.NewWriter(st, log, audit.WithErrorHook(m.AuditDropped.Inc))
@@ -187,9 +194,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cacheAPI = cacheAdmin{c: pc, px: px}
 	}
 	apiHandler := api.New(api.Deps{
+		ServiceAccounts: saVerifier, AkashImportCredentials: cfg.AkashImportCredentials,
 		Store: st, Sealer: sealer, Keyring: keys, AdminToken: adminToken, Logger: log,
 		OnTokenMinted: m.TokensMinted.Inc, Revoker: revoker, PublicURL: cfg.PublicURL, AuditFlush: aw.Flush, Cache: cacheAPI,
-		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle,
+		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle, AkashTenants: cfg.AkashTenants,
 		Check: func(ctx context.Context, c store.Credential, s credential.Secret, repo string) upstream.CheckResult {
 			return creds.Check(ctx, pool, c, s, repo)
 		},

@@ -9,14 +9,16 @@ import (
 )
 
 const clusterCols = `id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, ` +
-	`sa_jwks_proposed, sa_issuer_proposed, sa_proposed_by, sa_proposed_at, join_uses_left, join_expires_at`
+	`sa_jwks_proposed, sa_issuer_proposed, sa_proposed_by, sa_proposed_at, join_uses_left, join_expires_at, ` +
+	`akash_provider, akash_controller`
 
 func scanCluster(r rowScanner) (Cluster, error) {
 	var c Cluster
 	var jwks, proposed string
 	var created, proposedAt, expires int64
 	err := r.Scan(&c.ID, &c.Name, &c.WorkspaceID, &jwks, &c.SAIssuer, &c.SAAudience, &created,
-		&proposed, &c.Proposal.Issuer, &c.Proposal.NodeID, &proposedAt, &c.JoinUsesLeft, &expires)
+		&proposed, &c.Proposal.Issuer, &c.Proposal.NodeID, &proposedAt, &c.JoinUsesLeft, &expires,
+		&c.AkashProvider, &c.AkashController)
 	if jwks != "" {
 		c.SAJWKS = []byte(jwks)
 	}
@@ -49,6 +51,9 @@ func (s *SQL) CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cl
 	if c.SAAudience == "" {
 		c.SAAudience = "pullgate"
 	}
+	if err := checkClusterAkash(c); err != nil {
+		return Cluster{}, err
+	}
 	c.ID = newID("cl_")
 	c.CreatedAt = now()
 	c.Proposal = JWKSProposal{}
@@ -66,9 +71,10 @@ func (s *SQL) CreateCluster(ctx context.Context, c Cluster, joinHash []byte) (Cl
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO clusters (id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, join_hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			c.ID, c.Name, c.WorkspaceID, string(c.SAJWKS), c.SAIssuer, c.SAAudience, toNanos(c.CreatedAt), joinHash)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO clusters (id, name, workspace_id, sa_jwks, sa_issuer, sa_audience, created_at, join_hash,
+		akash_provider, akash_controller) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			c.ID, c.Name, c.WorkspaceID, string(c.SAJWKS), c.SAIssuer, c.SAAudience, toNanos(c.CreatedAt), joinHash,
+			c.AkashProvider, c.AkashController)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("cluster %q: %w", c.Name, ErrConflict)
 		}
@@ -130,7 +136,9 @@ func (s *SQL) DeleteCluster(ctx context.Context, name string, force bool) ([]Ins
 		if err != nil {
 			return err
 		}
-		bound, err := s.installsByCluster(ctx, tx, c.ID)
+		// Installs bound by cluster_id only: Akash installs' lease copies
+		// are not bound to the cluster and do not keep it in use.
+		bound, err := s.boundInstalls(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
@@ -163,18 +171,46 @@ func (s *SQL) DeleteCluster(ctx context.Context, name string, force bool) ([]Ins
 	return unbound, nil
 }
 
-// InstallsByCluster lists the installs bound to a cluster (by id).
+// InstallsByCluster lists the installs a cluster (by id) serves: those
+// bound to it, less any bound to a lease namespace of another workspace's
+// Akash account (a lease namespace is served only by its owner's
+// installs), plus, per lease namespace of the cluster, a copy of each
+// matching Akash install of the owner's workspace bound to that namespace
+// (Install.Lease set; same ID, so revocation works as for any install).
 func (s *SQL) InstallsByCluster(ctx context.Context, clusterID string) ([]Install, error) {
-	out, err := s.installsByCluster(ctx, s.rdb, clusterID)
-	return out, wrap(err, "list installs of cluster %q", clusterID)
+	out, err := s.servedInstalls(ctx, s.rdb, clusterID)
+	if err != nil {
+		return nil, wrap(err, "list installs of cluster %q", clusterID)
+	}
+	copies, err := s.leaseCopies(ctx, s.rdb, clusterID)
+	if err != nil {
+		return nil, wrap(err, "list installs of cluster %q", clusterID)
+	}
+	return append(out, copies...), nil
 }
 
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (s *SQL) installsByCluster(ctx context.Context, q queryer, clusterID string) ([]Install, error) {
-	rows, err := q.QueryContext(ctx, s.q(`SELECT `+installSelect("i")+` FROM installs i WHERE i.cluster_id = ? ORDER BY i.workspace_id, i.name`), clusterID)
+// boundInstalls lists every install whose cluster_id is the cluster.
+func (s *SQL) boundInstalls(ctx context.Context, q queryer, clusterID string) ([]Install, error) {
+	return s.queryInstalls(ctx, q, `SELECT `+installSelect("i")+` FROM installs i WHERE i.cluster_id = ? ORDER BY i.workspace_id, i.name`, clusterID)
+}
+
+// servedInstalls lists the installs bound to the cluster that it serves:
+// not those bound to a namespace that is a lease namespace of the cluster
+// unless the lease's owner has an account owning the install's workspace
+// (pre-squatting a tenant's namespace gets nothing).
+func (s *SQL) servedInstalls(ctx context.Context, q queryer, clusterID string) ([]Install, error) {
+	return s.queryInstalls(ctx, q, `SELECT `+installSelect("i")+` FROM installs i WHERE i.cluster_id = ?
+		AND NOT EXISTS (SELECT 1 FROM akash_leases l WHERE l.cluster_id = i.cluster_id AND l.namespace = i.namespace
+			AND NOT EXISTS (SELECT 1 FROM akash_accounts a WHERE a.address = l.owner AND a.workspace_id = i.workspace_id))
+		ORDER BY i.workspace_id, i.name`, clusterID)
+}
+
+func (s *SQL) queryInstalls(ctx context.Context, q queryer, query string, args ...any) ([]Install, error) {
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +279,7 @@ func (s *SQL) applyBinding(ctx context.Context, tx *sql.Tx, wsID string, in *Ins
 	if u.ServiceAccount != nil {
 		in.ServiceAccount = *u.ServiceAccount
 	}
-	if in.ServiceAccount != "" && in.Namespace == "" {
+	if in.ServiceAccount != "" && in.Namespace == "" && in.Akash == "" {
 		return false, fmt.Errorf("%w: install %q: a service account needs a namespace", ErrInvalid, in.Name)
 	}
 	if in.Cluster == old.Cluster && in.Namespace == old.Namespace && in.ServiceAccount == old.ServiceAccount {

@@ -11,7 +11,7 @@ import (
 
 // installCols are the installs table's columns as written; reads add the
 // name of the bound cluster (installSelect).
-const installCols = `id, workspace_id, name, cluster_id, namespace, service_account, repos, enabled, generation, created_at, updated_at`
+const installCols = `id, workspace_id, name, cluster_id, namespace, service_account, repos, enabled, generation, created_at, updated_at, akash`
 
 // installSelect is the select list of an install read through table alias
 // a: its columns, then the name of the cluster it is bound to (empty when
@@ -20,13 +20,16 @@ func installSelect(a string) string {
 	return prefixCols(a+".", installCols) + `, COALESCE((SELECT c.name FROM clusters c WHERE c.id = ` + a + `.cluster_id), '')`
 }
 
-func scanInstall(r rowScanner) (Install, error) {
+// scanInstall reads an install row as installSelect lists it, then extra
+// columns into extra.
+func scanInstall(r rowScanner, extra ...any) (Install, error) {
 	var in Install
 	var repos string
 	var clusterID sql.NullString
 	var created, updated int64
-	if err := r.Scan(&in.ID, &in.WorkspaceID, &in.Name, &clusterID, &in.Namespace, &in.ServiceAccount,
-		&repos, &in.Enabled, &in.Generation, &created, &updated, &in.Cluster); err != nil {
+	dest := append([]any{&in.ID, &in.WorkspaceID, &in.Name, &clusterID, &in.Namespace, &in.ServiceAccount,
+		&repos, &in.Enabled, &in.Generation, &created, &updated, &in.Akash, &in.Cluster}, extra...)
+	if err := r.Scan(dest...); err != nil {
 		return Install{}, err
 	}
 	in.ClusterID = clusterID.String
@@ -52,6 +55,10 @@ func (s *SQL) CreateInstall(ctx context.Context, workspace string, in Install) (
 	if err := checkName("install", in.Name); err != nil {
 		return Install{}, err
 	}
+	if err := checkInstallAkash(in); err != nil {
+		return Install{}, err
+	}
+	in.Lease = ""
 	in.Repos = slices.Clone(in.Repos)
 	repos, err := encodeRepos(in.Repos)
 	if err != nil {
@@ -73,9 +80,9 @@ func (s *SQL) CreateInstall(ctx context.Context, workspace string, in Install) (
 		in.Generation = 1
 		in.CreatedAt = now()
 		in.UpdatedAt = in.CreatedAt
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO installs (`+installCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO installs (`+installCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			in.ID, in.WorkspaceID, in.Name, nullable(in.ClusterID), in.Namespace, in.ServiceAccount, repos, in.Enabled,
-			in.Generation, toNanos(in.CreatedAt), toNanos(in.UpdatedAt))
+			in.Generation, toNanos(in.CreatedAt), toNanos(in.UpdatedAt), in.Akash)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("install %q in workspace %q: %w", in.Name, workspace, ErrConflict)
 		}
@@ -171,8 +178,15 @@ func (s *SQL) UpdateInstall(ctx context.Context, workspace, name string, u Insta
 			}
 			in.Repos = slices.Clone(*u.Repos)
 		}
+		if u.Akash != nil && *u.Akash != in.Akash {
+			in.Akash = *u.Akash
+			bump = true
+		}
 		rebind, err := s.applyBinding(ctx, tx, wsID, &in, u)
 		if err != nil {
+			return err
+		}
+		if err := checkInstallAkash(in); err != nil {
 			return err
 		}
 		if bump || rebind {
@@ -184,9 +198,9 @@ func (s *SQL) UpdateInstall(ctx context.Context, workspace, name string, u Insta
 			return err
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE installs SET repos = ?, enabled = ?, generation = ?, updated_at = ?,
-			cluster_id = ?, namespace = ?, service_account = ? WHERE id = ?`),
+			cluster_id = ?, namespace = ?, service_account = ?, akash = ? WHERE id = ?`),
 			repos, in.Enabled, in.Generation, toNanos(in.UpdatedAt),
-			nullable(in.ClusterID), in.Namespace, in.ServiceAccount, in.ID)
+			nullable(in.ClusterID), in.Namespace, in.ServiceAccount, in.Akash, in.ID)
 		return err
 	})
 	if err != nil {

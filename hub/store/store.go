@@ -97,8 +97,17 @@ type Install struct {
 	// working (disable, repo change). Tokens carry the generation they were
 	// minted at.
 	Generation int64
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Akash marks an install for Akash leases: "" (not), "all" (every
+	// lease namespace of the workspace's Akash account) or a deployment
+	// sequence number in decimal (only that deployment's leases). Such an
+	// install has no cluster or namespace of its own.
+	Akash string
+	// Lease is set only on the copies of an Akash install that
+	// InstallsByCluster returns: the lease namespace the copy serves
+	// (also its Namespace). Never stored.
+	Lease     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // InstallUpdate changes an install. Nil fields are left as they are. Any
@@ -115,6 +124,10 @@ type InstallUpdate struct {
 	Cluster        *string
 	Namespace      *string
 	ServiceAccount *string
+	// Akash changes the install's Akash scope (see Install.Akash); a
+	// change bumps Generation. A scope and a cluster binding exclude each
+	// other.
+	Akash *string
 }
 
 // SigningKey is an install-token signing key. Private is sealed.
@@ -209,7 +222,13 @@ type Cluster struct {
 	JoinUsesLeft int64
 	// JoinExpiresAt is when the join token stops working; zero is never.
 	JoinExpiresAt time.Time
-	CreatedAt     time.Time
+	// AkashProvider is the provider address (akash1...) whose leases the
+	// cluster runs ("" = none); AkashController is "namespace:name" of
+	// the service account of its binding controller, the only one whose
+	// tokens may report lease namespaces. Only a shared cluster has them.
+	AkashProvider   string
+	AkashController string
+	CreatedAt       time.Time
 }
 
 // JWKSProposal is a service-account key set (and issuer) an agent offered

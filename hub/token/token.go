@@ -49,8 +49,12 @@ type Claims struct {
 	Scoped     bool     `json:"scoped,omitempty"`
 	Scope      []string `json:"scope,omitempty"`
 	Generation int64    `json:"gen"`
-	IssuedAt   int64    `json:"iat"`
-	Expiry     int64    `json:"exp"`
+	// Lease is the Akash lease namespace a token of a lease copy of an
+	// install was minted for (store.Install.Lease): the proxy refuses it
+	// once that lease namespace is gone from the cluster.
+	Lease    string `json:"lease,omitempty"`
+	IssuedAt int64  `json:"iat"`
+	Expiry   int64  `json:"exp"`
 }
 
 // ExpiresAt is the expiry as a time.

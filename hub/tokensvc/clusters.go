@@ -18,6 +18,9 @@ type Clusters interface {
 	// trusted until an operator approves them.
 	ProposeClusterJWKS(ctx context.Context, id string, p store.JWKSProposal) error
 	InstallsByCluster(ctx context.Context, clusterID string) ([]store.Install, error)
+	// AkashLeaseClusters lists the clusters where the workspace's Akash
+	// installs are served (its account has a lease namespace there).
+	AkashLeaseClusters(ctx context.Context, workspaceID string) ([]string, error)
 	CredentialsByWorkspaceID(ctx context.Context, workspaceID string) ([]store.Credential, error)
 	// EnrolNode creates a node while consuming one use of the cluster's
 	// join token, atomically.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pullgate/pullgate/hub/store"
@@ -17,31 +18,53 @@ import (
 // own, so a lost push never makes a revoked token work.
 
 // InstallChanged revokes tokens of an install (disabled, deleted, allow-list
-// changed).
+// changed) on its cluster and on every cluster where its workspace has
+// Akash lease namespaces: an Akash install has no cluster of its own but
+// is served there, and one that just stopped being an Akash install was.
 func (s *Service) InstallChanged(ctx context.Context, in store.Install) error {
-	if in.ClusterID == "" {
-		return nil
-	}
-	c, err := s.store.ClusterByID(ctx, in.ClusterID)
-	if err != nil {
-		return nil // no such cluster: nothing holds its tokens
-	}
-	return s.publish(c.ID, wire.Revocation{Installs: []string{in.ID}})
+	return s.publishInstall(ctx, in, wire.Revocation{Installs: []string{in.ID}})
 }
 
-// InstallAdded sends the install's cluster a notice that names nothing: no
-// cached token is dropped, and agents that keep containerd mirrors resync
-// to pick up the upstream hosts of a new or re-enabled install. (Sending
-// InstallChanged instead would drop tokens fetched just after the change.)
+// InstallAdded sends the install's clusters (as InstallChanged finds them)
+// a notice that names nothing: no cached token is dropped, and agents that
+// keep containerd mirrors resync to pick up the upstream hosts of a new or
+// re-enabled install. (Sending InstallChanged instead would drop tokens
+// fetched just after the change.)
 func (s *Service) InstallAdded(ctx context.Context, in store.Install) error {
-	if in.ClusterID == "" {
-		return nil
-	}
-	c, err := s.store.ClusterByID(ctx, in.ClusterID)
-	if err != nil {
-		return nil
-	}
+	return s.publishInstall(ctx, in, wire.Revocation{})
+}
+
+// AkashLeasesChanged tells a cluster that its lease namespaces changed
+// with a notice that names nothing: agents resync, dropping installs no
+// longer served there (and picking up the hosts of new ones).
+func (s *Service) AkashLeasesChanged(ctx context.Context, c store.Cluster) error {
 	return s.publish(c.ID, wire.Revocation{})
+}
+
+// publishInstall publishes r to the clusters that serve (or served) the
+// install: its own, and those with lease namespaces of its workspace.
+func (s *Service) publishInstall(ctx context.Context, in store.Install, r wire.Revocation) error {
+	var ids []string
+	if in.ClusterID != "" {
+		if c, err := s.store.ClusterByID(ctx, in.ClusterID); err == nil {
+			ids = append(ids, c.ID)
+		} // no such cluster: nothing holds its tokens
+	}
+	leased, err := s.store.AkashLeaseClusters(ctx, in.WorkspaceID)
+	if err != nil {
+		return fmt.Errorf("push revocation of install %s: %w", in.Name, err)
+	}
+	for _, id := range leased {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		if err := s.publish(id, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CredentialsChanged revokes cached tokens of a workspace's installs (a

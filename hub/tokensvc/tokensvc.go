@@ -270,7 +270,7 @@ func (s *Service) Issue(ctx context.Context, subject string, req wire.TokenReque
 			Error: "install " + in.Name + " allows " + tgt.String() + " but no enabled registry credential of its workspace covers it"}}
 	}
 	tok, claims, err := s.keys.Mint(token.Claims{Install: in.ID, Workspace: in.WorkspaceID, Cluster: c.ID, Node: node.ID,
-		Repos: in.Repos, Generation: in.Generation}, s.ttl)
+		Repos: in.Repos, Generation: in.Generation, Lease: in.Lease}, s.ttl)
 	if err != nil {
 		s.log.Error("mint token", "err", err)
 		return wire.TokenReply{ErrorReply: *internal(err)}
@@ -334,6 +334,18 @@ func noApprovedKeys(c store.Cluster) *wire.ErrorReply {
 	return &wire.ErrorReply{Code: wire.CodeForbidden,
 		Error: "cluster " + c.Name + " has no approved service-account keys; run `pullgate-hub cluster jwks show " + c.Name +
 			"` and `cluster jwks approve` (or `cluster jwks set`)"}
+}
+
+// VerifyServiceAccount verifies a service-account token of cluster c as
+// pulls are verified: signed by the cluster's approved keys, its issuer
+// and audience, and bound to a pod. The API uses it for a cluster's Akash
+// binding controller. The error says why, never echoing the token.
+func (s *Service) VerifyServiceAccount(c store.Cluster, tok string) (satoken.Claims, error) {
+	claims, e := s.verifySA(c, tok)
+	if e != nil {
+		return satoken.Claims{}, errors.New(e.Error)
+	}
+	return claims, nil
 }
 
 func (s *Service) verifySA(c store.Cluster, tok string) (satoken.Claims, *wire.ErrorReply) {

@@ -23,12 +23,23 @@ type Hub struct {
 // waits until it is ready.
 func StartHub(t testing.TB, dir string) *Hub {
 	t.Helper()
+	return StartHubWith(t, dir, nil)
+}
+
+// StartHubWith is StartHub with more `serve` flags, which extra makes
+// from the hub's HTTP address (for --public-url); extra may be nil.
+func StartHubWith(t testing.TB, dir string, extra func(addr string) []string) *Hub {
+	t.Helper()
 	natsPort := testupstream.FreePort(t)
 	h := &Hub{Addr: fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t)), NATS: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		Data: filepath.Join(dir, "pullgate-data")}
-	h.Proc = Start(t, "hub", dir, nil, HubBinary(t), "serve", "--listen", h.Addr,
+	args := []string{"serve", "--listen", h.Addr,
 		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", testupstream.FreePort(t)),
-		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
+		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort)}
+	if extra != nil {
+		args = append(args, extra(h.Addr)...)
+	}
+	h.Proc = Start(t, "hub", dir, nil, HubBinary(t), args...)
 	WaitHTTP(t, "http://"+h.Addr+"/readyz", h.Proc)
 	return h
 }

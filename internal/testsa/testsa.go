@@ -52,6 +52,9 @@ type Opts struct {
 	Audience string        // default "pullgate"
 	TTL      time.Duration // default 1h; negative for an expired token
 	Issuer   string        // default DefaultIssuer
+	// Unbound leaves out the pod claim: a token not bound to a pod (as a
+	// long-lived Secret-based token is).
+	Unbound bool
 }
 
 // Token issues a pod-bound token for namespace/serviceAccount.
@@ -81,6 +84,9 @@ func (i *Issuer) Token(t testing.TB, namespace, serviceAccount string, o Opts) s
 			"serviceaccount": map[string]any{"name": serviceAccount, "uid": "4a1c1d1e-0000-4000-8000-000000000001"},
 			"pod":            map[string]any{"name": serviceAccount + "-pod", "uid": "4a1c1d1e-0000-4000-8000-000000000002"},
 		},
+	}
+	if o.Unbound {
+		delete(claims["kubernetes.io"].(map[string]any), "pod")
 	}
 	tok, err := jwt.Signed(i.signer).Claims(claims).Serialize()
 	if err != nil {

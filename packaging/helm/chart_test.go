@@ -21,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -42,6 +43,7 @@ const (
 	namespace = "pullgate-system"
 	hubName   = "pg-pullgate-hub"
 	agentName = "pg-pullgate-agent"
+	akashName = "pg-pullgate-akash"
 )
 
 func repoRoot(t *testing.T) string {
@@ -131,11 +133,21 @@ func typed(apiVersion, kind string) (any, bool) {
 		return &rbacv1.ClusterRole{}, true
 	case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 		return &rbacv1.ClusterRoleBinding{}, true
+	case "rbac.authorization.k8s.io/v1 Role":
+		return &rbacv1.Role{}, true
+	case "rbac.authorization.k8s.io/v1 RoleBinding":
+		return &rbacv1.RoleBinding{}, true
+	case "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration":
+		return &admissionregv1.MutatingWebhookConfiguration{}, true
 	}
 	return nil, false
 }
 
-var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true}
+var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "MutatingWebhookConfiguration": true}
+
+// inOtherNamespace are objects that live outside the release namespace:
+// the Akash controller's Role on the provider's Manifests.
+var inOtherNamespace = map[string]string{"Role/" + akashName + "-manifests": "lease", "RoleBinding/" + akashName + "-manifests": "lease"}
 
 // render runs helm template with values (a YAML document) and returns the
 // decoded objects, or helm's error output.
@@ -268,6 +280,10 @@ func checkMeta(t *testing.T, kind string, m metav1.ObjectMeta) {
 	if clusterScoped[kind] {
 		if m.Namespace != "" {
 			t.Errorf("%s/%s: cluster-scoped with namespace %q", kind, m.Name, m.Namespace)
+		}
+	} else if ns, ok := inOtherNamespace[kind+"/"+m.Name]; ok {
+		if m.Namespace != ns {
+			t.Errorf("%s/%s: namespace %q, want %q", kind, m.Name, m.Namespace, ns)
 		}
 	} else if m.Namespace != namespace {
 		t.Errorf("%s/%s: namespace %q, want the release namespace %q", kind, m.Name, m.Namespace, namespace)
@@ -871,6 +887,8 @@ func TestInvalidValues(t *testing.T) {
 		{"agent: {enabled: false}\nhub: {nats: {url: 'tls://n1:4222,,tls://n3:4222'}}", `"" is not a nats://`},
 		{"hub: {enabled: false}\nagent: {joinToken: {value: x}, kubelet: {matchImages: [a.io]}}", "agent.natsURL is required"},
 		{"hubb: {}", "hubb"},
+		{"agent: {enabled: false}\nhub: {akash: {tenants: true}}", "hub.akash.tenants needs hub.publicURL"},
+		{"agent: {enabled: false}\nhub: {akash: {tenant: true}}", "tenant"},
 	} {
 		_, err := render(t, c.values)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -1120,6 +1138,22 @@ func TestRemoveRevokedImages(t *testing.T) {
 	if _, err := render(t, agentValues+"  removeRevokedImages: {enabled: true, criSocket: relative.sock}\n"); err == nil {
 		t.Error("a relative CRI socket path was accepted")
 	}
+}
+
+// hub.akash.tenants turns on tenant self-service; off by default.
+func TestAkashTenants(t *testing.T) {
+	hubArgs := func(values string) []string {
+		d := get[appsv1.Deployment](t, mustRender(t, values), "Deployment", hubName)
+		return d.Spec.Template.Spec.Containers[0].Args
+	}
+	if args := hubArgs(agentValues); slices.Contains(args, "--akash-tenants") {
+		t.Errorf("default hub args %v have --akash-tenants", args)
+	}
+	args := hubArgs(agentValues + "hub: {publicURL: https://hub.example.com, akash: {tenants: true}}\n")
+	if !slices.Contains(args, "--akash-tenants") {
+		t.Errorf("hub args %v: no --akash-tenants", args)
+	}
+	checkHubFlags(t, args)
 }
 
 func TestHostNetwork(t *testing.T) {

@@ -6,7 +6,8 @@ import (
 	"fmt"
 
 	"github.com/decred/dcrd/bech32"
-	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // frozen, and what Cosmos addresses are made of
+	//lint:ignore SA1019 Cosmos account addresses are RIPEMD-160 of SHA-256 by definition; the package is frozen, not broken.
+	"golang.org/x/crypto/ripemd160"
 )
 
 // AddressPrefix is the bech32 human-readable part of Akash accounts.

@@ -9,6 +9,7 @@ import { audit } from './audit.js';
 import { workspaces } from './workspaces.js';
 import { members } from './members.js';
 import { tokens } from './tokens.js';
+import { akashSection } from './tenant.js';
 
 const pages = { registries, installs, clusters, audit, workspaces, members, tokens };
 const main = document.getElementById('main');
@@ -86,15 +87,21 @@ function loginPage() {
     const t = tok.input.value.trim();
     tok.input.value = '';
     try {
-      await login(t);
-      await fillWorkspaces();
-      say('Logged in.');
-      location.hash = '#/registries';
-      route();
+      await enter(t);
     } catch (e) { fail(e); tok.input.focus(); }
   } } }, h('h1', {}, 'Log in'), tok, h('button', { type: 'submit', class: 'primary' }, 'Log in'));
-  clear(main).appendChild(form);
+  clear(main).append(form, akashSection(enter, fail));
   tok.input.focus();
+}
+
+// enter exchanges a token (pasted, or just minted by an Akash login) for a
+// session and shows the console; the token is not kept.
+async function enter(token) {
+  await login(token);
+  await fillWorkspaces();
+  say('Logged in.');
+  location.hash = '#/registries';
+  route();
 }
 
 async function route() {

@@ -217,6 +217,9 @@ mountConfigDir: {{ $p.mountConfigDir }}
 {{- if and $h.nats.url (include "pullgate.plainNATS" $h.nats.url) (not $h.nats.insecure) -}}
 {{- fail (printf "hub.nats.url %s is plain text: use tls:// (with hub.nats.caSecret if its certificate is not publicly trusted), or set hub.nats.insecure=true to send credentials in clear text" $h.nats.url) -}}
 {{- end -}}
+{{- if and $h.akash.tenants (not $h.publicURL) -}}
+{{- fail "hub.akash.tenants needs hub.publicURL: the login challenges tenants sign name the hub's URL" -}}
+{{- end -}}
 {{- if and $h.cache.enabled (eq $h.cache.backend "s3") (not $h.cache.s3.bucket) -}}
 {{- fail "hub.cache.s3.bucket is required with hub.cache.backend=s3" -}}
 {{- end -}}

@@ -48,5 +48,19 @@ Shared cluster: the kubelet passes pods' service-account tokens (audience
 KubeletServiceAccountTokenForCredentialProviders feature gate on).
 {{- end }}
 {{- end }}
+{{- if .Values.akash.enabled }}
+
+Akash binding controller: Deployment {{ include "pullgate.akash.fullname" . }}, cluster {{ .Values.akash.cluster | quote }} on {{ include "pullgate.akash.hubURL" . }}.
+The hub accepts its service-account token only once the cluster names it:
+
+  pullgate-hub cluster update {{ .Values.akash.cluster }} --akash-provider akash1... \
+    --akash-controller {{ .Release.Namespace }}:{{ include "pullgate.akash.fullname" . }}
+{{- if .Values.akash.importCredentials }}
+
+Credentials import is on (the hub needs --akash-import-credentials). The
+provider still keeps the SDL's password in its Manifest and Secret: ask
+tenants to move the credential to the hub and rotate it.
+{{- end }}
+{{- end }}
 
 {{- end -}}
