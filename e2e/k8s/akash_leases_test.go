@@ -196,12 +196,21 @@ func akashLeases(t *testing.T, e *akashEnv) {
 	t2, ws2 := tenantLogin(t, e, k2)
 
 	// 2. Each stores its credential and an install for all its leases.
+	// The test's upstreams are on loopback, which a tenant may not open
+	// on a hub with self-service: the admin does it, as the suite names
+	// them registry-N.corp with --endpoint.
+	if out, err := t1.run(pw1+"\n", "registry", "add", "-w", ws1, "--name", "lan", "--host", "registry-1.corp",
+		"--endpoint", up1.URL, "--allow-private-network", "--username", up1.User, "--password-stdin"); err == nil || !strings.Contains(err.Error(), "allow_private_network") {
+		t.Fatalf("a tenant opens the hub's private network: %v %s", err, out)
+	}
 	t1.must(pw1+"\n", "registry", "add", "-w", ws1, "--name", "up", "--host", "registry-1.corp",
-		"--endpoint", up1.URL, "--allow-private-network", "--username", up1.User, "--password-stdin")
+		"--endpoint", up1.URL, "--username", up1.User, "--password-stdin")
 	t1.must("", "install", "create", "-w", ws1, "--name", "app", "--akash", "all", "--repo", "registry-1.corp/t1/*")
 	t2.must(pw2+"\n", "registry", "add", "-w", ws2, "--name", "up", "--host", "registry-2.corp",
-		"--endpoint", up2.URL, "--allow-private-network", "--username", up2.User, "--password-stdin")
+		"--endpoint", up2.URL, "--username", up2.User, "--password-stdin")
 	t2.must("", "install", "create", "-w", ws2, "--name", "tool", "--akash", "all", "--repo", "registry-2.corp/t2/*")
+	pg.must("", "registry", "update", "-w", ws1, "up", "--allow-private-network=true")
+	pg.must("", "registry", "update", "-w", ws2, "up", "--allow-private-network=true")
 
 	// 3. Their leases: namespaces as the provider makes them; the
 	// controller reports them to the hub.
