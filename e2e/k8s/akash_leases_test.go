@@ -297,6 +297,14 @@ func akashLeases(t *testing.T, e *akashEnv) {
 	if err := pullManifest(tool2, tok); err == nil || !isAuthError(err.Error()) {
 		t.Fatalf("lease token after the namespace's deletion: %v, want 401", err)
 	}
+	// --remove-revoked-images: the tenant's install is no longer served on
+	// this cluster (its only lease here ended), so its image leaves the
+	// node.
+	gone := waitFor(t, 90*time.Second, "lease 2's image removed from the node", func() (bool, error) {
+		imgs := c.nodeImages()
+		return !slices.Contains(imgs, tool2), fmt.Errorf("images %v", imgs)
+	})
+	t.Logf("FIGURE lease row gone → the ended lease's image removed from the node: %v", gone.Round(time.Millisecond))
 	waitFor(t, 10*time.Second, "the audit shows the lease token refused as lease_ended", func() (bool, error) {
 		var events []map[string]any
 		out := pg.must("", "audit", "-w", ws2, "--since", "all", "-o", "json")
