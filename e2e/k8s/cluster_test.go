@@ -56,6 +56,9 @@ type cluster struct {
 	kubeletConf string
 	kubelet     *proc
 	kubeletArgs []string
+	// procs are the control plane's processes, whose logs (in memory
+	// until the test ends) grepClusterState reads too.
+	procs []*proc
 }
 
 func cacheBin(t *testing.T) string {
@@ -165,19 +168,23 @@ func startCluster(t *testing.T, pauseImage, nodeIP string) *cluster {
 
 	// Controllers: service accounts and their tokens' root CA, DaemonSets,
 	// Deployments; the scheduler places the chart's pods.
-	startProc(t, "kube-controller-manager", d, nil, filepath.Join(c.bin, "kube-controller-manager"),
+	kcm := startProc(t, "kube-controller-manager", d, nil, filepath.Join(c.bin, "kube-controller-manager"),
 		"--kubeconfig="+c.kubeconfig, "--service-account-private-key-file="+d+"/sa.key",
 		"--root-ca-file="+d+"/apiserver/apiserver.crt", "--leader-elect=false", "--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", testupstream.FreePort(t)), "--use-service-account-credentials=false")
-	startProc(t, "kube-scheduler", d, nil, filepath.Join(c.bin, "kube-scheduler"),
+	sched := startProc(t, "kube-scheduler", d, nil, filepath.Join(c.bin, "kube-scheduler"),
 		"--kubeconfig="+c.kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", testupstream.FreePort(t)))
+	c.procs = append(c.procs, kine, api, kcm, sched)
 
 	c.startContainerd(pauseImage, path)
 
 	// The kubelet (no credential provider yet: the chart installs it).
 	c.staticDir = d + "/manifests"
 	os.MkdirAll(c.staticDir, 0o755)
+	// Pod logs under the cluster's directory too (not /var/log/pods):
+	// grepClusterState reads them.
+	os.MkdirAll(d+"/pod-logs", 0o755)
 	c.kubeletConf = d + "/kubelet.yaml"
 	writeFile(t, c.kubeletConf, fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -199,12 +206,13 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "0%%", nodefs.available: "0%%", imagefs.available: "0%%"}
 staticPodPath: %s
+podLogsDir: %s
 fileCheckFrequency: 1s
 syncFrequency: 5s
 # What the README asks of operators with --remove-revoked-images (KEP-2535):
 # the kubelet checks a pod's credentials before it uses a cached image.
 imagePullCredentialsVerificationPolicy: AlwaysVerify
-`, testupstream.FreePort(t), testupstream.FreePort(t), c.ctrSock, c.staticDir), 0o644)
+`, testupstream.FreePort(t), testupstream.FreePort(t), c.ctrSock, c.staticDir, d+"/pod-logs"), 0o644)
 	c.kubeletArgs = []string{"--kubeconfig=" + d + "/node.kubeconfig", "--config=" + c.kubeletConf,
 		"--hostname-override=" + nodeName, "--node-ip=" + nodeIP, "--root-dir=" + d + "/kubelet",
 		"--cert-dir=" + d + "/kubelet-pki"}
@@ -253,6 +261,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
     differ = "walking"
 `, d+"/root", d+"/state", c.ctrSock, d+"/opt", c.certsDir, pauseImage, d+"/cni"), 0o644)
 	ctr := startProc(t, "containerd", d, []string{path}, filepath.Join(c.bin, "containerd"), "--config", d+"/config.toml")
+	c.procs = append(c.procs, ctr)
 	conn, err := grpc.NewClient("unix://"+c.ctrSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -162,7 +162,10 @@ func TestKubernetes(t *testing.T) {
 			// this node:
 			"--set", "hub.image.repository=" + images.Host + "/pullgate/pullgate-hub", "--set", "hub.image.tag=" + version,
 			"--set", "hub.hostNetwork=true", "--set", "hub.persistence.enabled=false", "--set", "hub.logFormat=text",
-			"--set", "hub.tolerations[0].operator=Exists", "--set", "hub.nats.tls.ipAddresses={127.0.0.1}"}...)
+			"--set", "hub.tolerations[0].operator=Exists", "--set", "hub.nats.tls.ipAddresses={127.0.0.1}",
+			// Issue 15: Akash tenants' self-service and the opt-in import
+			// (set at install: the hub's data is in an emptyDir here).
+			"--set", "hub.akash.tenants=true", "--set", "hub.akash.importCredentials=true"}...)
 		hubPod := c.waitReady("pullgate", "pullgate-hub", 5*time.Minute)
 		t.Logf("hub pod %s ready after %v", hubPod.Name, time.Since(start).Round(time.Second))
 		// `kubectl exec deploy/pullgate-hub -- pullgate-hub --token-file
@@ -353,6 +356,21 @@ spec:
 			}
 			return pulled && refused, fmt.Errorf("events %v", events)
 		})
+	})
+
+	// Issue 15 part 5: cached images across two Akash lease namespaces.
+	step("akash-cached-images", func(t *testing.T) {
+		c.t, pg.t = t, t
+		akashCachedImages(t, c, pg, hubImg(upA, "registry-a.corp", "team/app:v1"), hubImg(upB, "registry-b.corp", "other/tool:v1"))
+	})
+
+	// Issue 15: Akash leases on provider-1, no tenant password on the
+	// cluster.
+	step("akash-leases", func(t *testing.T) {
+		c.t, pg.t = t, t
+		akashLeases(t, &akashEnv{c: c, pg: pg, chart: chart, sleeper: bin, agentRun: agentDir + "/run",
+			helperBin: kubeletDir + "/bin/pullgate-credential-provider", controllerSA: "pullgate:pullgate-agent-akash",
+			controllerPod: "pullgate-agent-akash"})
 	})
 
 	// 3. A single-workspace cluster in mirror form: images keep their

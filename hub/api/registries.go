@@ -23,6 +23,9 @@ func (s *server) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkPrivateNetwork(r, req.AllowPrivateNetwork, false); err != nil {
+		return err
+	}
 	ws, err := s.d.Store.GetWorkspace(r.Context(), r.PathValue("ws"))
 	if err != nil {
 		return err
@@ -130,6 +133,16 @@ func (s *server) updateRegistry(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := CheckUpdateRegistry(req); err != nil {
 		return err
+	}
+	if s.d.AkashTenants && (req.AllowPrivateNetwork != nil && *req.AllowPrivateNetwork || req.Endpoint != nil || req.RealmHosts != nil) {
+		c, err := s.d.Store.GetCredential(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+		if err != nil {
+			return err
+		}
+		allow := req.AllowPrivateNetwork != nil && *req.AllowPrivateNetwork
+		if err := s.checkPrivateNetwork(r, allow, c.AllowPrivateNetwork && (req.Endpoint != nil || req.RealmHosts != nil)); err != nil {
+			return err
+		}
 	}
 	u := store.CredentialUpdate{Username: req.Username, Insecure: req.Insecure, AllowPrivateNetwork: req.AllowPrivateNetwork}
 	if req.RealmHosts != nil {
@@ -259,3 +272,19 @@ func (s *server) testRegistry(w http.ResponseWriter, r *http.Request) error {
 // errInternal strips the store sentinels from err so that a missing secret
 // version reads as the internal inconsistency it is, not as a 404.
 func errInternal(err error) error { return fmt.Errorf("%s", err.Error()) }
+
+// checkPrivateNetwork keeps the hub's own network the admin's to open. On a
+// hub with Akash tenant self-service (--akash-tenants) anyone with an Akash
+// key owns a workspace, so a workspace member may neither let a credential
+// reach private addresses (allow) nor move one that may (moves: its
+// endpoint or realm hosts) elsewhere; that would be SSRF into the
+// provider's network (docs/security.md, "SSRF through an SDL").
+func (s *server) checkPrivateNetwork(r *http.Request, allow, moves bool) error {
+	if !s.d.AkashTenants || (!allow && !moves) || principalFrom(r.Context()).IsAdmin() {
+		return nil
+	}
+	if allow {
+		return errorf(http.StatusForbidden, "forbidden: allow_private_network: on a hub with Akash tenant self-service only the hub admin lets a credential reach private addresses")
+	}
+	return errorf(http.StatusForbidden, "forbidden: this credential may reach private addresses (set by the hub admin): only the hub admin changes its endpoint or realm hosts")
+}

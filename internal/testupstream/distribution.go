@@ -125,6 +125,7 @@ func StartDistribution(t testing.TB, opts ...ProcOption) *Registry {
 	if !cfg.noAuth {
 		r.User, r.Password = distributionUser, randomHex(t, 16)
 		htpasswd := filepath.Join(dir, "htpasswd")
+		r.htpasswd = htpasswd
 		if err := writeHtpasswd(htpasswd, r.User, r.Password); err != nil {
 			t.Fatalf("testupstream: %v", err)
 		}
@@ -309,6 +310,27 @@ func (r *Registry) procLogHint() string {
 		return ""
 	}
 	return "\nregistry log tail:\n" + r.proc.logTail(20)
+}
+
+// SetPassword changes the password a StartDistribution registry accepts,
+// as an upstream's owner rotates a token: from the next request on, only
+// pass works. distribution rereads its htpasswd file when the file's
+// modification time changes, so the registry keeps running on its port.
+func (r *Registry) SetPassword(t testing.TB, pass string) {
+	t.Helper()
+	if r.htpasswd == "" {
+		t.Fatal("testupstream: SetPassword needs a StartDistribution registry with auth")
+	}
+	if err := writeHtpasswd(r.htpasswd, r.User, pass); err != nil {
+		t.Fatalf("testupstream: %v", err)
+	}
+	// A rewrite within the file system's timestamp granularity would look
+	// unchanged to distribution.
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(r.htpasswd, later, later); err != nil {
+		t.Fatalf("testupstream: %v", err)
+	}
+	r.Password = pass
 }
 
 // writeHtpasswd writes a one-user bcrypt htpasswd file.

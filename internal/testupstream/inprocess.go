@@ -37,7 +37,8 @@ type Registry struct {
 	reqLog        requestLog
 	tokenRequests atomic.Int64
 
-	proc *process // set by StartDistribution only
+	proc     *process // set by StartDistribution only
+	htpasswd string   // StartDistribution with auth: its htpasswd file
 }
 
 // LoggedRequest is one request as seen by an in-process registry or CDN.

@@ -461,6 +461,18 @@ func TestDistributionPushPull(t *testing.T) {
 	wantStatus(t, err, http.StatusUnauthorized)
 }
 
+func TestDistributionSetPassword(t *testing.T) {
+	r := StartDistribution(t)
+	img := r.PushRandomImage(t, "team/app", "v1", 1, 512)
+	old := r.Password
+	r.SetPassword(t, "rotated-"+old)
+	pullAndCheck(t, r.Ref("team/app", "v1"), r.Auth(), img)
+	ref, _ := name.ParseReference(r.Ref("team/app", "v1"))
+	_, err := remote.Image(ref, remote.WithAuth(&authn.Basic{Username: r.User, Password: old}),
+		remote.WithContext(t.Context()))
+	wantStatus(t, err, http.StatusUnauthorized)
+}
+
 func TestDistributionNoAuth(t *testing.T) {
 	r := StartDistribution(t, ProcNoAuth())
 	if r.User != "" || r.Auth() != authn.Anonymous {
