@@ -99,12 +99,7 @@ func testHubPaused(t *testing.T, e *env) []string {
 	if err := h.p.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	paused := true
-	defer func() {
-		if paused {
-			h.p.Resume()
-		}
-	}()
+	defer h.p.Resume() // SIGCONT to a running group changes nothing
 	// Until the NATS servers drop it (ping_interval x ping_max of the
 	// nats-config block), the queue groups still offer it requests; the
 	// agent's retries mostly get past it (measured, not asserted: each
@@ -150,7 +145,6 @@ func testHubPaused(t *testing.T, e *env) []string {
 	t.Logf("then %d cold tokens from agent 1, p50 %v max %v", rounds, lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	h.p.Resume()
 	waitFor(t, 30*time.Second, h.name+" back on NATS", func() bool { return e.hubConnections() == len(e.hubs) })
-	paused = false
 	e2eproc.WaitHTTP(t, "http://"+h.addr+"/readyz", h.p)
 	return toks
 }
@@ -293,12 +287,7 @@ func testNATSNodeHung(t *testing.T, e *env) []string {
 	if err := on.p.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	paused := true
-	defer func() {
-		if paused {
-			on.p.Resume()
-		}
-	}()
+	defer on.p.Resume() // SIGCONT to a running group changes nothing
 	hubs := waitFor(t, 60*time.Second, "every hub off the hung node", func() bool { return e.hubConnections() == len(e.hubs) })
 	took := waitFor(t, 60*time.Second, "every agent off the hung node", func() bool {
 		n := e.connectedTo(id)
@@ -322,7 +311,6 @@ func testNATSNodeHung(t *testing.T, e *env) []string {
 	}
 	e.cli.Must("", "install", "enable", "-w", "acme", "web")
 	on.p.Resume()
-	paused = false
 	for _, n := range e.nats {
 		n.waitRoutes(t, 2)
 	}

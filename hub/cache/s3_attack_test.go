@@ -62,14 +62,29 @@ func openCache(t *testing.T, s cache.Storage, maxBytes int64) *cache.Cache {
 
 func fillAll(t *testing.T, c *cache.Cache, k cache.Key, b []byte) {
 	t.Helper()
+	if got, err := readFill(t, c, k, b); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("fill %s: %d bytes, %v", k.Digest, len(got), err)
+	}
+}
+
+// readFill fills k from an upstream that sends b, and returns what its
+// reader read.
+func readFill(t *testing.T, c *cache.Cache, k cache.Key, b []byte) ([]byte, error) {
+	t.Helper()
 	r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, b) {
-		t.Fatalf("fill %s: %d bytes, %v", k.Digest, len(got), err)
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// noStagingLeft fails the test if a fill left a file in staging.
+func noStagingLeft(t *testing.T, staging string) {
+	t.Helper()
+	if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+		t.Fatalf("%d staging files left behind", len(ents))
 	}
-	r.Close()
 }
 
 func exists(t *testing.T, srv *testweed.Server, bucket, key string) bool {
@@ -236,21 +251,14 @@ func TestS3Attacks(t *testing.T) {
 		c := openCache(t, fullDisk{Storage: s, room: 1 << 20}, 64<<20)
 		b, d := storagetest.Content(t, 3<<20)
 		k := cache.Key{Origin: attackOrigin, Digest: d}
-		r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
+		got, err := readFill(t, c, k, b)
 		if err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("a fill whose staging disk is full: %d of %d bytes, %v; want all of them", len(got), len(b), err)
 		}
 		if st := c.Stats(); st.Uncached != 1 || c.Has(k) {
 			t.Fatalf("after a full staging disk: %+v, has %v; want the fill uncached", st, c.Has(k))
 		}
-		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
-			t.Fatalf("%d staging files left behind", len(ents))
-		}
+		noStagingLeft(t, staging)
 	})
 
 	// A bucket of many entries (every replica's; a tenant can add many
@@ -313,12 +321,7 @@ func TestS3Attacks(t *testing.T) {
 		c := openCache(t, s, 256<<20)
 		b, d := storagetest.Content(t, 12<<20)
 		k := cache.Key{Origin: attackOrigin, Digest: d}
-		r, _, err := c.Fill(context.Background(), k, gatedFetch(b, closed()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
+		got, err := readFill(t, c, k, b)
 		if err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("a fill whose upload's part 2 failed: %d of %d bytes, %v", len(got), len(b), err)
 		}
@@ -332,9 +335,7 @@ func TestS3Attacks(t *testing.T) {
 		if len(ups.Uploads) != 0 {
 			t.Fatalf("%d multipart uploads left after a failed part", len(ups.Uploads))
 		}
-		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
-			t.Fatalf("%d staging files left behind", len(ents))
-		}
+		noStagingLeft(t, staging)
 	})
 
 	// A tenant's registry sends bytes that do not match the digest (same
@@ -352,12 +353,7 @@ func TestS3Attacks(t *testing.T) {
 			_, d := storagetest.Content(t, size)
 			other, _ := storagetest.Content(t, size)
 			k := cache.Key{Origin: attackOrigin, Digest: d}
-			r, _, err := c.Fill(context.Background(), k, gatedFetch(other, closed()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(r)
-			r.Close()
+			got, err := readFill(t, c, k, other)
 			if !errors.Is(err, cache.ErrDigestMismatch) || len(got) >= size {
 				t.Fatalf("%d wrong bytes: read %d, %v; want fewer than all and ErrDigestMismatch", size, len(got), err)
 			}
@@ -365,9 +361,7 @@ func TestS3Attacks(t *testing.T) {
 				t.Fatalf("%d wrong bytes were committed", size)
 			}
 		}
-		if ents, _ := os.ReadDir(staging); len(ents) != 0 {
-			t.Fatalf("%d staging files left behind", len(ents))
-		}
+		noStagingLeft(t, staging)
 	})
 
 	// Stray objects in the prefix with metadata the hub did not write:
