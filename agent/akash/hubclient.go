@@ -3,8 +3,6 @@ package akash
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	pkgakash "github.com/pullgate/pullgate/pkg/akash"
+	"github.com/pullgate/pullgate/pkg/natstls"
 )
 
 // Defaults of the hub client.
@@ -92,17 +91,9 @@ func NewHubClient(hubURL, cluster, tokenFile string, opts ...HubOption) (*HubCli
 	if cfg.attempts < 1 {
 		cfg.attempts = 1
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.caFile != "" {
-		pem, err := os.ReadFile(cfg.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("hub CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("hub CA %s: no PEM certificate in it", cfg.caFile)
-		}
-		tc.RootCAs = pool
+	tc, err := natstls.ClientConfig(cfg.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("hub CA: %w", err)
 	}
 	rt := cfg.transport
 	if rt == nil {
