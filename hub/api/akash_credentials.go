@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/pullgate/pullgate/hub/sdl"
@@ -115,10 +114,7 @@ func (s *server) importAkashCredentials(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return sdlErr(err)
 	}
-	hub := r.Host
-	if u, err := url.Parse(s.d.PublicURL); err == nil && u.Host != "" {
-		hub = u.Host
-	}
+	hub := s.hubHost(r)
 	acct, _, err := s.d.Store.EnsureAkashAccount(ctx, lease.Owner, "")
 	if err != nil {
 		return err

@@ -242,7 +242,7 @@ func (s *server) deleteAkashLease(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *server) listClusterAkashLeases(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.d.Store.GetCluster(r.Context(), r.PathValue("cluster"))
+	c, err := s.controllerCluster(r)
 	if err != nil {
 		return err
 	}
@@ -250,11 +250,7 @@ func (s *server) listClusterAkashLeases(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	out := AkashLeaseList{Leases: make([]AkashLease, 0, len(ls))}
-	for _, l := range ls {
-		out.Leases = append(out.Leases, akashLeaseView(l, true))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeAkashLeases(w, ls, true)
 	return nil
 }
 
@@ -265,10 +261,15 @@ func (s *server) listWorkspaceAkashLeases(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
+	writeAkashLeases(w, ls, false)
+	return nil
+}
+
+// writeAkashLeases answers a lease listing ([] when empty, never null).
+func writeAkashLeases(w http.ResponseWriter, ls []store.AkashLease, withWorkspace bool) {
 	out := AkashLeaseList{Leases: make([]AkashLease, 0, len(ls))}
 	for _, l := range ls {
-		out.Leases = append(out.Leases, akashLeaseView(l, false))
+		out.Leases = append(out.Leases, akashLeaseView(l, withWorkspace))
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
 }

@@ -49,10 +49,7 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	}
 	hub := req.HubHost
 	if hub == "" && req.Rewrite {
-		hub = r.Host
-		if u, err := url.Parse(s.d.PublicURL); err == nil && u.Host != "" {
-			hub = u.Host
-		}
+		hub = s.hubHost(r)
 	}
 	// Rewrite first: a document that cannot be rewritten is refused before
 	// anything is stored.
@@ -81,6 +78,15 @@ func (s *server) importSDL(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, SDLImport{Report: *rep, Rewritten: string(rewritten)})
 	return nil
+}
+
+// hubHost is the host an SDL's rewritten images name: the public URL's,
+// or the request's without one.
+func (s *server) hubHost(r *http.Request) string {
+	if u, err := url.Parse(s.d.PublicURL); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return r.Host
 }
 
 // sdlErr maps the importer's errors: an invalid document is 400, a clash

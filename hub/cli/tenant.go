@@ -150,8 +150,6 @@ an Akash account gets a workspace of its own by proving control of the
 account's key.`, "", login)
 }
 
-// readKeyFile reads a hex secp256k1 private key from a file only its owner
-// can read.
 // challengeLines are the lines of a login challenge, in order.
 var challengeLines = []string{"pullgate login", "hub: ", "address: ", "nonce: ", "expires: "}
 
@@ -188,6 +186,8 @@ func checkChallenge(c api.TenantChallenge, address string, base *url.URL) error 
 	return nil
 }
 
+// readKeyFile reads a hex secp256k1 private key from a file only its owner
+// can read.
 func readKeyFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
