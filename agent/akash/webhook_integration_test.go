@@ -38,25 +38,7 @@ func TestImportAndWebhookAgainstAPIServer(t *testing.T) {
 	defer cancel()
 
 	// The Manifest CRD, then namespace lease and a lease namespace.
-	crd := readJSON(t, "testdata/crd-manifests.json")
-	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	if _, err := dc.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "CRD established", func() bool {
-		u, err := dc.Resource(crdGVR).Get(ctx, "manifests.akash.network", metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-		for _, c := range conds {
-			m := c.(map[string]any)
-			if m["type"] == "Established" && m["status"] == "True" {
-				return true
-			}
-		}
-		return false
-	})
+	installManifestCRD(ctx, t, dc)
 	lease := testLease
 	for _, ns := range []*corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: "lease"}}, leaseNamespace(lease, "1"),
 		{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}} {
@@ -200,4 +182,29 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// installManifestCRD creates the provider's Manifest CRD and waits until
+// the API server serves it.
+func installManifestCRD(ctx context.Context, t *testing.T, dc dynamic.Interface) {
+	t.Helper()
+	crd := readJSON(t, "testdata/crd-manifests.json")
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dc.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "CRD established", func() bool {
+		u, err := dc.Resource(crdGVR).Get(ctx, "manifests.akash.network", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			m := c.(map[string]any)
+			if m["type"] == "Established" && m["status"] == "True" {
+				return true
+			}
+		}
+		return false
+	})
 }
